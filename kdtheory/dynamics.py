@@ -5,7 +5,7 @@ loss from an initial output ``f_0`` follows, per eigen-mode of the kernel,
 
 .. math::
 
-    f(t) = y + U\,\mathrm{diag}(1 - a(t))\,U^\top (f_0 - y),\qquad
+    f(t) = f_0 - U\,\mathrm{diag}(a(t))\,U^\top (f_0 - y),\qquad
     \alpha(t) = -U\,\mathrm{diag}(a(t)/\lambda)\,U^\top (f_0 - y),
 
 where ``a(t)`` is the spectral filter of the optimizer (:mod:`kdtheory.eigen`), ``α`` are the
@@ -101,7 +101,7 @@ def train(
 ) -> Trajectory:
     r"""Train a kernel/linear model on ``½‖f − y‖²`` in closed form and return its trajectory.
 
-    Implements ``f(t) = y + U diag(1 − a(t)) Uᵀ (f_0 − y)`` with ``a`` the filter of ``method``
+    Implements ``f(t) = f_0 − U diag(a(t)) Uᵀ (f_0 − y)`` with ``a`` the filter of ``method``
     (:func:`kdtheory.eigen.filter_pair`), plus test predictions, weights, modes, loss and norm.
 
     Args:
@@ -117,8 +117,8 @@ def train(
       init_weights: initial weights ``w_0`` (features spectrum only); sets ``f_0 = X w_0``.
       test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
       test_features: test design matrix, shape ``(n_test, d)`` (features spectrum only);
-        predictions ``X_test w(t)``.
-      test_init: initial test output (default 0), shape ``(n_test[, k])``.
+        predictions ``X_test w(t)`` (so the initial test output is ``X_test w_0``).
+      test_init: initial test output with ``test_kernel`` (default 0), shape ``(n_test[, k])``.
       allow_unstable: allow learning rates beyond stability at finite steps.
 
     Returns:
@@ -185,7 +185,7 @@ def apply_filter(
 
     The common back end of :func:`train` and of the distillation recipes: a filter is any array
     ``a`` of shape ``S + (m,)`` with ``a/λ`` given separately so that λ = 0 is exact. Predictions
-    are ``f = y + U diag(1 − a) Uᵀ (f_0 − y)``, dual coefficients
+    are ``f = f_0 − U diag(a) Uᵀ (f_0 − y)``, dual coefficients
     ``α = −U diag(a/λ) Uᵀ (f_0 − y)``.
 
     Args:
@@ -222,11 +222,10 @@ def apply_filter(
     c = spectrum.U.T @ r0  # (m, k)
     perp = spectrum.complement(r0, name="init") if spectrum.U.shape[1] < spectrum.n else None
 
-    one_minus = 1.0 - a2
-    modes = one_minus[:, :, None] * c[None]  # (T, m, k)
-    train_pred = y2[None] + _basis(spectrum.U, modes)
-    if perp is not None:
-        train_pred = train_pred + perp[None]
+    modes = (1.0 - a2)[:, :, None] * c[None]  # (T, m, k)
+    # f(t) = f0 − U diag(a) Uᵀ (f0 − y): exact at t = 0, and the part of f0 − y outside span(U)
+    # (features with n > d) is left untouched, as gradient descent leaves it.
+    train_pred = f0[None] - _basis(spectrum.U, a2[:, :, None] * c[None])
     sq = np.einsum("tmk,tmk->t", modes, modes)
     if perp is not None:
         sq = sq + float(np.sum(perp * perp))
@@ -247,14 +246,15 @@ def apply_filter(
         test = base[None] + _cross(Kx, spectrum.U, dual)
     elif test_features is not None:
         Xt = _features_arg(spectrum, test_features, "test_features")
-        base = _test_init(test_init, Xt.shape[0], k, squeeze)
+        if test_init is not None:
+            raise ValueError("test_init is implied by init_weights when test_features are given")
     elif test_init is not None:
         raise ValueError("test_init needs test_kernel or test_features")
     if spectrum.V is not None:
         w0 = _weights0(spectrum, init_weights, k, squeeze)
         weights = w0[None] + _basis(spectrum.V, spectrum.singular_values[None, :, None] * dual)
         if test_features is not None:
-            test = base[None] + np.einsum("id,tdk->tik", Xt, weights - w0[None])
+            test = np.einsum("id,tdk->tik", Xt, weights, optimize=True)
 
     def shape(x: np.ndarray | None) -> np.ndarray | None:
         if x is None:

@@ -102,8 +102,8 @@ class Spectrum:
           psd_rtol: eigenvalues in ``[−psd_rtol · λ_max, 0)`` are round-off and clipped to 0;
             more negative ones raise. Default ``100 · max(n, 100) · ε``.
           rank_rtol: eigenvalues ``≤ rank_rtol · λ_max`` are set to exactly 0 (numerical rank,
-            as ``numpy.linalg.matrix_rank``). Default ``n · ε`` (float64 ε); pass 0 to keep every
-            non-negative eigenvalue.
+            as ``numpy.linalg.matrix_rank`` with a safety factor 10). Default ``10 n ε`` with ε of
+            ``K``'s dtype; pass 0 to keep every non-negative eigenvalue.
 
         Returns:
           The spectrum, eigenvalues descending.
@@ -139,6 +139,7 @@ class Spectrum:
                 f"K is not positive semi-definite: smallest eigenvalue {evals[-1]:.3g} is below "
                 f"-psd_rtol * lambda_max = {-psd_rtol * max(lam_max, scale):.3g}"
             )
+        rank_rtol = 10 * n * eps if rank_rtol is None else rank_rtol
         return cls._finish(evals, np.ascontiguousarray(U), None, rank_rtol, n)
 
     @classmethod
@@ -151,8 +152,8 @@ class Spectrum:
         Args:
           X: design matrix, shape ``(n, d)``.
           rank_rtol: eigenvalues ``λ_k = s_k² ≤ rank_rtol · λ_max`` are set to 0. Default
-            ``max(n, d) · ε`` applied to the singular values (as ``matrix_rank``), i.e.
-            ``(max(n, d) ε)²`` on eigenvalues.
+            ``10 max(n, d) ε`` applied to the singular values (as ``matrix_rank``, with a safety
+            factor 10), i.e. ``(10 max(n, d) ε)²`` on eigenvalues.
 
         Returns:
           The spectrum with ``U`` of shape ``(n, m)`` and ``V`` of shape ``(d, m)``,
@@ -167,15 +168,15 @@ class Spectrum:
             raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
         U, s, Vt = scipy.linalg.svd(X, full_matrices=False, check_finite=False, lapack_driver="gesdd")
         if rank_rtol is None:
-            rank_rtol = (max(n, d) * _EPS) ** 2
+            rank_rtol = (10 * max(n, d) * _EPS) ** 2
         return cls._finish(s**2, U, np.ascontiguousarray(Vt.T), rank_rtol, n)
 
     @classmethod
     def _finish(
-        cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float | None, n: int
+        cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float, n: int
     ) -> Spectrum:
         evals = np.clip(np.asarray(evals, dtype=np.float64), 0.0, None)
-        rank_rtol = n * _EPS if rank_rtol is None else positive_scalar(rank_rtol, "rank_rtol", allow_zero=True)
+        rank_rtol = positive_scalar(rank_rtol, "rank_rtol", allow_zero=True)
         rank_tol = rank_rtol * float(evals[0]) if evals.size else 0.0
         evals = np.where(evals > rank_tol, evals, 0.0)
         for arr in (evals, U) + ((V,) if V is not None else ()):

@@ -1,0 +1,208 @@
+r"""Hypothesis strategies and one tolerance helper, for kdtheory's tests and for yours.
+
+Requires the ``test`` extra (``pip install 'kdtheory[test]'``), which brings Hypothesis.
+
+The strategies draw the *structure* (sizes, spectrum shape, condition number, rank) from
+Hypothesis and the dense random parts (orthogonal bases, labels) from a seeded numpy generator
+whose seed Hypothesis also draws, so examples shrink to small sizes and simple spectra and stay
+reproducible.
+
+Examples:
+  >>> from hypothesis import given
+  >>> from kdtheory.testing import psd_matrices
+  >>> @given(psd_matrices(max_size=6))
+  ... def test_symmetric(K):
+  ...     assert (K == K.T).all()
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+__all__ = [
+    "spectra",
+    "psd_matrices",
+    "kernel_problems",
+    "labels",
+    "times",
+    "stable_learning_rates",
+    "random_orthogonal",
+    "relative_error",
+    "assert_close",
+    "KernelProblem",
+]
+
+SPECTRUM_KINDS = ("power_law", "gapped", "repeated", "uniform", "ill_conditioned")
+
+
+def random_orthogonal(n: int, seed: int) -> np.ndarray:
+    """A Haar-random ``n × n`` orthogonal matrix (QR of a Gaussian with sign fix)."""
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
+
+
+@st.composite
+def spectra(
+    draw,
+    *,
+    size: int | None = None,
+    min_size: int = 1,
+    max_size: int = 12,
+    kinds: tuple[str, ...] = SPECTRUM_KINDS,
+    zeros: bool = True,
+    scale: tuple[float, float] = (1e-2, 1e2),
+) -> np.ndarray:
+    r"""Eigenvalue vectors, descending, ``λ ≥ 0``.
+
+    Kinds: ``power_law`` (``λ_j = j^{−p}``, p in [0.5, 3]), ``gapped`` (two clusters a factor
+    10–1000 apart), ``repeated`` (few distinct values with multiplicity), ``uniform`` (in
+    [0.1, 1]), ``ill_conditioned`` (log-uniform over 8–12 decades: beyond ~1e12 the numerical rank
+    of a float64 kernel is itself ambiguous, so exact comparisons stop making sense). With ``zeros=True`` some
+    trailing eigenvalues may be exactly 0 (rank deficiency). The whole spectrum is multiplied by a
+    scale drawn log-uniformly from ``scale``.
+    """
+    n = size if size is not None else draw(st.integers(min_size, max_size))
+    kind = draw(st.sampled_from(kinds))
+    j = np.arange(1, n + 1, dtype=float)
+    if kind == "power_law":
+        lam = j ** -draw(st.floats(0.5, 3.0))
+    elif kind == "gapped":
+        cut = draw(st.integers(0, n))
+        lam = np.where(j <= cut, 1.0, 1.0 / draw(st.floats(10.0, 1000.0)))
+        lam = lam * (1 + 0.1 * np.linspace(1, 0, n))
+    elif kind == "repeated":
+        distinct = draw(st.integers(1, max(1, min(3, n))))
+        vals = np.sort(np.array(draw(st.lists(st.floats(0.05, 1.0), min_size=distinct, max_size=distinct))))[::-1]
+        lam = np.repeat(vals, -(-n // distinct))[:n]
+    elif kind == "uniform":
+        lam = np.array(draw(st.lists(st.floats(0.1, 1.0), min_size=n, max_size=n)))
+    else:
+        decades = draw(st.floats(8.0, 12.0))
+        lam = 10.0 ** -np.linspace(0.0, decades, n)
+    if zeros and n > 1:
+        nz = draw(st.integers(0, n - 1))
+        if nz:
+            lam = lam.copy()
+            lam[np.argsort(lam)[:nz]] = 0.0
+    s = 10.0 ** draw(st.floats(np.log10(scale[0]), np.log10(scale[1])))
+    return np.sort(lam * s)[::-1]
+
+
+@st.composite
+def psd_matrices(draw, *, min_size: int = 1, max_size: int = 12, **spectrum_kw) -> np.ndarray:
+    r"""Symmetric PSD matrices ``Q diag(λ) Qᵀ`` with ``λ`` from :func:`spectra`.
+
+    Covers full-rank, rank-deficient (exact zero eigenvalues), ill-conditioned and
+    repeated-eigenvalue kernels. Exactly symmetric.
+    """
+    lam = draw(spectra(min_size=min_size, max_size=max_size, **spectrum_kw))
+    Q = random_orthogonal(lam.size, draw(st.integers(0, 2**32 - 1)))
+    K = (Q * lam) @ Q.T
+    return 0.5 * (K + K.T)
+
+
+def labels(n: int, *, outputs: int | None = None, seed: int = 0) -> np.ndarray:
+    """Gaussian labels of shape ``(n,)`` or ``(n, outputs)`` from a seed (a plain function)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n,) if outputs is None else (n, outputs))
+
+
+@st.composite
+def kernel_problems(
+    draw, *, min_size: int = 1, max_size: int = 10, max_outputs: int = 3, **spectrum_kw
+) -> KernelProblem:
+    r"""A kernel regression problem: features ``X`` (``n × d``), ``K = X Xᵀ``, labels, test points.
+
+    ``X = Q_n diag(√λ) Q_dᵀ`` with λ from :func:`spectra`, so the spectrum (and rank deficiency)
+    is controlled; ``d`` may be smaller or larger than ``n``. Labels are 1-D or ``(n, k)``.
+    """
+    n = draw(st.integers(min_size, max_size))
+    d = draw(st.integers(1, max_size))
+    m = min(n, d)
+    lam = draw(spectra(size=m, **spectrum_kw))
+    seed = draw(st.integers(0, 2**32 - 1))
+    Qn = random_orthogonal(n, seed)[:, :m]
+    Qd = random_orthogonal(d, seed + 1)[:, :m]
+    X = (Qn * np.sqrt(lam)) @ Qd.T
+    k = draw(st.sampled_from([None] + list(range(1, max_outputs + 1))))
+    rng = np.random.default_rng(seed + 2)
+    y = rng.standard_normal((n,) if k is None else (n, k))
+    n_test = draw(st.integers(1, 4))
+    X_test = rng.standard_normal((n_test, d)) * (np.sqrt(lam[0]) / max(np.sqrt(d), 1) if lam[0] > 0 else 1)
+    return KernelProblem(X=X, y=y, X_test=X_test, evals=lam)
+
+
+class KernelProblem:
+    """A generated regression problem (see :func:`kernel_problems`)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, evals: np.ndarray):
+        self.X, self.y, self.X_test, self.evals = X, y, X_test, evals
+
+    @property
+    def K(self) -> np.ndarray:
+        """The exactly symmetric training kernel ``X Xᵀ``."""
+        K = self.X @ self.X.T
+        return 0.5 * (K + K.T)
+
+    @property
+    def K_test(self) -> np.ndarray:
+        """The cross-kernel ``X_test Xᵀ``."""
+        return self.X_test @ self.X.T
+
+    def __repr__(self) -> str:
+        return f"KernelProblem(X{self.X.shape}, y{self.y.shape}, evals={self.evals!r})"
+
+
+def times(*, max_time: float = 1e3, allow_inf: bool = True) -> st.SearchStrategy[float]:
+    """Non-negative times: 0, small, moderate, large and (optionally) ``inf``."""
+    finite = st.one_of(
+        st.just(0.0), st.floats(1e-6, 1.0), st.floats(1.0, max_time), st.integers(0, 50).map(float)
+    )
+    return st.one_of(finite, st.just(float("inf"))) if allow_inf else finite
+
+
+def stable_learning_rates(lam_max: float, *, monotone: bool = False, momentum: float = 0.0):
+    """Learning rates strictly inside the stability region of GD / heavy ball on ``λ_max``.
+
+    ``η λ_max`` is drawn from (0, 1] when ``monotone`` else (0, 2(1 + β)) (excluding a margin of
+    1e-3 at the edge).
+    """
+    top = 1.0 if monotone else 2.0 * (1.0 + momentum) * (1 - 1e-3)
+    lam_max = lam_max if lam_max > 0 else 1.0
+    return st.floats(1e-3, top).map(lambda r: r / lam_max)
+
+
+def relative_error(actual, expected) -> float:
+    r"""Norm-wise relative error ``‖actual − expected‖ / ‖expected‖`` (Frobenius; 0 if equal)."""
+    a = np.asarray(actual, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    if a.shape != e.shape:
+        raise AssertionError(f"shape mismatch: {a.shape} vs {e.shape}")
+    diff = float(np.linalg.norm((a - e).ravel()))
+    if diff == 0.0:
+        return 0.0
+    return diff / max(float(np.linalg.norm(e.ravel())), np.finfo(float).tiny)
+
+
+def assert_close(actual, expected, *, rtol: float = 1e-10, atol: float = 0.0, what: str = "") -> None:
+    r"""Assert ``‖actual − expected‖ ≤ atol + rtol ‖expected‖`` (Frobenius norms over the array).
+
+    The one tolerance rule of kdtheory's test suite: errors are measured norm-wise over the whole
+    array, relative to the size of the expected value, with ``atol`` for quantities that may
+    vanish. NaN or inf in ``actual`` always fail; shapes must match.
+    """
+    a = np.asarray(actual, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    if a.shape != e.shape:
+        raise AssertionError(f"{what or 'values'}: shape mismatch {a.shape} vs {e.shape}")
+    if not np.all(np.isfinite(a)):
+        raise AssertionError(f"{what or 'actual'} has non-finite values")
+    diff = float(np.linalg.norm((a - e).ravel()))
+    bound = atol + rtol * float(np.linalg.norm(e.ravel()))
+    if not diff <= bound:
+        raise AssertionError(
+            f"{what or 'values'}: |actual - expected| = {diff:.3e} > atol + rtol|expected| = {bound:.3e}"
+            f" (relative error {relative_error(a, e):.3e})"
+        )
