@@ -17,9 +17,7 @@ def as_float_array(x: ArrayLike, name: str, *, ndim: tuple[int, ...] | None = No
         arr = np.asarray(x)
     except Exception as exc:  # pragma: no cover - numpy raises many types here
         raise TypeError(f"{name} must be array-like of numbers: {exc}") from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")

@@ -73,9 +73,7 @@ class Trajectory:
 
     def __repr__(self) -> str:
         extra = "".join(
-            f", {name}{getattr(self, name).shape}"
-            for name in ("test", "weights")
-            if getattr(self, name) is not None
+            f", {name}{getattr(self, name).shape}" for name in ("test", "weights") if getattr(self, name) is not None
         )
         return (
             f"Trajectory(method={self.method!r}, times{self.times.shape}, "
@@ -208,9 +206,7 @@ def apply_filter(
     a = as_float_array(a, "a")
     g = as_float_array(a_over_eval, "a_over_eval")
     if a.shape != g.shape or a.ndim == 0 or a.shape[-1] != m:
-        raise ValueError(
-            f"a and a_over_eval must share a shape ending in m={m}, got {a.shape} and {g.shape}"
-        )
+        raise ValueError(f"a and a_over_eval must share a shape ending in m={m}, got {a.shape} and {g.shape}")
     S = a.shape[:-1]
     a2, g2 = a.reshape(-1, m), g.reshape(-1, m)
     T = a2.shape[0]
@@ -239,9 +235,7 @@ def apply_filter(
     if test_kernel is not None:
         Kx = as_float_array(test_kernel, "test_kernel", ndim=(2,))
         if Kx.shape[1] != spectrum.n:
-            raise ValueError(
-                f"test_kernel has {Kx.shape[1]} columns but the spectrum has n={spectrum.n} points"
-            )
+            raise ValueError(f"test_kernel has {Kx.shape[1]} columns but the spectrum has n={spectrum.n} points")
         base = _test_init(test_init, Kx.shape[0], k, squeeze)
         test = base[None] + _cross(Kx, spectrum.U, dual)
     elif test_features is not None:

@@ -124,15 +124,14 @@ class Spectrum:
         asym = float(np.max(np.abs(K - K.T)))
         if asym > sym_rtol * scale:
             raise ValueError(
-                f"K is not symmetric: max|K - K.T| = {asym:.3g} > sym_rtol * max|K| = "
-                f"{sym_rtol * scale:.3g}"
+                f"K is not symmetric: max|K - K.T| = {asym:.3g} > sym_rtol * max|K| = {sym_rtol * scale:.3g}"
             )
         K = 0.5 * (K + K.T)
         evals, U = scipy.linalg.eigh(K, check_finite=False, driver="evr")
         evals, U = evals[::-1], U[:, ::-1]
         lam_max = max(float(evals[0]), 0.0)
-        psd_rtol = 100 * max(n, 100) * eps if psd_rtol is None else positive_scalar(
-            psd_rtol, "psd_rtol", allow_zero=True
+        psd_rtol = (
+            100 * max(n, 100) * eps if psd_rtol is None else positive_scalar(psd_rtol, "psd_rtol", allow_zero=True)
         )
         if evals[-1] < -psd_rtol * max(lam_max, scale):
             raise ValueError(
@@ -172,9 +171,7 @@ class Spectrum:
         return cls._finish(s**2, U, np.ascontiguousarray(Vt.T), rank_rtol, n)
 
     @classmethod
-    def _finish(
-        cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float, n: int
-    ) -> Spectrum:
+    def _finish(cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float, n: int) -> Spectrum:
         evals = np.clip(np.asarray(evals, dtype=np.float64), 0.0, None)
         rank_rtol = positive_scalar(rank_rtol, "rank_rtol", allow_zero=True)
         rank_tol = rank_rtol * float(evals[0]) if evals.size else 0.0
@@ -262,9 +259,7 @@ def _evals(evals: ArrayLike) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- filters
-def flow_filter(
-    evals: ArrayLike, t: ArrayLike, *, learning_rate: float = 1.0, over_eval: bool = False
-) -> np.ndarray:
+def flow_filter(evals: ArrayLike, t: ArrayLike, *, learning_rate: float = 1.0, over_eval: bool = False) -> np.ndarray:
     r"""Fraction of each eigen-mode learned by gradient flow on ``½‖f − y‖²``.
 
     Implements ``a_k(t) = 1 − exp(−η λ_k t)``, computed as ``−expm1(−η λ t)`` so that small
@@ -319,9 +314,7 @@ def gd_filter(
     Raises:
       ValueError: ``η λ_max ≥ 2`` unless ``allow_unstable``; ``steps = ∞`` with an unstable η.
     """
-    a, g = filter_pair(
-        evals, steps, method="gd", learning_rate=learning_rate, allow_unstable=allow_unstable
-    )
+    a, g = filter_pair(evals, steps, method="gd", learning_rate=learning_rate, allow_unstable=allow_unstable)
     return g if over_eval else a
 
 
@@ -479,8 +472,7 @@ def filter_pair(
         if q_max >= bound:
             msg = (
                 f"learning_rate={eta!r} is beyond stability: learning_rate * lambda_max = "
-                f"{q_max:.6g} >= {bound:g}"
-                + (f" (2(1 + momentum))" if method == "momentum" else "")
+                f"{q_max:.6g} >= {bound:g}" + (" (2(1 + momentum))" if method == "momentum" else "")
             )
             if not allow_unstable:
                 raise ValueError(msg + "; pass allow_unstable=True to compute diverging modes")
@@ -581,8 +573,6 @@ def _momentum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np
         mu2 = np.where(use_dd, beta / mu1, 0.0)
         delta2 = 1.0 - mu2
         delta1 = np.where(use_dd, qb / np.where(use_dd, delta2, 1.0), 0.0)
-        dd = (_geom(delta1, s + 1.0) - _geom(np.where(use_dd, delta2, 0.0), s + 1.0)) / np.where(
-            use_dd, mu1 - mu2, 1.0
-        )
+        dd = (_geom(delta1, s + 1.0) - _geom(np.where(use_dd, delta2, 0.0), s + 1.0)) / np.where(use_dd, mu1 - mu2, 1.0)
         h = np.where(s == 0, 0.0, np.where(use_dd, dd, a / np.where(qb > 0, qb, 1.0)))
     return a, h

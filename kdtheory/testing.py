@@ -157,9 +157,7 @@ class KernelProblem:
 
 def times(*, max_time: float = 1e3, allow_inf: bool = True) -> st.SearchStrategy[float]:
     """Non-negative times: 0, small, moderate, large and (optionally) ``inf``."""
-    finite = st.one_of(
-        st.just(0.0), st.floats(1e-6, 1.0), st.floats(1.0, max_time), st.integers(0, 50).map(float)
-    )
+    finite = st.one_of(st.just(0.0), st.floats(1e-6, 1.0), st.floats(1.0, max_time), st.integers(0, 50).map(float))
     return st.one_of(finite, st.just(float("inf"))) if allow_inf else finite
 
 

@@ -61,8 +61,18 @@ def test_gd_and_momentum_match_explicit_loop(loss, beta):
     eta = 0.9 * 2 * (1 + beta) / lam_max
     steps = [0, 1, 2, 7, 40, 300]
     method = "momentum" if beta else "gd"
-    traj = train(spec, y, steps, method=method, learning_rate=eta, momentum=beta, loss=loss,
-                 init=f0, test_kernel=Kx, test_init=ft0)
+    traj = train(
+        spec,
+        y,
+        steps,
+        method=method,
+        learning_rate=eta,
+        momentum=beta,
+        loss=loss,
+        init=f0,
+        test_kernel=Kx,
+        test_init=ft0,
+    )
     tr, te = _gd_loop(K, Kx, y, f0, ft0, eta, steps, beta, loss)
     assert_close(traj.train, tr, rtol=1e-10)
     assert_close(traj.test, te, rtol=1e-10)
@@ -92,8 +102,16 @@ def test_features_weights_match_loop_and_lstsq():
     w0 = rng.standard_normal((9, 3))
     spec = Spectrum.from_features(X)
     eta = 0.5 / spec.evals[0]
-    traj = train(spec, y, [0, 3, 50, np.inf], method="momentum", learning_rate=eta, momentum=0.7,
-                 init_weights=w0, test_features=Xt)
+    traj = train(
+        spec,
+        y,
+        [0, 3, 50, np.inf],
+        method="momentum",
+        learning_rate=eta,
+        momentum=0.7,
+        init_weights=w0,
+        test_features=Xt,
+    )
     w, v, W = w0.copy(), np.zeros_like(w0), []
     for _ in range(51):
         W.append(w.copy())
@@ -158,8 +176,7 @@ def test_t_inf_equals_exact_solve(p):
     assert np.all(np.isfinite(tr.train)) and np.all(np.isfinite(tr.test))
 
 
-@given(kernel_problems(), st.lists(times(), min_size=1, max_size=4),
-       st.sampled_from(["flow", "gd", "momentum"]))
+@given(kernel_problems(), st.lists(times(), min_size=1, max_size=4), st.sampled_from(["flow", "gd", "momentum"]))
 def test_array_t_equals_stacked_scalar_t(p, ts, method):
     spec = Spectrum.from_kernel(p.K)
     kw = {} if method == "flow" else {"learning_rate": 0.7 / max(spec.evals[0], 1e-300)}
@@ -173,7 +190,11 @@ def test_array_t_equals_stacked_scalar_t(p, ts, method):
         # round-off scale: the size of the terms that are summed (test points sum K_test α)
         alpha = np.linalg.norm(g[i][:, None] * spec.project(p.y).reshape(spec.n, -1))
         for name in ("train", "test", "modes", "loss", "norm"):
-            scale = np.linalg.norm(p.K_test) * alpha if name == "test" else np.linalg.norm(p.y) ** (2 if name == "loss" else 1)
+            scale = (
+                np.linalg.norm(p.K_test) * alpha
+                if name == "test"
+                else np.linalg.norm(p.y) ** (2 if name == "loss" else 1)
+            )
             assert_close(getattr(full, name)[i], getattr(one, name), rtol=1e-13, atol=1e-14 * scale)
 
 
@@ -220,8 +241,12 @@ def test_predictions_invariant_under_feature_rotation(p, t, seed):
     ref = np.linalg.norm(p.y) + np.linalg.norm(a.test)
     assert_close(b.train, a.train, rtol=1e-9, atol=1e-11 * ref)
     assert_close(b.test, a.test, rtol=1e-9, atol=1e-9 * ref)
-    assert_close(Q @ b.weights if b.weights.ndim == 1 else Q @ b.weights, a.weights, rtol=1e-8,
-                 atol=1e-9 * (np.linalg.norm(a.weights) + 1))
+    assert_close(
+        Q @ b.weights if b.weights.ndim == 1 else Q @ b.weights,
+        a.weights,
+        rtol=1e-8,
+        atol=1e-9 * (np.linalg.norm(a.weights) + 1),
+    )
 
 
 @given(kernel_problems(), st.floats(0.01, 1.0), st.sampled_from(["sum", "mean"]))
@@ -245,7 +270,9 @@ def test_momentum_matches_loop_on_generated_problems(p, frac, beta, s):
         eta = 1.0
     y2 = p.y.reshape(p.y.shape[0], -1)
     tr = train(spec, y2, [s], method="momentum", learning_rate=eta, momentum=beta, test_kernel=p.K_test)
-    ref_tr, ref_te = _gd_loop(p.K, p.K_test, y2, np.zeros_like(y2), np.zeros((p.X_test.shape[0], y2.shape[1])), eta, [s], beta)
+    ref_tr, ref_te = _gd_loop(
+        p.K, p.K_test, y2, np.zeros_like(y2), np.zeros((p.X_test.shape[0], y2.shape[1])), eta, [s], beta
+    )
     scale = np.linalg.norm(y2) * (1 + s)
     assert_close(tr.train, ref_tr, rtol=1e-10, atol=1e-12 * scale)
     assert_close(tr.test, ref_te, rtol=1e-9, atol=1e-11 * scale * (1 + np.linalg.norm(p.K_test) * eta * (1 + s)))

@@ -129,7 +129,9 @@ def test_momentum_double_root_and_near_double_root():
     # ηλ = (1 − √β)² gives a double root; nearby values must be continuous.
     beta = 0.81
     eta = 1.0
-    lam = np.array([(1 - 0.9) ** 2, (1 - 0.9) ** 2 * (1 + 1e-9), (1 - 0.9) ** 2 * (1 - 1e-9), (1 + 0.9) ** 2 * (1 - 1e-9)])
+    lam = np.array(
+        [(1 - 0.9) ** 2, (1 - 0.9) ** 2 * (1 + 1e-9), (1 - 0.9) ** 2 * (1 - 1e-9), (1 + 0.9) ** 2 * (1 - 1e-9)]
+    )
     steps = list(range(0, 200))
     a, g = filter_pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
     A, H = _momentum_loop(lam, eta, beta, steps)
@@ -149,7 +151,9 @@ def test_zero_eigenvalue_limits_exact():
     tiny = np.array([1e-300, 1e-200, 1e-30])
     assert_close(flow_filter(tiny, 3.0, over_eval=True), np.full(3, 3.0), rtol=1e-14)
     assert_close(gd_filter(tiny, 7, learning_rate=0.25, over_eval=True), np.full(3, 1.75), rtol=1e-14)
-    assert_close(momentum_filter(tiny, s, learning_rate=eta, momentum=beta, over_eval=True), np.full(3, exact), rtol=1e-13)
+    assert_close(
+        momentum_filter(tiny, s, learning_rate=eta, momentum=beta, over_eval=True), np.full(3, exact), rtol=1e-13
+    )
 
 
 @given(spectra(max_size=8), times())
@@ -196,7 +200,11 @@ def test_gd_converges_to_flow_first_order():
 def test_array_t_equals_stacked_scalars():
     lam = np.array([4.0, 1.0, 0.25, 0.0])
     t = np.array([[0.0, 1.0, 5.0], [np.inf, 17.0, 3.0]])
-    for method, kw in [("flow", {}), ("gd", {"learning_rate": 0.2}), ("momentum", {"learning_rate": 0.2, "momentum": 0.6})]:
+    for method, kw in [
+        ("flow", {}),
+        ("gd", {"learning_rate": 0.2}),
+        ("momentum", {"learning_rate": 0.2, "momentum": 0.6}),
+    ]:
         a, g = filter_pair(lam, t, method=method, **kw)
         assert a.shape == (2, 3, 4)
         for idx in np.ndindex(t.shape):

@@ -1,0 +1,157 @@
+"""Bad input gets a clear error naming the argument; legitimate edge cases get exact answers."""
+
+import numpy as np
+import pytest
+
+from kdtheory.dynamics import apply_filter, train
+from kdtheory.eigen import (
+    Spectrum,
+    filter_pair,
+    flow_filter,
+    gd_filter,
+    momentum_filter,
+    ridge_filter,
+)
+
+
+@pytest.fixture
+def spec():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 3))
+    return Spectrum.from_features(X)
+
+
+@pytest.fixture
+def kspec():
+    return Spectrum.from_kernel(np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    "K, match",
+    [
+        (np.array([[1.0, 0.5], [0.0, 1.0]]), "not symmetric"),
+        (np.array([[1.0, 2.0], [2.0, 1.0]]), "not positive semi-definite"),
+        (np.array([[1.0, np.nan], [np.nan, 1.0]]), "K contains NaN"),
+        (np.array([[np.inf, 0.0], [0.0, 1.0]]), "K contains inf"),
+        (np.ones((2, 3)), "K must be square"),
+        (np.ones(3), "K must be 2-D"),
+        (np.array([["a", "b"], ["c", "d"]]), "K must hold real numbers"),
+    ],
+)
+def test_bad_kernels(K, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        Spectrum.from_kernel(K)
+
+
+def test_complex_kernel_rejected():
+    with pytest.raises(TypeError, match="K must be real"):
+        Spectrum.from_kernel(np.eye(2) * (1 + 1j))
+
+
+def test_bad_features():
+    with pytest.raises(ValueError, match="X contains NaN"):
+        Spectrum.from_features(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        Spectrum.from_features(np.ones(3))
+    with pytest.raises(ValueError, match="rank_rtol"):
+        Spectrum.from_features(np.ones((2, 2)), rank_rtol=-1.0)
+
+
+def test_shape_mismatches(spec, kspec):
+    with pytest.raises(ValueError, match="y has 4 rows but the spectrum has n=5"):
+        train(spec, np.ones(4), 1.0)
+    with pytest.raises(ValueError, match="test_kernel has 4 columns"):
+        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 4)))
+    with pytest.raises(ValueError, match="test_features has 2 columns"):
+        train(spec, np.ones(5), 1.0, test_features=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="init must have the shape of y"):
+        train(spec, np.ones((5, 2)), 1.0, init=np.ones(5))
+    with pytest.raises(ValueError, match="test_init must have shape"):
+        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 5)), test_init=np.ones(3))
+    with pytest.raises(ValueError, match="init_weights must have shape"):
+        train(spec, np.ones(5), 1.0, init_weights=np.ones(4))
+    with pytest.raises(ValueError, match="init_weights needs a features spectrum"):
+        train(kspec, np.ones(3), 1.0, init_weights=np.ones(3))
+    with pytest.raises(ValueError, match="test_features needs a features spectrum"):
+        train(kspec, np.ones(3), 1.0, test_features=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="not both"):
+        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 5)), test_features=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
+        apply_filter(kspec, np.ones(3), np.ones((2, 3)), np.ones((2, 2)))
+
+
+def test_nan_and_inf_in_labels_and_test_kernel(kspec):
+    with pytest.raises(ValueError, match="y contains NaN"):
+        train(kspec, np.array([1.0, np.nan, 0.0]), 1.0)
+    with pytest.raises(ValueError, match="y contains inf"):
+        train(kspec, np.array([1.0, np.inf, 0.0]), 1.0)
+    with pytest.raises(ValueError, match="test_kernel contains NaN"):
+        train(kspec, np.ones(3), 1.0, test_kernel=np.full((1, 3), np.nan))
+    with pytest.raises(ValueError, match="init contains inf"):
+        train(kspec, np.ones(3), 1.0, init=np.array([np.inf, 0.0, 0.0]))
+
+
+def test_times(kspec):
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        train(kspec, np.ones(3), [-1.0, 2.0])
+    with pytest.raises(ValueError, match="t contains NaN"):
+        flow_filter([1.0], np.nan)
+    with pytest.raises(ValueError, match="steps counts steps and must hold whole numbers"):
+        train(kspec, np.ones(3), 1.5, method="gd", learning_rate=0.1)
+    with pytest.raises(TypeError, match="t must hold real numbers"):
+        flow_filter([1.0], "soon")
+
+
+def test_learning_rates(kspec):
+    lam_max = kspec.evals[0]
+    with pytest.raises(ValueError, match=r"learning_rate=.* is beyond stability.*allow_unstable=True"):
+        train(kspec, np.ones(3), 10, method="gd", learning_rate=2.0 / lam_max)
+    with pytest.raises(ValueError, match="beyond stability"):
+        momentum_filter(kspec.evals, 3, learning_rate=2 * 1.5 / lam_max, momentum=0.5)
+    # explicitly allowed: diverging modes at finite steps, computed exactly
+    a = gd_filter(kspec.evals, 3, learning_rate=2.5 / lam_max, allow_unstable=True)
+    assert a[0] == pytest.approx(1 - (1 - 2.5) ** 3)
+    with pytest.raises(ValueError, match="t = inf has no limit"):
+        gd_filter(kspec.evals, np.inf, learning_rate=2.5 / lam_max, allow_unstable=True)
+    with pytest.raises(ValueError, match="learning_rate must be finite and > 0"):
+        gd_filter(kspec.evals, 3, learning_rate=0.0)
+    with pytest.raises(ValueError, match="learning_rate must be finite and > 0"):
+        gd_filter(kspec.evals, 3, learning_rate=np.nan)
+    with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\)"):
+        momentum_filter(kspec.evals, 3, learning_rate=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="only used with method='momentum'"):
+        filter_pair(kspec.evals, 3, method="gd", learning_rate=0.1, momentum=0.5)
+    # the "mean" loss divides eigenvalues by n, so the stable range grows by n
+    train(kspec, np.ones(3), 5, method="gd", learning_rate=1.9 * 3 / lam_max, loss="mean")
+
+
+def test_unknown_options(kspec):
+    with pytest.raises(ValueError, match="unknown method 'adam'"):
+        train(kspec, np.ones(3), 1.0, method="adam")
+    with pytest.raises(ValueError, match="unknown loss 'mse'"):
+        train(kspec, np.ones(3), 1.0, loss="mse")
+    with pytest.raises(TypeError, match="spectrum must be a kdtheory.eigen.Spectrum"):
+        train(np.eye(3), np.ones(3), 1.0)
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        momentum_filter([1.0], 1, learning_rate=0.1, momentum="0.5")
+
+
+def test_bad_eigenvalues():
+    with pytest.raises(ValueError, match="evals must be >= 0"):
+        flow_filter([1.0, -0.5], 1.0)
+    with pytest.raises(ValueError, match="reg must be >= 0"):
+        ridge_filter([1.0], -1.0)
+    with pytest.raises(ValueError, match="reg must be finite"):
+        ridge_filter([1.0], np.inf)
+
+
+def test_legitimate_edge_cases_exact(kspec):
+    y = np.array([1.0, -1.0, 2.0])
+    tr = train(kspec, y, [0.0, np.inf])
+    assert np.array_equal(tr.train[0], np.zeros(3))
+    np.testing.assert_allclose(tr.train[1], y, atol=1e-15)
+    assert tr.loss[1] < 1e-30
+    zero = Spectrum.from_kernel(np.zeros((3, 3)))  # λ = 0 everywhere: nothing is ever learned
+    tz = train(zero, y, [0.0, 5.0, np.inf], test_kernel=np.zeros((2, 3)))
+    assert np.all(tz.train == 0) and np.all(tz.test == 0) and np.all(np.isfinite(tz.norm))
+    assert zero.rank == 0
