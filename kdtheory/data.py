@@ -12,7 +12,7 @@ import numpy as np
 
 from kdtheory._checks import positive_scalar
 
-__all__ = ["SyntheticKernel", "power_law_kernel", "one_hot_labels"]
+__all__ = ["SyntheticKernel", "power_law_kernel", "one_hot_labels", "PlantedLinear", "planted_linear"]
 
 
 class SyntheticKernel(NamedTuple):
@@ -78,3 +78,63 @@ def one_hot_labels(
     scores = np.sqrt(n) * basis[:, :signal_modes] @ W + noise * rng.standard_normal((n, num_classes))
     classes = scores.argmax(axis=1)
     return np.eye(num_classes)[classes], classes
+
+
+class PlantedLinear(NamedTuple):
+    r"""A planted linear regression sample ``y = X θ* + σ ε``, rows of X ~ N(0, diag(cov_evals)).
+
+    Coordinates are those of the population eigenbasis, so the population covariance is
+    ``diag(cov_evals)`` and the excess population risk of ``θ`` is
+    ``(θ − θ*)ᵀ diag(cov_evals) (θ − θ*)``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    theta_star: np.ndarray
+    cov_evals: np.ndarray
+    noise: float
+
+
+def planted_linear(
+    n: int,
+    d: int,
+    *,
+    exponent: float = 1.0,
+    signal: str | np.ndarray = "decay",
+    signal_exponent: float = 0.0,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> PlantedLinear:
+    r"""Sample a planted linear regression problem with a power-law population spectrum.
+
+    Args:
+      n: sample size.
+      d: dimension.
+      exponent: population covariance eigenvalues ``j^{−exponent}``.
+      signal: ``"decay"`` for ``θ*_j ∝ j^{−signal_exponent}`` (normalized so that
+        ``θ*ᵀ Σ θ* = 1``), or explicit coefficients of shape ``(d,)``.
+      signal_exponent: decay of θ* for ``"decay"``.
+      noise: label noise standard deviation σ.
+      seed: random seed.
+
+    Returns:
+      :class:`PlantedLinear`.
+    """
+    if int(n) != n or n < 1 or int(d) != d or d < 1:
+        raise ValueError(f"n and d must be positive integers, got {n!r}, {d!r}")
+    a = positive_scalar(exponent, "exponent", allow_zero=True)
+    sigma = positive_scalar(noise, "noise", allow_zero=True)
+    rng = np.random.default_rng(seed)
+    cov = np.arange(1, d + 1, dtype=float) ** -a
+    if isinstance(signal, str):
+        if signal != "decay":
+            raise ValueError(f"unknown signal {signal!r}; expected 'decay' or an array")
+        theta = np.arange(1, d + 1, dtype=float) ** -float(signal_exponent)
+        theta = theta / np.sqrt(np.sum(cov * theta**2))
+    else:
+        theta = np.asarray(signal, dtype=float)
+        if theta.shape != (d,):
+            raise ValueError(f"signal must have shape ({d},), got {theta.shape}")
+    X = rng.standard_normal((n, d)) * np.sqrt(cov)
+    y = X @ theta + sigma * rng.standard_normal(n)
+    return PlantedLinear(X, y, theta, cov, sigma)
