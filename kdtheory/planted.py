@@ -112,7 +112,7 @@ def search_best(
         if opt.fun < rt:
             rt, T_best = float(opt.fun), float(np.exp(opt.x))
     best = (np.inf, 0.0, 0.0, 1.0)
-    for T in Ts:
+    for T in np.unique(np.r_[Ts, T_best]):  # the refined teacher too: t = ∞ then reproduces it
         for w in teacher_weights:
             _, g = distill_filter(spectrum, T, ts, teacher=recipe, teacher_weight=float(w))
             r = population_risk(spectrum, y, theta_star, cov, g)

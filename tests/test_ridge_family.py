@@ -1,0 +1,157 @@
+"""The ridge self-distillation family and the planted-model risk, against explicit matrix computations."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdtheory.data import planted_linear
+from kdtheory.distill import Recipe
+from kdtheory.dynamics import train
+from kdtheory.eigen import Spectrum
+from kdtheory.planted import population_risk, search_best
+from kdtheory.ridge_family import (
+    borup_filters,
+    borup_limit,
+    das_sanghavi,
+    mobahi_rounds,
+    pareek_filter,
+    pareek_polynomial,
+    pareek_weights,
+)
+from kdtheory.testing import assert_close, psd_matrices, spectra
+
+
+def _kernel(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n))
+    return X @ X.T / n + 0.05 * np.eye(n), rng.standard_normal(n)
+
+
+def test_borup_matches_matrix_recursion():
+    K, y = _kernel(0)
+    n = K.shape[0]
+    c, alpha = 0.3, 0.4
+    H = K @ np.linalg.inv(K + c * np.eye(n))
+    f = H @ y
+    preds = [f]
+    for _ in range(5):
+        f = H @ (alpha * y + (1 - alpha) * f)
+        preds.append(f)
+    spec = Spectrum.from_kernel(K)
+    B = borup_filters(spec.evals, c, alpha, 6)
+    for tau in range(6):
+        assert_close(spec.U @ (B[tau] * spec.project(y)), preds[tau], rtol=1e-10)
+
+
+@given(spectra(max_size=10), st.floats(0.01, 10.0), st.floats(0.05, 1.0), st.integers(1, 30))
+def test_borup_closed_sum_equals_recursion_and_tends_to_ridge(lam, c, alpha, tau):
+    assert_close(borup_filters(lam, c, alpha, tau), borup_filters(lam, c, alpha, tau, closed_form=False), rtol=1e-12)
+    far = borup_filters(lam, c, alpha, 4000)[-1]
+    # geometric convergence with ratio (1 − α) max A < 1 − α
+    assert_close(far, borup_limit(lam, c, alpha), rtol=1e-9, atol=1e-12)
+    assert_close(borup_limit(lam, c, alpha), lam / (lam + c / alpha), rtol=1e-14)
+
+
+def test_borup_alpha_zero_collapses():
+    lam = np.array([2.0, 1.0, 0.1])
+    assert np.all(borup_filters(lam, 1.0, 0.0, 200)[-1] < 1e-20)
+    assert np.all(borup_limit(lam, 1.0, 0.0) == 0)
+
+
+@given(
+    psd_matrices(min_size=2, max_size=10, zeros=False, kinds=("power_law", "uniform", "gapped")),
+    st.floats(0.01, 0.9),
+    st.integers(0, 100),
+)
+def test_mobahi_constraint_monotone_c_and_collapse(K, frac, seed):
+    n = K.shape[0]
+    y = np.random.default_rng(seed).standard_normal(n)
+    eps = frac * float(y @ y) / n  # a constraint the labels themselves violate
+    spec = Spectrum.from_kernel(K, rank_rtol=0.0)
+    res = mobahi_rounds(spec, y, eps, 8)
+    c = res.reg[np.isfinite(res.reg)]
+    assert np.all(np.diff(c) > 0), "regularization is amplified round after round"
+    targets = [y] + list(res.predictions[:-1])
+    for t, (target, pred) in enumerate(zip(targets, res.predictions, strict=True)):
+        collapsed = res.collapsed_at is not None and t >= res.collapsed_at
+        assert collapsed == (
+            float(target @ target) <= n * eps or (res.collapsed_at is not None and t > res.collapsed_at)
+        )
+        if collapsed:
+            assert np.all(pred == 0)
+        else:  # explicit solve: f = K (K + n c I)⁻¹ y_t meets the constraint with equality
+            f = K @ np.linalg.solve(K + n * res.reg[t] * np.eye(n), target)
+            assert_close(pred, f, rtol=1e-8, atol=1e-12)
+            assert np.mean((f - target) ** 2) == pytest.approx(eps, rel=1e-8)
+
+
+def test_mobahi_infeasible_rank_deficient():
+    spec = Spectrum.from_kernel(np.diag([1.0, 0.0]))
+    with pytest.raises(ValueError, match="constraint cannot be met"):
+        mobahi_rounds(spec, np.array([0.0, 1.0]), 0.1, 3)
+
+
+def _ds_risk_explicit(X, theta, sigma2, c, xi):
+    """E‖θ_S − θ*‖² from the explicit linear map y ↦ θ_S (no eigendecomposition)."""
+    d = X.shape[1]
+    R = np.linalg.inv(X.T @ X + c * np.eye(d))
+    M = R @ X.T @ (xi * X @ R @ X.T + (1 - xi) * np.eye(X.shape[0]))
+    bias = (M @ X - np.eye(d)) @ theta
+    return float(bias @ bias + sigma2 * np.sum(M * M))
+
+
+@pytest.mark.parametrize("sigma2", [0.01, 1.0, 25.0])
+def test_das_sanghavi_xi_star_matches_explicit_quadratic(sigma2):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 8)) * np.geomspace(1, 0.05, 8)
+    theta = rng.standard_normal(8)
+    c = 0.5
+    spec = Spectrum.from_features(X)
+    ds = das_sanghavi(spec.evals, spec.V.T @ theta, sigma2, c)
+    xs = np.array([-1.0, 0.0, 1.0])
+    r = np.array([_ds_risk_explicit(X, theta, sigma2, c, x) for x in xs])
+    coef = np.polyfit(xs, r, 2)  # exact: the risk is a quadratic in ξ
+    assert ds.xi_star == pytest.approx(-coef[1] / (2 * coef[0]), rel=1e-8)
+    assert ds.risk(0.3) == pytest.approx(_ds_risk_explicit(X, theta, sigma2, c, 0.3), rel=1e-10)
+    assert ds.risk_star <= ds.risk_teacher
+
+
+def test_das_sanghavi_xi_star_exceeds_one_at_high_noise():
+    lam = np.geomspace(1, 1e-2, 10)
+    theta = np.ones(10)
+    assert das_sanghavi(lam, theta, 100.0, 0.1).xi_star > 1
+
+
+def test_pareek_filter_matches_explicit_rounds_and_inverse():
+    K, y = _kernel(1, n=6)
+    spec = Spectrum.from_kernel(K)
+    c, xis = 0.2, [0.5, 1.7, -0.4]
+    H = K @ np.linalg.inv(K + c * np.eye(6))
+    f = H @ y
+    for xi in xis:
+        f = H @ (xi * f + (1 - xi) * y)
+    assert_close(spec.U @ (pareek_filter(spec.evals, c, xis) * spec.project(y)), f, rtol=1e-10)
+    assert pareek_polynomial(xis)(1.0) == pytest.approx(1.0)
+    target = pareek_filter(spec.evals[:3], c, xis)
+    back = pareek_weights(spec.evals[:3], c, target)
+    assert_close(pareek_filter(spec.evals[:3], c, back), target, rtol=1e-8)
+    # any filter on 3 distinct eigenvalues is reachable with 3 steps
+    want = np.array([0.9, 0.2, 0.6])
+    assert_close(pareek_filter(spec.evals[:3], c, pareek_weights(spec.evals[:3], c, want)), want, rtol=1e-8)
+
+
+def test_planted_population_risk_matches_explicit_weights():
+    p = planted_linear(40, 60, exponent=1.5, signal_exponent=0.5, noise=0.3, seed=1)
+    spec = Spectrum.from_features(p.X)
+    rec = Recipe(loss="mean")
+    ts = np.array([0.5, 5.0, 50.0, np.inf])
+    _, g = rec.filter(spec, ts)
+    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, g)
+    w = train(spec, p.y, ts, loss="mean").weights
+    explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
+    assert_close(risk, explicit, rtol=1e-10)
+    res = search_best(
+        spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_times=ts[:-1], student_times=ts, recipe=rec
+    )
+    assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
