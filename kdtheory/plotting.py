@@ -13,7 +13,7 @@ import numpy as np
 
 from kdtheory._io import atomic_path
 
-__all__ = ["save_figure", "mode_convergence_figure"]
+__all__ = ["save_figure", "mode_convergence_figure", "exaggeration_figure", "rounds_figure"]
 
 
 def _pyplot():
@@ -89,6 +89,134 @@ def mode_convergence_figure(
     ax2.set_title("the GD filter sweeps from the top of the spectrum down", fontsize=10)
     ax2.legend(fontsize=7, loc="upper left")
     ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def exaggeration_figure(
+    path_onehot: np.ndarray,
+    path_student: np.ndarray,
+    teacher_point: np.ndarray,
+    directions: tuple[int, int],
+    evals: np.ndarray,
+    ratio_teacher: np.ndarray,
+    ratio_onehot: np.ndarray,
+    crossover: int,
+    risks: np.ndarray,
+    *,
+    title: str = "",
+    path: str | os.PathLike | None = None,
+):
+    r"""Distillation exaggerates GD's implicit bias: three panels.
+
+    Args:
+      path_onehot: one-hot trajectory, fraction learned along the two directions, ``(P, 2)``.
+      path_student: the student's trajectory in the same coordinates, ``(P, 2)``.
+      teacher_point: the teacher's point ``(2,)``.
+      directions: 0-based indices of the two directions (for labels).
+      evals: eigenvalues ``(m,)``.
+      ratio_teacher: student/teacher per direction ``(m,)``.
+      ratio_onehot: student/one-hot at matched norm per direction ``(m,)``.
+      crossover: index of the first direction where the student is behind.
+      risks: ``(seeds, 2)`` population risks of the best teacher and the best student.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    ax = axes[0]
+    i, j = directions
+    ax.plot(path_onehot[:, 0], path_onehot[:, 1], color="0.3", lw=2, label="one-hot GD (flow)")
+    ax.plot(path_student[:, 0], path_student[:, 1], color="C3", lw=2, label="student on the teacher")
+    ax.plot(*teacher_point, "o", color="C0", ms=9, label="teacher (one-hot stopped at T)")
+    ax.set_xlabel(f"fraction learned along u_{i + 1} (λ = {evals[i]:.2g})")
+    ax.set_ylabel(f"fraction learned along u_{j + 1} (λ = {evals[j]:.2g})")
+    ax.set_title("the student reaches the teacher's point\nbelow the one-hot path (top direction first)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    keep = evals > 0
+    ax.plot(evals[keep], ratio_teacher[keep], color="C0", lw=2, label="student / teacher  (= a_k(t))")
+    ax.plot(evals[keep], ratio_onehot[keep], color="C3", lw=2, label="student / one-hot at matched norm")
+    ax.axhline(1.0, color="0.5", lw=1, ls="--")
+    if 0 < crossover < evals.size:
+        ax.axvline(
+            evals[crossover], color="C3", lw=1, ls=":", label=f"first direction behind: λ = {evals[crossover]:.2g}"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("eigenvalue λ_k")
+    ax.set_ylabel("ratio of coefficients")
+    ax.set_title("per direction: ahead on top directions,\nbehind on bottom ones", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    seeds = np.arange(risks.shape[0])
+    ax.bar(seeds - 0.2, risks[:, 0], width=0.4, color="C0", label="best early-stopped teacher")
+    ax.bar(seeds + 0.2, risks[:, 1], width=0.4, color="C3", label="best student over (T, t, weight)")
+    ax.set_xlabel("seed (planted linear model)")
+    ax.set_ylabel("excess population risk")
+    gain = (risks[:, 0] - risks[:, 1]) / risks[:, 0]
+    ax.set_title(
+        f"planted model: student gain {100 * gain.mean():.1f}% ± {100 * gain.std(ddof=1) if gain.size > 1 else 0:.1f}%",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def rounds_figure(
+    rounds: np.ndarray,
+    test_errors: dict[str, np.ndarray],
+    filters: dict[str, np.ndarray],
+    *,
+    collapse: dict[str, int | None],
+    title: str = "",
+    path: str | os.PathLike | None = None,
+):
+    r"""Repeated self-distillation: test error per round, and the filter per round (sparsification).
+
+    Args:
+      rounds: round numbers ``(R,)``.
+      test_errors: name -> test MSE per round ``(R,)`` (NaN after collapse is drawn as a gap).
+      filters: name -> cumulative filters ``(R, m)`` (two are drawn).
+      collapse: name -> the round index of the collapse (or None).
+    """
+    plt = _pyplot()
+    names = list(filters)[:2]
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 + 4.6 * len(names), 4.3))
+    ax = axes[0]
+    for k, (name, err) in enumerate(test_errors.items()):
+        ax.plot(rounds, err, "o-", color=f"C{k}", label=name)
+        c = collapse.get(name)
+        if c is not None:
+            ax.axvline(rounds[c], color=f"C{k}", ls=":", lw=1)
+    ax.set_xlabel("self-distillation round (0 = teacher)")
+    ax.set_ylabel("test MSE against the clean function")
+    ax.set_yscale("log")
+    ax.set_title("test error per round (dotted: collapse to f = 0)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    for ax, name in zip(axes[1:], names, strict=True):
+        F = filters[name]
+        cmap = plt.get_cmap("viridis")
+        for r in range(F.shape[0]):
+            ax.plot(
+                np.arange(1, F.shape[1] + 1), F[r], color=cmap(r / max(F.shape[0] - 1, 1)), lw=1.5, label=f"round {r}"
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("eigenfunction index k (descending λ)")
+        ax.set_ylabel("cumulative filter")
+        ax.set_title(f"{name}: filter per round\n(it concentrates on the top eigenfunctions)", fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -59,7 +59,13 @@ def _alpha(truth_weight: float) -> float:
 
 # ---------------------------------------------------------------------- Borup & Andersen
 def borup_filters(
-    evals: ArrayLike, reg: float, truth_weight: float, rounds: int, *, closed_form: bool = True
+    evals: ArrayLike,
+    reg: float,
+    truth_weight: float,
+    rounds: int,
+    *,
+    closed_form: bool = True,
+    over_eval: bool = False,
 ) -> np.ndarray:
     r"""Filters ``B^{(1)}, …, B^{(rounds)}`` of Borup & Andersen's kernel-ridge rounds.
 
@@ -69,6 +75,8 @@ def borup_filters(
       truth_weight: α, the weight on the **ground truth** labels.
       rounds: number of rounds τ ≥ 1.
       closed_form: evaluate the closed sum (default) instead of the recursion.
+      over_eval: return ``B^{(τ)}/λ`` (exact at λ = 0: ``((1 − α) B^{(τ−1)} + α)/(λ + c)``), for
+        test predictions through :func:`kdtheory.dynamics.apply_filter`.
 
     Returns:
       Shape ``(rounds, m)``; predictions of round τ are ``U diag(B^{(τ)}) Uᵀ y``.
@@ -79,6 +87,10 @@ def borup_filters(
     if int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     A = ridge_filter(lam, c)
+    if over_eval:
+        B = borup_filters(lam, c, alpha, rounds, closed_form=closed_form)
+        mix = np.vstack([np.ones((1, lam.size)), (1 - alpha) * B[:-1] + alpha])  # round 1 fits y itself
+        return mix / (lam + c)
     if not closed_form:
         out = [A]
         for _ in range(1, rounds):
@@ -110,6 +122,8 @@ class MobahiRounds:
     Attributes:
       reg: ``c_t`` per round (NaN after collapse), shape ``(rounds,)``.
       filters: cumulative filter of round t relative to ``y`` (``Π_{s≤t} d/(c_s + d)``), ``(rounds, m)``.
+      filters_over_eval: ``filters/λ`` without division (``Π_{s<t} d/(c_s + d) · 1/(λ + n c_t)``),
+        for test predictions through :func:`kdtheory.dynamics.apply_filter`.
       predictions: training predictions after each round, ``(rounds, n[, k])``.
       collapsed_at: index of the first round whose solution is ``f ≡ 0`` (``None`` if none).
       target_norms_sq: ``‖y_t‖²`` of each round's target (round 0: the labels).
@@ -117,6 +131,7 @@ class MobahiRounds:
 
     reg: np.ndarray
     filters: np.ndarray
+    filters_over_eval: np.ndarray
     predictions: np.ndarray
     collapsed_at: int | None
     target_norms_sq: np.ndarray
@@ -149,7 +164,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
     perp = float(np.sum(spectrum.complement(yt) ** 2))
     z2 = np.sum(z * z, axis=1)
     budget = n * eps
-    cs, filt, preds, norms = [], [], [], []
+    cs, filt, filt_g, preds, norms = [], [], [], [], []
     cum = np.ones_like(d)
     collapsed = None
     for t in range(rounds):
@@ -159,6 +174,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
             collapsed = t if collapsed is None else collapsed
             cs.append(np.nan)
             cum = np.zeros_like(d)
+            cum_g = np.zeros_like(d)
             z2 = np.zeros_like(z2)
             perp = 0.0
         else:
@@ -180,16 +196,18 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
                 lo -= 50.0
             c = float(np.exp(scipy.optimize.brentq(lhs, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps)))
             step = d / (c + d)
+            cum_g = cum / (spectrum.evals + n * c)
             cum = cum * step
             z2 = z2 * step**2
             perp = 0.0  # the complement of span(U) is not reproduced by the kernel machine
             cs.append(c)
         filt.append(cum.copy())
+        filt_g.append(cum_g.copy())
         preds.append(spectrum.U @ (cum[:, None] * (spectrum.U.T @ np.asarray(y, float).reshape(n, -1))))
     P = np.array(preds)
     if np.ndim(y) == 1:
         P = P[..., 0]
-    return MobahiRounds(np.array(cs), np.array(filt), P, collapsed, np.array(norms))
+    return MobahiRounds(np.array(cs), np.array(filt), np.array(filt_g), P, collapsed, np.array(norms))
 
 
 # ---------------------------------------------------------------------- Das & Sanghavi

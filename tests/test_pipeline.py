@@ -106,3 +106,19 @@ def test_readme_commands_are_what_ci_runs():
     assert main_steps[1].replace(" .", " '.[test]'") == test_steps[1]
     assert main_steps[-1].endswith("kdtheory reproduce")
     assert "kdtheory reproduce --quick" in ci
+
+
+def test_distillation_experiments_quick(tmp_path):
+    ex = experiments.load("eigenspace_exaggeration")
+    res = ex.run(ex.Config.quick(), tmp_path)
+    assert res.verdict == "supported"
+    assert all(m >= -1e-12 for m in res.measured["worst_margin"].values())
+    assert len(res.measured["planted_teacher_risk"]) == ex.Config.quick().seeds
+    rs = experiments.load("repeated_self_distillation")
+    res = rs.run(rs.Config.quick(), tmp_path)
+    assert res.measured["mobahi_collapsed_at"] is not None
+    reg = [c for c in res.measured["mobahi_reg"] if c == c]  # drop NaN after the collapse
+    assert all(b > a for a, b in zip(reg, reg[1:], strict=False))
+    assert (tmp_path / "eigenspace_exaggeration.png").exists() and (
+        tmp_path / "repeated_self_distillation.png"
+    ).exists()

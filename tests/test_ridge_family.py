@@ -155,3 +155,33 @@ def test_planted_population_risk_matches_explicit_weights():
         spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_times=ts[:-1], student_times=ts, recipe=rec
     )
     assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
+
+
+def test_over_eval_filters_give_explicit_test_predictions():
+    from kdtheory.dynamics import apply_filter
+
+    rng = np.random.default_rng(3)
+    X, Xt = rng.standard_normal((10, 4)), rng.standard_normal((3, 4))
+    K, Kx = X @ X.T + 0.1 * np.eye(10), Xt @ X.T
+    y = rng.standard_normal(10)
+    spec = Spectrum.from_kernel(K)
+    c, alpha = 0.5, 0.3
+    B = borup_filters(spec.evals, c, alpha, 4)
+    G = borup_filters(spec.evals, c, alpha, 4, over_eval=True)
+    tr = apply_filter(spec, y, B, G, test_kernel=Kx)
+    target = y
+    for tau in range(4):
+        coef = np.linalg.solve(K + c * np.eye(10), target)
+        assert_close(tr.train[tau], K @ coef, rtol=1e-10)
+        assert_close(tr.test[tau], Kx @ coef, rtol=1e-10)
+        target = alpha * y + (1 - alpha) * K @ coef
+    res = mobahi_rounds(spec, y, 0.2 * float(y @ y) / 10, 3)
+    tr = apply_filter(spec, y, res.filters, res.filters_over_eval, test_kernel=Kx)
+    target = y
+    for t in range(3):
+        if not np.isfinite(res.reg[t]):
+            assert np.all(tr.test[t] == 0)
+            continue
+        coef = np.linalg.solve(K + 10 * res.reg[t] * np.eye(10), target)
+        assert_close(tr.test[t], Kx @ coef, rtol=1e-9)
+        target = K @ coef

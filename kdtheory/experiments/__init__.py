@@ -16,6 +16,8 @@ __all__ = ["REGISTRY", "ExperimentResult", "Verdict", "load", "names"]
 #: experiment name -> module path; order is the order of the report.
 REGISTRY: dict[str, str] = {
     "eigen_dynamics": "kdtheory.experiments.eigen_dynamics",
+    "eigenspace_exaggeration": "kdtheory.experiments.eigenspace_exaggeration",
+    "repeated_self_distillation": "kdtheory.experiments.repeated_self_distillation",
 }
 
 
