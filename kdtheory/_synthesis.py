@@ -25,7 +25,7 @@ __all__ = ["synthesize", "VERIFY_RTOL"]
 
 VERIFY_RTOL = 1e-13
 _ID_EPS = 1e-15
-_MIN_ROWS = 64
+_MIN_ROWS = 512  # below ~4x the initial sketch width the decomposition rarely pays for itself
 _MIN_WORK = 256 * 256
 
 

@@ -172,28 +172,41 @@ def rounds_filter(
     *,
     recipe: Recipe = Recipe(),
     teacher_weights: float | Sequence[float] = 1.0,
+    last_round_times: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Effective filters of repeated self-distillation, one row per round.
 
     Round 0 is the teacher trained on ``y`` for ``times[0]``; round ``j ≥ 1`` trains from zero for
     ``times[j]`` on ``w_j f_{j−1} + (1 − w_j) y``: ``B_j = a_{t_j} (w_j B_{j−1} + 1 − w_j)``.
 
+    Args:
+      last_round_times: if given, the last round is evaluated at these times instead (its entry
+        of ``times`` is ignored) and only its filter is returned, shape ``last_round_times.shape + (m,)``.
+
     Returns:
-      ``(B, B/λ)``, each of shape ``(len(times), m)``.
+      ``(B, B/λ)``, each of shape ``(len(times), m)`` (or see ``last_round_times``).
     """
-    times = [_scalar_time(t, "times") for t in times]
+    times = list(times)
     if not times:
         raise ValueError("times must hold at least one round")
+    fixed = times[:-1] if last_round_times is not None else times
+    fixed = [_scalar_time(t, "times") for t in fixed]
     w = np.broadcast_to(np.asarray(teacher_weights, dtype=float), (len(times),))
-    B, G = recipe.filter(spectrum, times[0])
-    out_b, out_g = [B], [G]
-    for j in range(1, len(times)):
-        a, g = recipe.filter(spectrum, times[j])
-        mix = w[j] * B + (1.0 - w[j])
+    out_b, out_g = [], []
+    B = G = None
+    for j, t in enumerate(fixed):
+        a, g = recipe.filter(spectrum, t)
+        mix = 1.0 if j == 0 else w[j] * B + (1.0 - w[j])
         B, G = a * mix, g * mix
         out_b.append(B)
         out_g.append(G)
-    return np.array(out_b), np.array(out_g)
+    if last_round_times is None:
+        return np.array(out_b), np.array(out_g)
+    a, g = recipe.filter(spectrum, last_round_times)
+    if B is None:
+        return a, g
+    mix = w[-1] * B + (1.0 - w[-1])
+    return a * mix, g * mix
 
 
 def late_switch_filter(
@@ -299,16 +312,19 @@ def rounds(
     *,
     recipe: Recipe = Recipe(),
     teacher_weights: float | Sequence[float] = 1.0,
+    last_round_times: ArrayLike | None = None,
     **outputs,
 ) -> Trajectory:
     r"""Repeated self-distillation: one trajectory entry per round (see :func:`rounds_filter`).
 
-    Entry ``j`` of the returned trajectory is the model after round ``j`` (round 0: the teacher).
+    Entry ``j`` of the returned trajectory is the model after round ``j`` (round 0: the teacher);
+    with ``last_round_times`` the trajectory is the last round's, at those times.
     """
-    a, g = rounds_filter(spectrum, times, recipe=recipe, teacher_weights=teacher_weights)
-    return apply_filter(
-        spectrum, y, a, g, times=np.asarray(times, float), loss=recipe.loss, recipe=recipe.record(), **outputs
+    a, g = rounds_filter(
+        spectrum, times, recipe=recipe, teacher_weights=teacher_weights, last_round_times=last_round_times
     )
+    labels = np.asarray(times, float) if last_round_times is None else last_round_times
+    return apply_filter(spectrum, y, a, g, times=labels, loss=recipe.loss, recipe=recipe.record(), **outputs)
 
 
 def late_switch(

@@ -122,7 +122,7 @@ def train(
       allow_unstable: allow learning rates beyond stability at finite steps.
       compress: evaluate many times through a verified interpolative decomposition of the
         time axis (:mod:`kdtheory._synthesis`; agrees with the direct product to ~1e-13 relative
-        per time). ``None``: automatically for large problems (≥ 64 times·outputs and
+        per time). ``None``: automatically for large problems (≥ 512 times·outputs and
         ``n·m ≥ 65536``); ``False``: always the direct product.
 
     Returns:

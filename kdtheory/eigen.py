@@ -126,8 +126,8 @@ class Spectrum:
             raise ValueError(
                 f"K is not symmetric: max|K - K.T| = {asym:.3g} > sym_rtol * max|K| = {sym_rtol * scale:.3g}"
             )
-        # eigh reads the lower triangle; within sym_rtol that is as good as symmetrizing
-        evals, U = scipy.linalg.eigh(K, check_finite=False, driver="evr", overwrite_a=K is not raw)
+        # eigh (LAPACK syevd) reads the lower triangle; within sym_rtol that is as good as symmetrizing
+        evals, U = np.linalg.eigh(K, UPLO="L")
         evals, U = evals[::-1], U[:, ::-1]
         lam_max = max(float(evals[0]), 0.0)
         psd_rtol = (

@@ -207,3 +207,14 @@ def test_compare_values_and_worst_case_report():
     assert_close(c.student_over_teacher, 1 - np.exp(-5.0 * lam), rtol=1e-14)
     w = worst_case(spec, "E2", [0.1, 1, 10], [0.1, 1, 10])
     assert w.checked == 9 and w.fraction_holding == 1.0 and w.margin >= -1e-12
+
+
+def test_last_round_times_equal_stacked_rounds():
+    X, Xt, y, K, Kx = _setup(6)
+    spec = Spectrum.from_kernel(K)
+    full = rounds(spec, y, [1.0, 2.0, 0.0], teacher_weights=[1.0, 0.5, 0.8], last_round_times=[0.5, 3.0])
+    for i, t in enumerate([0.5, 3.0]):
+        one = rounds(spec, y, [1.0, 2.0, t], teacher_weights=[1.0, 0.5, 0.8])
+        assert_close(full.train[i], one.train[2], rtol=1e-13)
+    only = rounds(spec, y, [9.0], last_round_times=[0.5, 3.0])
+    assert_close(only.train, train(spec, y, [0.5, 3.0]).train, rtol=1e-14)
