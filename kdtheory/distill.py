@@ -99,32 +99,34 @@ class Recipe:
         )
         return a, g * scale
 
-    def remaining(self, spectrum: Spectrum, t: ArrayLike) -> np.ndarray:
-        r"""``1 − a`` computed without cancellation (so ``a`` that rounds to 1 is still resolved).
+    def log_remaining(self, spectrum: Spectrum, t: ArrayLike) -> np.ndarray:
+        r"""``log(1 − a)``, exact where ``1 − a`` itself would underflow.
 
-        flow: ``e^{−ηλt}``; gd: ``(1 − ηλ)^s``; ridge: ``c/(λ + c)`` (λ = 0 gives 1). Momentum has
-        no such form here (use ``1 − filter``).
+        flow: ``−ηλt``; gd (``ηλ ≤ 1``): ``s log1p(−ηλ)``; ridge: ``log c − log(λ + c)``. ``−inf``
+        where nothing remains (t = ∞ with λ > 0, or ηλ = 1 after a step). Momentum, and GD modes
+        with ``ηλ > 1`` (whose remaining fraction changes sign), are refused.
         """
         scale = 1.0 / spectrum.n if self.loss == "mean" else 1.0
         lam = spectrum.evals * scale
         if self.method == "momentum":
-            raise ValueError("remaining() supports flow, gd and ridge recipes")
+            raise ValueError("log_remaining() supports flow, gd and ridge recipes")
         t = as_times(t, "t", integer=self.method == "gd")[..., None]
-        if self.method == "ridge":
-            if np.isinf(t).any():
-                raise ValueError("t (the ridge regularization) must be finite")
-            denom = lam + t
-            return np.where(denom > 0, t / np.where(denom > 0, denom, 1.0), 1.0)
-        q = self.learning_rate * lam
-        finite = np.isfinite(t)
-        tf = np.where(finite, t, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self.method == "flow":
-                e = np.exp(-q * tf)
-            else:
-                e = np.where(q <= 1, np.exp(tf * np.log1p(-np.minimum(q, 1.0))), np.power(1.0 - q, tf))
-                e = np.where(tf == 0, 1.0, e)
-        return np.where(finite, e, np.where(q > 0, 0.0, 1.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.method == "ridge":
+                if np.isinf(t).any():
+                    raise ValueError("t (the ridge regularization) must be finite")
+                return np.where(lam > 0, np.log(t) - np.log(lam + t), 0.0) * np.ones_like(t)
+            q = self.learning_rate * lam
+            if self.method == "gd" and np.any(q > 1):
+                raise ValueError("log_remaining() for gd needs learning_rate * lambda_max <= 1 (monotone modes)")
+            rate = q if self.method == "flow" else -np.log1p(-q)  # per unit of t, ≥ 0 (inf at q = 1)
+            out = -rate * np.where(np.isfinite(t), t, 1.0)
+            out = np.where(np.isinf(t), np.where(rate > 0, -np.inf, 0.0), out)
+            return np.where(t == 0, 0.0, out)
+
+    def remaining(self, spectrum: Spectrum, t: ArrayLike) -> np.ndarray:
+        """``1 − a = exp(log_remaining)`` (see :meth:`log_remaining`)."""
+        return np.exp(self.log_remaining(spectrum, t))
 
     def record(self) -> dict:
         """Metadata stored on trajectories."""
@@ -431,6 +433,9 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
     value = _finite(value, "value")
     lo_v, hi_v = crit(0.0), crit(np.inf)
     increasing = hi_v >= lo_v
+    for end in (lo_v, hi_v):  # a value at an end up to round-off is that end
+        if abs(value - end) <= 1e-12 * max(abs(end), abs(value), np.finfo(float).tiny):
+            value = end
     reach = (lo_v <= value <= hi_v) if increasing else (hi_v <= value <= lo_v)
     if not reach:
         raise ValueError(

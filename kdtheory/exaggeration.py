@@ -46,6 +46,7 @@ class Comparison:
       student, teacher, onehot: fraction of each label component learned (effective filters),
         shape ``(m,)``.
       student_remaining, onehot_remaining: ``1 − student``, ``1 − onehot`` without cancellation.
+      student_log_remaining, onehot_log_remaining: their logarithms, exact where they underflow.
       student_over_teacher: ``a_k(t)`` — the student's coefficient relative to the teacher's.
       student_over_onehot: student / one-hot per direction (NaN where both are 0).
       teacher_time, student_time, onehot_time: the times compared (``onehot_time`` solved by
@@ -61,6 +62,8 @@ class Comparison:
     onehot: np.ndarray
     student_remaining: np.ndarray
     onehot_remaining: np.ndarray
+    student_log_remaining: np.ndarray
+    onehot_log_remaining: np.ndarray
     student_over_teacher: np.ndarray
     student_over_onehot: np.ndarray
     teacher_time: float
@@ -106,12 +109,14 @@ def compare(
         raise ValueError(f"label_energy must have shape ({m},), got {z2.shape}")
     teacher, _ = recipe.filter(spectrum, teacher_time)
     student, g_st = distill_filter(spectrum, teacher_time, student_time, teacher=recipe)
-    e_t, e_T = recipe.remaining(spectrum, student_time), recipe.remaining(spectrum, teacher_time)
-    e_st = e_t + e_T * (1.0 - e_t)  # = 1 − a_t a_T, no cancellation
+    le_t, le_T = recipe.log_remaining(spectrum, student_time), recipe.log_remaining(spectrum, teacher_time)
+    with np.errstate(divide="ignore"):
+        le_st = np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))  # log(1 − a_t a_T), exact
+    e_st = np.exp(le_st)
     unit = 1.0 / max(spectrum.evals[0], 1e-300)
 
     if match == "top_progress":
-        t_oh = _top_progress_time(spectrum, recipe, float(e_st[0]))
+        t_oh = _top_progress_time(spectrum, recipe, float(le_st[0]))
     else:
         if match == "norm":
 
@@ -128,11 +133,12 @@ def compare(
             target = float(np.sum(e_st**2 * z2))
         t_oh = solve_time(crit, target, integer=recipe.method == "gd", scale=unit)
     onehot, _ = recipe.filter(spectrum, t_oh)
-    e_oh = recipe.remaining(spectrum, t_oh)
+    le_oh = recipe.log_remaining(spectrum, t_oh)
+    e_oh = np.exp(le_oh)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_t = np.where(teacher > 0, student / np.where(teacher > 0, teacher, 1), np.nan)
         ratio_o = np.where(onehot > 0, student / np.where(onehot > 0, onehot, 1), np.nan)
-    behind = np.flatnonzero((e_st > e_oh * (1 + 1e-12)) & (spectrum.evals > 0))
+    behind = np.flatnonzero((le_st > le_oh + 1e-12) & (spectrum.evals > 0))
     return Comparison(
         evals=spectrum.evals,
         student=student,
@@ -140,6 +146,8 @@ def compare(
         onehot=onehot,
         student_remaining=e_st,
         onehot_remaining=e_oh,
+        student_log_remaining=le_st,
+        onehot_log_remaining=le_oh,
         student_over_teacher=ratio_t,
         student_over_onehot=ratio_o,
         teacher_time=float(teacher_time),
@@ -150,19 +158,19 @@ def compare(
     )
 
 
-def _top_progress_time(spectrum: Spectrum, recipe: Recipe, e_target: float) -> float:
-    """One-hot time at which ``1 − a_1`` first reaches ``e_target``, in closed form."""
+def _top_progress_time(spectrum: Spectrum, recipe: Recipe, log_e_target: float) -> float:
+    """One-hot time at which ``log(1 − a_1)`` first reaches ``log_e_target``, in closed form."""
     lam1 = spectrum.evals[0] * (1.0 / spectrum.n if recipe.loss == "mean" else 1.0)
     q = recipe.learning_rate * lam1
-    if e_target >= 1.0 or q == 0:
+    if log_e_target >= 0.0 or q == 0:
         return 0.0
-    if e_target <= 0.0:
+    if np.isneginf(log_e_target):
         return float("inf")
     if recipe.method == "flow":
-        return float(-np.log(e_target) / q)
+        return float(-log_e_target / q)
     if q >= 1.0:
         return 1.0
-    return float(np.ceil(np.log(e_target) / np.log1p(-q) * (1 - 1e-14)))
+    return float(np.ceil(log_e_target / np.log1p(-q) * (1 - 1e-14)))
 
 
 def statement_margin(
@@ -192,7 +200,11 @@ def statement_margin(
     pos = lam > 0
     if statement == "E1":
         a, _ = recipe.filter(spectrum, student_time)
-        e = recipe.remaining(spectrum, student_time)
+        scale = 1.0 / spectrum.n if recipe.loss == "mean" else 1.0
+        monotone = recipe.method == "flow" or recipe.learning_rate * lam[0] * scale <= 1.0
+        # 1 − a without cancellation where the modes are monotone; oscillating GD modes (ηλ > 1)
+        # have a remaining fraction that changes sign, and 1 − a is the only form
+        e = recipe.remaining(spectrum, student_time) if monotone else 1.0 - a
         keep = pos & np.r_[True, np.diff(lam) < 0]  # distinct positive eigenvalues
         av, ev = a[keep], e[keep]
         if av.size < 2:
@@ -208,9 +220,11 @@ def statement_margin(
         lower = pos & (lam < lam[0])
         if not lower.any():
             return float("inf")
+        # (a_oh − a_st)/a_oh = e_oh expm1(log e_st − log e_oh)/a_oh, exact where e underflows
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = (c.student_remaining[lower] - c.onehot_remaining[lower]) / c.onehot[lower]
-        return float(np.min(r))
+            d = c.student_log_remaining[lower] - c.onehot_log_remaining[lower]
+            r = c.onehot_remaining[lower] * np.expm1(d) / c.onehot[lower]
+        return float(np.min(np.where(np.isfinite(d), r, 0.0)))
     match = "norm" if statement == "E3_norm" else "loss"
     c = compare(spectrum, teacher_time, student_time, recipe=recipe, match=match, label_energy=label_energy)
     d = (c.onehot_remaining - c.student_remaining)[pos]  # = a_student − a_onehot

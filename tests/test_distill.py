@@ -218,3 +218,13 @@ def test_last_round_times_equal_stacked_rounds():
         assert_close(full.train[i], one.train[2], rtol=1e-13)
     only = rounds(spec, y, [9.0], last_round_times=[0.5, 3.0])
     assert_close(only.train, train(spec, y, [0.5, 3.0]).train, rtol=1e-14)
+
+
+def test_E2_regression_underflow_is_not_a_counterexample():
+    # Found by a random search: with T = 744/λ_1, e^{−λ_1 T} is subnormal, and a first version
+    # matched the one-hot time from that rounded value, reporting a spurious margin of −4e-5.
+    lam = np.array([1.0, 0.87821351, 0.62171172, 0.11597885, 0.00313445])
+    spec = Spectrum(evals=lam, U=np.eye(5), V=None, rank_tol=0.0)
+    assert statement_margin(spec, "E2", 743.9216747162632, 3531.857097486672) >= -1e-12
+    c = compare(spec, 743.9216747162632, 3531.857097486672)
+    assert c.onehot_time == pytest.approx(743.9216747162632, rel=1e-12)  # t' = T when t ≫ T

@@ -105,12 +105,13 @@ def run(
     teacher_point = rec.filter(spec, T)[0][[i, j]]
     # height of the one-hot path at the student's top-direction progress, from remaining fractions
     # 1 − a (no cancellation): the one-hot time matching e_i is −log(e_i)/λ_i (flow)
-    e_s, e_T = rec.remaining(spec, s_grid)[:, [i, j]], rec.remaining(spec, T)[[i, j]]
-    e_st = e_s + e_T * (1 - e_s)
+    le_s, le_T = rec.log_remaining(spec, s_grid)[:, [i, j]], rec.log_remaining(spec, T)[[i, j]]
+    with np.errstate(divide="ignore"):  # log1p(−1) = −inf at t = 0 is exact
+        le_st = np.logaddexp(le_s, le_T + np.log1p(-np.exp(le_s)))
     inner = slice(1, -1)  # t = 0 and t = ∞ are the endpoints (0 and the teacher's point)
-    s_match = -np.log(e_st[inner, 0]) / spec.evals[i]
+    s_match = -le_st[inner, 0] / spec.evals[i]
     e_oh_j = np.exp(-spec.evals[j] * s_match)
-    above = float(np.max(e_oh_j - e_st[inner, 1]))  # = a_student,j − a_onehot,j
+    above = float(np.max(e_oh_j - np.exp(le_st[inner, 1])))  # = a_student,j − a_onehot,j
 
     # (ii) per-direction ratios at matched norm
     cmp = compare(spec, T, t, match="norm")
