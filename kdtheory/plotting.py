@@ -35,6 +35,16 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 130) -> Path:
     return Path(path)
 
 
+def _finish(fig, title: str, path: str | os.PathLike | None):
+    """Suptitle, tight layout, and save when a path is given."""
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def mode_convergence_figure(
     steps: np.ndarray,
     closed_remaining: np.ndarray,
@@ -89,12 +99,7 @@ def mode_convergence_figure(
     ax2.set_title("the GD filter sweeps from the top of the spectrum down", fontsize=10)
     ax2.legend(fontsize=7, loc="upper left")
     ax2.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def exaggeration_figure(
@@ -164,12 +169,7 @@ def exaggeration_figure(
     )
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="y")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def rounds_figure(
@@ -217,9 +217,4 @@ def rounds_figure(
         ax.set_title(f"{name}: filter per round\n(it concentrates on the top eigenfunctions)", fontsize=10)
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title, path)
