@@ -4,6 +4,8 @@ Subcommands:
   ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...]`` — run the registered
   experiments and write ``report.md``, ``results.json`` and the figures into DIR.
   ``kdtheory list`` — the registered experiments and the claims they check.
+  ``kdtheory confidence TEACHER STUDENT [--labels LABELS] [--logits] [--out DIR]`` — confidence
+  deviations between any teacher's and student's predictions stored as ``.npy``/``.npz``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="kdtheory-out", help="output directory (default: %(default)s)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
     sub.add_parser("list", help="list the registered experiments")
+    c = sub.add_parser("confidence", help="confidence deviations of a student from its teacher (O1)")
+    c.add_argument("teacher", help="teacher predictions, .npy or .npz (FILE.npz:KEY), shape (n, k)")
+    c.add_argument("student", help="student predictions on the same points, same format")
+    c.add_argument("--labels", help="labels: integers (n,) or one-hot (n, k), .npy/.npz")
+    c.add_argument("--logits", action="store_true", help="the predictions are logits (default: probabilities)")
+    c.add_argument("--reference", choices=["teacher_top1", "label"], default="teacher_top1")
+    c.add_argument("--out", help="write confidence.png and summary.json here")
     return p
 
 
@@ -34,6 +43,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from kdtheory import experiments
 
+    if args.command == "confidence":
+        from kdtheory.confidence import compare_files
+
+        try:
+            report = compare_files(
+                args.teacher,
+                args.student,
+                labels_path=args.labels,
+                logits=args.logits,
+                reference=args.reference,
+                out_dir=args.out,
+            )
+        except ValueError as exc:
+            print(f"kdtheory confidence: error: {exc}", file=sys.stderr)
+            return 2
+        print(report.table())
+        if args.out:
+            print(f"figure: {args.out}/confidence.png")
+        return 0
     if args.command == "list":
         for name in experiments.names():
             print(f"{name}: {experiments.load(name).CLAIM}")

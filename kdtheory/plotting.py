@@ -13,7 +13,7 @@ import numpy as np
 
 from kdtheory._io import atomic_path
 
-__all__ = ["save_figure", "mode_convergence_figure", "exaggeration_figure", "rounds_figure"]
+__all__ = ["save_figure", "mode_convergence_figure", "exaggeration_figure", "rounds_figure", "confidence_figure"]
 
 
 def _pyplot():
@@ -216,5 +216,37 @@ def rounds_figure(
         ax.set_ylabel("cumulative filter")
         ax.set_title(f"{name}: filter per round\n(it concentrates on the top eigenfunctions)", fontsize=10)
         ax.legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3)
+    return _finish(fig, title, path)
+
+
+def confidence_figure(reports: dict, *, title: str = "", path: str | os.PathLike | None = None):
+    r"""Student vs teacher logit confidence, one panel per report (e.g. train and test).
+
+    Each panel: a hexbin (many points) or scatter of ``(φ_teacher, φ_student)``, the line
+    ``y = x``, the least-squares line, and the binned means by teacher-confidence quantile.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(reports), figsize=(5.2 * len(reports), 4.6), squeeze=False)
+    for ax, (name, r) in zip(axes[0], reports.items(), strict=True):
+        x, y = r.teacher_logit, r.student_logit
+        if x.size > 2000:
+            ax.hexbin(x, y, gridsize=45, cmap="Blues", mincnt=1, bins="log")
+        else:
+            ax.scatter(x, y, s=6, alpha=0.35, color="C0", lw=0)
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.3", ls="--", lw=1, label="y = x")
+        if r.slope is not None:
+            ci = "" if r.slope_ci is None else f" [{r.slope_ci[0]:.2f}, {r.slope_ci[1]:.2f}]"
+            xs = np.array([lo, hi])
+            ax.plot(xs, r.slope * xs + r.intercept, color="C3", lw=2, label=f"fit: slope {r.slope:.2f}{ci}")
+        ax.plot(r.bin_teacher, r.bin_student, "o-", color="C1", ms=4, lw=1.2, label="binned means")
+        ax.set_xlabel("teacher logit confidence φ(p_teacher)")
+        ax.set_ylabel("student logit confidence φ(p_student)")
+        ax.set_title(
+            f"{name}: low-confidence underfit {100 * r.low_underfit:.0f}% (lowest {100 * r.quantile:.0f}%)",
+            fontsize=10,
+        )
+        ax.legend(fontsize=8, loc="upper left")
         ax.grid(alpha=0.3)
     return _finish(fig, title, path)
