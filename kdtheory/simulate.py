@@ -251,7 +251,7 @@ def _objective(loss: Loss, f, y, teacher, w):
         return 0.5 * jnp.sum(r * r) / div
     logp = jax.nn.log_softmax(f, axis=-1)
     ce_y = -jnp.mean(jnp.sum(y * logp, axis=-1))
-    tau = loss.temperature
+    tau = float(loss.temperature)
     q = jax.nn.softmax(teacher / tau, axis=-1)
     ce_q = -jnp.mean(jnp.sum(q * jax.nn.log_softmax(f / tau, axis=-1), axis=-1)) * tau * tau
     return (1.0 - w) * ce_y + w * ce_q
@@ -264,6 +264,7 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
     w1 = float(loss.teacher_weight if loss.teacher_weight_after is None else loss.teacher_weight_after)
     switch = int(loss.switch_step) if loss.switch_step is not None else num_steps + 1
     B = opt.batch_size
+    lr, beta = float(opt.learning_rate), float(opt.momentum)  # Python floats: weakly typed, keep the dtype
 
     def grads_at(params, X, Y, Tt, w, key):
         if B is not None:
@@ -295,7 +296,7 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
 
         def body(carry, step):
             params, vel, key, idx, rec = carry
-            w = jnp.where(step < switch, w0, w1)
+            w = jnp.where(step < switch, w0, w1).astype(X.dtype)
 
             def write(rec):
                 f = model.apply(params, X)
@@ -313,7 +314,7 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
             idx = idx + hit.astype(idx.dtype)
             key, sub = jax.random.split(key)
             g = grads_at(params, X, Y, Tt, w, sub)
-            vel = jax.tree_util.tree_map(lambda v, g_: opt.momentum * v - opt.learning_rate * g_, vel, g)
+            vel = jax.tree_util.tree_map(lambda v, g_: beta * v - lr * g_, vel, g)
             params = jax.tree_util.tree_map(lambda p, v: p + v, params, vel)
             return (params, vel, key, idx, rec), None
 
