@@ -294,23 +294,25 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
             rec["proj"] = jnp.zeros((C,) + p0.shape, p0.dtype)
         vel = jax.tree_util.tree_map(jnp.zeros_like, params)
 
+        def write(rec, params, idx, w):
+            f = model.apply(params, X)
+            new = dict(rec)
+            new["train"] = rec["train"].at[idx].set(f)
+            new["loss"] = rec["loss"].at[idx].set(_objective(loss, f, Y, Tt, w))
+            if has_test:
+                new["test"] = rec["test"].at[idx].set(model.apply(params, Xt))
+            if project is not None:
+                new["proj"] = rec["proj"].at[idx].set(project(params))
+            return new
+
+        def weight(step):
+            return jnp.where(step < switch, w0, w1).astype(X.dtype)
+
         def body(carry, step):
             params, vel, key, idx, rec = carry
-            w = jnp.where(step < switch, w0, w1).astype(X.dtype)
-
-            def write(rec):
-                f = model.apply(params, X)
-                new = dict(rec)
-                new["train"] = rec["train"].at[idx].set(f)
-                new["loss"] = rec["loss"].at[idx].set(_objective(loss, f, Y, Tt, w))
-                if has_test:
-                    new["test"] = rec["test"].at[idx].set(model.apply(params, Xt))
-                if project is not None:
-                    new["proj"] = rec["proj"].at[idx].set(project(params))
-                return new
-
+            w = weight(step)
             hit = step == ckpts[jnp.minimum(idx, C - 1)]
-            rec = lax.cond(hit, write, lambda r: r, rec)
+            rec = lax.cond(hit, lambda r: write(r, params, idx, w), lambda r: r, rec)
             idx = idx + hit.astype(idx.dtype)
             key, sub = jax.random.split(key)
             g = grads_at(params, X, Y, Tt, w, sub)
@@ -319,7 +321,9 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
             return (params, vel, key, idx, rec), None
 
         init = (params, vel, key, jnp.zeros((), jnp.int32), rec)
-        (params, _, _, _, rec), _ = lax.scan(body, init, jnp.arange(num_steps + 1))
+        (params, _, _, idx, rec), _ = lax.scan(body, init, jnp.arange(num_steps))
+        # the last checkpoint is the state after num_steps updates
+        rec = write(rec, params, idx, weight(num_steps))
         return rec, params
 
     return jax.jit(run)

@@ -54,6 +54,8 @@ def test_linear_mse_matches_closed_form(normalization, beta):
     assert_close(run.test_outputs, cf.test, rtol=1e-9)
     assert_close(run.projection, np.einsum("dm,tdk->tmk", spec.V, cf.weights), rtol=1e-9)
     assert_close(run.train_loss, cf.loss, rtol=1e-9)
+    # the returned parameters are those of the last checkpoint (regression: one update too many)
+    assert_close(run.params["w"], cf.weights[-1], rtol=1e-9)
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.5])
