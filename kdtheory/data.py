@@ -12,7 +12,16 @@ import numpy as np
 
 from kdtheory._checks import positive_scalar
 
-__all__ = ["SyntheticKernel", "power_law_kernel", "one_hot_labels", "PlantedLinear", "planted_linear"]
+__all__ = [
+    "SyntheticKernel",
+    "power_law_kernel",
+    "one_hot_labels",
+    "PlantedLinear",
+    "planted_linear",
+    "Classification",
+    "gaussian_mixture",
+    "digits",
+]
 
 
 class SyntheticKernel(NamedTuple):
@@ -138,3 +147,66 @@ def planted_linear(
     X = rng.standard_normal((n, d)) * np.sqrt(cov)
     y = X @ theta + sigma * rng.standard_normal(n)
     return PlantedLinear(X, y, theta, cov, sigma)
+
+
+class Classification(NamedTuple):
+    """A classification split: inputs and one-hot labels for training and test points."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    name: str
+
+
+def gaussian_mixture(
+    n: int,
+    n_test: int,
+    *,
+    d: int = 20,
+    classes: int = 3,
+    separation: float = 2.0,
+    label_noise: float = 0.1,
+    seed: int = 0,
+) -> Classification:
+    r"""Overlapping Gaussian classes with label noise: a task with hard points.
+
+    Class means are ``separation · e_c``-scaled random unit vectors; inputs are
+    ``x = μ_c + N(0, I_d)``, so neighbouring classes overlap; a fraction ``label_noise`` of the
+    *training* labels is replaced by a uniformly random class (test labels stay clean).
+    """
+    if classes < 2:
+        raise ValueError(f"classes must be >= 2, got {classes}")
+    if not 0 <= label_noise < 1:
+        raise ValueError(f"label_noise must lie in [0, 1), got {label_noise}")
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((classes, d))
+    means *= separation / np.linalg.norm(means, axis=1, keepdims=True)
+
+    def sample(m):
+        c = rng.integers(0, classes, m)
+        return means[c] + rng.standard_normal((m, d)), c
+
+    X, c = sample(n)
+    Xt, ct = sample(n_test)
+    flip = rng.random(n) < label_noise
+    c = np.where(flip, rng.integers(0, classes, n), c)
+    eye = np.eye(classes)
+    return Classification(X, eye[c], Xt, eye[ct], f"gaussian mixture (d={d}, {classes} classes, noise {label_noise:g})")
+
+
+def digits(*, test_fraction: float = 0.4, seed: int = 0) -> Classification:
+    """The 8×8 digits bundled with scikit-learn (1797 images, 10 classes), standardized, split."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    X = data.data.astype(float)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(X.shape[0])
+    n_test = int(round(test_fraction * X.shape[0]))
+    te, tr = perm[:n_test], perm[n_test:]
+    mu, sd = X[tr].mean(0), X[tr].std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    X = (X - mu) / sd
+    Y = np.eye(10)[data.target]
+    return Classification(X[tr], Y[tr], X[te], Y[te], "digits (8x8, scikit-learn)")

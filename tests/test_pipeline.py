@@ -42,7 +42,7 @@ def test_eigen_dynamics_supported_and_exact(tmp_path):
 
 
 def test_killed_run_leaves_previous_report_intact(tmp_path, monkeypatch):
-    rep.reproduce(tmp_path, quick=True, progress=lambda m: None)
+    rep.reproduce(tmp_path, quick=True, only=["eigen_dynamics"], progress=lambda m: None)
     before = (tmp_path / "report.md").read_text()
     mod = experiments.load("eigen_dynamics")
 
@@ -52,7 +52,7 @@ def test_killed_run_leaves_previous_report_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mod, "run", boom)
     with pytest.raises(KeyboardInterrupt):
-        rep.reproduce(tmp_path, quick=True, progress=lambda m: None)
+        rep.reproduce(tmp_path, quick=True, only=["eigen_dynamics"], progress=lambda m: None)
     assert (tmp_path / "report.md").read_text() == before
     assert (tmp_path / "eigen_dynamics.png").stat().st_size > 10_000
     assert not list(tmp_path.glob(".staging-*"))
@@ -67,11 +67,16 @@ def test_cli_errors_and_list(tmp_path, capsys):
         cli.main(["frobnicate"])
 
 
-def test_demo_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["eigen_dynamics.py", "--quick", "--out", str(tmp_path)])
-    runpy.run_path(str(ROOT / "demos" / "eigen_dynamics.py"), run_name="__main__")
+@pytest.mark.parametrize("name", ["eigen_dynamics", "repeated_self_distillation"])
+def test_demo_runs(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--quick", "--out", str(tmp_path)])
+    runpy.run_path(str(ROOT / "demos" / f"{name}.py"), run_name="__main__")
     assert "supported" in capsys.readouterr().out
-    assert (tmp_path / "eigen_dynamics.png").exists()
+    assert (tmp_path / f"{name}.png").exists()
+
+
+def test_every_experiment_has_a_demo():
+    assert sorted(p.stem for p in (ROOT / "demos").glob("*.py")) == sorted(experiments.names())
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "derivations").glob("*.py")))

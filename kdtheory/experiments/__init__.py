@@ -18,6 +18,8 @@ REGISTRY: dict[str, str] = {
     "eigen_dynamics": "kdtheory.experiments.eigen_dynamics",
     "eigenspace_exaggeration": "kdtheory.experiments.eigenspace_exaggeration",
     "repeated_self_distillation": "kdtheory.experiments.repeated_self_distillation",
+    "confidence_deviation": "kdtheory.experiments.confidence_deviation",
+    "late_distillation": "kdtheory.experiments.late_distillation",
 }
 
 

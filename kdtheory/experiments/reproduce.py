@@ -25,7 +25,7 @@ from kdtheory import __version__
 from kdtheory._io import write_text_atomic
 from kdtheory.experiments import ExperimentResult, load, names
 
-__all__ = ["reproduce"]
+__all__ = ["reproduce", "demo"]
 
 
 def _versions() -> dict[str, str]:
@@ -133,3 +133,19 @@ def _markdown(results: list[ExperimentResult], payload: dict) -> str:
         lines += ["", f"Config: `{json.dumps(r.config, default=_json_default)}`"]
         lines += [f"\n![{f}]({f})" for f in r.figures]
     return "\n".join(lines) + "\n"
+
+
+def demo(name: str, argv: Sequence[str] | None = None) -> ExperimentResult:
+    """Entry point of the scripts in ``demos/``: run one experiment with ``--quick`` / ``--out``."""
+    import argparse
+
+    mod = load(name)
+    p = argparse.ArgumentParser(description=f"{name}: {mod.CLAIM}")
+    p.add_argument("--quick", action="store_true", help="CI size (seconds)")
+    p.add_argument("--out", default=f"kdtheory-out/{name}", help="output directory (default: %(default)s)")
+    args = p.parse_args(argv)
+    (res,) = reproduce(args.out, quick=args.quick, only=[name])
+    print(f"{mod.CLAIM}\n-> {res.verdict}: {res.decided_by}")
+    for fig in res.figures:
+        print(f"figure: {args.out}/{fig}")
+    return res
