@@ -1,0 +1,195 @@
+"""kdtheory.noise: per-example gradients, statistics, estimators and the Bayes-teacher identity."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from kdtheory.noise import (  # noqa: E402
+    bayes_excess_second_moment,
+    bayes_monte_carlo,
+    decompose,
+    gradient_statistics,
+    least_squares_noise_floor,
+    logit_jacobians,
+    minibatch_trace,
+    per_example_gradients,
+    two_batch_estimates,
+)
+from kdtheory.simulate import Loss, linear_model, mlp  # noqa: E402
+from kdtheory.testing import assert_close  # noqa: E402
+
+
+def _softmax(a):
+    e = np.exp(a - a.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _linear(seed=0, n=40, d=5, k=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = np.eye(k)[rng.integers(0, k, n)]
+    W = rng.standard_normal((d, k))
+    return X, Y, W, rng
+
+
+def test_linear_per_example_gradients_match_hand_formula():
+    X, Y, W, rng = _linear()
+    Z = rng.standard_normal(Y.shape) * 2
+    m = linear_model(5, 3)
+    P = _softmax(X @ W)
+    for loss, target in [
+        (Loss("ce"), Y),
+        (Loss("ce", teacher_weight=1.0), _softmax(Z)),
+        (Loss("ce", teacher_weight=0.3), 0.7 * Y + 0.3 * _softmax(Z)),
+    ]:
+        g = per_example_gradients(m, {"w": jnp.asarray(W)}, X, Y, loss=loss, teacher=Z)
+        hand = np.einsum("nd,nk->ndk", X, P - target).reshape(40, -1)
+        assert np.abs(g - hand).max() < 1e-14
+    g = per_example_gradients(m, {"w": jnp.asarray(W)}, X, Y, loss=Loss("mse"))
+    assert np.abs(g - np.einsum("nd,nk->ndk", X, X @ W - Y).reshape(40, -1)).max() < 1e-13
+
+
+def test_statistics_match_numpy():
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((30, 7)) + rng.standard_normal(7)
+    for ddof in (0, 1):
+        s = gradient_statistics(g, ddof=ddof)
+        C = np.cov(g.T, ddof=ddof)
+        assert s.trace == pytest.approx(np.trace(C), rel=1e-13)
+        assert_close(s.diag, np.diag(C), rtol=1e-13)
+        assert s.b_simple == pytest.approx(np.trace(C) / (g.mean(0) @ g.mean(0)), rel=1e-13)
+        assert_close(s.gsnr, g.mean(0) ** 2 / np.diag(C), rtol=1e-13)
+    s0 = gradient_statistics(np.zeros((4, 3)))
+    assert s0.b_simple == 0.0 and np.all(s0.gsnr == 0) and np.all(np.isfinite(s0.gsnr))
+
+
+def test_minibatch_covariance_monte_carlo():
+    rng = np.random.default_rng(2)
+    g = rng.standard_normal((12, 4)) * np.arange(1, 5) + 1.0
+    s = gradient_statistics(g)
+    G = g.mean(0)
+    for replace in (True, False):
+        idx = np.array([rng.choice(12, 5, replace=replace) for _ in range(40_000)])
+        means = g[idx].mean(axis=1)
+        mc = np.mean(np.sum((means - G) ** 2, axis=1))
+        assert mc == pytest.approx(minibatch_trace(s, 5, replacement=replace), rel=0.03)
+
+
+def test_two_batch_estimators_are_unbiased():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((50, 6)) * 2 + 0.7
+    s = gradient_statistics(g)  # biased Σ: E‖g_B‖² = ‖G‖² + tr Σ / B with replacement
+    est = np.array([
+        two_batch_estimates(g[rng.integers(0, 50, 4)].mean(0), g[rng.integers(0, 50, 32)].mean(0), 4, 32)
+        for _ in range(60_000)
+    ])  # fmt: skip
+    m, se = est.mean(0), est.std(0, ddof=1) / np.sqrt(est.shape[0])
+    assert abs(m[0] - s.mean_sq_norm) < 3 * se[0]
+    assert abs(m[1] - s.trace) < 3 * se[1]
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+@pytest.mark.parametrize("tau", [1.0, 3.0])
+def test_bayes_identity_monte_carlo_logit_space(k, tau):
+    rng = np.random.default_rng(k)
+    z, f = rng.standard_normal((25, k)) * 1.5, rng.standard_normal((25, k))
+    est, se, closed = bayes_monte_carlo(z, f, draws=20_000, temperature=tau, seed=k + 1)
+    assert abs(est - closed) < 3 * se
+    q = _softmax(z / tau)
+    assert closed == pytest.approx(tau**2 * np.sum(1 - np.sum(q * q, 1)) / 25**2, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_bayes_identity_monte_carlo_parameter_space(k):
+    rng = np.random.default_rng(10 + k)
+    J = rng.standard_normal((20, k, 6))
+    z, f = rng.standard_normal((20, k)), rng.standard_normal((20, k))
+    est, se, closed = bayes_monte_carlo(z, f, J, draws=20_000, seed=k)
+    assert abs(est - closed) < 3 * se
+
+
+def test_mean_one_hot_gradient_is_distillation_gradient():
+    # E[g_OH] = g_KD exactly: average the per-example one-hot gradients over all labels weighted by q
+    X, Y, W, rng = _linear(4, k=4)
+    Z = rng.standard_normal((40, 4))
+    m, params = linear_model(5, 4), {"w": jnp.asarray(rng.standard_normal((5, 4)))}
+    q = _softmax(Z)
+    g_kd = per_example_gradients(m, params, X, Y, loss=Loss("ce", teacher_weight=1.0), teacher=Z).mean(0)
+    expect = sum(
+        (q[:, c : c + 1] * per_example_gradients(m, params, X, np.tile(np.eye(4)[c], (40, 1)))).mean(0)
+        for c in range(4)
+    )
+    assert_close(expect, g_kd, rtol=1e-12)
+
+
+def test_decomposition_and_jacobian_identity():
+    X, Y, W, rng = _linear(5)
+    Z = rng.standard_normal(Y.shape) * 2
+    model = mlp([5, 8, 3], activation="tanh")
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), model.init(jax.random.PRNGKey(1)))
+    dec = decompose(model, params, X, Y, Z)
+    assert_close(dec.g_onehot, dec.g_distill + dec.xi, rtol=1e-12)
+    assert dec.bin_share.sum() == pytest.approx(1.0)
+    J = logit_jacobians(model, params, X)
+    q = _softmax(Z)
+    hand = np.einsum("nkp,nk->np", J, q - Y)  # ξ_i n = J_iᵀ (q_i − e_{y_i})
+    assert_close(dec.contribution, np.sum(hand * hand, 1), rtol=1e-10)
+    # temperature: the one-hot and distillation terms both τ J(p_τ − ·)
+    dec3 = decompose(model, params, X, Y, Z, temperature=3.0)
+    hand3 = 3.0 * np.einsum("nkp,nk->np", J, _softmax(Z / 3.0) - Y)
+    assert_close(dec3.contribution, np.sum(hand3 * hand3, 1), rtol=1e-9)
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 1000), st.sampled_from(["ce", "mse"]))
+def test_zero_noise_when_targets_are_the_models_own_predictions(seed, kind):
+    X, Y, W, rng = _linear(seed % 7)
+    m, params = linear_model(5, 3), {"w": jnp.asarray(rng.standard_normal((5, 3)))}
+    own = np.asarray(X @ np.asarray(params["w"]))  # logits (CE) or outputs (MSE)
+    g = per_example_gradients(m, params, X, Y, loss=Loss(kind, teacher_weight=1.0), teacher=own)
+    assert np.abs(g).max() < 1e-12
+    s = gradient_statistics(g)
+    assert s.trace < 1e-24  # (B_simple is a ratio of round-off here, not tested)
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 1000), st.floats(1e-3, 1e3))
+def test_noise_invariant_to_permutation_and_b_simple_scale_invariant(seed, scale):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((15, 4)) + rng.standard_normal(4)
+    a, b = gradient_statistics(g), gradient_statistics(g[rng.permutation(15)])
+    assert a.trace == pytest.approx(b.trace, rel=1e-12) and a.b_simple == pytest.approx(b.b_simple, rel=1e-12)
+    c = gradient_statistics(scale * g)  # scaling the loss scales every gradient
+    assert c.b_simple == pytest.approx(a.b_simple, rel=1e-10)
+    assert c.trace == pytest.approx(scale**2 * a.trace, rel=1e-10)
+
+
+def test_least_squares_noise_floor():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((60, 4))
+    w_teacher = rng.standard_normal(4)
+    assert least_squares_noise_floor(X, X @ w_teacher).trace < 1e-25  # teacher targets: no floor
+    noisy = X @ w_teacher + 0.5 * rng.standard_normal(60)
+    floor = least_squares_noise_floor(X, noisy)
+    r = X @ np.linalg.lstsq(X, noisy, rcond=None)[0] - noisy
+    assert floor.trace == pytest.approx(np.trace(np.cov((X * r[:, None]).T, bias=True)), rel=1e-12)
+    assert floor.trace > 0.1 and floor.mean_sq_norm < 1e-25  # the mean gradient vanishes at the optimum
+
+
+def test_bad_inputs():
+    X, Y, W, _ = _linear()
+    m = linear_model(5, 3)
+    with pytest.raises(ValueError, match="needs teacher outputs"):
+        per_example_gradients(m, {"w": jnp.asarray(W)}, X, Y, loss=Loss("ce", teacher_weight=1.0))
+    with pytest.raises(ValueError, match="parameter pytree"):
+        per_example_gradients(m, jnp.zeros(15), X, Y)
+    with pytest.raises(ValueError, match="b_small < b_big"):
+        two_batch_estimates(np.ones(3), np.ones(3), 8, 4)
+    with pytest.raises(ValueError, match="jacobians must have shape"):
+        bayes_excess_second_moment(np.zeros((4, 3)), np.zeros((4, 2, 5)))
