@@ -20,6 +20,7 @@ __all__ = [
     "rounds_figure",
     "confidence_figure",
     "late_distillation_figure",
+    "denoising_figure",
 ]
 
 
@@ -289,4 +290,50 @@ def late_distillation_figure(
     ax2.set_ylabel("excess population risk")
     ax2.set_title("planted linear model, gradient flow, closed form", fontsize=10)
     ax2.grid(alpha=0.3)
+    return _finish(fig, title, path)
+
+
+def denoising_figure(
+    steps: np.ndarray,
+    traces: dict[str, tuple[np.ndarray, np.ndarray]],
+    b_simple: dict[str, tuple[np.ndarray, np.ndarray]],
+    bin_share: np.ndarray,
+    *,
+    title: str = "",
+    path: str | os.PathLike | None = None,
+):
+    r"""Gradient noise along training: one-hot vs distillation targets, and where the noise sits.
+
+    Args:
+      steps: checkpoint steps ``(C,)``.
+      traces: model -> (tr Σ with one-hot targets, with distillation targets), each ``(C,)``.
+      b_simple: model -> (B_simple one-hot, B_simple distillation).
+      bin_share: share of the removed noise per teacher-confidence decile (lowest first).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    x = np.maximum(steps, 0.8)
+    for k, (name, (oh, kd)) in enumerate(traces.items()):
+        axes[0].plot(x, oh, color=f"C{k}", lw=2, label=f"{name}: one-hot targets")
+        axes[0].plot(x, kd, color=f"C{k}", lw=2, ls="--", label=f"{name}: teacher targets")
+        oh_b, kd_b = b_simple[name]
+        axes[1].plot(x, oh_b, color=f"C{k}", lw=2, label=f"{name}: one-hot")
+        axes[1].plot(x, kd_b, color=f"C{k}", lw=2, ls="--", label=f"{name}: teacher")
+    for ax, ylabel in ((axes[0], "tr Σ of per-example gradients"), (axes[1], "B_simple = tr Σ / ‖G‖²")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step (one-hot run)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("gradient noise at the same parameters", fontsize=10)
+    axes[1].set_title("simple noise scale", fontsize=10)
+    deciles = np.arange(1, bin_share.size + 1)
+    axes[2].bar(deciles, bin_share, color="C3")
+    axes[2].axhline(1 / bin_share.size, color="0.4", ls="--", lw=1, label="uniform share")
+    axes[2].set_xlabel("teacher-confidence decile (1 = least confident)")
+    axes[2].set_ylabel("share of the removed noise Σ‖ξ_i‖²")
+    axes[2].set_title("where the noise that distillation removes comes from", fontsize=10)
+    axes[2].legend(fontsize=8)
+    axes[2].grid(alpha=0.3, axis="y")
     return _finish(fig, title, path)

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "repeated_self_distillation": "kdtheory.experiments.repeated_self_distillation",
     "confidence_deviation": "kdtheory.experiments.confidence_deviation",
     "late_distillation": "kdtheory.experiments.late_distillation",
+    "gradient_denoising": "kdtheory.experiments.gradient_denoising",
 }
 
 
