@@ -129,39 +129,63 @@ def random_features_model(
     return Model(f"random_features(d={d}, width={width}, k={k}, {activation})", init, apply, k)
 
 
-def mlp(sizes: Sequence[int], *, activation: str = "relu", init_scale: float = 1.0, bias: bool = True) -> Model:
-    r"""Fully connected network with layer sizes ``(d, h_1, …, k)``, standard parameterization.
+def mlp(
+    sizes: Sequence[int],
+    *,
+    activation: str = "relu",
+    init_scale: float = 1.0,
+    bias: bool = True,
+    parameterization: Literal["standard", "ntk"] = "standard",
+    weight_std: float = 1.0,
+    bias_std: float = 0.0,
+) -> Model:
+    r"""Fully connected network with layer sizes ``(d, h_1, …, k)``; outputs are logits.
 
-    ``W_l ~ N(0, init_scale² · g/fan_in)`` with gain ``g = 2`` for ReLU and 1 otherwise (He /
-    LeCun initialization), biases zero. No activation after the last layer (outputs are logits).
+    ``parameterization="standard"``: ``W_l ~ N(0, init_scale² · g/fan_in)`` with gain ``g = 2`` for
+    ReLU hidden layers and 1 otherwise (He / LeCun), biases zero, ``h_{l+1} = h_l W_l + b_l``.
+
+    ``parameterization="ntk"`` (Jacot et al. 2018; the convention of neural-tangents and of
+    :func:`kdtheory.ntk.relu_ntk`): ``W_l, b_l ~ N(0, 1)`` and
+    ``h_{l+1} = (weight_std/√fan_in) h_l W_l + bias_std · b_l``; as the widths grow the network
+    trained by gradient descent stays close to its linearization.
     """
     act_name = choice(activation, "activation", tuple(_ACTIVATIONS))
     act = _ACTIVATIONS[act_name]
+    choice(parameterization, "parameterization", ("standard", "ntk"))
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"sizes must hold at least two positive layer sizes, got {sizes}")
     gain = 2.0 if act_name == "relu" else 1.0
+    ntk = parameterization == "ntk"
+    has_bias = bias and (not ntk or bias_std != 0.0)
 
     def init(key):
-        keys = jax.random.split(key, len(sizes) - 1)
+        keys = jax.random.split(key, 2 * (len(sizes) - 1))
         layers = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             g = gain if i < len(sizes) - 2 else 1.0
-            layer = {"w": init_scale * np.sqrt(g / a) * jax.random.normal(keys[i], (a, b))}
-            if bias:
-                layer["b"] = jnp.zeros((b,))
+            scale = 1.0 if ntk else init_scale * np.sqrt(g / a)
+            layer = {"w": scale * jax.random.normal(keys[2 * i], (a, b))}
+            if has_bias:
+                layer["b"] = jax.random.normal(keys[2 * i + 1], (b,)) if ntk else jnp.zeros((b,))
             layers.append(layer)
         return layers
 
     def apply(p, x):
         h = x
         for i, layer in enumerate(p):
-            h = h @ layer["w"] + (layer["b"] if bias else 0.0)
+            if ntk:
+                h = (weight_std / np.sqrt(h.shape[-1])) * (h @ layer["w"]) + (
+                    bias_std * layer["b"] if has_bias else 0.0
+                )
+            else:
+                h = h @ layer["w"] + (layer["b"] if has_bias else 0.0)
             if i < len(p) - 1:
                 h = act(h)
         return h
 
-    return Model(f"mlp({'-'.join(map(str, sizes))}, {act_name})", init, apply, sizes[-1])
+    tag = f", ntk σw={weight_std:g} σb={bias_std:g}" if ntk else ""
+    return Model(f"mlp({'-'.join(map(str, sizes))}, {act_name}{tag})", init, apply, sizes[-1])
 
 
 @dataclass(frozen=True)
