@@ -168,6 +168,9 @@ def relu_ntk(
             cos = np.clip(np.where(norm > 0, cross / np.where(norm > 0, norm, 1.0), 1.0), -1.0, 1.0)
         # θ from atan2: exact 0 on the diagonal, where arccos(1 − δ) loses half the digits
         ang = np.arctan2(np.sqrt(np.maximum(np.outer(diag1, diag2) - cross * cross, 0.0)), cross)
+        if X2 is None:  # a point with itself: θ = 0 exactly (the square root would amplify round-off)
+            np.fill_diagonal(ang, 0.0)
+            np.fill_diagonal(cos, 1.0)
         cross_next = sw2 * norm * (np.sin(ang) + (np.pi - ang) * cos) / (2 * np.pi) + sb2
         dot = sw2 * (np.pi - ang) / (2 * np.pi)
         theta = theta * dot + cross_next

@@ -56,6 +56,7 @@ def test_analytic_two_layer_matches_theory_formula():
     nx = np.linalg.norm(X, axis=1)
     G = X @ X.T
     th = np.arctan2(np.sqrt(np.maximum(np.outer(nx, nx) ** 2 - G * G, 0)), G)  # angle between x and x'
+    np.fill_diagonal(th, 0.0)
     cos = np.cos(th)
     first = (X @ X.T) * (np.pi - th) / (2 * np.pi)
     second = np.outer(nx, nx) * (np.sin(th) + (np.pi - th) * cos) / (2 * np.pi)
