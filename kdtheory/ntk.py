@@ -82,11 +82,11 @@ def empirical_ntk(
 
 def _contract(J1, J2, trace):
     """J1 (n1, k, P), J2 (n2, k, P) -> traced (n1, n2) or full (n1·k, n2·k)."""
-    if trace is None:
-        n1, k, _ = J1.shape
-        return jnp.einsum("akp,bcp->akbc", J1, J2).reshape(n1 * k, J2.shape[0] * k)
-    K = jnp.einsum("akp,bkp->ab", J1, J2)
-    return K / J1.shape[1] if trace == "mean" else K
+    n1, k, P = J1.shape
+    if trace is None:  # one matrix product: (n1·k, P) @ (P, n2·k)
+        return J1.reshape(n1 * k, P) @ J2.reshape(-1, P).T
+    K = J1.reshape(n1, k * P) @ J2.reshape(J2.shape[0], k * P).T  # Σ_c J1[a,c]·J2[b,c] in one product
+    return K / k if trace == "mean" else K
 
 
 def _flat_apply(apply, params):
@@ -227,9 +227,7 @@ def linearized(
     )
 
 
-def project_residual(
-    spectrum: Spectrum, outputs: ArrayLike, init: ArrayLike, targets: ArrayLike
-) -> np.ndarray:
+def project_residual(spectrum: Spectrum, outputs: ArrayLike, init: ArrayLike, targets: ArrayLike) -> np.ndarray:
     r"""Fraction of each eigendirection's target component learned by a network.
 
     Summed over outputs: ``a_k = Σ_c z_kc (u_kᵀ(f_c − f0_c)) / Σ_c z_kc²`` with ``z = Uᵀ(y − f_0)``.
