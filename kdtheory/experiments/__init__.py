@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "confidence_deviation": "kdtheory.experiments.confidence_deviation",
     "late_distillation": "kdtheory.experiments.late_distillation",
     "gradient_denoising": "kdtheory.experiments.gradient_denoising",
+    "ntk_bridge": "kdtheory.experiments.ntk_bridge",
 }
 
 
