@@ -2,9 +2,10 @@ r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearize
 
 * :func:`empirical_ntk` — ``Θ(x, x') = J(x) J(x')ᵀ``, ``J = ∂f/∂θ``, of any JAX function
   ``apply(params, x)`` with pytree parameters, by three methods that must agree:
-  ``"jacobian"`` (contract Jacobians), ``"ntvp"`` (NTK-vector products: ``vjp`` then ``jvp``, never
-  forming J) and ``"per_example"`` (``vmap`` of a per-example ``jacrev``); computed in blocks of
-  ``block_size`` inputs so memory stays bounded. ``trace="mean"`` (default) returns the
+  ``"jacobian"`` (``jacrev`` of the batched function, then one BLAS product), ``"ntvp"``
+  (NTK-vector products: ``vjp`` then ``jvp``, never forming J) and ``"per_example"`` (``vmap`` of a
+  per-example ``jacrev``, then one BLAS product); in blocks of ``block_size`` inputs so that at
+  most two blocks of J are held at once. ``trace="mean"`` (default) returns the
   ``n × n'`` kernel averaged over the output dimension (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum,
   ``None`` the full ``(n·k) × (n'·k)`` kernel (row index ``i·k + c``).
 * :func:`relu_ntk` — the infinite-width NNGP and NTK of a ReLU MLP in the NTK parameterization
@@ -72,20 +73,25 @@ def empirical_ntk(
     bs = None if block_size is None else int(positive_scalar(block_size, "block_size"))
     blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
     blocks2 = [slice(i, i + bs) for i in range(0, B.shape[0], bs)] if bs else [slice(None)]
-    fn = {"jacobian": _ntk_jacobian, "ntvp": _ntk_ntvp, "per_example": _ntk_per_example}[method]
     rows = []
+    if method == "ntvp":
+        for s1 in blocks1:
+            rows.append([np.asarray(_ntk_ntvp(apply, params, A[s1], B[s2], trace)) for s2 in blocks2])
+        return np.block(rows)
+    jac = _jacobians_batched if method == "jacobian" else _jacobians_per_example
+    same = X2 is None
     for s1 in blocks1:
-        rows.append([np.asarray(fn(apply, params, A[s1], B[s2], trace)) for s2 in blocks2])
-    K = np.block(rows)
-    return K
+        J1 = jac(apply, params, A[s1])  # one row block of J in memory, reused for every column block
+        rows.append([_contract(J1, J1 if same and s1 == s2 else jac(apply, params, B[s2]), trace) for s2 in blocks2])
+    return np.block(rows)
 
 
-def _contract(J1, J2, trace):
-    """J1 (n1, k, P), J2 (n2, k, P) -> traced (n1, n2) or full (n1·k, n2·k)."""
+def _contract(J1: np.ndarray, J2: np.ndarray, trace) -> np.ndarray:
+    """J1 (n1, k, P), J2 (n2, k, P) -> traced (n1, n2) or full (n1·k, n2·k), as one BLAS product."""
     n1, k, P = J1.shape
-    if trace is None:  # one matrix product: (n1·k, P) @ (P, n2·k)
+    if trace is None:
         return J1.reshape(n1 * k, P) @ J2.reshape(-1, P).T
-    K = J1.reshape(n1, k * P) @ J2.reshape(J2.shape[0], k * P).T  # Σ_c J1[a,c]·J2[b,c] in one product
+    K = J1.reshape(n1, k * P) @ J2.reshape(J2.shape[0], k * P).T  # Σ_c J1[a,c]·J2[b,c]
     return K / k if trace == "mean" else K
 
 
@@ -94,22 +100,20 @@ def _flat_apply(apply, params):
     return flat, lambda fl, x: apply(unravel(fl), x)
 
 
-def _ntk_jacobian(apply, params, A, B, trace):
+def _jacobians_batched(apply, params, A) -> np.ndarray:
+    """``jax.jacrev`` of the batched function: the textbook full Jacobian ``(n, k, P)``."""
     flat, f = _flat_apply(apply, params)
-    J1 = jax.jacrev(f)(flat, A)  # (n1, k, P)
-    J2 = J1 if B is A else jax.jacrev(f)(flat, B)
-    return _contract(J1, J2, trace)
+    return np.asarray(jax.jacrev(f)(flat, A))
 
 
-def _ntk_per_example(apply, params, A, B, trace):
+def _jacobians_per_example(apply, params, A) -> np.ndarray:
+    """``vmap`` of a single-input ``jacrev``: cost linear in the number of inputs."""
     flat, f = _flat_apply(apply, params)
 
     def single(x):
         return jax.jacrev(lambda fl: f(fl, x[None])[0])(flat)
 
-    J1 = jax.vmap(single)(A)
-    J2 = J1 if B is A else jax.vmap(single)(B)
-    return _contract(J1, J2, trace)
+    return np.asarray(jax.vmap(single)(A))
 
 
 def _ntk_ntvp(apply, params, A, B, trace):
