@@ -17,9 +17,8 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 
-import numpy as np
+from _common import matmul_peak_flops
 
 CHILD = r"""
 import json, resource, sys, time
@@ -64,9 +63,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--block", type=int, default=100)
     args = p.parse_args()
-    A = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
-    best = min(_timed(lambda: A @ A) for _ in range(5))
-    peak = 2 * 1024**3 / best
+    peak = matmul_peak_flops()
     P = 64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
     for n, trace, label in (
         (500, "mean", "traced, 500 inputs (500x500)"),
@@ -90,12 +87,6 @@ def main() -> None:
             )
         ok = {k: v for k, v in res.items() if "error" not in v}
         print(f"  fastest: {min(ok, key=lambda k: ok[k]['seconds'])}")
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

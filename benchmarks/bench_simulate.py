@@ -16,6 +16,7 @@ import time
 
 import jax
 import numpy as np
+from _common import matmul_peak_flops
 
 from kdtheory.simulate import Loss, Optimizer, mlp, train_model
 
@@ -56,9 +57,7 @@ def main() -> None:
     lr = 0.1
     flops = 2 * args.steps * (2 * N * D * H + 2 * N * H * K + N * H * K + N * D * H)  # fwd + bwd matmuls
 
-    A = rng.standard_normal((1024, 1024)).astype(np.float32)
-    best_mm = min(_timed(lambda: A @ A) for _ in range(5))
-    peak = 2 * 1024**3 / best_mm
+    peak = matmul_peak_flops()
 
     # warm-up compile (excluded), then timed runs
     train_model(model, X, Y, checkpoints=[0, args.steps], loss=Loss("ce"), optimizer=Optimizer(lr), params=params)
@@ -82,12 +81,6 @@ def main() -> None:
     print(f"  machine float32 matmul peak (1024^3 numpy): {peak / 1e9:.1f} GFLOP/s")
     print(f"  speed-up {npy / kd:.2f}x   (target >= 3x)")
     print(f"  same computation: max |W1 difference| after 20 steps {diff:.1e} (float32)")
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
