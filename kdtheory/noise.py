@@ -37,6 +37,7 @@ from kdtheory.simulate import Loss, Model, _objective
 
 __all__ = [
     "per_example_gradients",
+    "statistics_along",
     "logit_jacobians",
     "GradientStats",
     "gradient_statistics",
@@ -122,6 +123,35 @@ def _per_example_fn(model: Model, loss: Loss, struct):
         return _objective(per_example_loss, f, y[None], t[None], w)
 
     return jax.jit(jax.vmap(jax.grad(single), in_axes=(None, 0, 0, 0)))
+
+
+def statistics_along(
+    model: Model,
+    params_template: Any,
+    flat_params: ArrayLike,
+    X: ArrayLike,
+    labels: ArrayLike,
+    *,
+    loss: Loss = Loss("ce"),
+    teacher: ArrayLike | None = None,
+    ddof: int = 0,
+) -> list[GradientStats]:
+    r"""Gradient statistics along a recorded trajectory.
+
+    ``flat_params`` holds one flattened parameter vector per checkpoint, as recorded by
+    ``train_model(..., project=lambda p: jax.flatten_util.ravel_pytree(p)[0])`` (``Run.projection``);
+    ``params_template`` is any pytree of the model's structure (e.g. ``model.init(key)``).
+    """
+    F = np.asarray(flat_params)
+    if F.ndim != 2:
+        raise ValueError(f"flat_params must be (checkpoints, P), got shape {F.shape}")
+    _, unravel = ravel_pytree(params_template)
+    return [
+        gradient_statistics(
+            per_example_gradients(model, unravel(jnp.asarray(f)), X, labels, loss=loss, teacher=teacher), ddof=ddof
+        )
+        for f in F
+    ]
 
 
 def logit_jacobians(model: Model, params: Any, X: ArrayLike) -> np.ndarray:

@@ -19,6 +19,7 @@ from kdtheory.noise import (  # noqa: E402
     logit_jacobians,
     minibatch_trace,
     per_example_gradients,
+    statistics_along,
     two_batch_estimates,
 )
 from kdtheory.simulate import Loss, linear_model, mlp  # noqa: E402
@@ -193,3 +194,18 @@ def test_bad_inputs():
         two_batch_estimates(np.ones(3), np.ones(3), 8, 4)
     with pytest.raises(ValueError, match="jacobians must have shape"):
         bayes_excess_second_moment(np.zeros((4, 3)), np.zeros((4, 2, 5)))
+
+
+def test_statistics_along_a_recorded_trajectory():
+    from jax.flatten_util import ravel_pytree
+
+    from kdtheory.simulate import Optimizer, train_model
+
+    X, Y, _, _ = _linear(8)
+    m = linear_model(5, 3)
+    run = train_model(m, X, Y, checkpoints=[0, 5, 30], optimizer=Optimizer(0.3), dtype=jnp.float64,
+                      project=lambda p: ravel_pytree(p)[0])  # fmt: skip
+    stats = statistics_along(m, m.init(jax.random.PRNGKey(0)), run.projection, X, Y)
+    last = gradient_statistics(per_example_gradients(m, {"w": jnp.asarray(run.params["w"])}, X, Y))
+    assert len(stats) == 3 and stats[-1].trace == pytest.approx(last.trace, rel=1e-12)
+    assert stats[0].trace > 0

@@ -76,7 +76,7 @@ def run(
     from jax.flatten_util import ravel_pytree
 
     from kdtheory import plotting
-    from kdtheory.noise import bayes_monte_carlo, decompose, gradient_statistics, logit_jacobians, per_example_gradients
+    from kdtheory.noise import bayes_monte_carlo, decompose, logit_jacobians, statistics_along
     from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model
 
     cfg = config or Config()
@@ -97,17 +97,12 @@ def run(
         student = train_model(
             model, data.X, data.Y, checkpoints=ck, optimizer=opt, seed=cfg.seed, project=lambda p: ravel_pytree(p)[0]
         )
-        tr_oh, tr_kd, b_oh, b_kd = [], [], [], []
-        for c in range(ck.size):
-            params = unravel(student.projection[c])
-            s_oh = gradient_statistics(per_example_gradients(model, params, data.X, data.Y, loss=Loss("ce")))
-            s_kd = gradient_statistics(
-                per_example_gradients(model, params, data.X, data.Y, loss=Loss("ce", teacher_weight=1.0), teacher=z)
-            )
-            tr_oh.append(s_oh.trace)
-            tr_kd.append(s_kd.trace)
-            b_oh.append(s_oh.b_simple)
-            b_kd.append(s_kd.b_simple)
+        s_oh = statistics_along(model, template, student.projection, data.X, data.Y)
+        s_kd = statistics_along(
+            model, template, student.projection, data.X, data.Y, loss=Loss("ce", teacher_weight=1.0), teacher=z
+        )
+        tr_oh, tr_kd = [s.trace for s in s_oh], [s.trace for s in s_kd]
+        b_oh, b_kd = [s.b_simple for s in s_oh], [s.b_simple for s in s_kd]
         out[name] = {k_: np.array(v) for k_, v in (("oh", tr_oh), ("kd", tr_kd), ("b_oh", b_oh), ("b_kd", b_kd))}
         final[name] = (unravel(student.projection[-1]), z, student.train_outputs[-1], model)
         gap = (out[name]["oh"] - out[name]["kd"]) / out[name]["oh"]
