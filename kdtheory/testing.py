@@ -103,10 +103,21 @@ def psd_matrices(draw, *, min_size: int = 1, max_size: int = 12, **spectrum_kw) 
     return 0.5 * (K + K.T)
 
 
-def labels(n: int, *, outputs: int | None = None, seed: int = 0) -> np.ndarray:
-    """Gaussian labels of shape ``(n,)`` or ``(n, outputs)`` from a seed (a plain function)."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n,) if outputs is None else (n, outputs))
+@st.composite
+def labels(draw, n: int, *, outputs: int | None | str = "any", one_hot: bool | str = "any") -> np.ndarray:
+    """Label vectors ``(n,)`` or matrices ``(n, k)``: Gaussian regression targets or one-hot classes.
+
+    ``outputs``: ``None`` for a vector, an integer k for ``(n, k)``, ``"any"`` to draw either (k ≤ 4).
+    ``one_hot``: ``True`` for one-hot rows (matrices only), ``False`` for Gaussian values, ``"any"``.
+    """
+    k = draw(st.sampled_from([None, 1, 2, 3, 4])) if outputs == "any" else outputs
+    hot = draw(st.booleans()) if one_hot == "any" else bool(one_hot)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if k is None:
+        return rng.standard_normal(n)
+    if hot and k >= 2:
+        return np.eye(k)[rng.integers(0, k, n)]
+    return rng.standard_normal((n, k))
 
 
 @st.composite

@@ -228,3 +228,13 @@ def test_max_learning_rate():
     assert max_learning_rate(lam, method="momentum", momentum=0.5) == 0.75
     assert max_learning_rate(lam, method="flow") == np.inf
     assert max_learning_rate(np.zeros(3)) == np.inf
+
+
+@given(st.data())
+def test_label_strategy_shapes(data):
+    from kdtheory.testing import labels
+
+    y = data.draw(labels(7))
+    assert y.shape[0] == 7 and y.ndim in (1, 2) and np.all(np.isfinite(y))
+    Y = data.draw(labels(5, outputs=3, one_hot=True))
+    assert Y.shape == (5, 3) and np.all(Y.sum(1) == 1) and set(np.unique(Y)) <= {0.0, 1.0}
