@@ -119,7 +119,7 @@ class Spectrum:
             raise ValueError(f"K must be square, got shape {K.shape}")
         if n == 0:
             raise ValueError("K must have at least one row")
-        scale = float(np.max(np.abs(K)))
+        scale = float(max(K.max(), -K.min()))  # max|K| without an n × n temporary
         sym_rtol = 1e4 * eps if sym_rtol is None else positive_scalar(sym_rtol, "sym_rtol", allow_zero=True)
         asym = _max_asymmetry(K)
         if asym > sym_rtol * scale:
