@@ -22,7 +22,7 @@ This module imports numpy and scipy only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -168,7 +168,6 @@ class ConfidenceReport:
     ece_teacher: float | None = None
     ece_student: float | None = None
     clipped: int = 0
-    extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict[str, float | None]:
         """The scalar statistics, for tables and JSON."""

@@ -276,14 +276,14 @@ def decompose(
 ) -> NoiseDecomposition:
     """Split the one-hot gradient into the distillation gradient and the per-point noise."""
     tau = positive_scalar(temperature, "temperature")
-    oh = per_example_gradients(model, params, X, labels, loss=Loss("ce", temperature=tau))
+    # the one-hot term in the distillation convention, τ² CE(f/τ, e_y): gradient τ J(p_τ − e_y)
+    if tau == 1.0:
+        oh = per_example_gradients(model, params, X, labels, loss=Loss("ce"))
+    else:
+        oh = _onehot_at_temperature(model, params, X, labels, tau)
     kd = per_example_gradients(
         model, params, X, labels, loss=Loss("ce", temperature=tau, teacher_weight=1.0), teacher=teacher_logits
     )
-    # the one-hot term at temperature τ with the τ² scaling: τ J(p_τ − e_y); Loss("ce") uses τ = 1 for
-    # the label term, so rescale to the same convention when τ ≠ 1
-    if tau != 1.0:
-        oh = _onehot_at_temperature(model, params, X, labels, tau)
     n = oh.shape[0]
     xi_i = oh - kd
     z = np.asarray(teacher_logits, dtype=float)
