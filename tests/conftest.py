@@ -1,6 +1,12 @@
-"""Test configuration: Hypothesis profiles and JAX precision for comparisons with closed forms."""
+"""Test configuration: Hypothesis profiles and JAX precision for comparisons with closed forms.
+
+JAX's x64 mode is switched on here, once, for the whole session (closed form and simulation are
+compared to ~1e-9); no test module switches it. The library itself never flips the flag.
+"""
 
 import os
+
+import jax
 
 from hypothesis import HealthCheck, settings
 
@@ -21,3 +27,5 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("dev"), max_examples=2000)
 settings.load_profile(os.environ.get("KDTHEORY_HYPOTHESIS_PROFILE", "ci"))
+
+jax.config.update("jax_enable_x64", True)
