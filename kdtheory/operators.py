@@ -1,0 +1,750 @@
+r"""Kernels as operators: ``K @ V`` for a block ``V`` without forming ``K`` unless asked.
+
+A :class:`KernelOperator` gives the products a Krylov method needs (:mod:`kdtheory.krylov`):
+
+* :meth:`KernelOperator.matmat` — ``K V`` for a block ``V`` of shape ``(n, b)``;
+* :meth:`KernelOperator.cross` — the rectangular operator ``k(X_test, X)`` for test predictions;
+* :meth:`KernelOperator.diagonal` / :meth:`KernelOperator.trace` where they are cheap;
+* :meth:`KernelOperator.dense` — the matrix itself, formed only on request;
+* :meth:`KernelOperator.as_linear_operator` — a ``scipy.sparse.linalg.LinearOperator``.
+
+Four kinds:
+
+* :class:`FeatureKernel` — ``K = Φ Φᵀ`` from features ``Φ`` (``n × p``): ``K V = Φ (Φᵀ V)``,
+  cost ``2 n p b`` per product, memory ``n p``.
+* :class:`FunctionKernel` — ``K_ij = k(x_i, x_j)`` evaluated block by block: row block ``I`` costs
+  ``|I| · n · (d + b)`` and ``|I| · n`` memory. Kernels: :class:`RBF`, and the infinite-width ReLU
+  :class:`ReluNNGP` / :class:`ReluNTK` (the arc-cosine recursion of :func:`kdtheory.ntk.relu_ntk`
+  written for blocks in JAX).
+* :class:`StoredKernel` — a stored matrix (``numpy.memmap`` is fine, float32 allowed); the
+  operator is the stored values exactly, products are computed in float64.
+* :class:`NTKOperator` — the empirical NTK ``Θ = J Jᵀ`` of a JAX network through NTK-vector
+  products (``jax.vjp`` then ``jax.jvp``); ``J`` is never formed.
+
+Precision: products are computed in ``dtype`` (default float64, inside a scoped
+``jax.enable_x64(True)``; the library never flips JAX's global flag). Inputs and outputs of
+:meth:`~KernelOperator.matmat` are float64 numpy arrays.
+
+Sharding over several devices. Every product runs as one ``jax.shard_map`` over a one-axis mesh
+``Mesh(devices, ("rows",))`` (:func:`device_mesh`): the rows of the kernel (the data points, padded
+to a whole number of row blocks per device) are split over the devices with
+``PartitionSpec("rows")``; the block ``V`` is replicated (kernel functions, stored matrices) or
+split by rows and summed with ``jax.lax.psum`` (features, NTK: ``Φᵀ V`` and ``Jᵀ V``). Each device
+walks its rows in blocks of ``block_size`` with ``jax.lax.map``. The result is the same on one
+device and on several, up to the order of floating-point sums (round-off). By default every device
+JAX sees is used (``jax.devices()``); pass ``devices=`` to choose. To run on several GPUs, install
+JAX with CUDA (``pip install "jax[cuda12]"``) on a machine with them; nothing else changes::
+
+    op = FunctionKernel(X, RBF(lengthscale=3.0))          # uses all GPUs JAX sees
+    traj = kdtheory.krylov.train(op, y, t, test_kernel=op.cross(X_test))
+
+On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (set before JAX is imported)
+gives four host devices, which is how the tests check that sharding does not change the numbers.
+
+References:
+  Gardner et al. (2018), *GPyTorch: blackbox matrix-matrix Gaussian process inference*;
+  Wang et al. (2019), *Exact Gaussian processes on a million data points*;
+  Cho & Saul (2009); Jacot, Gabriel, Hongler (2018); Arora et al. (2019) for the ReLU kernels.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse.linalg
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from numpy.typing import ArrayLike
+
+from kdtheory._checks import as_float_array, positive_scalar
+
+__all__ = [
+    "KernelOperator",
+    "FeatureKernel",
+    "FunctionKernel",
+    "StoredKernel",
+    "NTKOperator",
+    "RBF",
+    "ReluNNGP",
+    "ReluNTK",
+    "device_mesh",
+]
+
+_ENTRIES_PER_BLOCK = 2**24  # default row block: about 128 MB of float64 kernel entries
+
+
+def device_mesh(devices: Sequence[Any] | None = None) -> Mesh:
+    """A one-axis mesh named ``"rows"`` over ``devices`` (default: every device JAX sees).
+
+    Args:
+      devices: JAX devices, e.g. ``jax.devices("gpu")[:2]``; ``None`` for ``jax.devices()``.
+
+    Returns:
+      ``jax.sharding.Mesh(np.array(devices), ("rows",))``.
+
+    Raises:
+      ValueError: ``devices`` is empty.
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    if not devs:
+        raise ValueError("devices must name at least one JAX device")
+    return Mesh(np.array(devs), ("rows",))
+
+
+# ---------------------------------------------------------------------- the sharded row engine
+class _Rows:
+    """Rows ``0..n-1`` padded to ``ndev × blocks × block`` and split over a mesh axis ``"rows"``."""
+
+    def __init__(self, n: int, block_size: int | None, n_cols: int, mesh: Mesh):
+        self.n, self.mesh = n, mesh
+        ndev = mesh.devices.size
+        per = -(-n // ndev)
+        want = max(1, _ENTRIES_PER_BLOCK // max(n_cols, 1)) if block_size is None else block_size
+        self.block = max(1, min(int(want), per))
+        self.blocks = -(-per // self.block)
+        self.n_pad = self.blocks * self.block * ndev
+        self.sharded = NamedSharding(mesh, P("rows"))
+        self.replicated = NamedSharding(mesh, P())
+
+    def pad(self, a: np.ndarray) -> np.ndarray:
+        """Zero rows appended up to ``n_pad``."""
+        extra = self.n_pad - a.shape[0]
+        return np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)]) if extra else a
+
+    def put(self, a: np.ndarray, *, split: bool) -> jax.Array:
+        """Pad (when split) and place on the mesh, rows split or replicated."""
+        return jax.device_put(self.pad(a) if split else a, self.sharded if split else self.replicated)
+
+    def _blocks(self, tree):
+        return jax.tree_util.tree_map(lambda x: x.reshape((-1, self.block) + x.shape[1:]), tree)
+
+    def map(self, fn: Callable, n_shared: int) -> Callable:
+        """``jit(shard_map)`` of ``rows, *shared -> concat_blocks fn(block, *shared)`` (rows split)."""
+
+        def local(rows, *shared):
+            out = jax.lax.map(lambda r: fn(r, *shared), self._blocks(rows))
+            return out.reshape((-1,) + out.shape[2:])
+
+        specs = (P("rows"),) + (P(),) * n_shared
+        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("rows")))
+
+    def sum(self, fn: Callable, n_shared: int) -> Callable:
+        """``jit(shard_map)`` of ``Σ_blocks fn(block, *shared)`` over all rows (``psum``, replicated out)."""
+
+        def local(rows, *shared):
+            blocks = self._blocks(rows)
+            first = fn(jax.tree_util.tree_map(lambda x: x[0], blocks), *shared)
+
+            def step(acc, r):
+                return jax.tree_util.tree_map(jnp.add, acc, fn(r, *shared)), None
+
+            total, _ = jax.lax.scan(step, first, jax.tree_util.tree_map(lambda x: x[1:], blocks))
+            return jax.lax.psum(total, "rows")
+
+        specs = (P("rows"),) + (P(),) * n_shared
+        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P()))
+
+
+class _Precision:
+    """Scoped JAX precision: float64 products inside ``jax.enable_x64(True)``, float32 as is."""
+
+    def __init__(self, dtype: Any):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+
+    def __enter__(self):
+        self._ctx = jax.enable_x64(True) if self.dtype == np.float64 else None
+        if self._ctx is not None:
+            self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+
+
+# ---------------------------------------------------------------------- the interface
+class KernelOperator(abc.ABC):
+    r"""A (possibly rectangular) kernel matrix ``K`` given by its products ``K V``.
+
+    Subclasses implement :meth:`_matmat`; the public methods validate shapes and return float64.
+    ``shape`` is ``(rows, columns)``; a training kernel is square and symmetric PSD.
+    """
+
+    shape: tuple[int, int]
+
+    @property
+    def n(self) -> int:
+        """Number of rows (training points, or ``n·k`` for a full NTK)."""
+        return self.shape[0]
+
+    def matmat(self, V: ArrayLike) -> np.ndarray:
+        r"""The product ``K V``.
+
+        Args:
+          V: shape ``(columns,)`` or ``(columns, b)``.
+
+        Returns:
+          float64 array of shape ``(rows,)`` or ``(rows, b)``.
+
+        Raises:
+          ValueError: ``V`` has the wrong number of rows or non-finite values.
+        """
+        V = as_float_array(V, "V", ndim=(1, 2))
+        if V.shape[0] != self.shape[1]:
+            raise ValueError(f"V has {V.shape[0]} rows but the operator has {self.shape[1]} columns")
+        vec = V.ndim == 1
+        V2 = V[:, None] if vec else V
+        if V2.shape[1] == 0:
+            return np.zeros((self.shape[0], 0))
+        out = np.asarray(self._matmat(V2), dtype=np.float64)
+        return out[:, 0] if vec else out
+
+    def __matmul__(self, V: ArrayLike) -> np.ndarray:
+        return self.matmat(V)
+
+    @abc.abstractmethod
+    def _matmat(self, V: np.ndarray) -> np.ndarray: ...
+
+    def diagonal(self) -> np.ndarray | None:
+        """The diagonal of a square operator (float64), or ``None`` where it is not cheap."""
+        return None
+
+    def trace(self) -> float | None:
+        """``tr K`` from :meth:`diagonal`, or ``None`` where it is not cheap."""
+        d = self.diagonal()
+        return None if d is None else float(np.sum(d))
+
+    def cross(self, test: ArrayLike) -> KernelOperator:
+        """The rectangular operator ``k(test, X)`` (``n_test × n``) for test predictions.
+
+        Args:
+          test: test data of the kind the operator was built from (features, inputs, or a stored
+            ``(n_test, n)`` cross-kernel).
+
+        Returns:
+          A :class:`KernelOperator` of shape ``(n_test, n)``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no cross-kernel")
+
+    def dense(self, *, block_size: int = 1024) -> np.ndarray:
+        """Form the matrix (``rows × columns``, float64) from products with identity blocks.
+
+        Args:
+          block_size: columns of the identity per product.
+
+        Returns:
+          The dense matrix.
+        """
+        bs = int(positive_scalar(block_size, "block_size"))
+        cols = [self.matmat(np.eye(self.shape[1])[:, j : j + bs]) for j in range(0, self.shape[1], bs)]
+        return np.concatenate(cols, axis=1)
+
+    def as_linear_operator(self) -> scipy.sparse.linalg.LinearOperator:
+        """The operator as a ``scipy.sparse.linalg.LinearOperator`` (for ``eigsh``, ``cg``, …)."""
+        return scipy.sparse.linalg.LinearOperator(
+            self.shape, matvec=self.matmat, matmat=self.matmat, rmatvec=self._rmat, dtype=np.float64
+        )
+
+    def _rmat(self, v: np.ndarray) -> np.ndarray:
+        if self.shape[0] != self.shape[1]:
+            raise NotImplementedError("transpose products of a rectangular operator")
+        return self.matmat(v)  # symmetric
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape})"
+
+
+def _mesh_arg(devices: Sequence[Any] | None) -> Mesh:
+    return device_mesh(devices)
+
+
+def _block_arg(block_size: int | None) -> int | None:
+    return None if block_size is None else int(positive_scalar(block_size, "block_size"))
+
+
+# ---------------------------------------------------------------------- features
+class FeatureKernel(KernelOperator):
+    r"""The linear kernel ``K = Φ Φᵀ`` of features ``Φ`` (``n × p``), never formed.
+
+    ``K V = Φ (Φᵀ V)``: ``Φᵀ V`` is summed over the row shards (``psum``), then each shard
+    multiplies its rows. Cost ``4 n p b`` flops per product.
+
+    Args:
+      features: ``Φ``, shape ``(n, p)``.
+      block_size: rows per block on each device (``None``: automatic).
+      devices: JAX devices to shard the rows over (``None``: all).
+      dtype: ``float64`` (default) or ``float32`` arithmetic.
+
+    Raises:
+      ValueError: ``features`` not 2-D, empty or not finite.
+    """
+
+    def __init__(
+        self,
+        features: ArrayLike,
+        *,
+        block_size: int | None = None,
+        devices: Sequence[Any] | None = None,
+        dtype: Any = np.float64,
+    ):
+        Phi = as_float_array(features, "features", ndim=(2,))
+        if Phi.size == 0:
+            raise ValueError(f"features must be non-empty, got shape {Phi.shape}")
+        self.shape = (Phi.shape[0], Phi.shape[0])
+        self._prec = _Precision(dtype)
+        self._mesh = _mesh_arg(devices)
+        self._block = _block_arg(block_size)
+        self._diag = np.sum(Phi * Phi, axis=1)
+        self._rows = _Rows(Phi.shape[0], self._block, Phi.shape[1], self._mesh)
+        with self._prec:
+            self._phi = self._rows.put(Phi.astype(self._prec.dtype), split=True)
+            self._reduce = self._rows.sum(lambda rv: rv[0].T @ rv[1], 0)
+            self._apply = self._rows.map(lambda r, W: r @ W, 1)
+
+    def _weights(self, V: np.ndarray) -> jax.Array:
+        Vd = self._rows.put(V.astype(self._prec.dtype), split=True)
+        return self._reduce((self._phi, Vd))
+
+    def _matmat(self, V):
+        with self._prec:
+            return np.asarray(self._apply(self._phi, self._weights(V)))[: self.n]
+
+    def diagonal(self) -> np.ndarray:
+        """``K_ii = ‖φ_i‖²``."""
+        return self._diag.copy()
+
+    def cross(self, test: ArrayLike) -> KernelOperator:
+        """``Φ_test Φᵀ`` for test features ``Φ_test`` (``n_test × p``)."""
+        T = as_float_array(test, "test", ndim=(2,))
+        p = self._phi.shape[1]
+        if T.shape[1] != p:
+            raise ValueError(f"test has {T.shape[1]} features but the operator has p={p}")
+        return _FeatureCross(self, T)
+
+
+class _FeatureCross(KernelOperator):
+    def __init__(self, train: FeatureKernel, T: np.ndarray):
+        self.shape = (T.shape[0], train.n)
+        self._train = train
+        self._rows = _Rows(T.shape[0], train._block, T.shape[1], train._mesh)
+        with train._prec:
+            self._t = self._rows.put(T.astype(train._prec.dtype), split=True)
+            self._apply = self._rows.map(lambda r, W: r @ W, 1)
+
+    def _matmat(self, V):
+        with self._train._prec:
+            return np.asarray(self._apply(self._t, self._train._weights(V)))[: self.shape[0]]
+
+
+# ---------------------------------------------------------------------- kernel functions
+@dataclass(frozen=True)
+class RBF:
+    r"""Gaussian kernel ``k(x, x') = variance · exp(−‖x − x'‖² / (2 ℓ²))``.
+
+    Attributes:
+      lengthscale: ℓ > 0.
+      variance: the value at ``x = x'`` (> 0).
+    """
+
+    lengthscale: float = 1.0
+    variance: float = 1.0
+
+    def __post_init__(self):
+        positive_scalar(self.lengthscale, "lengthscale")
+        positive_scalar(self.variance, "variance")
+
+    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
+        """The block ``k(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        sq = jnp.sum(A * A, 1)[:, None] + jnp.sum(B * B, 1)[None, :] - 2.0 * (A @ B.T)
+        sq = jnp.maximum(sq, 0.0)
+        if same is not None:
+            sq = jnp.where(same, 0.0, sq)
+        return self.variance * jnp.exp(sq * (-0.5 / self.lengthscale**2))
+
+    def diag(self, A: np.ndarray) -> np.ndarray:
+        """``k(x_i, x_i) = variance``."""
+        return np.full(A.shape[0], float(self.variance))
+
+
+@dataclass(frozen=True)
+class _ReluKernel:
+    depth: int = 1
+    weight_std: float = 1.0
+    bias_std: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
+        positive_scalar(self.weight_std, "weight_std")
+        positive_scalar(self.bias_std, "bias_std", allow_zero=True)
+
+    def _both(self, A, B, same):
+        """Arc-cosine recursion of :func:`kdtheory.ntk.relu_ntk` on a block: ``(Σ, Θ)``."""
+        sw2, sb2 = self.weight_std**2, self.bias_std**2
+        d = A.shape[1]
+        cross = sw2 * (A @ B.T) / d + sb2
+        d1 = sw2 * jnp.sum(A * A, 1) / d + sb2
+        d2 = sw2 * jnp.sum(B * B, 1) / d + sb2
+        theta = cross
+        for _ in range(int(self.depth)):
+            prod = d1[:, None] * d2[None, :]
+            norm = jnp.sqrt(prod)
+            pos = norm > 0
+            cos = jnp.clip(jnp.where(pos, cross / jnp.where(pos, norm, 1.0), 1.0), -1.0, 1.0)
+            ang = jnp.arctan2(jnp.sqrt(jnp.maximum(prod - cross * cross, 0.0)), cross)
+            if same is not None:  # a point with itself: angle 0 exactly
+                ang = jnp.where(same, 0.0, ang)
+                cos = jnp.where(same, 1.0, cos)
+            nxt = sw2 * norm * (jnp.sin(ang) + (jnp.pi - ang) * cos) / (2 * jnp.pi) + sb2
+            theta = theta * (sw2 * (jnp.pi - ang) / (2 * jnp.pi)) + nxt
+            cross = nxt
+            d1 = sw2 * d1 / 2 + sb2
+            d2 = sw2 * d2 / 2 + sb2
+        return cross, theta
+
+    def _diag_both(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sw2, sb2 = self.weight_std**2, self.bias_std**2
+        s = sw2 * np.sum(A * A, 1) / A.shape[1] + sb2
+        th = s.copy()
+        for _ in range(int(self.depth)):
+            nxt = sw2 * s / 2 + sb2  # θ = 0: (sin 0 + π cos 0)/(2π) = 1/2
+            th = th * (sw2 / 2) + nxt
+            s = nxt
+        return s, th
+
+
+@dataclass(frozen=True)
+class ReluNNGP(_ReluKernel):
+    r"""Infinite-width NNGP kernel ``Σ`` of a ReLU MLP with ``depth`` hidden layers.
+
+    The NTK parameterization of :func:`kdtheory.ntk.relu_ntk` (same recursion, evaluated on blocks
+    in JAX): ``Σ¹ = σ_w² x·x'/d + σ_b²``,
+    ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x') (sin θ + (π − θ) cos θ)/(2π) + σ_b²``.
+
+    Attributes:
+      depth: hidden layers (≥ 0).
+      weight_std: σ_w > 0.
+      bias_std: σ_b ≥ 0.
+    """
+
+    def __call__(self, A, B, same=None):
+        """The block ``Σ(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        return self._both(A, B, same)[0]
+
+    def diag(self, A: np.ndarray) -> np.ndarray:
+        """``Σ(x_i, x_i)``."""
+        return self._diag_both(A)[0]
+
+
+@dataclass(frozen=True)
+class ReluNTK(_ReluKernel):
+    r"""Infinite-width NTK ``Θ`` of a ReLU MLP with ``depth`` hidden layers (see :class:`ReluNNGP`).
+
+    ``Θ¹ = Σ¹``, ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``, ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``.
+
+    Attributes:
+      depth: hidden layers (≥ 0).
+      weight_std: σ_w > 0.
+      bias_std: σ_b ≥ 0.
+    """
+
+    def __call__(self, A, B, same=None):
+        """The block ``Θ(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        return self._both(A, B, same)[1]
+
+    def diag(self, A: np.ndarray) -> np.ndarray:
+        """``Θ(x_i, x_i)``."""
+        return self._diag_both(A)[1]
+
+
+class FunctionKernel(KernelOperator):
+    r"""``K_ij = k(x_i, x_j)`` of a JAX kernel function, evaluated one row block at a time.
+
+    A row block ``I`` is evaluated as ``k(X_I, X)`` (``|I| × n``) and multiplied by ``V`` at once;
+    the kernel is never stored. Diagonal entries are flagged to the kernel (``same``) so that
+    ``k(x, x)`` is exact (e.g. the ReLU angle is 0, not the square root of round-off).
+
+    Args:
+      X: inputs, shape ``(n, d)``.
+      kernel: a callable ``kernel(A, B, same=None) -> (|A|, |B|)`` in ``jax.numpy`` (for example
+        :class:`RBF`, :class:`ReluNNGP`, :class:`ReluNTK`); a ``diag(X)`` method, when present,
+        gives :meth:`diagonal`.
+      block_size: rows per block on each device (``None``: about 2²⁴ kernel entries per block).
+      devices: JAX devices to shard the rows over (``None``: all).
+      dtype: ``float64`` (default) or ``float32`` arithmetic.
+
+    Raises:
+      ValueError: ``X`` not 2-D or not finite; ``kernel`` not callable.
+    """
+
+    def __init__(
+        self,
+        X: ArrayLike,
+        kernel: Callable,
+        *,
+        block_size: int | None = None,
+        devices: Sequence[Any] | None = None,
+        dtype: Any = np.float64,
+    ):
+        if not callable(kernel):
+            raise ValueError(f"kernel must be callable kernel(A, B, same=None), got {kernel!r}")
+        Xn = as_float_array(X, "X", ndim=(2,))
+        if Xn.shape[0] == 0:
+            raise ValueError("X must have at least one row")
+        self.shape = (Xn.shape[0], Xn.shape[0])
+        self.kernel = kernel
+        self._X = Xn
+        self._prec = _Precision(dtype)
+        self._mesh = _mesh_arg(devices)
+        self._block = _block_arg(block_size)
+        self._rows = _Rows(Xn.shape[0], self._block, Xn.shape[0], self._mesh)
+        idx = np.arange(Xn.shape[0])
+        with self._prec:
+            xd = Xn.astype(self._prec.dtype)
+            self._xrows = self._rows.put(xd, split=True)
+            self._idx = self._rows.put(idx, split=True)
+            self._xall = self._rows.put(xd, split=False)
+            self._iall = self._rows.put(idx, split=False)
+
+            def block(r, X, i, V):
+                return kernel(r[0], X, r[1][:, None] == i[None, :]) @ V
+
+            self._apply = self._rows.map(block, 3)
+
+    def _matmat(self, V):
+        with self._prec:
+            Vd = self._rows.put(V.astype(self._prec.dtype), split=False)
+            return np.asarray(self._apply((self._xrows, self._idx), self._xall, self._iall, Vd))[: self.n]
+
+    def diagonal(self) -> np.ndarray | None:
+        """``k(x_i, x_i)`` from the kernel's ``diag`` method, else ``None``."""
+        diag = getattr(self.kernel, "diag", None)
+        return None if diag is None else np.asarray(diag(self._X), dtype=np.float64)
+
+    def cross(self, test: ArrayLike) -> KernelOperator:
+        """``k(X_test, X)`` for test inputs ``X_test`` (``n_test × d``)."""
+        T = as_float_array(test, "test", ndim=(2,))
+        if T.shape[1] != self._X.shape[1]:
+            raise ValueError(f"test has {T.shape[1]} features but X has d={self._X.shape[1]}")
+        return _FunctionCross(self, T)
+
+
+class _FunctionCross(KernelOperator):
+    def __init__(self, train: FunctionKernel, T: np.ndarray):
+        self.shape = (T.shape[0], train.n)
+        self._train = train
+        self._rows = _Rows(T.shape[0], train._block, train.n, train._mesh)
+        kernel = train.kernel
+        with train._prec:
+            self._t = self._rows.put(T.astype(train._prec.dtype), split=True)
+            self._apply = self._rows.map(lambda r, X, V: kernel(r, X, None) @ V, 2)
+
+    def _matmat(self, V):
+        tr = self._train
+        with tr._prec:
+            Vd = self._rows.put(V.astype(tr._prec.dtype), split=False)
+            return np.asarray(self._apply(self._t, tr._xall, Vd))[: self.shape[0]]
+
+
+# ---------------------------------------------------------------------- stored matrices
+class StoredKernel(KernelOperator):
+    r"""A stored kernel matrix (``numpy.ndarray`` or ``numpy.memmap``, float32 or float64).
+
+    The operator is the stored values exactly; products are accumulated in float64. With
+    ``on_device=False`` (default) row blocks are read from host memory (a memory map is read once
+    per product, never held whole) and multiplied with numpy; with ``on_device=True`` the matrix is
+    placed once on the devices, rows split over them (``NamedSharding(mesh, P("rows"))``), in its
+    stored dtype, and products run there.
+
+    Args:
+      K: the matrix, shape ``(n_rows, n_cols)``; a training kernel must be square and symmetric.
+      block_size: rows per block (``None``: automatic).
+      on_device: keep the matrix on the JAX devices (see above).
+      devices: JAX devices for ``on_device`` (``None``: all).
+      check: verify that a square matrix is finite and symmetric (one pass in row blocks).
+
+    Raises:
+      ValueError: not 2-D, not a float dtype, not finite or not symmetric (when checked).
+    """
+
+    def __init__(
+        self,
+        K: np.ndarray,
+        *,
+        block_size: int | None = None,
+        on_device: bool = False,
+        devices: Sequence[Any] | None = None,
+        check: bool = True,
+    ):
+        if not isinstance(K, np.ndarray) or K.ndim != 2:
+            raise ValueError(f"K must be a 2-D numpy array or memmap, got {type(K).__name__} {np.shape(K)}")
+        if K.dtype not in (np.float32, np.float64):
+            raise ValueError(f"K must be float32 or float64, got {K.dtype}")
+        self.shape = K.shape
+        self._K = K
+        self._block = _block_arg(block_size)
+        self._bs = self._block or max(1, _ENTRIES_PER_BLOCK // max(K.shape[1], 1))
+        if check:
+            self._check()
+        self._on_device = bool(on_device)
+        if self._on_device:
+            self._prec = _Precision(np.float64)
+            self._rows = _Rows(K.shape[0], self._block, K.shape[1], _mesh_arg(devices))
+            with self._prec:
+                self._dev = self._rows.put(np.asarray(K), split=True)
+                self._apply = self._rows.map(lambda r, V: r.astype(V.dtype) @ V, 1)
+
+    def _check(self):
+        n, m = self.shape
+        for i in range(0, n, self._bs):
+            blk = np.asarray(self._K[i : i + self._bs])
+            if not np.all(np.isfinite(blk)):
+                raise ValueError(f"K contains non-finite values in rows {i}..{i + blk.shape[0] - 1}")
+            if n == m:
+                j = min(i + self._bs, n)
+                asym = np.max(np.abs(blk[:, :j].astype(np.float64) - np.asarray(self._K[:j, i:j]).T))
+                scale = float(np.max(np.abs(blk))) if blk.size else 0.0
+                if asym > 1e4 * np.finfo(self._K.dtype).eps * max(scale, np.finfo(float).tiny):
+                    raise ValueError(f"K is not symmetric: max|K - K.T| = {asym:.3g} in rows {i}..{j - 1}")
+
+    def _matmat(self, V):
+        if self._on_device:
+            with self._prec:
+                return np.asarray(self._apply(self._dev, self._rows.put(V, split=False)))[: self.shape[0]]
+        out = np.empty((self.shape[0], V.shape[1]))
+        for i in range(0, self.shape[0], self._bs):
+            out[i : i + self._bs] = np.asarray(self._K[i : i + self._bs], dtype=np.float64) @ V
+        return out
+
+    def diagonal(self) -> np.ndarray | None:
+        """The stored diagonal (square matrices), as float64."""
+        return np.asarray(np.diagonal(self._K), dtype=np.float64).copy() if self.shape[0] == self.shape[1] else None
+
+    def cross(self, test: np.ndarray) -> KernelOperator:
+        """A stored cross-kernel ``(n_test, n)`` as an operator (not checked for symmetry)."""
+        if not isinstance(test, np.ndarray) or test.ndim != 2 or test.shape[1] != self.shape[1]:
+            raise ValueError(f"test must be a stored (n_test, {self.shape[1]}) matrix, got shape {np.shape(test)}")
+        return StoredKernel(test, block_size=self._block, check=False)
+
+
+# ---------------------------------------------------------------------- empirical NTK
+class NTKOperator(KernelOperator):
+    r"""Empirical NTK ``Θ(X, X) = J Jᵀ``, ``J = ∂f(X)/∂θ``, through NTK-vector products.
+
+    ``Θ V = J (Jᵀ V)``: ``Jᵀ V`` is one ``jax.vjp`` per column (summed over row blocks and devices),
+    ``J u`` one ``jax.jvp`` per block. ``trace="mean"`` is the ``n × n`` kernel averaged over the
+    ``k`` outputs, ``Θ_ab = (1/k) Σ_c J_ac · J_bc`` (``"sum"``: without ``1/k``), which costs ``k``
+    vjp/jvp pairs per column; ``trace=None`` is the full ``(n·k) × (n·k)`` kernel with row index
+    ``i·k + c`` (as :func:`kdtheory.ntk.empirical_ntk`).
+
+    Args:
+      apply: the network ``apply(params, x) -> (batch, k)``.
+      params: a pytree of parameters (cast to ``dtype``).
+      X: training inputs, shape ``(n, …)``.
+      trace: ``"mean"``, ``"sum"`` or ``None``.
+      block_size: inputs per block on each device (``None``: 256).
+      devices: JAX devices to shard the inputs over (``None``: all).
+      dtype: ``float64`` (default) or ``float32`` arithmetic.
+
+    Raises:
+      ValueError: unknown ``trace``; ``X`` empty or not finite; ``apply`` does not return ``(batch, k)``.
+    """
+
+    def __init__(
+        self,
+        apply: Callable,
+        params: Any,
+        X: ArrayLike,
+        *,
+        trace: Literal["mean", "sum"] | None = "mean",
+        block_size: int | None = None,
+        devices: Sequence[Any] | None = None,
+        dtype: Any = np.float64,
+    ):
+        if trace not in ("mean", "sum", None):
+            raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
+        Xn = as_float_array(X, "X")
+        if Xn.ndim < 1 or Xn.shape[0] == 0:
+            raise ValueError(f"X must hold at least one input along axis 0, got shape {Xn.shape}")
+        self._prec = _Precision(dtype)
+        self._mesh = _mesh_arg(devices)
+        self._block = _block_arg(block_size) or 256
+        self._apply_fn, self._trace = apply, trace
+        with self._prec:
+            dt = self._prec.dtype
+            self._params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dt), params)
+            out = jax.eval_shape(apply, self._params, jnp.zeros((1,) + Xn.shape[1:], dt))
+        if len(out.shape) != 2:
+            raise ValueError(f"apply(params, x) must return (batch, k), got shape {out.shape}")
+        self._n_in, self._k = Xn.shape[0], int(out.shape[1])
+        n = self._n_in * (self._k if trace is None else 1)
+        self.shape = (n, n)
+        self._rows = _Rows(self._n_in, self._block, 1, self._mesh)
+        with self._prec:
+            self._x = self._rows.put(Xn.astype(dt), split=True)
+            self._reduce = self._rows.sum(self._vjp_block, 1)
+            self._map = self._rows.map(self._jvp_block, 2)
+
+    def _cotangents(self, Vb):
+        """Block of V -> cotangents ``(c, blk, k)`` of the network outputs, one per column/output."""
+        k = self._k
+        if self._trace is None:  # Vb (blk, k, b) -> (b, blk, k)
+            return jnp.moveaxis(Vb, -1, 0)
+        eye = jnp.eye(k, dtype=Vb.dtype)  # Vb (blk, b) -> (b·k, blk, k): column j on output c
+        return (Vb.T[:, None, :, None] * eye[None, :, None, :]).reshape(-1, Vb.shape[0], k)
+
+    def _vjp_block(self, rv, params):
+        x, Vb = rv
+        _, pull = jax.vjp(lambda p: self._apply_fn(p, x), params)
+        return jax.vmap(lambda c: pull(c)[0])(self._cotangents(Vb))
+
+    def _jvp_block(self, x, params, U):
+        outs = jax.vmap(lambda u: jax.jvp(lambda p: self._apply_fn(p, x), (params,), (u,))[1])(U)
+        k = self._k
+        if self._trace is None:  # (b, blk, k) -> (blk, k, b)
+            return jnp.moveaxis(outs, 0, -1)
+        outs = outs.reshape(-1, k, x.shape[0], k)  # (b, c, blk, k'): keep c == k'
+        diag = jnp.einsum("jcac->aj", outs)
+        return diag / k if self._trace == "mean" else diag
+
+    def _tangents(self, V):
+        Vr = V.reshape(self._n_in, self._k, -1) if self._trace is None else V
+        return self._reduce((self._x, self._rows.put(Vr.astype(self._prec.dtype), split=True)), self._params)
+
+    def _matmat(self, V):
+        with self._prec:
+            out = np.asarray(self._map(self._x, self._params, self._tangents(V)))[: self._n_in]
+        return out.reshape(self.shape[0], V.shape[1])
+
+    def cross(self, test: ArrayLike) -> KernelOperator:
+        """``Θ(X_test, X)`` (traced like the operator) for test inputs of the same trailing shape."""
+        T = as_float_array(test, "test")
+        if T.shape[1:] != tuple(self._x.shape[1:]):
+            raise ValueError(f"test inputs have shape {T.shape[1:]} per point, expected {tuple(self._x.shape[1:])}")
+        return _NTKCross(self, T)
+
+
+class _NTKCross(KernelOperator):
+    def __init__(self, train: NTKOperator, T: np.ndarray):
+        self._train = train
+        nt = T.shape[0] * (train._k if train._trace is None else 1)
+        self.shape = (nt, train.n)
+        self._nt_in = T.shape[0]
+        self._rows = _Rows(T.shape[0], train._block, 1, train._mesh)
+        with train._prec:
+            self._t = self._rows.put(T.astype(train._prec.dtype), split=True)
+            self._map = self._rows.map(train._jvp_block, 2)
+
+    def _matmat(self, V):
+        tr = self._train
+        with tr._prec:
+            out = np.asarray(self._map(self._t, tr._params, tr._tangents(V)))[: self._nt_in]
+        return out.reshape(self.shape[0], V.shape[1])
+
