@@ -1,7 +1,7 @@
 """Benchmark: per-example gradients with ``vmap(grad)`` against Python loops of ``jax.grad``.
 
 Per-example gradients of softmax cross-entropy for 1000 points of the MLP 64→512→10 of
-``bench_simulate`` (38,410 parameters), float32: ``kdtheory.noise.per_example_gradients`` (one
+``bench_simulate`` (38,410 parameters), float32: ``kdtheory.gradients.per_example_gradients`` (one
 jitted ``vmap(grad)``; compilation timed separately) against (a) a Python loop calling
 ``jax.grad`` per example, as written, and (b) the same loop over a ``jax.jit``-compiled
 ``jax.grad`` — a stronger baseline. Both loops are checked to give the same gradients.
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from kdtheory.noise import per_example_gradients
+from kdtheory.gradients import per_example_gradients
 from kdtheory.simulate import Loss, mlp
 
 

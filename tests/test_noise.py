@@ -1,29 +1,27 @@
-"""kdtheory.noise: per-example gradients, statistics, estimators and the Bayes-teacher identity."""
+"""kdtheory.noise (numpy statistics) and kdtheory.gradients (JAX per-example gradients)."""
+
+import subprocess
+import sys
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kdtheory.noise import (  # noqa: E402
+from kdtheory.gradients import distillation_gradients, per_example_gradients, per_example_jacobians, statistics_along
+from kdtheory.noise import (
     bayes_excess_second_moment,
     bayes_monte_carlo,
     decompose,
     gradient_statistics,
     least_squares_noise_floor,
-    logit_jacobians,
     minibatch_trace,
-    per_example_gradients,
-    statistics_along,
     two_batch_estimates,
 )
-from kdtheory.simulate import Loss, linear_model, mlp  # noqa: E402
-from kdtheory.testing import assert_close  # noqa: E402
+from kdtheory.simulate import Loss, linear_model, mlp
+from kdtheory.testing import assert_close
 
 
 def _softmax(a):
@@ -87,7 +85,7 @@ def test_two_batch_estimators_are_unbiased():
     g = rng.standard_normal((50, 6)) * 2 + 0.7
     s = gradient_statistics(g)  # biased Σ: E‖g_B‖² = ‖G‖² + tr Σ / B with replacement
     est = np.array([
-        two_batch_estimates(g[rng.integers(0, 50, 4)].mean(0), g[rng.integers(0, 50, 32)].mean(0), 4, 32)
+        two_batch_estimates(g[rng.integers(0, 50, 4)].mean(0), g[rng.integers(0, 50, 32)].mean(0), b_small=4, b_big=32)
         for _ in range(60_000)
     ])  # fmt: skip
     m, se = est.mean(0), est.std(0, ddof=1) / np.sqrt(est.shape[0])
@@ -134,15 +132,15 @@ def test_decomposition_and_jacobian_identity():
     Z = rng.standard_normal(Y.shape) * 2
     model = mlp([5, 8, 3], activation="tanh")
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), model.init(jax.random.PRNGKey(1)))
-    dec = decompose(model, params, X, Y, Z)
+    dec = decompose(*distillation_gradients(model, params, X, Y, Z), Z)
     assert_close(dec.g_onehot, dec.g_distill + dec.xi, rtol=1e-12)
     assert dec.bin_share.sum() == pytest.approx(1.0)
-    J = logit_jacobians(model, params, X)
+    J = per_example_jacobians(model.apply, params, X)
     q = _softmax(Z)
     hand = np.einsum("nkp,nk->np", J, q - Y)  # ξ_i n = J_iᵀ (q_i − e_{y_i})
     assert_close(dec.contribution, np.sum(hand * hand, 1), rtol=1e-10)
     # temperature: the one-hot and distillation terms both τ J(p_τ − ·)
-    dec3 = decompose(model, params, X, Y, Z, temperature=3.0)
+    dec3 = decompose(*distillation_gradients(model, params, X, Y, Z, temperature=3.0), Z)
     hand3 = 3.0 * np.einsum("nkp,nk->np", J, _softmax(Z / 3.0) - Y)
     assert_close(dec3.contribution, np.sum(hand3 * hand3, 1), rtol=1e-9)
 
@@ -191,7 +189,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="parameter pytree"):
         per_example_gradients(m, jnp.zeros(15), X, Y)
     with pytest.raises(ValueError, match="b_small < b_big"):
-        two_batch_estimates(np.ones(3), np.ones(3), 8, 4)
+        two_batch_estimates(np.ones(3), np.ones(3), b_small=8, b_big=4)
     with pytest.raises(ValueError, match="jacobians must have shape"):
         bayes_excess_second_moment(np.zeros((4, 3)), np.zeros((4, 2, 5)))
 
@@ -203,9 +201,37 @@ def test_statistics_along_a_recorded_trajectory():
 
     X, Y, _, _ = _linear(8)
     m = linear_model(5, 3)
-    run = train_model(m, X, Y, checkpoints=[0, 5, 30], optimizer=Optimizer(0.3), dtype=jnp.float64,
+    run = train_model(m, X, Y, t=[0, 5, 30], loss=Loss("ce", normalization="mean"),
+                      optimizer=Optimizer(learning_rate=0.3), dtype=jnp.float64,
                       project=lambda p: ravel_pytree(p)[0])  # fmt: skip
     stats = statistics_along(m, m.init(jax.random.PRNGKey(0)), run.projection, X, Y)
     last = gradient_statistics(per_example_gradients(m, {"w": jnp.asarray(run.params["w"])}, X, Y))
     assert len(stats) == 3 and stats[-1].trace == pytest.approx(last.trace, rel=1e-12)
     assert stats[0].trace > 0
+
+
+def test_named_results():
+    rng = np.random.default_rng(12)
+    z, f = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    mc = bayes_monte_carlo(z, f, draws=200)
+    assert mc.closed_form == bayes_excess_second_moment(z) and mc.standard_error > 0
+    est = two_batch_estimates(np.ones(2), np.ones(2), b_small=1, b_big=2)
+    assert est.mean_sq_norm == pytest.approx(2.0) and est.trace == pytest.approx(0.0)
+
+
+def test_teacher_probabilities_declared_or_refused():
+    X, Y, W, rng = _linear(9)
+    Z = rng.standard_normal(Y.shape)
+    m, params = linear_model(5, 3), {"w": jnp.asarray(W)}
+    loss = Loss("ce", teacher_weight=1.0, temperature=2.0)
+    g = per_example_gradients(m, params, X, Y, loss=loss, teacher=Z)
+    g_p = per_example_gradients(m, params, X, Y, loss=loss, teacher=_softmax(Z), teacher_kind="probabilities")
+    assert_close(g_p, g, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="looks like probabilities"):
+        per_example_gradients(m, params, X, Y, loss=loss, teacher=_softmax(Z))
+
+
+def test_noise_module_imports_numpy_only():
+    code = "import sys, kdtheory.noise; print('jax' in sys.modules, 'kdtheory.simulate' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr

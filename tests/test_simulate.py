@@ -4,21 +4,18 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-jax.config.update("jax_enable_x64", True)  # tests compare simulation and closed form to ~1e-9
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kdtheory.dynamics import train  # noqa: E402
-from kdtheory.eigen import Spectrum  # noqa: E402
-from kdtheory.simulate import (  # noqa: E402
+from kdtheory.dynamics import train
+from kdtheory.eigen import Spectrum
+from kdtheory.simulate import (
     Loss,
     Optimizer,
-    _objective,
+    as_teacher_logits,
     kernel_model,
     linear_model,
     mlp,
@@ -26,7 +23,8 @@ from kdtheory.simulate import (  # noqa: E402
     teacher_student,
     train_model,
 )
-from kdtheory.testing import assert_close  # noqa: E402
+from kdtheory.testing import assert_close
+from kdtheory.trajectory import Trajectory
 
 F64 = jnp.float64
 
@@ -37,25 +35,29 @@ def _data(seed=0, n=24, d=7, k=3, nt=5):
     return X, rng.standard_normal((nt, d)), rng.standard_normal((n, k)), rng
 
 
-@pytest.mark.parametrize("normalization", ["sum", "mean"])
+@pytest.mark.parametrize("normalization", ["sum", "mean", "per_output"])
 @pytest.mark.parametrize("beta", [0.0, 0.7])
-def test_linear_mse_matches_closed_form(normalization, beta):
+def test_linear_mse_matches_closed_form_field_by_field(normalization, beta):
     X, Xt, Y, _ = _data(1)
     spec = Spectrum.from_features(X)
-    lam = spec.evals[0] / (X.shape[0] if normalization == "mean" else 1)
+    lam = spec.evals[0] / {"sum": 1, "mean": X.shape[0], "per_output": X.shape[0] * Y.shape[1]}[normalization]
     eta = 0.9 * (1 + beta) / lam
-    ck = [0, 1, 3, 30, 400]
-    run = train_model(linear_model(7, 3), X, Y, checkpoints=ck, loss=Loss("mse", normalization),
-                      optimizer=Optimizer(eta, beta), X_test=Xt, dtype=F64,
+    t = [0, 1, 3, 30, 400]
+    method = "momentum" if beta else "gd"
+    sim = train_model(linear_model(7, 3), X, Y, t=t, loss=Loss("mse", normalization=normalization),
+                      optimizer=Optimizer(learning_rate=eta, momentum=beta), X_test=Xt, dtype=F64,
                       project=lambda p: jnp.asarray(spec.V.T) @ p["w"])  # fmt: skip
-    cf = train(spec, Y, ck, method="momentum" if beta else "gd", learning_rate=eta, momentum=beta,
-               loss=normalization, test_features=Xt)  # fmt: skip
-    assert_close(run.train_outputs, cf.train, rtol=1e-9)
-    assert_close(run.test_outputs, cf.test, rtol=1e-9)
-    assert_close(run.projection, np.einsum("dm,tdk->tmk", spec.V, cf.weights), rtol=1e-9)
-    assert_close(run.train_loss, cf.loss, rtol=1e-9)
-    # the returned parameters are those of the last checkpoint (regression: one update too many)
-    assert_close(run.params["w"], cf.weights[-1], rtol=1e-9)
+    cf = train(spec, Y, t, method=method, learning_rate=eta, momentum=beta,
+               normalization=normalization, test_features=Xt)  # fmt: skip
+    assert isinstance(sim, Trajectory) and isinstance(cf, Trajectory)
+    assert np.array_equal(sim.t, cf.t)
+    for field in ("train", "test", "loss"):
+        assert_close(getattr(sim, field), getattr(cf, field), rtol=1e-9)
+    for key in ("method", "learning_rate", "momentum", "normalization"):
+        assert sim.recipe[key] == cf.recipe[key], key
+    assert_close(sim.projection, np.einsum("dm,tdk->tmk", spec.V, cf.weights), rtol=1e-9)
+    # the returned parameters are those of the last step of t (regression: one update too many)
+    assert_close(sim.params["w"], cf.weights[-1], rtol=1e-9)
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.5])
@@ -64,12 +66,12 @@ def test_kernel_model_matches_closed_form(beta):
     K, Kx = X @ X.T, Xt @ X.T
     spec = Spectrum.from_kernel(K)
     eta = 0.8 * (1 + beta) / spec.evals[0]
-    ck = [0, 2, 17, 250]
-    run = train_model(kernel_model(24, 3), K, Y, checkpoints=ck, loss=Loss("mse", "sum"),
-                      optimizer=Optimizer(eta, beta), X_test=Kx, dtype=F64)  # fmt: skip
-    cf = train(spec, Y, ck, method="momentum" if beta else "gd", learning_rate=eta, momentum=beta, test_kernel=Kx)
-    assert_close(run.train_outputs, cf.train, rtol=1e-9)
-    assert_close(run.test_outputs, cf.test, rtol=1e-9)
+    t = [0, 2, 17, 250]
+    sim = train_model(kernel_model(24, 3), K, Y, t=t, loss=Loss("mse"),
+                      optimizer=Optimizer(learning_rate=eta, momentum=beta), X_test=Kx, dtype=F64)  # fmt: skip
+    cf = train(spec, Y, t, method="momentum" if beta else "gd", learning_rate=eta, momentum=beta, test_kernel=Kx)
+    assert_close(sim.train, cf.train, rtol=1e-9)
+    assert_close(sim.test, cf.test, rtol=1e-9)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -79,91 +81,171 @@ def test_loss_switch_matches_two_phase_closed_form(reverse):
     spec = Spectrum.from_features(X)
     eta = 0.9 / spec.evals[0]
     w0, w1 = (1.0, 0.0) if reverse else (0.0, 1.0)
-    loss = Loss("mse", "sum", teacher_weight=w0, teacher_weight_after=w1, switch_step=15)
-    run = train_model(linear_model(7, 3), X, Y, checkpoints=[0, 15, 60], loss=loss, optimizer=Optimizer(eta),
+    loss = Loss("mse", teacher_weight=w0, teacher_weight_after=w1, switch_t=15)
+    sim = train_model(linear_model(7, 3), X, Y, t=[0, 15, 60], loss=loss, optimizer=Optimizer(learning_rate=eta),
                       teacher=teacher, X_test=Xt, dtype=F64)  # fmt: skip
     first, second = (teacher, Y) if reverse else (Y, teacher)
     a = train(spec, first, 15, method="gd", learning_rate=eta)
     b = train(spec, second, 45, method="gd", learning_rate=eta, init_weights=a.weights, test_features=Xt)
-    assert_close(run.train_outputs[1], a.train, rtol=1e-9)
-    assert_close(run.train_outputs[2], b.train, rtol=1e-9)
-    assert_close(run.test_outputs[2], b.test, rtol=1e-9)
+    assert_close(sim.train[1], a.train, rtol=1e-9)
+    assert_close(sim.train[2], b.train, rtol=1e-9)
+    assert_close(sim.test[2], b.test, rtol=1e-9)
 
 
 def test_float32_close_to_float64():
     X, _, Y, _ = _data(4)
     eta = 0.5 / Spectrum.from_features(X).evals[0]
-    kw = dict(checkpoints=[0, 100], loss=Loss("mse", "sum"), optimizer=Optimizer(eta))
+    kw = dict(t=[0, 100], loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta))
     r32 = train_model(linear_model(7, 3), X, Y, **kw)
     r64 = train_model(linear_model(7, 3), X, Y, dtype=F64, **kw)
-    assert r32.train_outputs.dtype == np.float32
-    assert_close(r32.train_outputs, r64.train_outputs, rtol=1e-4)
+    assert r32.train.dtype == np.float32
+    assert_close(r32.train, r64.train, rtol=1e-4)
 
 
 def test_full_batch_sgd_equals_gd_and_seeds_are_reproducible():
     X, _, Y, _ = _data(5)
     model = mlp([7, 16, 3], activation="tanh")
-    kw = dict(checkpoints=[0, 40], loss=Loss("ce"), dtype=F64, seed=3)
+    kw = dict(t=[0, 40], loss=Loss("ce", normalization="mean"), dtype=F64, seed=3)
     Yc = np.eye(3)[Y.argmax(1)]
-    gd = train_model(model, X, Yc, optimizer=Optimizer(0.2), **kw)
-    sgd_all = train_model(model, X, Yc, optimizer=Optimizer(0.2, batch_size=24), **kw)
-    assert_close(sgd_all.train_outputs, gd.train_outputs, rtol=1e-12)
-    a = train_model(model, X, Yc, optimizer=Optimizer(0.2, batch_size=5), **kw)
-    b = train_model(model, X, Yc, optimizer=Optimizer(0.2, batch_size=5), **kw)
-    assert np.array_equal(a.train_outputs, b.train_outputs)
-    c = train_model(model, X, Yc, optimizer=Optimizer(0.2, batch_size=5), **{**kw, "seed": 4})
-    assert not np.array_equal(a.train_outputs, c.train_outputs)
+    gd = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2), **kw)
+    sgd_all = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=24), **kw)
+    assert_close(sgd_all.train, gd.train, rtol=1e-12)
+    a = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **kw)
+    b = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **kw)
+    assert np.array_equal(a.train, b.train)
+    c = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **{**kw, "seed": 4})
+    assert not np.array_equal(a.train, c.train)
+    assert gd.recipe["seed"] == 3 and gd.recipe["normalization"] == "mean"
+
+
+def test_ce_normalizations_rescale_the_learning_rate():
+    # "mean" with η equals "sum" with η/n, and "per_output" with η equals "sum" with η/(n·k)
+    X, _, Y, _ = _data(7)
+    Yc = np.eye(3)[Y.argmax(1)]
+    model = mlp([7, 8, 3], activation="tanh")
+    n, k = Yc.shape
+
+    def run(norm, eta):
+        return train_model(model, X, Yc, t=[0, 25], loss=Loss("ce", normalization=norm),
+                           optimizer=Optimizer(learning_rate=eta), dtype=F64).train  # fmt: skip
+
+    assert_close(run("mean", 0.3), run("sum", 0.3 / n), rtol=1e-11)
+    assert_close(run("per_output", 0.3), run("sum", 0.3 / (n * k)), rtol=1e-11)
 
 
 @settings(max_examples=30)
-@given(st.floats(0.5, 8.0), st.floats(0.0, 1.0), st.integers(0, 1000))
-def test_distillation_gradient_has_tau_scaling(tau, w, seed):
-    # ∂/∂f [ (1 − w) CE(f, y) + w τ² CE(f/τ, softmax(z/τ)) ] = ((1 − w)(p − y) + w τ (p_τ − q_τ)) / b
+@given(st.floats(0.5, 8.0), st.floats(0.0, 1.0), st.integers(0, 1000), st.sampled_from(["sum", "mean", "per_output"]))
+def test_distillation_gradient_has_tau_scaling(tau, w, seed, normalization):
+    # ∂/∂f [ (1 − w) CE(f, y) + w τ² CE(f/τ, softmax(z/τ)) ] = ((1 − w)(p − y) + w τ (p_τ − q_τ)) / D
     rng = np.random.default_rng(seed)
     f, z = rng.standard_normal((6, 4)) * 3, rng.standard_normal((6, 4)) * 3
     y = np.eye(4)[rng.integers(0, 4, 6)]
-    g = jax.grad(lambda f_: _objective(Loss("ce", temperature=tau), f_, y, z, w))(jnp.asarray(f))
+    loss = Loss("ce", temperature=tau, teacher_weight=w, normalization=normalization)
+    g = jax.grad(lambda f_: loss(f_, y, z))(jnp.asarray(f))
 
     def sm(a):
         e = np.exp(a - a.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    expected = ((1 - w) * (sm(f) - y) + w * tau * (sm(f / tau) - sm(z / tau))) / 6
+    div = {"sum": 1, "mean": 6, "per_output": 24}[normalization]
+    expected = ((1 - w) * (sm(f) - y) + w * tau * (sm(f / tau) - sm(z / tau))) / div
     assert_close(np.asarray(g), expected, rtol=1e-10, atol=1e-14)
+
+
+def test_loss_value_by_hand():
+    rng = np.random.default_rng(11)
+    f, y, z = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    target = 0.7 * y + 0.3 * z
+    assert_close(float(Loss("mse", teacher_weight=0.3)(f, y, z)), 0.5 * np.sum((f - target) ** 2), rtol=1e-14)
+    assert_close(float(Loss("mse", truth_weight=0.7, normalization="per_output")(f, y, z)),
+                 0.5 * np.sum((f - target) ** 2) / 15, rtol=1e-14)  # fmt: skip
+    p = np.exp(f) / np.exp(f).sum(1, keepdims=True)
+    yc = np.eye(3)[[0, 1, 2, 0, 1]]
+    assert_close(float(Loss("ce", normalization="mean")(f, yc)), -np.sum(yc * np.log(p)) / 5, rtol=1e-13)
+
+
+def test_teacher_as_probabilities_is_declared_or_refused():
+    # regression (issue 10 item 10): probabilities passed as logits were softmaxed a second time
+    X, _, Y, rng = _data(8)
+    Yc = np.eye(3)[Y.argmax(1)]
+    z = rng.standard_normal(Yc.shape) * 2
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    model = mlp([7, 8, 3], activation="tanh")
+    kw = dict(t=[0, 30], loss=Loss("ce", teacher_weight=1.0, temperature=2.0), dtype=F64,
+              optimizer=Optimizer(learning_rate=0.05))  # fmt: skip
+    from_logits = train_model(model, X, Yc, teacher=z, **kw)
+    from_probs = train_model(model, X, Yc, teacher=p, teacher_kind="probabilities", **kw)
+    assert_close(from_probs.train, from_logits.train, rtol=1e-10)
+    assert_close(from_probs.loss, from_logits.loss, rtol=1e-10)
+    with pytest.raises(ValueError, match="looks like probabilities.*teacher_kind='probabilities'"):
+        train_model(model, X, Yc, teacher=p, **kw)
+    with pytest.raises(ValueError, match="declared teacher_kind='probabilities'"):
+        train_model(model, X, Yc, teacher=z, teacher_kind="probabilities", **kw)
+    # exact zeros: the target is exactly the one-hot row, finite loss
+    hard = as_teacher_logits(Yc, teacher_kind="probabilities")
+    assert_close(np.asarray(jax.nn.softmax(hard)), Yc, atol=0)
+    hard_run = train_model(model, X, Yc, teacher=Yc, teacher_kind="probabilities", **kw)
+    assert np.all(np.isfinite(hard_run.loss))
+    with pytest.raises(ValueError, match="MSE teacher"):
+        as_teacher_logits(p, teacher_kind="probabilities", loss_kind="mse")
 
 
 def test_mlp_and_random_features_train_and_teacher_student():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5))
     Y = np.eye(3)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)]
-    t, s = teacher_student(mlp([5, 32, 3]), X, Y, teacher_steps=300, student_steps=300,
-                           optimizer=Optimizer(0.5), X_test=X[:10], test_labels=Y[:10], dtype=F64)  # fmt: skip
-    assert t.train_loss[-1] < t.train_loss[0] and s.train_loss[-1] < s.train_loss[0]
-    assert t.train_accuracy[-1] > 0.8 and s.test_outputs.shape[-2:] == (10, 3)
-    rf = train_model(random_features_model(5, 3, 64), X, Y, checkpoints=[0, 200], optimizer=Optimizer(1.0), dtype=F64)
-    assert rf.train_loss[-1] < rf.train_loss[0]
-    assert "Run(" in repr(t)
+    t, s = teacher_student(mlp([5, 32, 3]), X, Y, teacher_t=300, student_t=300,
+                           loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=0.5),
+                           X_test=X[:10], y_test=Y[:10], dtype=F64)  # fmt: skip
+    assert t.loss[-1] < t.loss[0] and s.loss[-1] < s.loss[0]
+    assert t.train_accuracy[-1] > 0.8 and s.test.shape[-2:] == (10, 3)
+    assert t.t[-1] == 300 and s.recipe["normalization"] == "mean"
+    rf = train_model(random_features_model(5, 3, 64), X, Y, t=[0, 200], loss=Loss("ce", normalization="mean"),
+                     optimizer=Optimizer(learning_rate=1.0), dtype=F64)  # fmt: skip
+    assert rf.loss[-1] < rf.loss[0]
+    assert "Trajectory(" in repr(t)
 
 
 def test_bad_inputs():
     X, _, Y, _ = _data(6)
     m = linear_model(7, 3)
     with pytest.raises(ValueError, match="needs teacher outputs"):
-        train_model(m, X, Y, checkpoints=[0, 5], loss=Loss("mse", teacher_weight=1.0))
-    with pytest.raises(ValueError, match="labels has 2 columns but the model has 3 outputs"):
-        train_model(m, X, Y[:, :2], checkpoints=[0, 5])
-    with pytest.raises(ValueError, match="checkpoints must be"):
-        train_model(m, X, Y, checkpoints=[0, 2.5])
+        train_model(m, X, Y, t=[0, 5], loss=Loss("mse", teacher_weight=1.0))
+    with pytest.raises(ValueError, match="y has 2 columns but the model has 3 outputs"):
+        train_model(m, X, Y[:, :2], t=[0, 5])
+    with pytest.raises(ValueError, match="t must be"):
+        train_model(m, X, Y, t=[0, 2.5])
     with pytest.raises(ValueError, match="batch_size must lie in"):
-        train_model(m, X, Y, checkpoints=[0, 5], optimizer=Optimizer(0.1, batch_size=100))
+        train_model(m, X, Y, t=[0, 5], optimizer=Optimizer(learning_rate=0.1, batch_size=100))
     with pytest.raises(ValueError, match="X contains NaN"):
-        train_model(m, np.full_like(X, np.nan), Y, checkpoints=[0, 5])
+        train_model(m, np.full_like(X, np.nan), Y, t=[0, 5])
     with pytest.raises(ValueError, match="go together"):
         Loss(teacher_weight_after=1.0)
+    with pytest.raises(ValueError, match=r"teacher_weight must be a number in \[0, 1\], got 1.5"):
+        Loss(teacher_weight=1.5)
+    with pytest.raises(ValueError, match="not both"):
+        Loss(teacher_weight=0.5, truth_weight=0.5)
+    with pytest.raises(ValueError, match="normalization"):
+        Loss(normalization="avg")
+    with pytest.raises(TypeError):
+        Optimizer(0.1)  # hyperparameters are keyword-only
     with pytest.raises(ValueError, match="unknown activation"):
         mlp([3, 3], activation="swish9")
     with pytest.raises(FloatingPointError, match="diverged"):
-        train_model(m, X * 100, Y, checkpoints=[0, 200], loss=Loss("mse", "sum"), optimizer=Optimizer(10.0))
+        train_model(m, X * 100, Y, t=[0, 200], loss=Loss("mse"), optimizer=Optimizer(learning_rate=10.0))
+
+
+@pytest.mark.parametrize(
+    "model", [linear_model(7, 3), mlp([7, 5, 3]), random_features_model(7, 3, 8), kernel_model(7, 3)]
+)
+def test_inputs_of_the_wrong_width_are_named(model):
+    # regression (issue 11 row 15): a raw dot_general error from inside JAX
+    X, Xt, Y, _ = _data(9)
+    with pytest.raises(ValueError, match=r"X has width 6 .* takes inputs of width 7"):
+        train_model(model, X[:, :6], Y, t=[0, 1])
+    if not model.functional:
+        with pytest.raises(ValueError, match="X_test has per-example shape"):
+            train_model(model, X, Y, t=[0, 1], X_test=Xt[:, :5])
 
 
 def test_float64_without_x64_is_a_clear_error():
@@ -171,7 +253,7 @@ def test_float64_without_x64_is_a_clear_error():
         "import jax.numpy as jnp, numpy as np\n"
         "from kdtheory.simulate import linear_model, train_model\n"
         "try:\n"
-        "    train_model(linear_model(2, 2), np.ones((3, 2)), np.ones((3, 2)), checkpoints=[0, 1], dtype=jnp.float64)\n"
+        "    train_model(linear_model(2, 2), np.ones((3, 2)), np.ones((3, 2)), t=[0, 1], dtype=jnp.float64)\n"
         "except ValueError as e:\n"
         "    print('ERR', e)\n"
     )
