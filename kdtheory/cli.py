@@ -4,78 +4,248 @@ Subcommands:
   ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...]`` — run the registered
   experiments and write ``report.md``, ``results.json`` and the figures into DIR.
   ``kdtheory list`` — the registered experiments and the claims they check.
-  ``kdtheory confidence TEACHER STUDENT [--labels LABELS] [--logits] [--out DIR]`` — confidence
-  deviations between any teacher's and student's predictions stored as ``.npy``/``.npz``.
+  ``kdtheory confidence TEACHER STUDENT (--logits | --probabilities) [--labels LABELS] [--out DIR]``
+  — confidence deviations between any teacher's and student's predictions stored as
+  ``.npy``/``.npz`` (:func:`kdtheory.confidence.analyze`).
+
+Exit status: 0 on success; 2 for a usage or input error (one line on stderr naming the
+problem, no traceback); 1 when writing fails or memory runs out (one line); 130 when
+interrupted (Ctrl-C), printing ``interrupted``.
+
+``summary.json`` (``confidence --out``) is strict JSON: non-finite numbers are written as the
+strings ``"inf"``, ``"-inf"``, ``"nan"`` (an infinite ``kl_teacher_student`` is ``"inf"``), and
+undefined statistics as ``null``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from kdtheory import __version__
 
 __all__ = ["main"]
 
 
+class _InputError(Exception):
+    """A usage or input problem: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and no ``sys.exit`` from library code paths."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kdtheory", description="The theory of knowledge distillation, made computable.")
+    p = _Parser(prog="kdtheory", description="The theory of knowledge distillation, made computable.")
     p.add_argument("--version", action="version", version=f"kdtheory {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("reproduce", help="run the experiments and write the report")
-    r.add_argument("--quick", action="store_true", help="small sizes (about a minute in all)")
+    r.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     r.add_argument("--out", default="kdtheory-out", help="output directory (default: %(default)s)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
     sub.add_parser("list", help="list the registered experiments")
-    c = sub.add_parser("confidence", help="confidence deviations of a student from its teacher (O1)")
+    c = sub.add_parser(
+        "confidence",
+        help="confidence deviations of a student from its teacher (O1)",
+        description="Confidence deviations of a student from its teacher (claim O1); see kdtheory.confidence.analyze.",
+    )
     c.add_argument("teacher", help="teacher predictions, .npy or .npz (FILE.npz:KEY), shape (n, k)")
-    c.add_argument("student", help="student predictions on the same points, same format")
-    c.add_argument("--labels", help="labels: integers (n,) or one-hot (n, k), .npy/.npz")
-    c.add_argument("--logits", action="store_true", help="the predictions are logits (default: probabilities)")
+    c.add_argument("student", help="student predictions on the same points, same format and kind")
+    kind = c.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--logits", dest="kind", action="store_const", const="logits", help="the predictions are logits")
+    kind.add_argument(
+        "--probabilities", dest="kind", action="store_const", const="probabilities", help="they are probabilities"
+    )
+    c.add_argument("--labels", help="labels, .npy/.npz: integers (n,), one-hot (n, k) or strings (n,)")
+    c.add_argument(
+        "--classes",
+        help="class names in column order, for string labels: NAME,NAME,... or a .txt file with one name a line "
+        "(default for string labels: their sorted order, if there are exactly k distinct)",
+    )
     c.add_argument("--reference", choices=["teacher_top1", "label"], default="teacher_top1")
-    c.add_argument("--out", help="write confidence.png and summary.json here")
+    c.add_argument("--quantile", type=float, default=0.1, help="low/high-confidence share q in (0, 0.5] (0.1)")
+    c.add_argument("--bins", type=int, default=10, help="teacher-confidence quantile bins, >= 1 (10)")
+    c.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the slope, >= 0 (1000)")
+    c.add_argument("--tol", type=float, default=0.0, help="tolerance on |Δφ| for the shares and counts, >= 0 (0)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and robust-slope subsample (0)")
+    c.add_argument(
+        "--accept-clipping",
+        action="store_true",
+        help="proceed although more than 1%% of the points have probabilities of exactly 0 or 1 (clipped)",
+    )
+    c.add_argument("--out", help="write confidence.png and summary.json into this directory")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``kdtheory`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``kdtheory`` command.
+
+    Args:
+      argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+      The exit status (see the module docstring).
+    """
+    command = "kdtheory"
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # argparse: --help, --version, or a usage error already printed
+            return exc.code if isinstance(exc.code, int) else 2
+        command = f"kdtheory {args.command}"
+        if args.command == "confidence":
+            return _confidence(args)
+        if args.command == "list":
+            return _list()
+        return _reproduce(args)
+    except _InputError as exc:
+        _say(command, f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say(command, "interrupted")
+        return 130
+    except MemoryError:
+        _say(command, "error: out of memory")
+        return 1
+
+
+def _say(command: str, message: str) -> None:
+    """One line on stderr."""
+    print(f"{command}: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _check_out(out: str) -> Path:
+    """Refuse an ``--out`` that cannot become a writable directory, before any work is done."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise _InputError(f"--out {out}: exists and is not a directory")
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise _InputError(f"--out {out}: {base} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        raise _InputError(f"--out {out}: cannot write in {base} ({exc.strerror or exc})") from exc
+    return path
+
+
+def _list() -> int:
     from kdtheory import experiments
 
-    if args.command == "confidence":
-        from kdtheory.confidence import compare_files
+    for name in experiments.names():
+        print(f"{name}: {experiments.load(name).claim}")
+    return 0
 
-        try:
-            report = compare_files(
-                args.teacher,
-                args.student,
-                labels_path=args.labels,
-                logits=args.logits,
-                reference=args.reference,
-                out_dir=args.out,
-            )
-        except ValueError as exc:
-            print(f"kdtheory confidence: error: {exc}", file=sys.stderr)
-            return 2
-        print(report.table())
-        if args.out:
-            print(f"figure: {args.out}/confidence.png")
-        return 0
-    if args.command == "list":
-        for name in experiments.names():
-            print(f"{name}: {experiments.load(name).CLAIM}")
-        return 0
+
+def _reproduce(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     from kdtheory.experiments.reproduce import reproduce
 
     try:
         results = reproduce(args.out, quick=args.quick, only=args.only)
     except ValueError as exc:
-        print(f"kdtheory reproduce: error: {exc}", file=sys.stderr)
-        return 2
+        raise _InputError(str(exc)) from exc
+    except OSError as exc:
+        _say("kdtheory reproduce", f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}")
+        return 1
     width = max(len(r.name) for r in results)
     for r in results:
-        print(f"{r.name:<{width}}  {r.verdict:<14} {r.decided_by}")
+        print(f"{r.name:<{width}}  {r.verdict:<14} {r.reason}")
+    return 0
+
+
+def _class_names(spec: str | None) -> list[str] | None:
+    if spec is None:
+        return None
+    if spec.endswith(".txt"):
+        try:
+            lines = Path(spec).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _InputError(f"--classes {spec}: cannot read ({exc})") from exc
+        names = [ln.strip() for ln in lines if ln.strip()]
+    else:
+        names = [s.strip() for s in spec.split(",")]
+    if not names or any(not s for s in names):
+        raise _InputError(f"--classes {spec}: expected class names separated by commas, or a .txt file")
+    return names
+
+
+def _confidence(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kdtheory import _io
+    from kdtheory.confidence import analyze, class_indices, validate_predictions
+
+    out = None if args.out is None else _check_out(args.out)
+    class_names = _class_names(args.classes)
+    try:
+        teacher = validate_predictions(
+            _io.load_array(args.teacher, what="teacher predictions"), kind=args.kind, name=args.teacher
+        )
+        student = validate_predictions(
+            _io.load_array(args.student, what="student predictions"), kind=args.kind, name=args.student
+        )
+        y = mapping = None
+        if args.labels is not None:
+            n, k = teacher.shape
+            raw = _io.load_array(args.labels, what="labels")
+            y = class_indices(raw, n=n, k=k, class_names=class_names, name=args.labels)
+            if raw.dtype.kind in "US":
+                distinct, first = np.unique(raw, return_index=True)
+                mapping = {str(name): int(y[i]) for name, i in zip(distinct.tolist(), first.tolist(), strict=True)}
+        elif class_names is not None:
+            raise ValueError("--classes names the classes of string labels; give --labels too")
+        report = analyze(
+            teacher,
+            student,
+            kind=args.kind,
+            y=y,
+            reference=args.reference,
+            quantile=args.quantile,
+            bins=args.bins,
+            bootstrap=args.bootstrap,
+            tol=args.tol,
+            seed=args.seed,
+            accept_clipping=args.accept_clipping,
+            names=(args.teacher, args.student),
+        )
+    except ValueError as exc:
+        raise _InputError(str(exc)) from exc
+    print(report.table())
+    if mapping is not None:
+        shown = ", ".join(f"{name}={j}" for name, j in list(mapping.items())[:12])
+        print(f"label classes: {shown}{', ...' if len(mapping) > 12 else ''}")
+    if out is not None:
+        from kdtheory._io import write_json_atomic
+        from kdtheory.confidence_figure import confidence_figure
+
+        payload = {
+            "teacher": args.teacher,
+            "student": args.student,
+            "labels": args.labels,
+            "kind": report.kind,
+            "reference": report.reference,
+            "class_names": class_names,
+            "label_classes": mapping,
+            **report.summary(),
+        }
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / "summary.json", payload)
+            confidence_figure(report, path=out / "confidence.png")
+        except OSError as exc:
+            _say("kdtheory confidence", f"error: cannot write into {out}: {exc.strerror or exc}")
+            return 1
+        print(f"written: {out / 'summary.json'}, {out / 'confidence.png'}")
     return 0
 
 

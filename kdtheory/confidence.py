@@ -1,132 +1,260 @@
 r"""Confidence deviations between a teacher and a student, on any predictions (claim O1).
 
-For each point, take a reference class ``c`` — the teacher's top-1 class (default) or the true
-label — and the probability each model gives it. The *logit confidence*
-``φ = log(p_c / (1 − p_c))`` is computed stably from logits as ``z_c − logsumexp_{j≠c} z_j``
-(finite whenever the logits are, even when ``p_c`` rounds to 1 in float32), or from
-probabilities as ``log p_c − log Σ_{j≠c} p_j`` after clipping to ``[ε, 1 − ε]``.
+For each point ``i`` take a reference class ``c_i`` — the teacher's top-1 class (default) or the
+true label — and the probability each model gives it. The *logit confidence* of a model is
 
-Measured (Nagarajan et al. 2023, §3–4; Stanton et al. 2021 for fidelity):
+.. math:: φ = \log\frac{p_c}{1 - p_c} = z_c - \operatorname{logsumexp}_{j \ne c} z_j ,
 
-* the least-squares slope of ``φ_student`` on ``φ_teacher`` with a bootstrap confidence interval
-  (slope > 1: the student *exaggerates* the teacher's confidence levels);
-* binned curves: mean ``φ`` of both models per teacher-confidence quantile bin;
+computed from logits ``z`` in that second form (finite whenever the logits are, even where
+``p_c`` rounds to 1 in float32), or from probabilities as ``log p_c − log Σ_{j≠c} p_j`` — which is
+infinite where a probability is exactly 0 or 1, so such points are clipped to ``[ε, ·]`` and
+*counted*; above :data:`MAX_CLIPPED_SHARE` of the points the analysis refuses unless told
+``accept_clipping=True``. The deviation of the student is ``Δφ = φ_student − φ_teacher``.
+
+Measured (Nagarajan et al. 2023, *On student-teacher deviations in distillation*, §3–4;
+Stanton et al. 2021 for fidelity):
+
+* the least-squares slope of ``φ_student`` on ``φ_teacher`` with a bootstrap percentile interval
+  (slope > 1: the student *exaggerates* the teacher's confidence levels), and a robust
+  Theil–Sen slope with its interval;
+* binned curves: mean ``φ_teacher``, ``φ_student`` and ``Δφ`` per teacher-confidence quantile bin;
 * *low-confidence underfitting*: among the fraction ``q`` of points the teacher is least
-  confident about, the share where the student is even less confident; *high-confidence
-  overfitting*: among the top ``q``, the share where the student is more confident;
-* fidelity: top-1 agreement, ``KL(teacher ‖ student)`` (mean over points, nats) and the expected
+  confident about, the share with ``Δφ < −tol``; *high-confidence overfitting*: among the top
+  ``q``, the share with ``Δφ > tol``; counts of ``Δφ > tol``, ``Δφ < −tol`` over all points;
+* fidelity: top-1 agreement, ``KL(teacher ‖ student)`` (mean over points, nats; ``+∞`` where
+  the student gives probability exactly 0 to a class the teacher supports) and the expected
   calibration error (10 equal-width bins) of each model against the labels.
 
-This module imports numpy and scipy only.
+Memory: the inputs (kept in their own dtype) plus O(n) working space — rows are processed in
+blocks and the bootstrap draws multinomial counts and reduces each resample to its sufficient
+statistics, never an array of (resamples × points).
+
+This module imports numpy and scipy only; reading files and drawing figures live in
+:mod:`kdtheory.cli`, :mod:`kdtheory._io` and :mod:`kdtheory.confidence_figure`.
 """
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import log_softmax, logsumexp
+from scipy.special import expit, log_softmax, logsumexp, rel_entr
+from scipy.stats import theilslopes
 
 from kdtheory._checks import choice
 
 __all__ = [
+    "KINDS",
+    "MAX_CLIPPED_SHARE",
     "ConfidenceReport",
+    "LogitConfidence",
     "analyze",
-    "compare_files",
+    "class_indices",
     "expected_calibration_error",
-    "load_array",
     "logit_confidence",
     "validate_predictions",
 ]
 
+KINDS = ("logits", "probabilities")
+"""The input kinds: the caller states which one its arrays are (no default)."""
 
-def validate_predictions(x: ArrayLike, name: str, *, logits: bool, sum_atol: float | None = None) -> np.ndarray:
-    """Check a predictions array and return it as float64 ``(n, k)``; errors name ``name``.
+MAX_CLIPPED_SHARE = 0.01
+"""Largest share of points whose probability-based φ may be clipped before :func:`analyze` refuses."""
 
-    Logits: finite, 2-D, at least two classes. Probabilities: additionally non-negative, rows
-    summing to one within ``sum_atol`` (default ``1e-6``, ``1e-4`` for float32/16 input).
+_ROW_BLOCK = 1 << 16  # rows per block of the row-wise pass (working space ~ block × k float64)
+_BOOT_BLOCK = 1 << 20  # resampled indices drawn at once by the bootstrap
+
+
+class LogitConfidence(NamedTuple):
+    """Per-point confidence in a reference class, from :func:`logit_confidence`.
+
+    Attributes:
+      prob: probability of the reference class, ``(n,)``.
+      logit: logit confidence ``φ = log(p_c / (1 − p_c))``, ``(n,)``; finite.
+      clipped: ``(n,)`` bool, where φ was clipped because a probability was below ``eps``
+        (probability input only; all ``False`` for logits).
     """
+
+    prob: np.ndarray
+    logit: np.ndarray
+    clipped: np.ndarray
+
+
+def _as_predictions(x: ArrayLike, name: str) -> np.ndarray:
+    """``x`` as a real 2-D array in its own float dtype (ints become float64); errors name ``name``."""
     try:
         arr = np.asarray(x)
-    except Exception as exc:  # pragma: no cover
-        raise ValueError(f"{name}: not an array ({exc})") from exc
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: expected an (n, k) array of numbers; rows of different lengths? ({exc})") from exc
+    if arr.dtype == object:
+        raise ValueError(f"{name}: expected an (n, k) array of numbers; got ragged rows or Python objects")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (points x classes), got shape {arr.shape}")
     if arr.shape[1] < 2:
-        raise ValueError(f"{name}: fewer than two classes (shape {arr.shape})")
+        raise ValueError(f"{name}: needs at least 2 classes (columns), got shape {arr.shape}")
     if arr.shape[0] < 1:
-        raise ValueError(f"{name}: no points")
-    low_precision = np.issubdtype(arr.dtype, np.floating) and np.finfo(arr.dtype).bits < 64
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.argwhere(bad)[0][0])
-        kind = "NaN" if np.isnan(arr).any() else "inf"
-        raise ValueError(f"{name}: contains {kind} (first at row {i})")
-    if not logits:
-        if (arr < 0).any():
-            i = int(np.argwhere(arr < 0)[0][0])
-            raise ValueError(f"{name}: negative probabilities (first at row {i}); pass --logits if these are logits")
-        atol = sum_atol if sum_atol is not None else (1e-4 if low_precision else 1e-6)
-        sums = arr.sum(axis=1)
-        off = np.abs(sums - 1.0) > atol
-        if off.any():
-            i = int(np.argmax(off))
-            raise ValueError(
-                f"{name}: rows do not sum to one (row {i} sums to {sums[i]:.6g}; tolerance {atol:g}); "
-                "pass --logits if these are logits"
-            )
+        raise ValueError(f"{name}: no points (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _sum_tolerance(dtype: np.dtype, k: int) -> float:
+    """Tolerance on ``|Σ_j p_j − 1|`` for probabilities stored in ``dtype`` with ``k`` classes.
+
+    ``max(base, k · eps(dtype))``: a softmax evaluated and rounded in ``dtype`` sums to one within a
+    few ``k · eps``; ``base`` is ``1e-6`` for float64 and ``1e-4`` for narrower floats (float16 with
+    10 classes: 9.8e-3).
+    """
+    eps = float(np.finfo(dtype).eps)
+    base = 1e-6 if eps < 1e-10 else 1e-4
+    return max(base, k * eps)
+
+
+def validate_predictions(
+    x: ArrayLike, *, kind: Literal["logits", "probabilities"], name: str = "predictions"
+) -> np.ndarray:
+    """Check a predictions array against its stated kind; return it as a 2-D float array.
+
+    Both kinds: real, finite, 2-D ``(n, k)`` with ``n ≥ 1``, ``k ≥ 2``. Logits: refused when
+    *every* row is non-negative and sums to one (those are probabilities). Probabilities:
+    non-negative, each row summing to one within ``max(base, k · eps(dtype))`` (``base`` = 1e-6
+    for float64, 1e-4 for float32/float16), so float16 softmax outputs are accepted.
+
+    Args:
+      x: the predictions, ``(n, k)``.
+      kind: ``"logits"`` or ``"probabilities"`` — what the caller states ``x`` is.
+      name: the name used in error messages (an argument or a file name).
+
+    Returns:
+      ``x`` as an array in its own floating dtype (integer input becomes float64); no copy is
+      made of a floating array.
+
+    Raises:
+      ValueError: naming ``name``, what was expected and what was seen.
+    """
+    choice(kind, "kind", KINDS)
+    arr = _as_predictions(x, name)
+    n, k = arr.shape
+    tol = _sum_tolerance(arr.dtype, k)
+    all_prob_like = True
+    for start in range(0, n, _ROW_BLOCK):
+        b = arr[start : start + _ROW_BLOCK].astype(np.float64)
+        finite = np.isfinite(b)
+        if not finite.all():
+            i, j = (int(v) for v in np.argwhere(~finite)[0])
+            raise ValueError(f"{name}: contains {b[i, j]} at row {start + i}, column {j}; {kind} must be finite")
+        sums = b.sum(axis=1)
+        negative = (b < 0).any(axis=1)
+        off = np.abs(sums - 1.0) > tol
+        if kind == "probabilities":
+            if negative.any():
+                i = int(np.argmax(negative))
+                raise ValueError(
+                    f"{name}: kind='probabilities' but row {start + i} has a negative entry ({b[i].min():.6g}); "
+                    "these look like logits: state kind='logits' (--logits)"
+                )
+            if off.any():
+                i = int(np.argmax(off))
+                raise ValueError(
+                    f"{name}: kind='probabilities' but row {start + i} sums to {sums[i]:.6g} "
+                    f"(allowed: 1 ± {tol:.2g}); these look like logits: state kind='logits' (--logits)"
+                )
+        elif all_prob_like and (negative.any() or off.any()):
+            all_prob_like = False
+    if kind == "logits" and all_prob_like:
+        raise ValueError(
+            f"{name}: kind='logits' but every row is non-negative and sums to 1 (within {tol:.2g}): "
+            "these are probabilities; state kind='probabilities' (--probabilities)"
+        )
     return arr
 
 
 def logit_confidence(
-    x: np.ndarray, cls: np.ndarray, *, logits: bool, eps: float = 1e-12
-) -> tuple[np.ndarray, np.ndarray, int]:
-    r"""``(p_c, φ_c, n_clipped)`` for class ``cls[i]`` of each row.
+    x: ArrayLike, classes: ArrayLike, *, kind: Literal["logits", "probabilities"], eps: float = 1e-12
+) -> LogitConfidence:
+    r"""Probability and logit confidence ``φ`` of class ``classes[i]`` in each row of ``x``.
 
-    From logits: ``φ = z_c − logsumexp_{j≠c} z_j``, ``p = sigmoid(φ)`` — exact and finite.
-    From probabilities: ``φ = log p_c − log Σ_{j≠c} p_j`` with both clipped to ``[ε, 1]``;
-    ``n_clipped`` counts the rows where clipping changed the value (exact 0 or 1).
+    From logits: ``φ = z_c − logsumexp_{j≠c} z_j`` and ``p_c = sigmoid(φ)`` — exact and finite.
+    From probabilities: ``φ = log max(p_c, ε) − log max(Σ_{j≠c} p_j, ε)`` (the rest is summed
+    directly, so no cancellation near ``p_c = 1``); ``clipped`` marks the rows where the ``max``
+    changed a value (a probability of exactly 0 or 1 gives φ = ±∞ otherwise).
+
+    Args:
+      x: logits or probabilities, ``(n, k)``; validated as by :func:`validate_predictions`.
+      classes: the reference class per row, integers in ``[0, k)``, shape ``(n,)``.
+      kind: ``"logits"`` or ``"probabilities"``.
+      eps: clipping level for probabilities, in ``(0, 0.5)``.
+
+    Returns:
+      :class:`LogitConfidence` ``(prob, logit, clipped)``.
+
+    Raises:
+      ValueError: malformed ``x``, ``classes`` or ``eps``, naming the argument.
     """
-    n = x.shape[0]
-    rows = np.arange(n)
-    if logits:
-        zc = x[rows, cls]
-        others = x.copy()
-        others[rows, cls] = -np.inf
-        phi = zc - logsumexp(others, axis=1)
-        return _sigmoid(phi), phi, 0
-    pc = x[rows, cls]
-    others = x.copy()
-    others[rows, cls] = 0.0
-    rest = others.sum(axis=1)  # summed directly: no cancellation when p_c is close to 1
-    clipped = int(np.count_nonzero((pc < eps) | (rest < eps)))
+    arr = validate_predictions(x, kind=kind, name="x")
+    n, k = arr.shape
+    cls = _integer_labels(classes, n, k, "classes")
+    eps = _open_interval(eps, "eps", 0.0, 0.5)
+    prob, phi, clipped = np.empty(n), np.empty(n), np.zeros(n, bool)
+    for start in range(0, n, _ROW_BLOCK):
+        sl = slice(start, start + _ROW_BLOCK)
+        prob[sl], phi[sl], clipped[sl] = _block_confidence(arr[sl].astype(np.float64), cls[sl], kind, eps)
+    return LogitConfidence(prob, phi, clipped)
+
+
+def _block_confidence(b: np.ndarray, cls: np.ndarray, kind: str, eps: float):
+    rows = np.arange(b.shape[0])
+    if kind == "logits":
+        zc = b[rows, cls].copy()
+        b[rows, cls] = -np.inf  # b is a private float64 copy
+        phi = zc - logsumexp(b, axis=1)
+        return expit(phi), phi, np.zeros(b.shape[0], bool)
+    pc = b[rows, cls].copy()
+    b[rows, cls] = 0.0
+    rest = b.sum(axis=1)
+    clipped = (pc < eps) | (rest < eps)
     phi = np.log(np.maximum(pc, eps)) - np.log(np.maximum(rest, eps))
     return pc, phi, clipped
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, *, bins: int = 10) -> float:
+    r"""Expected calibration error ``Σ_b (n_b / n) |accuracy_b − confidence_b|``.
 
+    Bins are ``bins`` equal-width intervals of the top-1 probability on ``[0, 1]`` (right-closed;
+    the first also holds 0), as in Guo et al. (2017).
 
-def _log_probs(x: np.ndarray, logits: bool, eps: float) -> np.ndarray:
-    return log_softmax(x, axis=1) if logits else np.log(np.maximum(x, eps))
+    Args:
+      confidence: top-1 probability per point, in ``[0, 1]``, shape ``(n,)``.
+      correct: whether the top-1 class is the label, bool ``(n,)``.
+      bins: number of bins, an integer ``≥ 1``.
 
+    Returns:
+      The ECE, in ``[0, 1]``.
 
-def expected_calibration_error(probs_max: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    r"""``Σ_b (n_b/n) |accuracy_b − confidence_b|`` over ``bins`` equal-width confidence bins."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(probs_max, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - probs_max[m].mean())
-    return float(total)
+    Raises:
+      ValueError: mismatched shapes, confidences outside ``[0, 1]`` or ``bins < 1``.
+    """
+    bins = _count(bins, "bins", minimum=1)
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct)
+    if conf.ndim != 1 or hit.shape != conf.shape or conf.size == 0:
+        raise ValueError(
+            f"confidence and correct must be non-empty 1-D of one length, got {conf.shape} and {hit.shape}"
+        )
+    if not np.all((conf >= 0) & (conf <= 1)):
+        raise ValueError("confidence must lie in [0, 1]")
+    idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
+    gap = np.bincount(idx, weights=hit.astype(np.float64), minlength=bins) - np.bincount(
+        idx, weights=conf, minlength=bins
+    )
+    return float(np.sum(np.abs(gap)) / conf.size)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,70 +262,121 @@ class ConfidenceReport:
     r"""Per-point confidences and the summary statistics of :func:`analyze`.
 
     Attributes:
-      reference: ``"teacher_top1"`` or ``"label"``; ``classes``: the reference class per point.
+      kind: ``"logits"`` or ``"probabilities"``, as stated by the caller.
+      reference: ``"teacher_top1"`` or ``"label"``.
+      classes: the reference class per point, ``(n,)``.
       teacher_prob, student_prob: probability of the reference class, ``(n,)``.
-      teacher_logit, student_logit: logit confidences φ, ``(n,)``.
-      slope, intercept: least squares ``φ_s ≈ slope φ_t + intercept`` (``None`` if all ``φ_t``
-        are equal); ``slope_ci``: bootstrap percentile interval (``None`` likewise).
+      teacher_logit, student_logit: logit confidences ``φ``, ``(n,)``.
+      delta: ``Δφ = φ_student − φ_teacher``, ``(n,)``.
+      slope, intercept: least squares ``φ_s ≈ slope · φ_t + intercept`` (``None`` when all
+        ``φ_t`` are equal).
+      slope_ci: bootstrap 95% percentile interval of the slope (``None`` without bootstrap or slope).
+      robust_slope, robust_slope_ci: Theil–Sen slope of ``φ_s`` on ``φ_t`` and its 95% interval
+        (``scipy.stats.theilslopes``), on a uniform subsample of ``robust_points`` points.
+      robust_points: points used for the robust slope (``min(n, robust_points)``).
       quantile: the fraction ``q`` defining the low/high-confidence groups.
-      low_underfit: share of the lowest-``q`` teacher-confidence points with ``φ_s < φ_t``.
-      high_overfit: share of the highest-``q`` points with ``φ_s > φ_t``.
-      bin_teacher, bin_student, bin_count: mean φ per teacher-confidence quantile bin.
-      agreement: top-1 agreement; kl: mean ``KL(p_t ‖ p_s)`` in nats.
+      tol: the tolerance on ``|Δφ|`` used by the shares and counts below.
+      low_underfit: share of the lowest-``q`` teacher-confidence points with ``Δφ < −tol``.
+      high_overfit: share of the highest-``q`` points with ``Δφ > tol``.
+      above, below: numbers of points with ``Δφ > tol`` and ``Δφ < −tol``.
+      bin_teacher, bin_student, bin_delta: mean ``φ_t``, ``φ_s``, ``Δφ`` per teacher-confidence
+        quantile bin (equal counts, lowest confidence first).
+      bin_delta_se: standard error of ``bin_delta`` (``NaN`` for a one-point bin).
+      bin_count: points per bin.
+      agreement: top-1 agreement.
+      kl: mean ``KL(p_t ‖ p_s)`` in nats; ``inf`` when some point has ``p_s = 0 < p_t``.
+      kl_infinite: points with infinite KL.
       ece_teacher, ece_student: calibration errors against the labels (``None`` without labels).
-      clipped: rows whose probabilities were clipped (probability inputs only).
+      clipped: points whose ``φ_teacher`` or ``φ_student`` was clipped (probabilities only).
+      clipped_teacher, clipped_student: the same, per model.
+      bootstrap: resamples used for ``slope_ci``.
     """
 
+    kind: str
     reference: str
     classes: np.ndarray
     teacher_prob: np.ndarray
     student_prob: np.ndarray
     teacher_logit: np.ndarray
     student_logit: np.ndarray
+    delta: np.ndarray
     slope: float | None
     intercept: float | None
     slope_ci: tuple[float, float] | None
+    robust_slope: float | None
+    robust_slope_ci: tuple[float, float] | None
+    robust_points: int
     quantile: float
+    tol: float
     low_underfit: float
     high_overfit: float
+    above: int
+    below: int
     bin_teacher: np.ndarray
     bin_student: np.ndarray
+    bin_delta: np.ndarray
+    bin_delta_se: np.ndarray
     bin_count: np.ndarray
     agreement: float
     kl: float
-    ece_teacher: float | None = None
-    ece_student: float | None = None
-    clipped: int = 0
+    kl_infinite: int
+    ece_teacher: float | None
+    ece_student: float | None
+    clipped: int
+    clipped_teacher: int
+    clipped_student: int
+    bootstrap: int
 
-    def summary(self) -> dict[str, float | None]:
-        """The scalar statistics, for tables and JSON."""
+    def summary(self) -> dict[str, float | int | None]:
+        """The scalar statistics, for tables and JSON.
+
+        Returns:
+          A dict of numbers (``None`` where undefined); ``kl_teacher_student`` may be ``inf``.
+        """
+        n = int(self.teacher_logit.size)
         return {
-            "points": int(self.teacher_logit.size),
+            "points": n,
             "slope": self.slope,
             "slope_ci_low": None if self.slope_ci is None else self.slope_ci[0],
             "slope_ci_high": None if self.slope_ci is None else self.slope_ci[1],
+            "robust_slope": self.robust_slope,
+            "robust_slope_ci_low": None if self.robust_slope_ci is None else self.robust_slope_ci[0],
+            "robust_slope_ci_high": None if self.robust_slope_ci is None else self.robust_slope_ci[1],
             "low_confidence_underfit": self.low_underfit,
             "high_confidence_overfit": self.high_overfit,
+            "delta_tol": self.tol,
+            "delta_above_tol": self.above,
+            "delta_below_tol": self.below,
+            "mean_delta": float(self.delta.mean()),
             "agreement": self.agreement,
             "kl_teacher_student": self.kl,
+            "kl_infinite_points": self.kl_infinite,
             "ece_teacher": self.ece_teacher,
             "ece_student": self.ece_student,
             "mean_logit_teacher": float(self.teacher_logit.mean()),
             "mean_logit_student": float(self.student_logit.mean()),
+            "clipped_points": self.clipped,
+            "clipped_share": self.clipped / n,
         }
 
     def table(self) -> str:
-        """A plain-text table of :meth:`summary`."""
+        """A plain-text table of :meth:`summary` (``—`` where undefined).
+
+        Returns:
+          One ``name value`` line per statistic.
+        """
         rows = []
-        for k, v in self.summary().items():
-            rows.append(f"{k:<26} {'—' if v is None else (f'{v:.4g}' if isinstance(v, float) else v)}")
+        for key, v in self.summary().items():
+            text = "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+            rows.append(f"{key:<26} {text}")
         return "\n".join(rows)
 
     def __repr__(self) -> str:
         s = "undefined" if self.slope is None else f"{self.slope:.3f}"
         return (
-            f"ConfidenceReport(n={self.teacher_logit.size}, reference={self.reference}, slope={s}, "
-            f"low-confidence underfit={self.low_underfit:.3f}, agreement={self.agreement:.3f})"
+            f"ConfidenceReport(n={self.teacher_logit.size}, kind={self.kind}, reference={self.reference}, "
+            f"slope={s}, low-confidence underfit={self.low_underfit:.3f}, agreement={self.agreement:.3f}, "
+            f"clipped={self.clipped})"
         )
 
 
@@ -205,190 +384,334 @@ def analyze(
     teacher: ArrayLike,
     student: ArrayLike,
     *,
-    logits: bool = True,
-    labels: ArrayLike | None = None,
+    kind: Literal["logits", "probabilities"],
+    y: ArrayLike | None = None,
+    class_names: Sequence[str] | None = None,
     reference: Literal["teacher_top1", "label"] = "teacher_top1",
     quantile: float = 0.1,
     bins: int = 10,
     bootstrap: int = 1000,
+    robust_points: int = 1000,
+    tol: float = 0.0,
     seed: int = 0,
     eps: float = 1e-12,
+    accept_clipping: bool = False,
     names: tuple[str, str] = ("teacher", "student"),
 ) -> ConfidenceReport:
     r"""Compare teacher and student confidences on the same points.
 
+    ``φ`` and ``Δφ = φ_student − φ_teacher`` as in the module docstring. The slope is ordinary
+    least squares of ``φ_s`` on ``φ_t``; its interval is the 2.5–97.5% percentile interval of
+    ``bootstrap`` resampled slopes, each computed from the multinomial resample counts ``w`` by
+    the closed form ``(Σw x̃ỹ − Σw x̃ Σw ỹ / n) / (Σw x̃² − (Σw x̃)² / n)`` on centred data
+    (resamples with no spread in ``φ_t`` are dropped). The robust slope is Theil–Sen
+    (``scipy.stats.theilslopes``, 95%) on a uniform subsample of ``robust_points`` points, because
+    its cost is quadratic (``robust_points = 1000``: about 0.1 s and 25 MB); its sampling
+    error is of order ``1/sqrt(robust_points)`` relative.
+
     Args:
-      teacher, student: logits (``logits=True``) or probabilities, shape ``(n, k)``.
-      logits: whether the inputs are logits.
-      labels: integer labels ``(n,)`` or one-hot ``(n, k)`` (needed for ``reference="label"`` and ECE).
-      reference: the class whose confidence is compared: the teacher's top-1 or the true label.
-      quantile: fraction q of lowest/highest teacher-confidence points for the two shares.
-      bins: number of teacher-confidence quantile bins for the binned curves.
-      bootstrap: bootstrap resamples for the slope interval (0 to skip).
-      seed: bootstrap seed.
-      eps: clipping level for probability inputs.
-      names: names used in error messages (the CLI passes file names).
+      teacher: teacher predictions, ``(n, k)``, of the stated ``kind``.
+      student: student predictions on the same points, same shape and kind.
+      kind: ``"logits"`` or ``"probabilities"`` — required: inputs that cannot be of this kind
+        (rows of non-negative numbers summing to one passed as logits, or negative entries / rows
+        not summing to one passed as probabilities) are refused.
+      y: labels — integers ``(n,)`` in ``[0, k)``, one-hot ``(n, k)``, or strings mapped to
+        classes by :func:`class_indices`; needed for ``reference="label"`` and for ECE.
+      class_names: the class name of each column, for string labels (see :func:`class_indices`).
+      reference: the class whose confidence is compared: the teacher's top-1 or the label.
+      quantile: fraction ``q`` in ``(0, 0.5]`` of lowest/highest teacher-confidence points.
+      bins: number of teacher-confidence quantile bins, an integer ``≥ 1``; with fewer points
+        than bins each point is its own bin.
+      bootstrap: resamples for the slope interval, an integer ``≥ 0`` (0: no interval).
+      robust_points: subsample size for the Theil–Sen slope, an integer ``≥ 2``.
+      tol: tolerance ``≥ 0`` on ``|Δφ|``: a point counts as under/over-confident only beyond it.
+      seed: seed of the bootstrap and of the robust-slope subsample, an integer ``≥ 0``.
+      eps: clipping level for probability inputs, in ``(0, 0.5)``.
+      accept_clipping: proceed when more than :data:`MAX_CLIPPED_SHARE` of the points had to be
+        clipped (probability inputs with exact 0 or 1); otherwise that is refused.
+      names: names of the two prediction arrays in error messages (the CLI passes file names).
 
     Returns:
       A :class:`ConfidenceReport`.
 
     Raises:
-      ValueError: malformed input, naming the offending array and the problem.
+      ValueError: malformed input or hyperparameters, naming the argument and the allowed
+        range; too many clipped points without ``accept_clipping``.
+
+    Example:
+      >>> import numpy as np
+      >>> t = np.log([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+      >>> r = analyze(t, 2 * t, kind="logits", bootstrap=0)
+      >>> round(r.slope, 6), r.clipped
+      (2.0, 0)
     """
+    choice(kind, "kind", KINDS)
     choice(reference, "reference", ("teacher_top1", "label"))
-    t = validate_predictions(teacher, names[0], logits=logits)
-    s = validate_predictions(student, names[1], logits=logits)
+    if not (isinstance(names, tuple) and len(names) == 2 and all(isinstance(s, str) for s in names)):
+        raise ValueError(f"names must be a tuple of two strings, got {names!r}")
+    quantile = _open_interval(quantile, "quantile", 0.0, 0.5, closed_high=True)
+    bins = _count(bins, "bins", minimum=1)
+    bootstrap = _count(bootstrap, "bootstrap", minimum=0)
+    robust_points = _count(robust_points, "robust_points", minimum=2)
+    seed = _count(seed, "seed", minimum=0)
+    tol = _real(tol, "tol", minimum=0.0)
+    eps = _open_interval(eps, "eps", 0.0, 0.5)
+    if not isinstance(accept_clipping, bool):
+        raise ValueError(f"accept_clipping must be True or False, got {accept_clipping!r}")
+    t = validate_predictions(teacher, kind=kind, name=names[0])
+    s = validate_predictions(student, kind=kind, name=names[1])
     if t.shape != s.shape:
         raise ValueError(f"{names[0]} has shape {t.shape} but {names[1]} has shape {s.shape}; they must match")
-    if not 0 < quantile <= 0.5:
-        raise ValueError(f"quantile must lie in (0, 0.5], got {quantile!r}")
     n, k = t.shape
-    y = None if labels is None else _labels(labels, n, k)
-    if reference == "label" and y is None:
-        raise ValueError("reference='label' needs labels")
-    cls = t.argmax(axis=1) if reference == "teacher_top1" else y
-    pt, phit, ct = logit_confidence(t, cls, logits=logits, eps=eps)
-    ps, phis, cs = logit_confidence(s, cls, logits=logits, eps=eps)
+    labels = None if y is None else class_indices(y, n=n, k=k, class_names=class_names)
+    if reference == "label" and labels is None:
+        raise ValueError("reference='label' needs labels y")
 
-    slope = intercept = ci = None
-    var = np.var(phit)
-    if var > 0 and n >= 2:
-        slope, intercept = _ols(phit, phis)
-        if bootstrap:
-            rng = np.random.default_rng(seed)
-            idx = rng.integers(0, n, size=(bootstrap, n))
-            xb, yb = phit[idx], phis[idx]
-            xm, ym = xb.mean(axis=1, keepdims=True), yb.mean(axis=1, keepdims=True)
-            vx = np.sum((xb - xm) ** 2, axis=1)
-            sl = np.sum((xb - xm) * (yb - ym), axis=1)[vx > 0] / vx[vx > 0]
-            ci = (float(np.percentile(sl, 2.5)), float(np.percentile(sl, 97.5))) if sl.size else None
+    rows = _row_pass(t, s, kind, labels if reference == "label" else None, eps)
+    cls, pt, phit, clip_t, ps, phis, clip_s, kl_rows, top_t, top_s, pmax_t, pmax_s = rows
+    clipped = int(np.count_nonzero(clip_t | clip_s))
+    if clipped > MAX_CLIPPED_SHARE * n and not accept_clipping:
+        raise ValueError(
+            f"{clipped} of {n} points ({100 * clipped / n:.2g}%) have a probability of exactly 0 or 1 for the "
+            f"reference class in {names[0]} ({int(clip_t.sum())}) or {names[1]} ({int(clip_s.sum())}); their "
+            f"logit confidence is clipped at ±{-np.log(eps):.3g}, which can reverse the conclusion. Above "
+            f"{100 * MAX_CLIPPED_SHARE:g}% this is refused: pass logits (kind='logits', --logits), or accept the "
+            "clipping (accept_clipping=True, --accept-clipping)"
+        )
+    delta = phis - phit
+
+    slope = intercept = ci = robust = robust_ci = None
+    m = min(n, robust_points)
+    if n >= 2 and np.ptp(phit) > 0:
+        xm, ym = phit.mean(), phis.mean()
+        xc, yc = phit - xm, phis - ym
+        sxx = float(xc @ xc)
+        if sxx > 0:
+            slope = float(xc @ yc) / sxx
+            intercept = float(ym - slope * xm)
+            if bootstrap:
+                sl = _bootstrap_slopes(xc, yc, bootstrap, np.random.default_rng([seed, 0]))
+                if sl.size:
+                    ci = (float(np.percentile(sl, 2.5)), float(np.percentile(sl, 97.5)))
+        sub = np.random.default_rng([seed, 1]).choice(n, size=m, replace=False) if m < n else slice(None)
+        if np.ptp(phit[sub]) > 0:
+            res = theilslopes(phis[sub], phit[sub], alpha=0.95)
+            robust, robust_ci = float(res.slope), (float(res.low_slope), float(res.high_slope))
 
     order = np.argsort(phit, kind="stable")
-    m = max(1, int(round(quantile * n)))
-    low, high = order[:m], order[-m:]
-    low_underfit = float(np.mean(phis[low] < phit[low]))
-    high_overfit = float(np.mean(phis[high] > phit[high]))
-    groups = np.array_split(order, min(bins, n))
-    bin_t = np.array([phit[g].mean() for g in groups])
-    bin_s = np.array([phis[g].mean() for g in groups])
-    bin_c = np.array([g.size for g in groups])
+    g = max(1, int(round(quantile * n)))
+    low, high = order[:g], order[-g:]
+    nb = min(bins, n)
+    size, extra = divmod(n, nb)
+    count = np.array([size + 1] * extra + [size] * (nb - extra))  # the sizes np.array_split gives
+    starts = np.concatenate([[0], np.cumsum(count)[:-1]])
+    d_sorted = delta[order]
+    bin_delta = np.add.reduceat(d_sorted, starts) / count
+    sq = np.add.reduceat((d_sorted - np.repeat(bin_delta, count)) ** 2, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bin_se = np.where(count > 1, np.sqrt(sq / np.maximum(count - 1, 1) / count), np.nan)
 
-    lt, ls = _log_probs(t, logits, eps), _log_probs(s, logits, eps)
-    p_t = np.exp(lt)
-    kl = float(np.mean(np.sum(np.where(p_t > 0, p_t * (lt - ls), 0.0), axis=1)))
-    agreement = float(np.mean(t.argmax(axis=1) == s.argmax(axis=1)))
     ece_t = ece_s = None
-    if y is not None:
-        p_s = np.exp(ls)
-        ece_t = expected_calibration_error(p_t.max(axis=1), p_t.argmax(axis=1) == y)
-        ece_s = expected_calibration_error(p_s.max(axis=1), p_s.argmax(axis=1) == y)
+    if labels is not None:
+        ece_t = expected_calibration_error(pmax_t, top_t == labels)
+        ece_s = expected_calibration_error(pmax_s, top_s == labels)
+    kl_inf = int(np.count_nonzero(np.isinf(kl_rows)))
     return ConfidenceReport(
+        kind=kind,
         reference=reference,
         classes=cls,
         teacher_prob=pt,
         student_prob=ps,
         teacher_logit=phit,
         student_logit=phis,
+        delta=delta,
         slope=slope,
         intercept=intercept,
         slope_ci=ci,
+        robust_slope=robust,
+        robust_slope_ci=robust_ci,
+        robust_points=m,
         quantile=quantile,
-        low_underfit=low_underfit,
-        high_overfit=high_overfit,
-        bin_teacher=bin_t,
-        bin_student=bin_s,
-        bin_count=bin_c,
-        agreement=agreement,
-        kl=max(kl, 0.0),
+        tol=tol,
+        low_underfit=float(np.mean(delta[low] < -tol)),
+        high_overfit=float(np.mean(delta[high] > tol)),
+        above=int(np.count_nonzero(delta > tol)),
+        below=int(np.count_nonzero(delta < -tol)),
+        bin_teacher=np.add.reduceat(phit[order], starts) / count,
+        bin_student=np.add.reduceat(phis[order], starts) / count,
+        bin_delta=bin_delta,
+        bin_delta_se=bin_se,
+        bin_count=count,
+        agreement=float(np.mean(top_t == top_s)),
+        kl=float("inf") if kl_inf else max(float(kl_rows.mean()), 0.0),
+        kl_infinite=kl_inf,
         ece_teacher=ece_t,
         ece_student=ece_s,
-        clipped=ct + cs,
+        clipped=clipped,
+        clipped_teacher=int(clip_t.sum()),
+        clipped_student=int(clip_s.sum()),
+        bootstrap=bootstrap,
     )
 
 
-def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    xm, ym = x.mean(), y.mean()
-    slope = float(np.sum((x - xm) * (y - ym)) / np.sum((x - xm) ** 2))
-    return slope, float(ym - slope * xm)
+def _row_pass(t: np.ndarray, s: np.ndarray, kind: str, labels: np.ndarray | None, eps: float):
+    """Per-point quantities, computed in row blocks (float64 working space ~ block × k)."""
+    n, _ = t.shape
+    f, i, b = (lambda: np.empty(n)), (lambda: np.empty(n, np.int64)), (lambda: np.empty(n, bool))
+    cls, pt, phit, clip_t, ps, phis, clip_s = i(), f(), f(), b(), f(), f(), b()
+    kl, top_t, top_s, pmax_t, pmax_s = f(), i(), i(), f(), f()
+    for start in range(0, n, _ROW_BLOCK):
+        sl = slice(start, start + _ROW_BLOCK)
+        tb, sb = t[sl].astype(np.float64), s[sl].astype(np.float64)
+        top_t[sl], top_s[sl] = tb.argmax(axis=1), sb.argmax(axis=1)
+        cls[sl] = top_t[sl] if labels is None else labels[sl]
+        if kind == "logits":
+            lt, ls = log_softmax(tb, axis=1), log_softmax(sb, axis=1)
+            p = np.exp(lt)
+            kl[sl] = np.sum(p * (lt - ls), axis=1)
+            pmax_t[sl], pmax_s[sl] = np.exp(lt.max(axis=1)), np.exp(ls.max(axis=1))
+        else:
+            # rows sum to one within round-off (validated); normalize so that KL >= 0 exactly in theory
+            pn, qn = tb / tb.sum(axis=1, keepdims=True), sb / sb.sum(axis=1, keepdims=True)
+            kl[sl] = np.sum(rel_entr(pn, qn), axis=1)
+            pmax_t[sl], pmax_s[sl] = pn.max(axis=1), qn.max(axis=1)
+        pt[sl], phit[sl], clip_t[sl] = _block_confidence(tb, cls[sl], kind, eps)
+        ps[sl], phis[sl], clip_s[sl] = _block_confidence(sb, cls[sl], kind, eps)
+    return cls, pt, phit, clip_t, ps, phis, clip_s, kl, top_t, top_s, pmax_t, pmax_s
 
 
-def _labels(labels: ArrayLike, n: int, k: int, name: str = "labels") -> np.ndarray:
-    y = np.asarray(labels)
-    if y.ndim == 2:
-        if y.shape != (n, k):
-            raise ValueError(f"{name}: one-hot labels must have shape {(n, k)}, got {y.shape}")
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"{name}: contains NaN or inf")
-        return y.argmax(axis=1)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} integer labels, got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise ValueError(f"{name}: labels must be whole numbers")
-        y = y.astype(np.int64)
-    if y.min() < 0 or y.max() >= k:
-        raise ValueError(f"{name}: labels must lie in [0, {k - 1}], got range [{y.min()}, {y.max()}]")
-    return y
+def _bootstrap_counts(n: int, resamples: int, rng: np.random.Generator):
+    """Yield blocks of multinomial resample counts, ``(c, n)`` int64 with rows summing to ``n``.
 
-
-def load_array(path: str) -> np.ndarray:
-    """Load ``.npy``, or ``.npz`` (its only array, or ``FILE.npz:KEY``); errors name the file."""
-    from pathlib import Path
-
-    key = None
-    if ".npz:" in path:
-        path, key = path.rsplit(":", 1)
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"{path}: no such file")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot read as .npy/.npz ({type(exc).__name__}: {exc})") from exc
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        keys = list(data.keys())
-        if key is None:
-            if len(keys) != 1:
-                raise ValueError(f"{path}: holds arrays {keys}; choose one as {path}:KEY")
-            key = keys[0]
-        if key not in keys:
-            raise ValueError(f"{path}: no array named {key!r} (has {keys})")
-        return np.asarray(data[key])
-
-
-def compare_files(
-    teacher_path: str,
-    student_path: str,
-    *,
-    labels_path: str | None = None,
-    logits: bool = False,
-    reference: Literal["teacher_top1", "label"] = "teacher_top1",
-    out_dir: str | None = None,
-) -> ConfidenceReport:
-    """:func:`analyze` on arrays stored in files; writes ``confidence.png`` and ``summary.json``.
-
-    Every error names the file it comes from and the problem.
+    Each block draws ``c · n ≤ max(n, 2**20)`` indices uniformly from ``[0, n)`` and counts them.
     """
-    import json
-    from pathlib import Path
+    per = max(1, _BOOT_BLOCK // n)
+    done = 0
+    while done < resamples:
+        c = min(per, resamples - done)
+        idx = rng.integers(0, n, size=(c, n))
+        idx += (n * np.arange(c))[:, None]
+        yield np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)
+        done += c
 
-    t = load_array(teacher_path)
-    s = load_array(student_path)
-    labels = None
-    if labels_path is not None:
-        labels = load_array(labels_path)
-        n = np.asarray(t).shape[0] if np.ndim(t) else 0
-        k = np.asarray(t).shape[1] if np.ndim(t) == 2 else 0
-        labels = _labels(labels, n, k, name=labels_path)
-    report = analyze(t, s, logits=logits, labels=labels, reference=reference, names=(teacher_path, student_path))
-    if out_dir is not None:
-        from kdtheory import plotting
-        from kdtheory._io import write_text_atomic
 
-        out = Path(out_dir)
-        plotting.confidence_figure({"predictions": report}, path=out / "confidence.png")
-        payload = {"teacher": teacher_path, "student": student_path, "labels": labels_path, **report.summary()}
-        write_text_atomic(out / "summary.json", json.dumps(payload, indent=2) + "\n")
-    return report
+def _bootstrap_slopes(xc: np.ndarray, yc: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """OLS slopes of ``resamples`` bootstrap resamples of centred ``(xc, yc)``, from sufficient statistics."""
+    n = xc.size
+    design = np.stack([xc, yc, xc * xc, xc * yc], axis=1)  # (n, 4)
+    out = []
+    for counts in _bootstrap_counts(n, resamples, rng):
+        sx, sy, sxx, sxy = (counts @ design).T
+        vx = sxx - sx * sx / n
+        cov = sxy - sx * sy / n
+        keep = vx > 1e-12 * np.maximum(sxx, np.finfo(float).tiny)
+        out.append(cov[keep] / vx[keep])
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def class_indices(
+    y: ArrayLike, *, n: int, k: int, class_names: Sequence[str] | None = None, name: str = "y"
+) -> np.ndarray:
+    """Labels as class indices ``(n,)`` in ``[0, k)``.
+
+    Accepted: integers (or whole floats) ``(n,)``; one-hot ``(n, k)`` (exactly one 1 per row);
+    strings ``(n,)``. Strings map to columns by ``class_names`` (the name of each column, in
+    order) when given; otherwise strings that are all integers are read as integers, and other
+    strings map by their sorted order (``sorted(set(y))[j]`` → column ``j``), which requires
+    exactly ``k`` distinct strings.
+
+    Args:
+      y: the labels.
+      n: number of points.
+      k: number of classes.
+      class_names: names of the ``k`` columns, for string labels.
+      name: the name used in error messages.
+
+    Returns:
+      int64 class indices, ``(n,)``.
+
+    Raises:
+      ValueError: labels that do not map to the ``k`` classes, naming ``name``.
+    """
+    try:
+        arr = np.asarray(y)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: expected {n} labels; rows of different lengths? ({exc})") from exc
+    if arr.dtype.kind in "US" or (arr.dtype == object and arr.size and all(isinstance(v, str) for v in arr.flat)):
+        return _string_labels(arr.astype(str), n, k, class_names, name)
+    if class_names is not None:
+        raise ValueError(f"class_names is for string labels; {name} holds {arr.dtype} values")
+    if arr.ndim == 2:
+        if arr.shape != (n, k):
+            raise ValueError(f"{name}: one-hot labels must have shape {(n, k)} (points x classes), got {arr.shape}")
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}")
+        ok = np.all((arr == 0) | (arr == 1), axis=1) & (np.count_nonzero(arr, axis=1) == 1)
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise ValueError(f"{name}: (n, k) labels must be one-hot; row {i} is {arr[i].tolist()[:8]}")
+        return arr.argmax(axis=1).astype(np.int64)
+    return _integer_labels(arr, n, k, name)
+
+
+def _integer_labels(y: ArrayLike, n: int, k: int, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} labels (one per point, shape ({n},)), got shape {arr.shape}")
+    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ValueError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name}: class labels must be whole numbers in [0, {k - 1}]")
+    if arr.min() < 0 or arr.max() >= k:
+        raise ValueError(f"{name}: class labels must lie in [0, {k - 1}], got range [{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int64)
+
+
+def _string_labels(arr: np.ndarray, n: int, k: int, class_names: Sequence[str] | None, name: str) -> np.ndarray:
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} labels (one per point, shape ({n},)), got shape {arr.shape}")
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if len(names) != k or len(set(names)) != k:
+            raise ValueError(f"class_names: expected {k} distinct names (one per column), got {len(names)}")
+        lookup = {c: j for j, c in enumerate(names)}
+        unknown = sorted(set(arr.tolist()) - lookup.keys())
+        if unknown:
+            raise ValueError(f"{name}: labels {unknown[:5]} are not among the class names {names[:10]}")
+        return np.array([lookup[v] for v in arr.tolist()], dtype=np.int64)
+    try:
+        as_int = np.array([int(v) for v in arr.tolist()], dtype=np.int64)
+    except ValueError:
+        as_int = None
+    if as_int is not None:
+        return _integer_labels(as_int, n, k, name)
+    distinct, idx = np.unique(arr, return_inverse=True)
+    if distinct.size != k:
+        raise ValueError(
+            f"{name}: {distinct.size} distinct string labels for {k} classes; cannot tell which column is which: "
+            "give the class names in column order (class_names, --classes)"
+        )
+    return idx.astype(np.int64).reshape(n)
+
+
+def _count(x: object, name: str, *, minimum: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {x!r}")
+    if x < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {x}")
+    return int(x)
+
+
+def _real(x: object, name: str, *, minimum: float) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(float(x)) or x < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {x!r}")
+    return float(x)
+
+
+def _open_interval(x: object, name: str, low: float, high: float, *, closed_high: bool = False) -> float:
+    bad = isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(float(x))
+    if bad or not (low < x < high or (closed_high and x == high)):
+        rng = f"({low:g}, {high:g}{']' if closed_high else ')'}"
+        raise ValueError(f"{name} must lie in {rng}, got {x!r}")
+    return float(x)

@@ -114,7 +114,12 @@ def run(
                     "test": (teacher.test_outputs[-1], student.test_outputs[-1]),
                 }.items():
                     rep = analyze(
-                        zt, zs, labels=data.Y if split == "train" else data.Y_test, bootstrap=cfg.bootstrap, seed=seed
+                        zt,
+                        zs,
+                        kind="logits",
+                        y=data.Y if split == "train" else data.Y_test,
+                        bootstrap=cfg.bootstrap,
+                        seed=seed,
                     )
                     acc = results.setdefault(key, {})
                     for stat, val in rep.summary().items():
