@@ -39,13 +39,13 @@ def main() -> None:
         spec = Spectrum.from_kernel(K)
         out = [
             train(spec, y, times).train,
-            distill(spec, y, T, times).train,
-            distill(spec, y, T, times, teacher_weight=0.5).train,
-            rounds(spec, y, [T, T, 0.0], last_round_times=times).train,
-            late_switch(spec, y, T, 1.0, times).train,
+            distill(spec, y, times, teacher_t=T).train,
+            distill(spec, y, times, teacher_t=T, teacher_weight=0.5).train,
+            rounds(spec, y, [T, T, 0.0], last_round_t=times).train,
+            late_switch(spec, y, times, teacher_t=T, switch_t=1.0).train,
         ]
-        target = 0.5 * float(distill(spec, y, T, np.inf).norm)
-        return out, student_time(spec, y, T, rule="norm", value=target)
+        target = 0.5 * float(distill(spec, y, np.inf, teacher_t=T).norm)
+        return out, student_time(spec, y, teacher_t=T, rule="norm", value=target)
 
     t_kd, t_np = [], []
     for _ in range(args.repeats):

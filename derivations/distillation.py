@@ -9,7 +9,9 @@ Per eigen-mode (eigenvalue λ, label component 1):
 3. the E2 identity ``d log R / d log λ = ε(λt) + ε(λT) − ε(λt')`` for
    ``R = a(λt) a(λT) / a(λt')``, ``ε(u) = u/(eᵘ − 1)``;
 4. Borup & Andersen's closed sum and its limit ``λ/(λ + c/α)``;
-5. Das & Sanghavi's optimal teacher weight ξ* (two directions, symbolically).
+5. Das & Sanghavi's optimal teacher weight ξ* (two directions, symbolically);
+6. the one composition rule ``Filter.train_from`` and its ``a/λ`` (the dual coefficients),
+   including the ``λ → 0`` limit.
 
 Each result is printed in LaTeX and checked numerically against kdtheory.
 Run: ``python derivations/distillation.py``.
@@ -53,7 +55,7 @@ def main() -> int:
     print(f"student on the teacher (flow): $${sp.latex(sp.factor(student))}$$")
     print(f"student on the teacher (GD):   $${sp.latex(sp.factor(gd_student))}$$")
     lam_v = np.geomspace(1e-3, 10, 25)
-    got = distill_filter(_spec(lam_v), 0.7, 2.3)[0]
+    got = distill_filter(_spec(lam_v), 2.3, teacher_t=0.7).a
     want = sp.lambdify(lam, composed.subs({t: 2.3, T: 0.7}), "numpy")(lam_v)
     checks["composed_flow"] = float(np.max(np.abs(got - want) / np.abs(want)))
 
@@ -66,7 +68,7 @@ def main() -> int:
     exact["reverse_switch"] = sp.simplify(rev - (1 - (1 - a_s * aT) * sp.exp(-lam * t))) == 0
     print(f"late switch: $${sp.latex(late_formula)}$$")
     for name, expr, reverse in (("late_switch", late_formula, False), ("reverse_switch", rev, True)):
-        got = late_switch_filter(_spec(lam_v), 1.3, 0.4, 2.0, reverse=reverse)[0]
+        got = late_switch_filter(_spec(lam_v), 2.0, teacher_t=1.3, switch_t=0.4, reverse=reverse).a
         want = sp.lambdify(lam, expr.subs({T: 1.3, s: 0.4, t: 2.0}), "numpy")(lam_v)
         checks[name] = float(np.max(np.abs(got - want) / np.abs(want)))
 
@@ -87,14 +89,14 @@ def main() -> int:
     # numerically against kdtheory's filters: central difference of log R in log λ
     tt, TT = 1.3, 0.7
     top = 2.0
-    e_st = 1 - distill_filter(_spec([top]), TT, tt)[0][0]
+    e_st = 1 - distill_filter(_spec([top]), tt, teacher_t=TT).a[0]
     tprime = -np.log(e_st) / top  # one-hot time matching the student's progress at λ = top
     h = 1e-5
     lv = np.geomspace(0.01, 1.5, 9)
 
     def log_R(x):
-        st_ = distill_filter(_spec(x), TT, tt)[0]
-        oh = Recipe().filter(_spec(x), tprime)[0]
+        st_ = distill_filter(_spec(x), tt, teacher_t=TT).a
+        oh = Recipe().filter(_spec(x), tprime).a
         return np.log(st_) - np.log(oh)
 
     num = (log_R(lv * np.exp(h)) - log_R(lv * np.exp(-h))) / (2 * h)
@@ -122,7 +124,7 @@ def main() -> int:
     lv4 = np.array([3.0, 1.0, 0.2])
     Av = lv4 / (lv4 + 0.5)
     want = np.array([Bl(Av, 0.3, k_) for k_ in range(1, 7)])
-    checks["borup"] = float(np.max(np.abs(borup_filters(lv4, 0.5, 0.3, 6) - want)))
+    checks["borup"] = float(np.max(np.abs(borup_filters(lv4, ridge=0.5, truth_weight=0.3, rounds=6).a - want)))
 
     # 5. Das & Sanghavi ξ* for two directions
     xi, sig = sp.symbols("xi sigma", positive=True)
@@ -137,9 +139,30 @@ def main() -> int:
     vals = {l1: 2.0, l2: 0.3, th1: 1.0, th2: -0.7, sig: 1.5}
     c_reg = 0.4
     vals.update({m1: 2.0 / (2.0 + c_reg), m2: 0.3 / (0.3 + c_reg)})
-    got = das_sanghavi(np.array([2.0, 0.3]), np.array([1.0, -0.7]), 1.5**2, c_reg).xi_star
+    got = das_sanghavi(np.array([2.0, 0.3]), np.array([1.0, -0.7]), noise_var=1.5**2, ridge=c_reg).xi_star
     want = float(xi_star.subs(vals))
     checks["das_sanghavi_xi_star"] = abs(got - want) / abs(want)
+
+    # 6. the one composition rule's a/λ: per mode, gradient flow on the dual coefficient g (f = f_s + λ(g − g_s))
+    #    towards targets a_tgt from g(0) = g_s gives g_s + (a_tgt − a_s)(1 − e^{−λt})/λ = g_s + F.(a/λ)(a_tgt − a_s)
+    g_s, a_s0, a_tg = sp.symbols("g_s a_s a_tgt", real=True)
+    dual = sp.dsolve(sp.Eq(f(t).diff(t), -(a_s0 + lam * (f(t) - g_s) - a_tg)), f(t), ics={f(0): g_s}).rhs
+    F_g = (1 - sp.exp(-lam * t)) / lam
+    exact["train_from_a_over_eval"] = sp.simplify(dual - (g_s + F_g * (a_tg - a_s0))) == 0
+    exact["train_from_a"] = sp.simplify(a_s0 + lam * (dual - g_s) - (a_s0 + lam * F_g * (a_tg - a_s0))) == 0
+    exact["train_from_at_lambda_0"] = sp.simplify(sp.limit(dual, lam, 0) - (g_s + t * (a_tg - a_s0))) == 0
+    print(f"train_from, a/λ: $${sp.latex(sp.simplify(dual))}$$")
+    lam6 = np.array([2.0, 0.5, 0.0])
+    S_t, S_s, Tf = (Recipe().filter(lam6, u) for u in (0.9, 0.4, 1.7))
+    got6 = S_t.train_from(S_s, Tf).a_over_eval
+    ref6 = np.array(
+        [
+            float(dual.subs({lam: lv, t: 0.9, g_s: gs, a_s0: as_, a_tg: at})) if lv > 0 else 0.0
+            for lv, gs, as_, at in zip(lam6, S_s.a_over_eval, S_s.a, Tf.a, strict=True)
+        ]
+    )
+    ref6[-1] = S_s.a_over_eval[-1] + 0.9 * (Tf.a[-1] - S_s.a[-1])  # the λ = 0 limit derived above
+    checks["train_from_a_over_eval"] = float(np.max(np.abs(got6 - ref6) / np.abs(ref6)))
 
     print("Exact symbolic identities:")
     for k_, v in exact.items():

@@ -23,7 +23,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from kdtheory.eigen import filter_pair
+from kdtheory.eigen import Recipe
 
 TOL = 1e-10
 
@@ -76,19 +76,20 @@ def check(ex: dict[str, sp.Expr], *, seed: int = 0, draws: int = 40) -> dict[str
         eta_v = float(rng.uniform(0.05, 0.95)) / lam_v
         tt = float(rng.uniform(0, 30))
         steps = int(rng.integers(1, 60))
-        a = filter_pair([lam_v], tt, method="flow", learning_rate=eta_v)[0][0]
+        a = Recipe("flow", learning_rate=eta_v).filter([lam_v], tt).a[0]
         errs["flow"] = max(errs["flow"], rel(a, f_flow(tt, eta_v, lam_v)))
-        a = filter_pair([lam_v], steps, method="gd", learning_rate=eta_v)[0][0]
+        a = Recipe("gd", learning_rate=eta_v).filter([lam_v], steps).a[0]
         errs["gd"] = max(errs["gd"], rel(a, f_gd(steps, eta_v, lam_v)))
         # momentum: draw q = ηλ across both root regimes (complex when (1-√β)² < q < (1+√β)²)
         b = float(rng.uniform(0.05, 0.95))
         qv = float(rng.uniform(0.01, 2 * (1 + b) * 0.95))
-        a, g = filter_pair([qv], steps, method="momentum", learning_rate=1.0, momentum=b)
+        filt = Recipe("momentum", learning_rate=1.0, momentum=b).filter([qv], steps)
+        a, g = filt.a, filt.a_over_eval
         ref_a = f_me(steps, mpmath.mpf(qv), mpmath.mpf(b))
         ref_h = f_mh(steps, mpmath.mpf(qv), mpmath.mpf(b))
         errs["momentum_a"] = max(errs["momentum_a"], rel(a[0], ref_a))
         errs["momentum_a_over_lambda"] = max(errs["momentum_a_over_lambda"], rel(g[0], ref_h))
-        g0 = filter_pair([0.0], steps, method="momentum", learning_rate=1.0, momentum=b)[1][0]
+        g0 = Recipe("momentum", learning_rate=1.0, momentum=b).filter([0.0], steps).a_over_eval[0]
         errs["momentum_limit"] = max(errs["momentum_limit"], rel(g0, f_mh0(steps, mpmath.mpf(b))))
     return errs
 

@@ -1,25 +1,25 @@
-r"""Distillation recipes in closed form: every recipe is a spectral filter on the labels.
+r"""Distillation recipes in closed form: every recipe is one composition of spectral filters.
 
 A teacher trained on labels ``y`` for time ``T`` predicts ``ŷ = U diag(a_T) Uᵀ y`` on the
 training points. A student trained from zero on ``ŷ`` for time ``t`` predicts
-``U diag(a_t a_T) Uᵀ y``: distillation *composes* the optimizer's filter with itself. The recipes
-here return :class:`~kdtheory.dynamics.Trajectory` values whose ``filter`` is this *effective
-filter relative to the ground-truth labels*, so ``modes``, ``loss``, ``weights`` and test
-predictions all refer to the same labels as a one-hot run and can be compared direction by
-direction (:mod:`kdtheory.exaggeration`).
+``U diag(a_t a_T) Uᵀ y``. Every recipe here is built by the one rule
+:meth:`kdtheory.eigen.Filter.train_from` ("train this segment from a start towards targets"),
+with ``ZERO = Filter.zero(m)`` and ``ONE = Filter.labels(λ)`` (the labels):
 
-Effective filters (``a`` = the recipe's filter, ``w`` = weight on the teacher):
+* teacher → student on ``w ŷ + (1 − w) y``: ``S_t.train_from(ZERO, w T + (1 − w) ONE)``
+  (``a = a_t (w a_T + 1 − w)``);
+* rounds: ``B_0 = A_0.train_from(ZERO, ONE)``, ``B_j = A_j.train_from(ZERO, w_j B_{j−1} + (1 − w_j) ONE)``;
+* late switch (labels on ``[0, s)``, then the teacher for ``t``): ``S_t.train_from(S_s, T)``
+  (``a = a_s + a_t (a_T − a_s)``); reverse: ``S_t.train_from(S_s.train_from(ZERO, T), ONE)``.
 
-* teacher → student, mixed target ``w ŷ + (1 − w) y``:  ``a_t (w a_T + 1 − w)``;
-* rounds ``t_0`` (teacher), ``t_1, …``, weights ``w_j``:  ``B_0 = a_{t_0}``,
-  ``B_j = a_{t_j} (w_j B_{j−1} + 1 − w_j)``;
-* late switch (one-hot on ``[0, s)``, then distillation for ``t``):  ``a_T + (a_s − a_T)(1 − a_t)``;
-  reverse (distillation first):  ``1 − (1 − a_t)(1 − a_s a_T)``;
-* each ``a/λ`` is composed the same way from the stable ``a/λ`` of the factors, so λ = 0 and
-  t = ∞ stay exact.
+The returned trajectories' ``filter`` is the effective filter *relative to the labels*, so
+``modes``, ``loss``, ``weights`` and test predictions refer to the same labels as a one-hot run
+and compare direction by direction (:mod:`kdtheory.exaggeration`).
 
-Mixing convention: ``teacher_weight`` weighs the **teacher**; ``truth_weight`` (Borup & Andersen's
-α) weighs the **ground truth**; give one, ``teacher_weight = 1 − truth_weight``.
+Mixing: ``teacher_weight`` weighs the **teacher**; ``truth_weight`` (Borup & Andersen's α) weighs
+the **ground truth**; give at most one (:func:`mixing_weights`), default pure distillation.
+For a ridge recipe the axis arguments (``t``, ``teacher_t``) are ridge strengths, and the
+trajectory stores its axis in ``ridge`` (``t`` is ``None``).
 
 References:
   Nagarajan et al. (2023), §5; Mobahi, Farajtabar, Bartlett (2020); Borup & Andersen (2021).
@@ -28,338 +28,485 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import scipy.optimize
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_times, choice, positive_scalar
-from kdtheory.dynamics import Trajectory, apply_filter
-from kdtheory.eigen import Spectrum, filter_pair, ridge_filter
+from kdtheory._checks import as_times, choice
+from kdtheory.dynamics import _outputs, apply_filter
+from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum
+from kdtheory.trajectory import Trajectory
 
 __all__ = [
     "Recipe",
-    "mixing_weight",
+    "mixing_weights",
     "distill",
     "distill_filter",
     "rounds",
     "rounds_filter",
     "late_switch",
     "late_switch_filter",
+    "teacher_predictions",
     "student_time",
+    "solve_time",
     "STOPPING_RULES",
 ]
 
 STOPPING_RULES = ("time", "norm", "loss", "top_progress", "fidelity", "converged")
 
 
-@dataclass(frozen=True)
-class Recipe:
-    r"""How a model is trained: optimizer, step size, loss normalization.
-
-    ``method`` is ``"flow"``, ``"gd"``, ``"momentum"`` or ``"ridge"``. The "time" argument of
-    :meth:`filter` is continuous time (flow, in units of ``learning_rate``), whole steps (gd,
-    momentum) or, for ``"ridge"``, the regularization ``c`` of ``min ½‖f − y‖² + ½ c ‖f‖²_H``
-    (ridge with ``c`` is close to gradient flow at time ``1/c``; Ali et al. 2019).
-
-    Attributes:
-      method: the optimizer.
-      learning_rate: η > 0 (ignored by ridge).
-      momentum: β in [0, 1) for ``"momentum"``.
-      loss: ``"sum"`` (``½‖f − y‖²``) or ``"mean"`` (``½‖f − y‖²/n``: eigenvalues become λ/n).
-      allow_unstable: permit learning rates beyond stability at finite steps.
-    """
-
-    method: Literal["flow", "gd", "momentum", "ridge"] = "flow"
-    learning_rate: float = 1.0
-    momentum: float = 0.0
-    loss: Literal["sum", "mean"] = "sum"
-    allow_unstable: bool = False
-
-    def __post_init__(self) -> None:
-        choice(self.method, "method", ("flow", "gd", "momentum", "ridge"))
-        choice(self.loss, "loss", ("sum", "mean"))
-        positive_scalar(self.learning_rate, "learning_rate")
-
-    def filter(self, spectrum: Spectrum, t: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-        """``(a, a/λ)`` of this recipe on ``spectrum`` at times ``t``, shape ``t.shape + (m,)``."""
-        scale = 1.0 / spectrum.n if self.loss == "mean" else 1.0
-        lam = spectrum.evals * scale
-        if self.method == "ridge":
-            return ridge_filter(lam, t), ridge_filter(lam, t, over_eval=True) * scale
-        a, g = filter_pair(
-            lam,
-            t,
-            method=self.method,
-            learning_rate=self.learning_rate,
-            momentum=self.momentum,
-            allow_unstable=self.allow_unstable,
-        )
-        return a, g * scale
-
-    def log_remaining(self, spectrum: Spectrum, t: ArrayLike) -> np.ndarray:
-        r"""``log(1 − a)``, exact where ``1 − a`` itself would underflow.
-
-        flow: ``−ηλt``; gd (``ηλ ≤ 1``): ``s log1p(−ηλ)``; ridge: ``log c − log(λ + c)``. ``−inf``
-        where nothing remains (t = ∞ with λ > 0, or ηλ = 1 after a step). Momentum, and GD modes
-        with ``ηλ > 1`` (whose remaining fraction changes sign), are refused.
-        """
-        scale = 1.0 / spectrum.n if self.loss == "mean" else 1.0
-        lam = spectrum.evals * scale
-        if self.method == "momentum":
-            raise ValueError("log_remaining() supports flow, gd and ridge recipes")
-        t = as_times(t, "t", integer=self.method == "gd")[..., None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.method == "ridge":
-                if np.isinf(t).any():
-                    raise ValueError("t (the ridge regularization) must be finite")
-                return np.where(lam > 0, np.log(t) - np.log(lam + t), 0.0) * np.ones_like(t)
-            q = self.learning_rate * lam
-            if self.method == "gd" and np.any(q > 1):
-                raise ValueError("log_remaining() for gd needs learning_rate * lambda_max <= 1 (monotone modes)")
-            rate = q if self.method == "flow" else -np.log1p(-q)  # per unit of t, ≥ 0 (inf at q = 1)
-            out = -rate * np.where(np.isfinite(t), t, 1.0)
-            out = np.where(np.isinf(t), np.where(rate > 0, -np.inf, 0.0), out)
-            return np.where(t == 0, 0.0, out)
-
-    def remaining(self, spectrum: Spectrum, t: ArrayLike) -> np.ndarray:
-        """``1 − a = exp(log_remaining)`` (see :meth:`log_remaining`)."""
-        return np.exp(self.log_remaining(spectrum, t))
-
-    def record(self) -> dict:
-        """Metadata stored on trajectories."""
-        return {"method": self.method, "learning_rate": float(self.learning_rate), "momentum": float(self.momentum)}
-
-
-def mixing_weight(teacher_weight: float | None = None, truth_weight: float | None = None) -> float:
-    """The weight on the teacher from either convention (default: pure distillation, 1)."""
-    if teacher_weight is not None and truth_weight is not None:
-        raise ValueError("give teacher_weight or truth_weight (= 1 - teacher_weight), not both")
-    if truth_weight is not None:
-        return 1.0 - _finite(truth_weight, "truth_weight")
-    return 1.0 if teacher_weight is None else _finite(teacher_weight, "teacher_weight")
-
-
-def _finite(x: float, name: str) -> float:
-    if isinstance(x, bool) or not np.isscalar(x) or not np.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
-    return float(x)
-
-
-# ---------------------------------------------------------------------- effective filters
-def distill_filter(
-    spectrum: Spectrum,
-    teacher_time: float,
-    student_times: ArrayLike,
+def mixing_weights(
     *,
-    teacher: Recipe = Recipe(),
-    student: Recipe | None = None,
-    teacher_weight: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Effective filter of a student trained on ``w ŷ + (1 − w) y``: ``a_t (w a_T + 1 − w)``.
-
-    Returns ``(a, a/λ)`` of shape ``student_times.shape + (m,)``.
-    """
-    aT, _ = teacher.filter(spectrum, _scalar_time(teacher_time, "teacher_time"))
-    a_s, g_s = (student or teacher).filter(spectrum, student_times)
-    mix = teacher_weight * aT + (1.0 - teacher_weight)
-    return a_s * mix, g_s * mix
-
-
-def rounds_filter(
-    spectrum: Spectrum,
-    times: Sequence[float],
-    *,
-    recipe: Recipe = Recipe(),
-    teacher_weights: float | Sequence[float] = 1.0,
-    last_round_times: ArrayLike | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Effective filters of repeated self-distillation, one row per round.
-
-    Round 0 is the teacher trained on ``y`` for ``times[0]``; round ``j ≥ 1`` trains from zero for
-    ``times[j]`` on ``w_j f_{j−1} + (1 − w_j) y``: ``B_j = a_{t_j} (w_j B_{j−1} + 1 − w_j)``.
+    teacher_weight: float | Sequence[float] | None = None,
+    truth_weight: float | Sequence[float] | None = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """The weight(s) on the teacher from either convention — the one helper every mixer uses.
 
     Args:
-      last_round_times: if given, the last round is evaluated at these times instead (its entry
-        of ``times`` is ignored) and only its filter is returned, shape ``last_round_times.shape + (m,)``.
+      teacher_weight: weight ``w`` on the teacher (scalar, or one per round).
+      truth_weight: weight ``α = 1 − w`` on the ground truth (Borup & Andersen's α).
+      size: broadcast to this many rounds (a sequence must then have this length); ``None``
+        for a scalar.
 
     Returns:
-      ``(B, B/λ)``, each of shape ``(len(times), m)`` (or see ``last_round_times``).
+      ``w`` as a 0-D array (``size=None``) or of shape ``(size,)``; default 1 (pure distillation).
+
+    Raises:
+      ValueError: both given, non-finite values, or a sequence of the wrong length.
     """
-    times = list(times)
-    if not times:
-        raise ValueError("times must hold at least one round")
-    fixed = times[:-1] if last_round_times is not None else times
-    fixed = [_scalar_time(t, "times") for t in fixed]
-    w = np.broadcast_to(np.asarray(teacher_weights, dtype=float), (len(times),))
-    out_b, out_g = [], []
-    B = G = None
-    for j, t in enumerate(fixed):
-        a, g = recipe.filter(spectrum, t)
-        mix = 1.0 if j == 0 else w[j] * B + (1.0 - w[j])
-        B, G = a * mix, g * mix
-        out_b.append(B)
-        out_g.append(G)
-    if last_round_times is None:
-        return np.array(out_b), np.array(out_g)
-    a, g = recipe.filter(spectrum, last_round_times)
-    if B is None:
-        return a, g
-    mix = w[-1] * B + (1.0 - w[-1])
-    return a * mix, g * mix
+    if teacher_weight is not None and truth_weight is not None:
+        raise ValueError("give teacher_weight or truth_weight (= 1 - teacher_weight), not both")
+    name, value = ("truth_weight", truth_weight) if truth_weight is not None else ("teacher_weight", teacher_weight)
+    if value is None:
+        w = np.asarray(1.0)
+    else:
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"{name} must be a finite number (or one per round), got {value!r}")
+        arr = arr.astype(float)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        w = 1.0 - arr if name == "truth_weight" else arr
+    if size is None:
+        if w.ndim != 0:
+            raise ValueError(f"{name} must be a scalar here, got shape {w.shape}")
+        return w
+    if w.ndim not in (0, 1) or (w.ndim == 1 and w.size != size):
+        raise ValueError(f"{name} must be a scalar or hold one weight per round ({size}), got shape {w.shape}")
+    return np.broadcast_to(w, (size,)).copy()
 
 
-def late_switch_filter(
-    spectrum: Spectrum,
-    teacher_time: float,
-    switch_time: float,
-    times_after: ArrayLike,
-    *,
-    recipe: Recipe = Recipe(),
-    teacher: Recipe | None = None,
-    reverse: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Effective filter of switching targets at ``switch_time``.
-
-    ``reverse=False``: one-hot labels on ``[0, s)``, then the teacher's predictions for ``t``:
-    ``a_T a_t + a_s (1 − a_t)`` (= ``a_T + (a_s − a_T) e^{−λt}`` for flow).
-    ``reverse=True``: the teacher first, then the labels: ``a_t + (1 − a_t) a_s a_T``.
-
-    Momentum is refused: its velocity at the switch is state the filter algebra does not carry.
-    """
-    if recipe.method not in ("flow", "gd"):
-        raise ValueError(f"late switching supports recipe methods 'flow' and 'gd', got {recipe.method!r}")
-    aT, gT = (teacher or recipe).filter(spectrum, _scalar_time(teacher_time, "teacher_time"))
-    a_s, g_s = recipe.filter(spectrum, _scalar_time(switch_time, "switch_time"))
-    a_t, g_t = recipe.filter(spectrum, times_after)
-    if not reverse:
-        return aT * a_t + a_s * (1.0 - a_t), gT * a_t + g_s * (1.0 - a_t)
-    return a_t + (1.0 - a_t) * a_s * aT, g_t + (1.0 - a_t) * g_s * aT
+def _constants(spectrum: Spectrum) -> tuple[Filter, Filter]:
+    """``ZERO`` and ``ONE`` (the labels) on this spectrum."""
+    return Filter.zero(spectrum.evals.size), Filter.labels(spectrum.evals)
 
 
-def _scalar_time(t: float, name: str) -> float:
-    arr = as_times(t, name)
+def _scalar_axis(value: float, name: str) -> float:
+    arr = as_times(value, name)
     if arr.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
     return float(arr)
 
 
+def _check_spectrum(spectrum: object) -> None:
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a kdtheory.eigen.Spectrum, got {type(spectrum).__name__}")
+
+
+# ---------------------------------------------------------------------- effective filters
+def distill_filter(
+    spectrum: Spectrum,
+    t: ArrayLike,
+    *,
+    teacher_t: float,
+    teacher: Recipe = GRADIENT_FLOW,
+    student: Recipe | None = None,
+    teacher_weight: float | None = None,
+    truth_weight: float | None = None,
+    outputs: int | None = None,
+) -> Filter:
+    r"""Effective filter of a student trained from zero on ``w ŷ + (1 − w) y``.
+
+    ``S_t.train_from(ZERO, w T + (1 − w) ONE)``, i.e. ``a = a_t (w a_T + 1 − w)``.
+
+    Args:
+      spectrum: the training kernel's spectrum (shared by teacher and student).
+      t: the student's axis (times, steps or ridge strengths), any shape.
+      teacher_t: the teacher's time/steps/ridge strength (scalar; ``np.inf`` allowed for times).
+      teacher: the teacher's :class:`~kdtheory.eigen.Recipe`.
+      student: the student's recipe (default: the teacher's).
+      teacher_weight: weight ``w`` on the teacher (default 1).
+      truth_weight: weight ``1 − w`` on the labels instead.
+      outputs: number of outputs ``k`` (``normalization="per_output"`` only).
+
+    Returns:
+      A :class:`~kdtheory.eigen.Filter` of shape ``t.shape + (m,)``.
+    """
+    _check_spectrum(spectrum)
+    w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
+    zero, one = _constants(spectrum)
+    T = teacher.filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=outputs)
+    S = (student or teacher).filter(spectrum, t, outputs=outputs)
+    return S.train_from(zero, w * T + (1.0 - w) * one)
+
+
+def rounds_filter(
+    spectrum: Spectrum,
+    t: Sequence[float],
+    *,
+    recipe: Recipe = GRADIENT_FLOW,
+    teacher_weight: float | Sequence[float] | None = None,
+    truth_weight: float | Sequence[float] | None = None,
+    last_round_t: ArrayLike | None = None,
+    outputs: int | None = None,
+) -> Filter:
+    r"""Effective filters of repeated self-distillation, one row per round (a fold of ``train_from``).
+
+    Round 0 is the teacher trained on ``y`` for ``t[0]``; round ``j ≥ 1`` trains from zero for
+    ``t[j]`` on ``w_j f_{j−1} + (1 − w_j) y``:
+    ``B_j = A_{t_j}.train_from(ZERO, w_j B_{j−1} + (1 − w_j) ONE)``.
+
+    Args:
+      spectrum: the training kernel's spectrum.
+      t: per-round times (or ridge strengths), one per round, round 0 the teacher.
+      recipe: the recipe of every round.
+      teacher_weight: weight on the previous round, scalar or one per round (entry 0 unused).
+      truth_weight: weight on the labels instead (Borup & Andersen's α), scalar or per round.
+      last_round_t: if given, the last round is evaluated along this axis instead (its entry
+        of ``t`` is ignored) and only its filter is returned.
+      outputs: number of outputs ``k`` (``normalization="per_output"`` only).
+
+    Returns:
+      A :class:`~kdtheory.eigen.Filter` of shape ``(len(t), m)``, or
+      ``last_round_t.shape + (m,)`` with ``last_round_t``.
+
+    Raises:
+      ValueError: no rounds, non-scalar round times, weights of the wrong length.
+    """
+    _check_spectrum(spectrum)
+    t = list(t)
+    if not t:
+        raise ValueError("t must hold at least one round")
+    w = mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight, size=len(t))
+    zero, one = _constants(spectrum)
+    fixed = t[:-1] if last_round_t is not None else t
+    out = []
+    B = None
+    for j, tj in enumerate(fixed):
+        A = recipe.filter(spectrum, _scalar_axis(tj, "t"), outputs=outputs)
+        B = A.train_from(zero, one if B is None else w[j] * B + (1.0 - w[j]) * one)
+        out.append(B)
+    if last_round_t is None:
+        return Filter.stack(out)
+    A = recipe.filter(spectrum, last_round_t, outputs=outputs)
+    return A.train_from(zero, one if B is None else w[-1] * B + (1.0 - w[-1]) * one)
+
+
+def late_switch_filter(
+    spectrum: Spectrum,
+    t: ArrayLike,
+    *,
+    teacher_t: float,
+    switch_t: float,
+    recipe: Recipe = GRADIENT_FLOW,
+    teacher: Recipe | None = None,
+    reverse: bool = False,
+    outputs: int | None = None,
+) -> Filter:
+    r"""Effective filter of switching targets at ``switch_t``.
+
+    ``reverse=False``: labels on ``[0, s)``, then the teacher's predictions for ``t``:
+    ``S_t.train_from(S_s, T)``, ``a = a_s + a_t (a_T − a_s)`` (``= a_T + (a_s − a_T) e^{−λt}`` for
+    flow). ``reverse=True``: the teacher first, then the labels:
+    ``S_t.train_from(S_s.train_from(ZERO, T), ONE)``, ``a = a_t + (1 − a_t) a_s a_T``.
+
+    Args:
+      spectrum: the training kernel's spectrum.
+      t: times (steps) after the switch, any shape.
+      teacher_t: the teacher's time (scalar).
+      switch_t: the time of the switch (scalar).
+      recipe: the recipe of the model that switches (``"flow"`` or ``"gd"``).
+      teacher: the teacher's recipe (default ``recipe``).
+      reverse: distillation first, labels after.
+      outputs: number of outputs ``k`` (``normalization="per_output"`` only).
+
+    Returns:
+      A :class:`~kdtheory.eigen.Filter` of shape ``t.shape + (m,)``.
+
+    Raises:
+      ValueError: a momentum or ridge recipe (momentum's velocity at the switch is state the
+        filter algebra does not carry; ridge has no time).
+    """
+    _check_spectrum(spectrum)
+    if recipe.method not in ("flow", "gd"):
+        raise ValueError(f"late switching supports recipe methods 'flow' and 'gd', got {recipe.method!r}")
+    zero, one = _constants(spectrum)
+    T = (teacher or recipe).filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=outputs)
+    S_s = recipe.filter(spectrum, _scalar_axis(switch_t, "switch_t"), outputs=outputs)
+    S_t = recipe.filter(spectrum, t, outputs=outputs)
+    if not reverse:
+        return S_t.train_from(S_s, T)
+    return S_t.train_from(S_s.train_from(zero, T), one)
+
+
 # ---------------------------------------------------------------------- trajectories
+def _trajectory(
+    spectrum: Spectrum,
+    y: ArrayLike,
+    filt: Filter,
+    axis: ArrayLike,
+    recipe: Recipe,
+    *,
+    init: ArrayLike | None = None,
+    init_weights: ArrayLike | None = None,
+    test_kernel: ArrayLike | None = None,
+    test_features: ArrayLike | None = None,
+    test_init: ArrayLike | None = None,
+    compress: bool | None = None,
+) -> Trajectory:
+    """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
+    is_ridge = recipe.method == "ridge"
+    return apply_filter(
+        spectrum,
+        y,
+        filt,
+        t=None if is_ridge else axis,
+        ridge=axis if is_ridge else None,
+        normalization=recipe.normalization,
+        init=init,
+        init_weights=init_weights,
+        test_kernel=test_kernel,
+        test_features=test_features,
+        test_init=test_init,
+        compress=compress,
+        recipe=recipe.record(),
+    )
+
+
 def distill(
     spectrum: Spectrum,
     y: ArrayLike,
-    teacher_time: float,
-    student_times: ArrayLike,
+    t: ArrayLike,
     *,
-    teacher: Recipe = Recipe(),
+    teacher_t: float,
+    teacher: Recipe = GRADIENT_FLOW,
     student: Recipe | None = None,
     teacher_weight: float | None = None,
     truth_weight: float | None = None,
     init: ArrayLike | None = None,
-    **outputs,
+    init_weights: ArrayLike | None = None,
+    test_kernel: ArrayLike | None = None,
+    test_features: ArrayLike | None = None,
+    test_init: ArrayLike | None = None,
+    compress: bool | None = None,
 ) -> Trajectory:
     r"""A student trained on its teacher's training predictions, in closed form.
 
-    The teacher trains on ``y`` from zero for ``teacher_time`` with ``teacher``; the student trains
-    for each of ``student_times`` with ``student`` (default: the teacher's recipe) on
-    ``w ŷ + (1 − w) y``. From a zero start the returned trajectory's ``filter`` is the effective
-    filter ``a_t (w a_T + 1 − w)`` relative to ``y`` (so ``modes`` and ``loss`` are against the
-    labels). With ``init``, the student starts from ``init`` and the trajectory is relative to its
-    target ``w ŷ + (1 − w) y`` (``filter`` is then the student's own filter).
+    The teacher trains on ``y`` from zero for ``teacher_t`` with ``teacher``; the student trains
+    for each ``t`` with ``student`` (default: the teacher's recipe) on ``w ŷ + (1 − w) y``. From a
+    zero start the trajectory's ``filter`` is the effective filter :func:`distill_filter` relative
+    to ``y`` (so ``modes`` and ``loss`` are against the labels). With ``init`` or
+    ``init_weights`` the student starts there and the trajectory is relative to its target
+    ``w ŷ + (1 − w) y`` (``filter`` is then the student's own filter).
 
     Args:
       spectrum: the training kernel's spectrum (shared by teacher and student).
       y: labels ``(n[, k])``.
-      teacher_time: teacher time/steps/regularization (a scalar; ``np.inf`` allowed).
-      student_times: student times, any shape.
-      teacher, student: :class:`Recipe` values (a ridge teacher with a GD student is fine).
-      teacher_weight, truth_weight: the mixing weight in either convention (default: pure
-        distillation, ``teacher_weight = 1``).
+      t: the student's axis (times, steps, or ridge strengths for a ridge student), any shape.
+      teacher_t: the teacher's time/steps/ridge strength (scalar; ``np.inf`` allowed for times).
+      teacher: the teacher's :class:`~kdtheory.eigen.Recipe` (a ridge teacher with a GD
+        student is fine).
+      student: the student's recipe (default: the teacher's).
+      teacher_weight: weight ``w`` on the teacher (default 1: pure distillation).
+      truth_weight: weight ``1 − w`` on the labels instead.
       init: the student's initial training output (default 0).
-      **outputs: ``test_kernel``, ``test_features``, ``test_init``, ``init_weights``, ``compress``
-        as in :func:`kdtheory.dynamics.train`.
+      init_weights: the student's initial weights (features spectrum).
+      test_kernel: cross-kernel ``(n_test, n)`` for test predictions.
+      test_features: test design matrix ``(n_test, d)`` (features spectrum).
+      test_init: initial test output with ``test_kernel``.
+      compress: as in :func:`kdtheory.dynamics.train`.
 
     Returns:
-      The student's :class:`~kdtheory.dynamics.Trajectory`.
+      The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
-    w = mixing_weight(teacher_weight, truth_weight)
     student = student or teacher
-    if init is None and outputs.get("init_weights") is None:
-        a, g = distill_filter(spectrum, teacher_time, student_times, teacher=teacher, student=student, teacher_weight=w)
-        return apply_filter(
-            spectrum, y, a, g, times=student_times, loss=student.loss, recipe=student.record(), **outputs
+    out = {"test_kernel": test_kernel, "test_features": test_features, "test_init": test_init, "compress": compress}
+    k = _outputs(y)
+    if init is None and init_weights is None:
+        filt = distill_filter(
+            spectrum,
+            t,
+            teacher_t=teacher_t,
+            teacher=teacher,
+            student=student,
+            teacher_weight=teacher_weight,
+            truth_weight=truth_weight,
+            outputs=k,
         )
-    target = teacher_predictions(spectrum, y, teacher_time, teacher=teacher, teacher_weight=w)
-    a, g = student.filter(spectrum, student_times)
-    return apply_filter(
-        spectrum, target, a, g, times=student_times, loss=student.loss, init=init, recipe=student.record(), **outputs
+        return _trajectory(spectrum, y, filt, t, student, **out)
+    target = teacher_predictions(
+        spectrum, y, teacher_t=teacher_t, teacher=teacher, teacher_weight=teacher_weight, truth_weight=truth_weight
     )
+    filt = student.filter(spectrum, t, outputs=k)
+    return _trajectory(spectrum, target, filt, t, student, init=init, init_weights=init_weights, **out)
 
 
 def teacher_predictions(
-    spectrum: Spectrum, y: ArrayLike, teacher_time: float, *, teacher: Recipe = Recipe(), teacher_weight: float = 1.0
+    spectrum: Spectrum,
+    y: ArrayLike,
+    *,
+    teacher_t: float,
+    teacher: Recipe = GRADIENT_FLOW,
+    teacher_weight: float | None = None,
+    truth_weight: float | None = None,
 ) -> np.ndarray:
-    """The (mixed) distillation target ``w ŷ + (1 − w) y`` on the training points."""
-    aT, gT = teacher.filter(spectrum, _scalar_time(teacher_time, "teacher_time"))
-    yhat = apply_filter(spectrum, y, aT, gT).train
-    return teacher_weight * yhat + (1.0 - teacher_weight) * np.asarray(y, dtype=float)
+    """The (mixed) distillation target ``w ŷ + (1 − w) y`` on the training points.
+
+    Args:
+      spectrum: the training kernel's spectrum.
+      y: labels ``(n[, k])``.
+      teacher_t: the teacher's time/steps/ridge strength (scalar).
+      teacher: the teacher's recipe.
+      teacher_weight: weight ``w`` on the teacher (default 1).
+      truth_weight: weight ``1 − w`` on the labels instead.
+
+    Returns:
+      Shape of ``y``.
+    """
+    _check_spectrum(spectrum)
+    w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
+    T = teacher.filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=_outputs(y))
+    yhat = apply_filter(spectrum, y, T).train
+    return w * yhat + (1.0 - w) * np.asarray(y, dtype=float)
 
 
 def rounds(
     spectrum: Spectrum,
     y: ArrayLike,
-    times: Sequence[float],
+    t: Sequence[float],
     *,
-    recipe: Recipe = Recipe(),
-    teacher_weights: float | Sequence[float] = 1.0,
-    last_round_times: ArrayLike | None = None,
-    **outputs,
+    recipe: Recipe = GRADIENT_FLOW,
+    teacher_weight: float | Sequence[float] | None = None,
+    truth_weight: float | Sequence[float] | None = None,
+    last_round_t: ArrayLike | None = None,
+    test_kernel: ArrayLike | None = None,
+    test_features: ArrayLike | None = None,
+    test_init: ArrayLike | None = None,
+    compress: bool | None = None,
 ) -> Trajectory:
     r"""Repeated self-distillation: one trajectory entry per round (see :func:`rounds_filter`).
 
-    Entry ``j`` of the returned trajectory is the model after round ``j`` (round 0: the teacher);
-    with ``last_round_times`` the trajectory is the last round's, at those times.
+    Entry ``j`` of the returned trajectory is the model after round ``j`` (round 0: the teacher),
+    indexed by the round times ``t``; with ``last_round_t`` the trajectory is the last round's,
+    along ``last_round_t``.
+
+    Args:
+      spectrum: the training kernel's spectrum.
+      y: labels ``(n[, k])``.
+      t: per-round times (or ridge strengths), round 0 the teacher.
+      recipe: the recipe of every round.
+      teacher_weight: weight on the previous round, scalar or one per round.
+      truth_weight: weight on the labels instead, scalar or one per round.
+      last_round_t: evaluate the last round along this axis instead.
+      test_kernel: cross-kernel ``(n_test, n)``.
+      test_features: test design matrix (features spectrum).
+      test_init: initial test output with ``test_kernel``.
+      compress: as in :func:`kdtheory.dynamics.train`.
+
+    Returns:
+      A :class:`~kdtheory.trajectory.Trajectory`.
     """
-    a, g = rounds_filter(
-        spectrum, times, recipe=recipe, teacher_weights=teacher_weights, last_round_times=last_round_times
+    filt = rounds_filter(
+        spectrum,
+        t,
+        recipe=recipe,
+        teacher_weight=teacher_weight,
+        truth_weight=truth_weight,
+        last_round_t=last_round_t,
+        outputs=_outputs(y),
     )
-    labels = np.asarray(times, float) if last_round_times is None else last_round_times
-    return apply_filter(spectrum, y, a, g, times=labels, loss=recipe.loss, recipe=recipe.record(), **outputs)
+    axis = np.asarray(t, float) if last_round_t is None else last_round_t
+    return _trajectory(
+        spectrum,
+        y,
+        filt,
+        axis,
+        recipe,
+        test_kernel=test_kernel,
+        test_features=test_features,
+        test_init=test_init,
+        compress=compress,
+    )
 
 
 def late_switch(
     spectrum: Spectrum,
     y: ArrayLike,
-    teacher_time: float,
-    switch_time: float,
-    times_after: ArrayLike,
+    t: ArrayLike,
     *,
-    recipe: Recipe = Recipe(),
+    teacher_t: float,
+    switch_t: float,
+    recipe: Recipe = GRADIENT_FLOW,
     teacher: Recipe | None = None,
     reverse: bool = False,
-    **outputs,
+    test_kernel: ArrayLike | None = None,
+    test_features: ArrayLike | None = None,
+    test_init: ArrayLike | None = None,
+    compress: bool | None = None,
 ) -> Trajectory:
-    """Train on one target until ``switch_time``, then on the other (see :func:`late_switch_filter`).
+    """Train on one target until ``switch_t``, then on the other (see :func:`late_switch_filter`).
 
-    ``times`` of the result are the times after the switch.
+    Args:
+      spectrum: the training kernel's spectrum.
+      y: labels ``(n[, k])``.
+      t: times (steps) after the switch, any shape; the trajectory's ``t``.
+      teacher_t: the teacher's time (scalar).
+      switch_t: the time of the switch (scalar).
+      recipe: the recipe of the model that switches (``"flow"`` or ``"gd"``).
+      teacher: the teacher's recipe (default ``recipe``).
+      reverse: distillation first, labels after.
+      test_kernel: cross-kernel ``(n_test, n)``.
+      test_features: test design matrix (features spectrum).
+      test_init: initial test output with ``test_kernel``.
+      compress: as in :func:`kdtheory.dynamics.train`.
+
+    Returns:
+      A :class:`~kdtheory.trajectory.Trajectory` indexed by the times after the switch.
     """
-    a, g = late_switch_filter(
-        spectrum, teacher_time, switch_time, times_after, recipe=recipe, teacher=teacher, reverse=reverse
+    filt = late_switch_filter(
+        spectrum,
+        t,
+        teacher_t=teacher_t,
+        switch_t=switch_t,
+        recipe=recipe,
+        teacher=teacher,
+        reverse=reverse,
+        outputs=_outputs(y),
     )
-    return apply_filter(spectrum, y, a, g, times=times_after, loss=recipe.loss, recipe=recipe.record(), **outputs)
+    return _trajectory(
+        spectrum,
+        y,
+        filt,
+        t,
+        recipe,
+        test_kernel=test_kernel,
+        test_features=test_features,
+        test_init=test_init,
+        compress=compress,
+    )
 
 
 # ---------------------------------------------------------------------- stopping rules
 def student_time(
     spectrum: Spectrum,
     y: ArrayLike,
-    teacher_time: float,
     *,
+    teacher_t: float,
     rule: str,
     value: float | None = None,
-    teacher: Recipe = Recipe(),
+    teacher: Recipe = GRADIENT_FLOW,
     student: Recipe | None = None,
     teacher_weight: float | None = None,
     truth_weight: float | None = None,
@@ -378,44 +525,60 @@ def student_time(
     For gradient flow the exact real root is returned; for gradient descent the first whole step
     at which the criterion reaches ``value`` (requires ``η λ_max ≤ 1`` so that it is monotone).
 
+    Args:
+      spectrum: the training kernel's spectrum.
+      y: labels ``(n[, k])``.
+      teacher_t: the teacher's time (scalar).
+      rule: one of :data:`STOPPING_RULES`.
+      value: the criterion's target value (not for ``"converged"``).
+      teacher: the teacher's recipe.
+      student: the student's recipe (``"flow"`` or ``"gd"``; default the teacher's).
+      teacher_weight: weight on the teacher (default 1).
+      truth_weight: weight on the labels instead.
+
+    Returns:
+      The student time ``t`` (``np.inf`` for ``"converged"``).
+
     Raises:
       ValueError: the value cannot be reached (e.g. a norm above the converged student's, which
         is at most the teacher's when ``teacher_weight = 1``), unknown rule, non-monotone setting.
     """
     choice(rule, "rule", STOPPING_RULES)
     student = student or teacher
-    w = mixing_weight(teacher_weight, truth_weight)
     if rule == "converged":
         return float("inf")
     if value is None:
         raise ValueError(f"rule {rule!r} needs a value")
     if rule == "time":
-        return _scalar_time(value, "value")
+        return _scalar_axis(value, "value")
     if student.method not in ("flow", "gd"):
         raise ValueError(f"stopping rules other than 'time' support 'flow' and 'gd' students, got {student.method!r}")
+    k = _outputs(y)
     if (
         student.method == "gd"
-        and student.learning_rate * spectrum.evals[0] * (1.0 / spectrum.n if student.loss == "mean" else 1.0) > 1.0
+        and student.learning_rate * spectrum.evals[0] * student.eigenvalue_scale(spectrum.n, k) > 1
     ):
         raise ValueError("stopping rules for gd need a monotone learning rate (learning_rate * lambda_max <= 1)")
+    w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
     y2 = np.asarray(y, dtype=float).reshape(spectrum.n, -1)
     z = spectrum.project(y2)
     z2 = np.sum(z * z, axis=1)
-    aT, _ = teacher.filter(spectrum, _scalar_time(teacher_time, "teacher_time"))
-    mix = w * aT + (1.0 - w)
+    zero, one = _constants(spectrum)
+    T = teacher.filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=k)
+    target = w * T + (1.0 - w) * one
     perp = float(np.sum(spectrum.complement(y2) ** 2))
-    div = spectrum.n if student.loss == "mean" else 1.0
+    div = 1.0 / student.eigenvalue_scale(spectrum.n, k)
 
     def crit(t: float) -> float:
-        a, g = student.filter(spectrum, t)
-        eff, geff = a * mix, g * mix
+        S = student.filter(spectrum, t, outputs=k)
+        eff = S.train_from(zero, target)
         if rule == "norm":
-            return float(np.sqrt(np.sum(eff * geff * z2)))
+            return float(np.sqrt(np.sum(eff.a * eff.a_over_eval * z2)))
         if rule == "loss":
-            return float(0.5 * (np.sum((1 - eff) ** 2 * z2) + perp) / div)
+            return float(0.5 * (np.sum((1 - eff.a) ** 2 * z2) + perp) / div)
         if rule == "top_progress":
-            return float(eff[0])
-        return float(np.sqrt(np.sum(((1 - a) * mix) ** 2 * z2)))  # fidelity to the target
+            return float(eff.a[0])
+        return float(np.sqrt(np.sum(((1 - S.a) * target.a) ** 2 * z2)))  # fidelity to the target
 
     return solve_time(crit, value, integer=student.method == "gd", scale=1.0 / max(spectrum.evals[0], 1e-300))
 
@@ -423,9 +586,16 @@ def student_time(
 def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = False, scale: float = 1.0) -> float:
     """Smallest ``t ≥ 0`` with ``crit(t) = value`` for a monotone ``crit`` (bracketing, then Brent).
 
-    ``crit(0)`` and ``crit(∞)`` bound the reachable values; ``scale`` is a natural time unit used to
-    start the bracket search. With ``integer=True`` returns the first whole step at which ``crit``
-    reaches ``value``.
+    ``crit(0)`` and ``crit(∞)`` bound the reachable values.
+
+    Args:
+      crit: a monotone function of time.
+      value: the value to reach.
+      integer: return the first whole step at which ``crit`` reaches ``value``.
+      scale: a natural time unit used to start the bracket search.
+
+    Returns:
+      The time (``0.0``, a positive root, or ``inf`` when only reached asymptotically).
 
     Raises:
       ValueError: ``value`` outside ``[crit(0), crit(∞)]``.
@@ -466,3 +636,9 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
 def _crosses(crit, value, increasing, t) -> bool:
     v = crit(t)
     return v >= value if increasing else v <= value
+
+
+def _finite(x: float, name: str) -> float:
+    if isinstance(x, bool) or not np.isscalar(x) or not np.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    return float(x)

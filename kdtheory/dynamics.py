@@ -1,4 +1,4 @@
-r"""Closed-form MSE training dynamics in eigenspace.
+r"""Closed-form squared-loss training dynamics in eigenspace.
 
 A linear model ``f(x) = φ(x)ᵀ w`` (or a kernel machine with kernel ``K``) trained on the squared
 loss from an initial output ``f_0`` follows, per eigen-mode of the kernel,
@@ -8,18 +8,11 @@ loss from an initial output ``f_0`` follows, per eigen-mode of the kernel,
     f(t) = f_0 - U\,\mathrm{diag}(a(t))\,U^\top (f_0 - y),\qquad
     \alpha(t) = -U\,\mathrm{diag}(a(t)/\lambda)\,U^\top (f_0 - y),
 
-where ``a(t)`` is the spectral filter of the optimizer (:mod:`kdtheory.eigen`), ``α`` are the
-dual coefficients, test predictions are ``f_0(x) + k_x α(t)`` and weights are
-``w(t) = w_0 − V diag(s · a/λ) Uᵀ (f_0 − y)`` (``X = U S Vᵀ``).
-
-Conventions:
-  * ``loss="sum"``: ``L = ½‖f − y‖²``; ``loss="mean"``: ``L = ½‖f − y‖²/n`` with ``n`` the number
-    of training points (not of scalar outputs), which replaces ``λ`` by ``λ/n`` in the filter.
-  * ``method="flow"``: ``t`` is continuous time in units of ``learning_rate`` (time ``η t``);
-    ``"gd"``/``"momentum"``: ``t`` counts whole steps of size ``learning_rate``.
-  * ``t = ∞`` is the exact (minimum-norm, pseudo-inverse) solve.
-  * Labels may be ``(n,)`` or multi-output ``(n, k)`` (e.g. one-hot matrices); every output has
-    the same shape convention: times first, then points, then outputs.
+where ``a`` is the spectral filter of the recipe (:class:`kdtheory.eigen.Filter`,
+:class:`kdtheory.eigen.Recipe`), ``α`` are the dual coefficients, test predictions are
+``f_0(x) + k_x α(t)`` and weights are ``w(t) = w_0 − V diag(s · a/λ) Uᵀ (f_0 − y)``
+(``X = U S Vᵀ``). Results are :class:`kdtheory.trajectory.Trajectory` values; names and
+conventions (``t``, ``ridge``, ``normalization``) are the vocabulary of :mod:`kdtheory`.
 
 References:
   Lee et al. (2019), eq. 9–11; Nagarajan et al. (2023), §5.
@@ -27,70 +20,30 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice
+from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
-from kdtheory.eigen import Method, Spectrum, filter_pair
+from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum
+from kdtheory.trajectory import Trajectory
 
-__all__ = ["Trajectory", "train", "apply_filter"]
-
-
-@dataclass(frozen=True, eq=False)
-class Trajectory:
-    r"""A training trajectory evaluated at given times (all arrays, no hidden state).
-
-    Shapes use ``S`` for the shape of ``times``, ``n`` training points, ``m`` modes,
-    ``k`` outputs (absent for 1-D labels).
-
-    Attributes:
-      times: the times (or steps) as given, shape ``S``.
-      filter: fraction learned per mode ``a_k(t)``, shape ``S + (m,)``.
-      train: training predictions ``f(t)``, shape ``S + (n[, k])``.
-      modes: residual coordinates ``u_kᵀ (f(t) − y)``, shape ``S + (m[, k])``; each equals
-        ``(1 − a_k(t)) u_kᵀ (f_0 − y)``.
-      loss: training loss with the stated normalization, shape ``S``.
-      norm: ``‖w(t) − w_0‖`` (features) = RKHS norm of ``f(t) − f_0``, shape ``S``.
-      test: test predictions, shape ``S + (n_test[, k])``, or ``None``.
-      weights: weights ``w(t)``, shape ``S + (d[, k])``, for a features spectrum, else ``None``.
-      method, learning_rate, momentum, loss_normalization: the recipe, for the record.
-    """
-
-    times: np.ndarray
-    filter: np.ndarray
-    train: np.ndarray
-    modes: np.ndarray
-    loss: np.ndarray
-    norm: np.ndarray
-    test: np.ndarray | None = None
-    weights: np.ndarray | None = None
-    method: str = "custom"
-    learning_rate: float = float("nan")
-    momentum: float = 0.0
-    loss_normalization: str = "sum"
-
-    def __repr__(self) -> str:
-        extra = "".join(
-            f", {name}{getattr(self, name).shape}" for name in ("test", "weights") if getattr(self, name) is not None
-        )
-        return (
-            f"Trajectory(method={self.method!r}, times{self.times.shape}, "
-            f"train{self.train.shape}{extra}, final loss={np.ravel(self.loss)[-1]:.4g})"
-        )
+__all__ = ["train", "apply_filter"]
 
 
 def train(
     spectrum: Spectrum,
     y: ArrayLike,
-    t: ArrayLike,
+    t: ArrayLike | None = None,
     *,
+    ridge: ArrayLike | None = None,
     method: Method = "flow",
     learning_rate: float = 1.0,
     momentum: float = 0.0,
-    loss: str = "sum",
+    normalization: Normalization = "sum",
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
     test_kernel: ArrayLike | None = None,
@@ -99,20 +52,25 @@ def train(
     allow_unstable: bool = False,
     compress: bool | None = None,
 ) -> Trajectory:
-    r"""Train a kernel/linear model on ``½‖f − y‖²`` in closed form and return its trajectory.
+    r"""Train a kernel/linear model on the squared loss in closed form and return its trajectory.
 
-    Implements ``f(t) = f_0 − U diag(a(t)) Uᵀ (f_0 − y)`` with ``a`` the filter of ``method``
-    (:func:`kdtheory.eigen.filter_pair`), plus test predictions, weights, modes, loss and norm.
+    Implements ``f(t) = f_0 − U diag(a(t)) Uᵀ (f_0 − y)`` with ``a`` the filter of the recipe
+    (:meth:`kdtheory.eigen.Recipe.filter`), plus test predictions, weights, modes, loss and norm.
+    With ``ridge`` instead of ``t`` it is kernel ridge regression ``min ½‖f − y‖² + ½ c‖f − f_0‖²_H``
+    at each strength ``c`` (the trajectory's ``ridge`` is set and its ``t`` is ``None``).
 
     Args:
       spectrum: the training kernel's :class:`~kdtheory.eigen.Spectrum`.
       y: labels, shape ``(n,)`` or ``(n, k)``.
-      t: times (flow, units of ``learning_rate``) or whole steps (gd, momentum); scalar or array
-        of any shape; ``np.inf`` is the exact converged solution.
+      t: times (flow, learning-rate units) or whole steps (gd, momentum); scalar or array of any
+        shape; ``np.inf`` is the exact converged solution.
+      ridge: ridge strengths ``c ≥ 0`` instead of ``t`` (any shape); then ``method``,
+        ``learning_rate`` and ``momentum`` must keep their defaults.
       method: ``"flow"``, ``"gd"`` or ``"momentum"``.
       learning_rate: η > 0 (gd/momentum: step size; flow: time unit).
       momentum: β in [0, 1) for ``"momentum"``.
-      loss: ``"sum"`` (``½‖f − y‖²``) or ``"mean"`` (``½‖f − y‖²/n``).
+      normalization: ``"sum"`` (``½‖f − y‖²``), ``"mean"`` (``½‖f − y‖²/n``) or
+        ``"per_output"`` (``½‖f − y‖²/(n·k)``, neural-tangents' convention).
       init: initial training output ``f_0`` (default 0), shape of ``y``.
       init_weights: initial weights ``w_0`` (features spectrum only); sets ``f_0 = X w_0``.
       test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
@@ -126,12 +84,12 @@ def train(
         ``n·m ≥ 65536``); ``False``: always the direct product.
 
     Returns:
-      A :class:`Trajectory`.
+      A :class:`~kdtheory.trajectory.Trajectory`.
 
     Raises:
       ValueError: shape mismatches, NaN/inf, negative times, unstable learning rates, unknown
         options (each message names the argument).
-      TypeError: ``spectrum`` is not a :class:`Spectrum`.
+      TypeError: ``spectrum`` is not a :class:`~kdtheory.eigen.Spectrum`.
 
     Examples:
       >>> import numpy as np
@@ -143,81 +101,108 @@ def train(
              [1., 1.]])
     """
     _check_spectrum(spectrum)
-    choice(loss, "loss", ("sum", "mean"))
-    choice(method, "method", ("flow", "gd", "momentum"))
-    scale = 1.0 / spectrum.n if loss == "mean" else 1.0
-    a, g_eff = filter_pair(
-        spectrum.evals * scale,
-        t,
-        method=method,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        allow_unstable=allow_unstable,
-    )
+    if (t is None) == (ridge is None):
+        raise ValueError("give the time axis t or the ridge strengths ridge (exactly one)")
+    if ridge is not None:
+        if (method, learning_rate, momentum) != ("flow", 1.0, 0.0):
+            raise ValueError("ridge regression has no method, learning_rate or momentum; leave them at their defaults")
+        recipe = Recipe("ridge", normalization=normalization)
+    else:
+        choice(method, "method", ("flow", "gd", "momentum"))
+        recipe = Recipe(
+            method,
+            learning_rate=learning_rate,
+            momentum=momentum,
+            normalization=normalization,
+            allow_unstable=allow_unstable,
+        )
+    at = t if ridge is None else ridge
+    filt = recipe.filter(spectrum, at, outputs=_outputs(y))
     return apply_filter(
         spectrum,
         y,
-        a,
-        g_eff * scale,
-        times=t,
-        loss=loss,
+        filt,
+        t=t,
+        ridge=ridge,
+        normalization=normalization,
         init=init,
         init_weights=init_weights,
         test_kernel=test_kernel,
         test_features=test_features,
         test_init=test_init,
         compress=compress,
-        recipe={"method": method, "learning_rate": float(learning_rate), "momentum": float(momentum)},
+        recipe=recipe.record(),
     )
 
 
 def apply_filter(
     spectrum: Spectrum,
     y: ArrayLike,
-    a: ArrayLike,
-    a_over_eval: ArrayLike,
+    filter: Filter,
     *,
-    times: ArrayLike | None = None,
-    loss: str = "sum",
+    t: ArrayLike | None = None,
+    ridge: ArrayLike | None = None,
+    normalization: Normalization = "sum",
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    recipe: dict | None = None,
     compress: bool | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> Trajectory:
-    r"""Build a :class:`Trajectory` from any spectral filter ``a`` (and its ``a/λ``).
+    r"""Build a :class:`~kdtheory.trajectory.Trajectory` from any spectral filter.
 
-    The common back end of :func:`train` and of the distillation recipes: a filter is any array
-    ``a`` of shape ``S + (m,)`` with ``a/λ`` given separately so that λ = 0 is exact. Predictions
-    are ``f = f_0 − U diag(a) Uᵀ (f_0 − y)``, dual coefficients
-    ``α = −U diag(a/λ) Uᵀ (f_0 − y)``.
+    The common back end of :func:`train` and of the distillation recipes. Predictions are
+    ``f = f_0 − U diag(a) Uᵀ (f_0 − y)``, dual coefficients ``α = −U diag(a/λ) Uᵀ (f_0 − y)``.
 
     Args:
       spectrum: the training kernel's spectrum.
       y: the targets the filter pulls towards, ``(n[, k])``.
-      a: filter values, shape ``S + (m,)``.
-      a_over_eval: ``a/λ`` in the units of ``spectrum.evals`` (for ``loss="mean"`` dynamics pass
-        ``a(λ/n)/λ``), shape ``S + (m,)``.
-      times: labels for the leading axes (default ``arange``), stored in the trajectory.
-      loss: normalization of the reported loss, ``"sum"`` or ``"mean"``.
-      init, init_weights, test_kernel, test_features, test_init, compress: as in :func:`train`.
-      recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``).
+      filter: a :class:`~kdtheory.eigen.Filter` of shape ``S + (m,)``, ``a/λ`` in units of
+        ``spectrum.evals`` (as :meth:`~kdtheory.eigen.Recipe.filter` returns it).
+      t: the time axis stored in the trajectory, shape ``S`` (default ``arange`` when
+        ``ridge`` is not given either).
+      ridge: the ridge strengths stored instead of ``t`` (ridge recipes), shape ``S``.
+      normalization: normalization of the reported loss, ``"sum"``, ``"mean"`` or
+        ``"per_output"``.
+      init: initial training output ``f_0`` (default 0), shape of ``y``.
+      init_weights: initial weights ``w_0`` (features spectrum only).
+      test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
+      test_features: test design matrix ``(n_test, d)`` (features spectrum only).
+      test_init: initial test output with ``test_kernel`` (default 0).
+      compress: as in :func:`train`.
+      recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
+        ``normalization``); default a ``"custom"`` recipe.
 
     Returns:
-      A :class:`Trajectory`.
+      A :class:`~kdtheory.trajectory.Trajectory`.
+
+    Raises:
+      ValueError: a filter whose last axis is not the spectrum's ``m``, shape mismatches, bad
+        options (each message names the argument).
+      TypeError: ``spectrum`` is not a Spectrum or ``filter`` is not a Filter.
     """
     _check_spectrum(spectrum)
-    choice(loss, "loss", ("sum", "mean"))
+    choice(normalization, "normalization", NORMALIZATIONS)
+    if not isinstance(filter, Filter):
+        raise TypeError(f"filter must be a kdtheory.eigen.Filter, got {type(filter).__name__}")
+    if t is not None and ridge is not None:
+        raise ValueError("a trajectory is indexed by t or by ridge, not both")
     m = spectrum.evals.size
-    a = as_float_array(a, "a")
-    g = as_float_array(a_over_eval, "a_over_eval")
-    if a.shape != g.shape or a.ndim == 0 or a.shape[-1] != m:
-        raise ValueError(f"a and a_over_eval must share a shape ending in m={m}, got {a.shape} and {g.shape}")
+    a, g = filter.a, filter.a_over_eval
+    if a.shape[-1] != m:
+        raise ValueError(f"filter must have shape S + (m,) with m={m} modes, got {a.shape}")
     S = a.shape[:-1]
     a2, g2 = a.reshape(-1, m), g.reshape(-1, m)
     T = a2.shape[0]
+    axis = None if t is None else as_times(t, "t")
+    ridge_axis = None if ridge is None else as_times(ridge, "ridge")
+    for arr, name in ((axis, "t"), (ridge_axis, "ridge")):
+        if arr is not None and arr.shape != S:
+            raise ValueError(f"{name} has shape {arr.shape} but the filter's leading shape is {S}")
+    if axis is None and ridge_axis is None:
+        axis = np.arange(T, dtype=float).reshape(S)
 
     y2, squeeze = _as_2d(spectrum._labels(y, "y"))
     k = y2.shape[1]
@@ -233,7 +218,8 @@ def apply_filter(
     sq = np.einsum("tmk,tmk->t", modes, modes)
     if perp is not None:
         sq = sq + float(np.sum(perp * perp))
-    loss_val = 0.5 * sq / (spectrum.n if loss == "mean" else 1.0)
+    divisor = {"sum": 1.0, "mean": float(spectrum.n), "per_output": float(spectrum.n * k)}[normalization]
+    loss_val = 0.5 * sq / divisor
     norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a2, g2, c * c), 0.0))
 
     dual = -g2[:, :, None] * c[None]  # coordinates of α(t) in the eigenbasis, (T, m, k)
@@ -265,8 +251,10 @@ def apply_filter(
         return x[..., 0] if squeeze and x.ndim > len(S) + 1 else x
 
     rec = {"method": "custom", "learning_rate": float("nan"), "momentum": 0.0, **(recipe or {})}
+    rec["normalization"] = normalization
     return Trajectory(
-        times=np.asarray(times, dtype=float) if times is not None else np.arange(T).reshape(S),
+        t=axis,
+        ridge=ridge_axis,
         filter=a,
         train=shape(train_pred),
         modes=shape(modes),
@@ -274,9 +262,14 @@ def apply_filter(
         norm=norm.reshape(S),
         test=shape(test),
         weights=shape(weights),
-        loss_normalization=loss,
-        **rec,
+        recipe=rec,
     )
+
+
+def _outputs(y: ArrayLike) -> int:
+    """Number of outputs ``k`` of labels ``(n,)`` (1) or ``(n, k)``."""
+    shape = np.shape(y)
+    return int(shape[1]) if len(shape) == 2 else 1
 
 
 # ---------------------------------------------------------------------- helpers

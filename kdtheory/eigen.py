@@ -1,28 +1,22 @@
-r"""The spectral core: eigendecompositions of kernels and design matrices, and spectral filters.
+r"""The spectral core: spectra of kernels and design matrices, spectral filters and recipes.
 
 Gradient-based training of a linear (kernel) model on the squared loss acts independently on the
 eigendirections of the kernel ``K = X Xᵀ``: along eigendirection ``u_k`` (eigenvalue ``λ_k``) it
-learns a fraction ``a_k(t)`` of the label component ``z_k = u_kᵀ y``. The map ``λ ↦ a(t)`` is the
-*spectral filter* of the training recipe. This module computes
+learns a fraction ``a_k`` of the label component ``z_k = u_kᵀ y``. The map ``λ ↦ a`` is the
+*spectral filter* of the training recipe. This module holds
 
 * :class:`Spectrum`, the eigenpairs of a PSD kernel (:meth:`Spectrum.from_kernel`) or the SVD of a
   design matrix (:meth:`Spectrum.from_features`), eigenvalues in **descending** order;
-* spectral filters as plain functions of eigenvalues: gradient flow (:func:`flow_filter`), gradient
-  descent (:func:`gd_filter`), heavy-ball momentum (:func:`momentum_filter`) and kernel ridge
-  (:func:`ridge_filter`), each with an ``over_eval=True`` form returning ``a_k/λ_k`` with its exact
-  finite limit at ``λ_k = 0`` (needed for test-point predictions and weights);
-* :func:`max_learning_rate`, the stability bound of gradient descent and momentum.
+* :class:`Filter`, the filter as a value — ``a`` and the stable ``a/λ`` — with the one
+  composition rule :meth:`Filter.train_from` from which every distillation recipe is built;
+* :class:`Recipe`, an optimizer (flow, GD, momentum, ridge) with its loss normalization, which
+  produces filters (:meth:`Recipe.filter`) and owns the ``λ → λ/n`` (or ``λ/(n·k)``) scaling;
+* the filters of one recipe as functions of eigenvalues (:func:`flow_filter`, :func:`gd_filter`,
+  :func:`momentum_filter`, :func:`ridge_filter`) and :func:`max_learning_rate`.
 
-Conventions (stated once, used everywhere):
-  * Loss ``½‖f − y‖²`` ("sum" normalization). For ``½‖f − y‖²/n`` use eigenvalues ``λ/n``
-    (:mod:`kdtheory.dynamics` does this for you with ``loss="mean"``).
-  * Gradient flow time ``t`` is measured in units of ``learning_rate``: continuous time ``η t``.
-    With the default ``learning_rate=1`` it is plain continuous time.
-  * Gradient descent and momentum count whole steps; ``np.inf`` means the converged limit.
-  * ``t = ∞`` is the exact limit (``a = 1`` for ``λ > 0``, ``0`` for ``λ = 0``; ``a/λ = 1/λ`` or
-    ``0``: the minimum-norm / pseudo-inverse solution), never a large finite time.
-
-This module imports numpy and scipy only.
+Conventions: see the vocabulary in :mod:`kdtheory`. ``t = ∞`` is the exact limit (``a = 1`` for
+``λ > 0``, ``0`` for ``λ = 0``; ``a/λ = 1/λ`` or ``0``: the minimum-norm / pseudo-inverse
+solution), never a large finite time. This module imports numpy and scipy only.
 
 References:
   Jacot, Gabriel, Hongler (2018), *Neural tangent kernel*; Lee et al. (2019), *Wide neural
@@ -32,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,13 +38,17 @@ from kdtheory._checks import as_float_array, as_times, choice, positive_scalar
 
 __all__ = [
     "Spectrum",
+    "Filter",
+    "Recipe",
+    "GRADIENT_FLOW",
     "flow_filter",
     "gd_filter",
     "momentum_filter",
     "ridge_filter",
-    "filter_pair",
     "max_learning_rate",
     "Method",
+    "Normalization",
+    "NORMALIZATIONS",
 ]
 
 Method = Literal["flow", "gd", "momentum"]
@@ -97,49 +96,62 @@ class Spectrum:
 
         Args:
           K: kernel matrix, shape ``(n, n)``.
-          sym_rtol: allowed asymmetry ``max|K − Kᵀ| ≤ sym_rtol · max|K|``. Default ``1e4 ε`` where
-            ε is the machine epsilon of ``K``'s dtype (float32 input gets float32 tolerance).
+          sym_rtol: allowed asymmetry ``max|K − Kᵀ| ≤ sym_rtol · max|K|``, in ``[0, 1)``. Default
+            ``min(1e4 ε, 0.01)`` where ε is the machine epsilon of ``K``'s dtype: the input is
+            judged at the precision it was computed in (float32 and float16 input get their own
+            tolerance), while the decomposition always runs in float64.
           psd_rtol: eigenvalues in ``[−psd_rtol · λ_max, 0)`` are round-off and clipped to 0;
-            more negative ones raise. Default ``100 · max(n, 100) · ε``.
+            more negative ones raise. In ``[0, 1)``; default ``min(100 · max(n, 100) · ε, 0.01)``.
           rank_rtol: eigenvalues ``≤ rank_rtol · λ_max`` are set to exactly 0 (numerical rank,
-            as ``numpy.linalg.matrix_rank`` with a safety factor 10). Default ``10 n ε`` with ε of
-            ``K``'s dtype; pass 0 to keep every non-negative eigenvalue.
+            as ``numpy.linalg.matrix_rank`` with a safety factor 10). In ``[0, 1)``; default
+            ``min(10 n ε, 0.01)`` with ε of ``K``'s dtype; pass 0 to keep every non-negative
+            eigenvalue.
 
         Returns:
-          The spectrum, eigenvalues descending.
+          The spectrum, eigenvalues descending. ``K`` is decomposed divided by a power of two
+          near ``max|K|`` when that lies outside ``[2⁻⁵¹², 2⁵¹²]``, so huge or tiny kernels keep
+          their exact spectrum.
 
         Raises:
-          ValueError: ``K`` not square, not finite, asymmetric or clearly not PSD.
+          ValueError: ``K`` not square, not finite, asymmetric or clearly not PSD; a tolerance
+            outside ``[0, 1)``; an eigenvalue beyond the float64 range.
         """
         raw = np.asarray(K)
         eps = _dtype_eps(raw)
-        K = as_float_array(raw, "K", ndim=(2,))
+        K = as_float_array(raw, "K", ndim=(2,))  # float64 whatever the input precision
         n = K.shape[0]
         if K.shape != (n, n):
             raise ValueError(f"K must be square, got shape {K.shape}")
         if n == 0:
             raise ValueError("K must have at least one row")
+        sym_rtol = min(1e4 * eps, _RTOL_CAP) if sym_rtol is None else _rtol(sym_rtol, "sym_rtol")
+        psd_rtol = min(100 * max(n, 100) * eps, _RTOL_CAP) if psd_rtol is None else _rtol(psd_rtol, "psd_rtol")
+        rank_rtol = min(10 * n * eps, _RTOL_CAP) if rank_rtol is None else _rtol(rank_rtol, "rank_rtol")
         scale = float(max(K.max(), -K.min()))  # max|K| without an n × n temporary
-        sym_rtol = 1e4 * eps if sym_rtol is None else positive_scalar(sym_rtol, "sym_rtol", allow_zero=True)
+        if scale > 0 and not 2.0**-512 <= scale <= 2.0**512:
+            # decompose K / 2^e (exact: a power of two) so that LAPACK neither overflows nor underflows
+            p = float(2.0 ** np.round(np.log2(scale)))
+            K, unit = K / p, p
+        else:
+            unit = 1.0
+        scale /= unit
         asym = _max_asymmetry(K)
         if asym > sym_rtol * scale:
             raise ValueError(
-                f"K is not symmetric: max|K - K.T| = {asym:.3g} > sym_rtol * max|K| = {sym_rtol * scale:.3g}"
+                f"K is not symmetric: max|K - K.T| = {asym * unit:.3g} > sym_rtol * max|K| = "
+                f"{sym_rtol * scale * unit:.3g} (sym_rtol={sym_rtol:.3g}, judged at the precision of {raw.dtype})"
             )
         # eigh (LAPACK syevd) reads the lower triangle; within sym_rtol that is as good as symmetrizing
         evals, U = np.linalg.eigh(K, UPLO="L")
         evals, U = evals[::-1], U[:, ::-1]
         lam_max = max(float(evals[0]), 0.0)
-        psd_rtol = (
-            100 * max(n, 100) * eps if psd_rtol is None else positive_scalar(psd_rtol, "psd_rtol", allow_zero=True)
-        )
         if evals[-1] < -psd_rtol * max(lam_max, scale):
             raise ValueError(
-                f"K is not positive semi-definite: smallest eigenvalue {evals[-1]:.3g} is below "
-                f"-psd_rtol * lambda_max = {-psd_rtol * max(lam_max, scale):.3g}"
+                f"K is not positive semi-definite: smallest eigenvalue {evals[-1] * unit:.3g} is below "
+                f"-psd_rtol * lambda_max = {-psd_rtol * max(lam_max, scale) * unit:.3g} "
+                f"(psd_rtol={psd_rtol:.3g}, judged at the precision of {raw.dtype})"
             )
-        rank_rtol = 10 * n * eps if rank_rtol is None else rank_rtol
-        return cls._finish(evals, np.ascontiguousarray(U), None, rank_rtol, n)
+        return cls._finish(_unscale(evals, unit, "K"), np.ascontiguousarray(U), None, rank_rtol)
 
     @classmethod
     def from_features(cls, X: ArrayLike, *, rank_rtol: float | None = None) -> Spectrum:
@@ -150,30 +162,32 @@ class Spectrum:
 
         Args:
           X: design matrix, shape ``(n, d)``.
-          rank_rtol: eigenvalues ``λ_k = s_k² ≤ rank_rtol · λ_max`` are set to 0. Default
-            ``10 max(n, d) ε`` applied to the singular values (as ``matrix_rank``, with a safety
-            factor 10), i.e. ``(10 max(n, d) ε)²`` on eigenvalues.
+          rank_rtol: eigenvalues ``λ_k = s_k² ≤ rank_rtol · λ_max`` are set to 0, in ``[0, 1)``.
+            Default ``10 max(n, d) ε`` applied to the singular values (as ``matrix_rank``, with a
+            safety factor 10), i.e. ``(10 max(n, d) ε)²`` on eigenvalues.
 
         Returns:
           The spectrum with ``U`` of shape ``(n, m)`` and ``V`` of shape ``(d, m)``,
-          ``m = min(n, d)``.
+          ``m = min(n, d)``. ``X`` is decomposed divided by a power of two when ``max|X|`` lies
+          outside ``[2⁻²⁵⁶, 2²⁵⁶]``.
 
         Raises:
-          ValueError: ``X`` not 2-D or not finite.
+          ValueError: ``X`` not 2-D or not finite; ``rank_rtol`` outside ``[0, 1)``; an
+            eigenvalue ``s_k²`` beyond the float64 range.
         """
         X = as_float_array(X, "X", ndim=(2,))
         n, d = X.shape
         if n == 0 or d == 0:
             raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
-        U, s, Vt = scipy.linalg.svd(X, full_matrices=False, check_finite=False, lapack_driver="gesdd")
-        if rank_rtol is None:
-            rank_rtol = (10 * max(n, d) * _EPS) ** 2
-        return cls._finish(s**2, U, np.ascontiguousarray(Vt.T), rank_rtol, n)
+        rank_rtol = (10 * max(n, d) * _EPS) ** 2 if rank_rtol is None else _rtol(rank_rtol, "rank_rtol")
+        scale = float(max(X.max(), -X.min()))
+        p = float(2.0 ** np.round(np.log2(scale))) if scale > 0 and not 2.0**-256 <= scale <= 2.0**256 else 1.0
+        U, s, Vt = scipy.linalg.svd(X / p, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+        return cls._finish(_unscale(s, p, "X", power=2), U, np.ascontiguousarray(Vt.T), rank_rtol)
 
     @classmethod
-    def _finish(cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float, n: int) -> Spectrum:
+    def _finish(cls, evals: np.ndarray, U: np.ndarray, V: np.ndarray | None, rank_rtol: float) -> Spectrum:
         evals = np.clip(np.asarray(evals, dtype=np.float64), 0.0, None)
-        rank_rtol = positive_scalar(rank_rtol, "rank_rtol", allow_zero=True)
         rank_tol = rank_rtol * float(evals[0]) if evals.size else 0.0
         evals = np.where(evals > rank_tol, evals, 0.0)
         for arr in (evals, U) + ((V,) if V is not None else ()):
@@ -202,6 +216,7 @@ class Spectrum:
         return np.sqrt(self.evals)
 
     def __repr__(self) -> str:
+        """One line: n, kind, rank and the top eigenvalues."""
         kind = f"features d={self.V.shape[0]}" if self.V is not None else "kernel"
         top = np.array2string(self.evals[:3], precision=4)
         return f"Spectrum(n={self.n}, {kind}, rank={self.rank}, top evals={top})"
@@ -255,6 +270,30 @@ def _max_asymmetry(K: np.ndarray, block: int = 256) -> float:
     return out
 
 
+_RTOL_CAP = 1e-2  # default tolerances of low-precision (float16) input stay meaningful
+
+
+def _rtol(x: float, name: str) -> float:
+    """A relative tolerance in ``[0, 1)``, or a ValueError naming it."""
+    x = positive_scalar(x, name, allow_zero=True)
+    if x >= 1:
+        raise ValueError(f"{name} is relative to the largest value and must lie in [0, 1), got {x!r}")
+    return x
+
+
+def _unscale(values: np.ndarray, unit: float, name: str, power: int = 1) -> np.ndarray:
+    """Eigenvalues ``(values · unit)^power`` of the unscaled matrix; a clear error if they leave float64."""
+    with np.errstate(over="ignore", under="ignore"):
+        out = (values * unit) ** power
+    if not np.all(np.isfinite(out)):
+        log10 = power * (np.log10(float(np.max(values))) + np.log10(unit))
+        raise ValueError(
+            f"the largest eigenvalue of {name} is about 1e{log10:.1f}, beyond the float64 range "
+            f"(max {np.finfo(np.float64).max:.3g}); divide {name} by a constant first"
+        )
+    return out
+
+
 def _dtype_eps(a: np.ndarray) -> float:
     if np.issubdtype(a.dtype, np.floating):
         return float(max(np.finfo(a.dtype).eps, _EPS))
@@ -268,139 +307,431 @@ def _evals(evals: ArrayLike) -> np.ndarray:
     return lam
 
 
-# ---------------------------------------------------------------------- filters
-def flow_filter(evals: ArrayLike, t: ArrayLike, *, learning_rate: float = 1.0, over_eval: bool = False) -> np.ndarray:
-    r"""Fraction of each eigen-mode learned by gradient flow on ``½‖f − y‖²``.
+def _pinv(lam: np.ndarray) -> np.ndarray:
+    """``1/λ`` on ``λ > 0`` and ``0`` on ``λ = 0`` (the pseudo-inverse of ``diag(λ)``)."""
+    pos = lam > 0
+    return np.where(pos, 1.0 / np.where(pos, lam, 1.0), 0.0)
 
-    Implements ``a_k(t) = 1 − exp(−η λ_k t)``, computed as ``−expm1(−η λ t)`` so that small
-    ``η λ t`` keeps full relative precision. With ``over_eval=True`` returns ``a_k/λ_k``, whose
-    ``λ → 0`` limit is ``η t``.
+
+# ---------------------------------------------------------------------- the filter value
+@dataclass(frozen=True, eq=False)
+class Filter:
+    r"""A spectral filter relative to the labels: what a recipe does to each eigendirection.
+
+    A model whose training predictions are ``U diag(a) Uᵀ y`` and whose dual coefficients are
+    ``α = U diag(a/λ) Uᵀ y`` (test predictions ``k_x α``; weights ``V diag(s · a/λ) Uᵀ y``) *has
+    filter* ``(a, a/λ)``. Both are kept because each is exact where the other is not: ``a`` at
+    ``t = ∞`` (``a = 1`` for ``λ > 0``), ``a/λ`` at ``λ = 0`` (e.g. ``η t`` for gradient flow).
+
+    **The one composition rule** (:meth:`train_from`): training a segment with filter ``F`` from a
+    start with filter ``s`` towards targets with filter ``g`` (both relative to ``y``) moves the
+    residual ``s − g`` by ``1 − F.a``:
+
+    .. math::
+
+        a = s.a + F.a\,(g.a − s.a), \qquad a/λ = s.(a/λ) + F.(a/λ)\,(g.a − s.a).
+
+    Only ``g.a`` enters: a target is a set of values on the training points. Constants:
+    :meth:`zero` (the zero function: a training start) and :meth:`labels` (``y`` itself: ``a = 1``
+    in every direction, including ``λ = 0`` where the labels have a component no kernel model
+    reproduces; its ``a/λ`` is the pseudo-inverse ``1/λ`` or 0, the minimum-norm interpolant).
+    Filters combine affinely (``w * T + (1 - w) * Filter.labels(evals)``), which is how mixed
+    targets are written.
+
+    Examples (the composites of :mod:`kdtheory.distill` are one line each)::
+
+        ZERO, ONE = Filter.zero(m), Filter.labels(evals)
+        student = S.train_from(ZERO, w * T + (1 - w) * ONE)    # distillation, teacher weight w
+        late = S_t.train_from(S_s, T)                          # late switch to the teacher
+        B = A.train_from(ZERO, (1 - alpha) * B + alpha * ONE)  # one Borup round (a fold)
+
+    Attributes:
+      a: fraction of each label component learned, shape ``S + (m,)``.
+      a_over_eval: ``a/λ`` in the units of the spectrum's eigenvalues (exact at ``λ = 0``),
+        shape ``S + (m,)``.
+    """
+
+    a: np.ndarray
+    a_over_eval: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Store ``a`` and ``a/λ`` as float64 arrays of one shape ``S + (m,)``."""
+        a = np.asarray(self.a, dtype=np.float64)
+        g = np.asarray(self.a_over_eval, dtype=np.float64)
+        if a.ndim == 0 or a.shape != g.shape:
+            raise ValueError(f"a and a_over_eval must share a shape S + (m,), got {a.shape} and {g.shape}")
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "a_over_eval", g)
+
+    @classmethod
+    def zero(cls, m: int) -> Filter:
+        """The zero function (a model that has learned nothing): ``a = a/λ = 0``.
+
+        Args:
+          m: number of eigen-modes.
+
+        Returns:
+          A filter of shape ``(m,)``.
+        """
+        return cls(np.zeros(m), np.zeros(m))
+
+    @classmethod
+    def labels(cls, evals: ArrayLike) -> Filter:
+        """The labels ``y`` themselves: ``a = 1`` everywhere, ``a/λ = 1/λ`` (0 at ``λ = 0``).
+
+        Args:
+          evals: eigenvalues ``λ ≥ 0``, shape ``(m,)``, in the units of the filters it meets.
+
+        Returns:
+          A filter of shape ``(m,)``.
+        """
+        lam = _evals(evals)
+        return cls(np.ones_like(lam), _pinv(lam))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``S + (m,)``."""
+        return self.a.shape
+
+    def train_from(self, start: Filter, target: Filter) -> Filter:
+        r"""Train this segment from ``start`` towards ``target`` (the one composition rule).
+
+        ``a = start.a + self.a (target.a − start.a)``,
+        ``a/λ = start.a_over_eval + self.a_over_eval (target.a − start.a)``.
+
+        Args:
+          start: filter of the model the segment starts from (:meth:`zero` from scratch).
+          target: filter of the targets the segment trains towards (:meth:`labels` for ``y``).
+
+        Returns:
+          The composed filter, shapes broadcast (``self``'s leading axes first).
+        """
+        for f, name in ((start, "start"), (target, "target")):
+            if not isinstance(f, Filter):
+                raise TypeError(f"{name} must be a Filter, got {type(f).__name__}")
+        gap = target.a - start.a
+        return Filter(start.a + self.a * gap, start.a_over_eval + self.a_over_eval * gap)
+
+    def __add__(self, other: Filter) -> Filter:
+        """Sum of two filters (of two targets' values), for affine combinations."""
+        if not isinstance(other, Filter):
+            return NotImplemented
+        return Filter(self.a + other.a, self.a_over_eval + other.a_over_eval)
+
+    def __mul__(self, w: float) -> Filter:
+        """A filter scaled by a finite number ``w``."""
+        if isinstance(w, Filter) or isinstance(w, bool) or not np.isscalar(w) or not np.isfinite(w):
+            return NotImplemented
+        return Filter(w * self.a, w * self.a_over_eval)
+
+    __rmul__ = __mul__
+
+    def __getitem__(self, index) -> Filter:
+        """Index the leading axes ``S`` (the last axis, the modes, is kept)."""
+        return Filter(self.a[index], self.a_over_eval[index])
+
+    @staticmethod
+    def stack(filters: Sequence[Filter]) -> Filter:
+        """Stack filters of equal shape along a new leading axis.
+
+        Args:
+          filters: the filters.
+
+        Returns:
+          A filter of shape ``(len(filters),) + shape``.
+        """
+        return Filter(np.stack([f.a for f in filters]), np.stack([f.a_over_eval for f in filters]))
+
+
+# ---------------------------------------------------------------------- recipes
+Normalization = Literal["sum", "mean", "per_output"]
+NORMALIZATIONS = ("sum", "mean", "per_output")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    r"""How a model is trained: optimizer, step size, loss normalization — and its filter.
+
+    The one place where the loss normalization meets the eigenvalues: ``"sum"`` trains on
+    ``½‖f − y‖²`` (eigenvalues ``λ``), ``"mean"`` on ``½‖f − y‖²/n`` (``λ/n``, ``n`` points),
+    ``"per_output"`` on ``½‖f − y‖²/(n·k)`` (``λ/(n·k)``, ``k`` outputs; neural-tangents'
+    convention, so its learning rates and times carry over unchanged).
+
+    Attributes:
+      method: ``"flow"`` (gradient flow; time in units of ``learning_rate``), ``"gd"`` (gradient
+        descent; whole steps), ``"momentum"`` (heavy ball; whole steps) or ``"ridge"`` (kernel
+        ridge ``min ½‖f − y‖² + ½ c‖f‖²_H``; its axis is the ridge strength ``c``, not a time;
+        close to gradient flow at time ``1/c``, Ali, Kolter, Tibshirani 2019).
+      learning_rate: η > 0 (unused by ridge).
+      momentum: β in ``[0, 1)``, ``"momentum"`` only.
+      normalization: ``"sum"``, ``"mean"`` or ``"per_output"``.
+      allow_unstable: permit learning rates beyond stability at finite steps.
+
+    Examples:
+      >>> import numpy as np
+      >>> from kdtheory.eigen import Recipe
+      >>> Recipe("gd", learning_rate=0.5).filter(np.array([1.0, 0.0]), 2).a
+      array([0.75, 0.  ])
+    """
+
+    method: Literal["flow", "gd", "momentum", "ridge"] = "flow"
+    learning_rate: float = 1.0
+    momentum: float = 0.0
+    normalization: Normalization = "sum"
+    allow_unstable: bool = False
+
+    def __post_init__(self) -> None:
+        """Validate the recipe (unknown methods, bad learning rates or momenta raise)."""
+        choice(self.method, "method", ("flow", "gd", "momentum", "ridge"))
+        choice(self.normalization, "normalization", NORMALIZATIONS)
+        object.__setattr__(self, "learning_rate", positive_scalar(self.learning_rate, "learning_rate"))
+        if self.method == "momentum":
+            object.__setattr__(self, "momentum", _beta(self.momentum))
+        elif self.momentum != 0.0:
+            raise ValueError(f"momentum={self.momentum!r} is only used with method='momentum'")
+
+    def eigenvalue_scale(self, n: int, outputs: int | None = None) -> float:
+        """The factor the normalization puts on the eigenvalues: 1, ``1/n`` or ``1/(n·k)``.
+
+        Args:
+          n: number of training points.
+          outputs: number of outputs ``k`` (needed, and only used, by ``"per_output"``).
+
+        Returns:
+          The factor.
+
+        Raises:
+          ValueError: ``"per_output"`` without ``outputs``, or ``outputs < 1``.
+        """
+        if self.normalization == "sum":
+            return 1.0
+        if self.normalization == "mean":
+            return 1.0 / n
+        if outputs is None:
+            raise ValueError("normalization='per_output' needs outputs (the number k of outputs)")
+        if isinstance(outputs, bool) or int(outputs) != outputs or outputs < 1:
+            raise ValueError(f"outputs must be a positive integer, got {outputs!r}")
+        return 1.0 / (n * int(outputs))
+
+    def _lam(self, spectrum: Spectrum | ArrayLike, outputs: int | None) -> tuple[np.ndarray, float]:
+        if isinstance(spectrum, Spectrum):
+            scale = self.eigenvalue_scale(spectrum.n, outputs)
+            return spectrum.evals * scale, scale
+        if self.normalization != "sum":
+            raise ValueError(f"normalization={self.normalization!r} needs a Spectrum (to know n), got eigenvalues")
+        return _evals(spectrum), 1.0
+
+    def filter(self, spectrum: Spectrum | ArrayLike, at: ArrayLike, *, outputs: int | None = None) -> Filter:
+        r"""The filter of this recipe at each point ``at`` of its axis.
+
+        Args:
+          spectrum: a :class:`Spectrum`, or eigenvalues ``(m,)`` (``"sum"`` normalization only).
+          at: time (``"flow"``, learning-rate units), whole steps (``"gd"``, ``"momentum"``) or
+            ridge strength ``c ≥ 0`` (``"ridge"``); any shape; ``np.inf`` is the converged limit
+            (not for ridge).
+          outputs: number of outputs ``k`` (``"per_output"`` only).
+
+        Returns:
+          A :class:`Filter` of shape ``at.shape + (m,)``, ``a/λ`` in units of the spectrum's
+          eigenvalues (the normalization is undone).
+
+        Raises:
+          ValueError: bad times, unstable learning rates, or (``allow_unstable``) a filter that
+            overflows float64.
+        """
+        lam, scale = self._lam(spectrum, outputs)
+        if self.method == "ridge":
+            f = _ridge(lam, at)
+        else:
+            f = _time_filter(
+                lam,
+                at,
+                method=self.method,
+                learning_rate=self.learning_rate,
+                momentum=self.momentum,
+                allow_unstable=self.allow_unstable,
+            )
+        return Filter(f.a, f.a_over_eval * scale) if scale != 1.0 else f
+
+    def log_remaining(self, spectrum: Spectrum | ArrayLike, at: ArrayLike, *, outputs: int | None = None) -> np.ndarray:
+        r"""``log(1 − a)``, exact where ``1 − a`` itself would underflow.
+
+        flow: ``−ηλt``; gd (``ηλ ≤ 1``): ``s log1p(−ηλ)``; ridge: ``log c − log(λ + c)``. ``−inf``
+        where nothing remains (t = ∞ with λ > 0, or ηλ = 1 after a step).
+
+        Args:
+          spectrum: a :class:`Spectrum` or eigenvalues.
+          at: times, steps or ridge strengths, any shape.
+          outputs: number of outputs (``"per_output"`` only).
+
+        Returns:
+          Shape ``at.shape + (m,)``.
+
+        Raises:
+          ValueError: momentum recipes, and GD modes with ``ηλ > 1`` (whose remaining fraction
+            changes sign).
+        """
+        lam, _ = self._lam(spectrum, outputs)
+        if self.method == "momentum":
+            raise ValueError("log_remaining() supports flow, gd and ridge recipes")
+        name = "ridge" if self.method == "ridge" else "t"
+        t = as_times(at, name, integer=self.method == "gd")[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.method == "ridge":
+                if np.isinf(t).any():
+                    raise ValueError("ridge must be finite")
+                return np.where(lam > 0, np.log(t) - np.log(lam + t), 0.0) * np.ones_like(t)
+            q = self.learning_rate * lam
+            if self.method == "gd" and np.any(q > 1):
+                raise ValueError("log_remaining() for gd needs learning_rate * lambda_max <= 1 (monotone modes)")
+            rate = q if self.method == "flow" else -np.log1p(-q)  # per unit of t, ≥ 0 (inf at q = 1)
+            out = -rate * np.where(np.isfinite(t), t, 1.0)
+            out = np.where(np.isinf(t), np.where(rate > 0, -np.inf, 0.0), out)
+            return np.where(t == 0, 0.0, out)
+
+    def remaining(self, spectrum: Spectrum | ArrayLike, at: ArrayLike, *, outputs: int | None = None) -> np.ndarray:
+        """``1 − a = exp(log_remaining)`` (see :meth:`log_remaining`).
+
+        Args:
+          spectrum: a :class:`Spectrum` or eigenvalues.
+          at: times, steps or ridge strengths.
+          outputs: number of outputs (``"per_output"`` only).
+
+        Returns:
+          Shape ``at.shape + (m,)``.
+        """
+        return np.exp(self.log_remaining(spectrum, at, outputs=outputs))
+
+    def record(self) -> dict:
+        """The recipe as JSON-serializable metadata (``Trajectory.recipe``).
+
+        Returns:
+          ``{"method", "learning_rate", "momentum", "normalization"}``.
+        """
+        return {
+            "method": self.method,
+            "learning_rate": float(self.learning_rate),
+            "momentum": float(self.momentum),
+            "normalization": self.normalization,
+        }
+
+
+GRADIENT_FLOW = Recipe()
+"""The default recipe: gradient flow on ``½‖f − y‖²``, time in units of ``learning_rate=1``."""
+
+
+# ---------------------------------------------------------------------- filters of one recipe
+def flow_filter(evals: ArrayLike, t: ArrayLike, *, learning_rate: float = 1.0) -> Filter:
+    r"""Filter of gradient flow on ``½‖f − y‖²``: ``a_k(t) = 1 − exp(−η λ_k t)``.
+
+    Computed as ``−expm1(−η λ t)`` so small ``η λ t`` keeps full relative precision; ``a/λ`` has
+    the limit ``η t`` at λ = 0. ``t = ∞`` gives ``a = 1`` for λ > 0 and ``0`` for λ = 0 exactly;
+    ``a/λ = 1/λ`` or ``0`` (the pseudo-inverse).
 
     Args:
       evals: eigenvalues ``λ_k ≥ 0``, shape ``(m,)``.
       t: times in units of ``learning_rate`` (continuous time ``η t``), any shape, ``≥ 0``,
         ``np.inf`` allowed.
       learning_rate: η > 0.
-      over_eval: return ``a_k/λ_k`` instead of ``a_k``.
 
     Returns:
-      Array of shape ``t.shape + (m,)``; values of ``a`` lie in [0, 1].
-
-    Note:
-      ``t = ∞`` gives ``a = 1`` for λ > 0 and ``0`` for λ = 0 exactly; ``a/λ = 1/λ`` or ``0``
-      (the pseudo-inverse), although ``a/λ → ∞`` as ``t → ∞`` at λ = 0.
+      A :class:`Filter` of shape ``t.shape + (m,)``.
 
     References:
       Jacot, Gabriel, Hongler (2018); Lee et al. (2019), eq. 9.
     """
-    a, g = filter_pair(evals, t, method="flow", learning_rate=learning_rate)
-    return g if over_eval else a
+    return _time_filter(_evals(evals), t, method="flow", learning_rate=learning_rate)
 
 
-def gd_filter(
-    evals: ArrayLike,
-    steps: ArrayLike,
-    *,
-    learning_rate: float,
-    over_eval: bool = False,
-    allow_unstable: bool = False,
-) -> np.ndarray:
-    r"""Fraction of each eigen-mode learned by ``s`` steps of gradient descent on ``½‖f − y‖²``.
+def gd_filter(evals: ArrayLike, t: ArrayLike, *, learning_rate: float, allow_unstable: bool = False) -> Filter:
+    r"""Filter of ``t`` steps of gradient descent on ``½‖f − y‖²``: ``a_k = 1 − (1 − η λ_k)^t``.
 
-    Implements ``a_k(s) = 1 − (1 − η λ_k)^s``; for ``η λ ≤ 1`` as ``−expm1(s log1p(−η λ))``.
-    With ``over_eval=True`` returns ``a_k/λ_k`` (limit ``η s`` at λ = 0).
+    For ``η λ ≤ 1`` computed as ``−expm1(t log1p(−η λ))``; ``a/λ`` has the limit ``η t`` at λ = 0.
 
     Args:
       evals: eigenvalues ``λ_k ≥ 0``, shape ``(m,)``.
-      steps: whole numbers of steps ``s ≥ 0`` (``np.inf`` allowed), any shape.
+      t: whole numbers of steps ``≥ 0`` (``np.inf`` allowed), any shape.
       learning_rate: η > 0. Stable iff ``η λ_max < 2``; every mode is monotone iff
         ``η λ_max ≤ 1``.
-      over_eval: return ``a_k/λ_k`` instead of ``a_k``.
       allow_unstable: permit ``η λ_max ≥ 2`` (diverging modes) at finite steps.
 
     Returns:
-      Array of shape ``steps.shape + (m,)``.
+      A :class:`Filter` of shape ``t.shape + (m,)``.
 
     Raises:
-      ValueError: ``η λ_max ≥ 2`` unless ``allow_unstable``; ``steps = ∞`` with an unstable η.
+      ValueError: ``η λ_max ≥ 2`` unless ``allow_unstable``; ``t = ∞`` with an unstable η; a
+        diverging filter that overflows float64.
     """
-    a, g = filter_pair(evals, steps, method="gd", learning_rate=learning_rate, allow_unstable=allow_unstable)
-    return g if over_eval else a
+    return _time_filter(_evals(evals), t, method="gd", learning_rate=learning_rate, allow_unstable=allow_unstable)
 
 
 def momentum_filter(
-    evals: ArrayLike,
-    steps: ArrayLike,
-    *,
-    learning_rate: float,
-    momentum: float,
-    over_eval: bool = False,
-    allow_unstable: bool = False,
-) -> np.ndarray:
-    r"""Fraction of each eigen-mode learned by heavy-ball momentum on ``½‖f − y‖²``.
+    evals: ArrayLike, t: ArrayLike, *, learning_rate: float, momentum: float, allow_unstable: bool = False
+) -> Filter:
+    r"""Filter of heavy-ball momentum on ``½‖f − y‖²``.
 
     Update ``v_{s+1} = β v_s − η ∇L(w_s)``, ``w_{s+1} = w_s + v_{s+1}``, ``v_0 = 0``. Per mode the
     remaining fraction ``e_s = 1 − a_s`` obeys ``e_{s+1} = (1 + β − ηλ) e_s − β e_{s−1}`` with
     ``e_0 = 1``, ``e_1 = 1 − ηλ``. With roots ``μ_{1,2}`` of ``μ² − (1 + β − ηλ) μ + β`` and
     ``D_m = (μ_1^m − μ_2^m)/(μ_1 − μ_2)``, the closed form is ``e_s = e_1 D_s − β D_{s−1}``, and
-    ``a_s/λ = η [G_{s+1}(μ_1) − G_{s+1}(μ_2)]/(μ_1 − μ_2)`` with ``G_m(μ) = (1 − μ^m)/(1 − μ)``.
-    ``D_m`` is evaluated without cancellation: as ``r^{m−1} sin(mθ)/sin θ`` for complex roots
-    ``r e^{±iθ}``, as ``μ_1^{m−1} (1 − ρ^m)/(1 − ρ)``, ``ρ = μ_2/μ_1``, for real ones, and as
-    ``m μ^{m−1}`` for a double root.
+    ``a_s/λ = η [G_{s+1}(μ_1) − G_{s+1}(μ_2)]/(μ_1 − μ_2)`` with ``G_m(μ) = (1 − μ^m)/(1 − μ)``
+    (limit at λ = 0: ``η [s − β(1 − β^s)/(1 − β)]/(1 − β)``).
 
     Args:
       evals: eigenvalues ``λ_k ≥ 0``, shape ``(m,)``.
-      steps: whole numbers of steps ``s ≥ 0`` (``np.inf`` allowed), any shape.
+      t: whole numbers of steps ``≥ 0`` (``np.inf`` allowed), any shape.
       learning_rate: η > 0. Stable iff ``η λ_max < 2 (1 + β)``.
       momentum: β in ``[0, 1)``; β = 0 is gradient descent.
-      over_eval: return ``a_k/λ_k`` (limit at λ = 0: ``η [s − β(1 − β^s)/(1 − β)]/(1 − β)``).
       allow_unstable: permit ``η λ_max ≥ 2(1 + β)`` at finite steps.
 
     Returns:
-      Array of shape ``steps.shape + (m,)``.
+      A :class:`Filter` of shape ``t.shape + (m,)``.
+
+    Raises:
+      ValueError: as :func:`gd_filter`.
 
     References:
       Polyak (1964); Goh (2017), *Why momentum really works*, Distill.
     """
-    a, g = filter_pair(
-        evals,
-        steps,
+    return _time_filter(
+        _evals(evals),
+        t,
         method="momentum",
         learning_rate=learning_rate,
         momentum=momentum,
         allow_unstable=allow_unstable,
     )
-    return g if over_eval else a
 
 
-def ridge_filter(evals: ArrayLike, reg: ArrayLike, *, over_eval: bool = False) -> np.ndarray:
-    r"""Kernel ridge regression filter ``a_k = λ_k/(λ_k + c)``.
+def ridge_filter(evals: ArrayLike, ridge: ArrayLike) -> Filter:
+    r"""Kernel ridge regression filter ``a_k = λ_k/(λ_k + c)``, ``a_k/λ_k = 1/(λ_k + c)``.
 
-    Kernel ridge with regularization ``c`` (``min ½‖f − y‖² + ½ c‖f‖²_H``) predicts
-    ``U diag(a) Uᵀ y`` on the training points. With ``over_eval=True`` returns ``1/(λ_k + c)``.
+    Kernel ridge with strength ``c`` (``min ½‖f − y‖² + ½ c‖f‖²_H``) predicts
+    ``U diag(a) Uᵀ y`` on the training points.
 
     Args:
       evals: eigenvalues ``λ_k ≥ 0``, shape ``(m,)``.
-      reg: regularization ``c ≥ 0``, any shape. ``c = 0`` is the interpolating (pseudo-inverse)
+      ridge: ridge strength ``c ≥ 0``, any shape. ``c = 0`` is the interpolating (pseudo-inverse)
         limit: ``a = 1`` for λ > 0 and ``0`` for λ = 0; ``a/λ = 1/λ`` or ``0``.
-      over_eval: return ``a_k/λ_k``.
 
     Returns:
-      Array of shape ``reg.shape + (m,)``.
+      A :class:`Filter` of shape ``ridge.shape + (m,)``.
 
     References:
       Ali, Kolter, Tibshirani (2019): gradient flow at time t ≈ ridge with c = 1/t.
     """
-    lam = _evals(evals)
-    c = as_times(reg, "reg")[..., None]
+    return _ridge(_evals(evals), ridge)
+
+
+def _ridge(lam: np.ndarray, ridge: ArrayLike) -> Filter:
+    c = as_times(ridge, "ridge")[..., None]
     if np.isinf(c).any():
-        raise ValueError("reg must be finite")
-    pos = lam > 0
+        raise ValueError("ridge must be finite")
     denom = lam + c
     safe = np.where(denom > 0, denom, 1.0)
-    a = np.where(pos, lam / safe, 0.0)
+    a = np.where(lam > 0, lam / safe, 0.0)
     g = np.where(denom > 0, 1.0 / safe, 0.0)
-    return g if over_eval else a
+    return Filter(a, g)
 
 
 def max_learning_rate(
@@ -414,7 +745,7 @@ def max_learning_rate(
 
     Gradient descent is stable iff ``η < 2/λ_max`` (monotone in every mode iff ``η ≤ 1/λ_max``);
     heavy-ball momentum iff ``η < 2(1 + β)/λ_max``. Gradient flow is stable for every η
-    (returns ``inf``).
+    (returns ``inf``). For a normalized loss pass the scaled eigenvalues (``λ/n``).
 
     Args:
       evals: eigenvalues (or a :class:`Spectrum`).
@@ -443,43 +774,28 @@ def _beta(momentum: float) -> float:
     return beta
 
 
-def filter_pair(
-    evals: ArrayLike,
+def _time_filter(
+    lam: np.ndarray,
     t: ArrayLike,
     *,
     method: Method,
     learning_rate: float = 1.0,
     momentum: float = 0.0,
     allow_unstable: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Both ``a_k(t)`` and the stable ``a_k(t)/λ_k`` of a training recipe, computed once.
-
-    This is the engine behind :func:`flow_filter`, :func:`gd_filter` and :func:`momentum_filter`
-    (see them for the formulas and conventions).
-
-    Args:
-      evals: eigenvalues ``λ_k ≥ 0``, shape ``(m,)``.
-      t: times (flow, in units of η) or whole steps (gd, momentum); ``≥ 0``; ``np.inf`` allowed.
-      method: ``"flow"``, ``"gd"`` or ``"momentum"``.
-      learning_rate: η > 0.
-      momentum: β in [0, 1) (``"momentum"`` only).
-      allow_unstable: permit learning rates beyond stability at finite times.
-
-    Returns:
-      ``(a, a_over_eval)``, each of shape ``t.shape + (m,)``.
-    """
-    choice(method, "method", ("flow", "gd", "momentum"))
-    lam = _evals(evals)
+) -> Filter:
+    """The engine behind the flow, gd and momentum filters (``lam`` already validated)."""
     eta = positive_scalar(learning_rate, "learning_rate")
-    t = as_times(t, "t" if method == "flow" else "steps", integer=method != "flow")
+    t = as_times(t, "t", integer=method != "flow")
     beta = _beta(momentum) if method == "momentum" else 0.0
     if method != "momentum" and momentum != 0.0:
         raise ValueError(f"momentum={momentum!r} is only used with method='momentum'")
     q = eta * lam
     q_max = float(q.max()) if q.size else 0.0
+    unstable = False
     if method != "flow":
         bound = 2.0 * (1.0 + beta)
         if q_max >= bound:
+            unstable = True
             msg = (
                 f"learning_rate={eta!r} is beyond stability: learning_rate * lambda_max = "
                 f"{q_max:.6g} >= {bound:g}" + (" (2(1 + momentum))" if method == "momentum" else "")
@@ -489,24 +805,29 @@ def filter_pair(
             if np.isinf(t).any():
                 raise ValueError(msg + ", so t = inf has no limit")
     tt = t[..., None]
-    if method == "flow":
-        a, h = _flow(q, tt)
-    elif method == "gd":
-        a, h = _gd(q, tt)
-    else:
-        a, h = _momentum(q, tt, beta)
-    # Exact limits at t = inf: a = 1[λ > 0], a/λ = 1/λ or 0 (pseudo-inverse).
-    inf = np.isinf(tt) & np.ones_like(q, dtype=bool)
-    pos = q > 0
-    with np.errstate(divide="ignore"):
-        inv = np.where(pos, 1.0 / np.where(pos, lam, 1.0), 0.0)
-    a = np.where(inf, np.where(pos, 1.0, 0.0), a)
-    g = np.where(inf, inv, eta * h)
-    return a, g
+    with np.errstate(over="ignore", invalid="ignore"):
+        if method == "flow":
+            a, h = _flow(q, tt)
+        elif method == "gd":
+            a, h = _gd(q, tt)
+        else:
+            a, h = _momentum(q, tt, beta)
+        # Exact limits at t = inf: a = 1[λ > 0], a/λ = 1/λ or 0 (pseudo-inverse).
+        inf = np.isinf(tt) & np.ones_like(q, dtype=bool)
+        a = np.where(inf, np.where(q > 0, 1.0, 0.0), a)
+        g = np.where(inf, _pinv(lam), eta * h)
+    if unstable and not (np.all(np.isfinite(a)) and np.all(np.isfinite(g))):
+        bad = np.asarray(t)[~np.all(np.isfinite(a) & np.isfinite(g), axis=-1)]
+        raise ValueError(
+            f"with allow_unstable=True, learning_rate={eta!r} diverges beyond float64 range by "
+            f"t={float(np.min(bad)):g} steps; use fewer steps t or a smaller learning_rate"
+        )
+    return Filter(a, g)
 
 
 def _geom(delta: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``(1 − (1 − δ)^m)/δ`` for ``0 ≤ δ ≤ 1`` and finite ``m ≥ 0``, limit ``m`` at δ = 0."""
+    delta = np.clip(delta, 0.0, 1.0)  # round-off may push δ past 1, where log1p(−δ) is NaN
     with np.errstate(divide="ignore", invalid="ignore"):
         num = -np.expm1(m * np.log1p(-delta))
         out = np.where(delta > 0, num / np.where(delta > 0, delta, 1.0), m)
@@ -539,50 +860,161 @@ def _gd(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _momentum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    s = np.where(np.isinf(s), 0.0, s) * np.ones_like(q)
-    qb = q * np.ones_like(s)
-    b = 1.0 + beta - qb
-    rb = np.sqrt(beta)
-    disc = (qb - (1.0 - rb) ** 2) * (qb - (1.0 + rb) ** 2)  # b² − 4β without cancellation
-    e1 = 1.0 - qb
-    sm1 = np.maximum(s - 1.0, 0.0)
+    r"""Heavy-ball ``(a, a/q)`` per mode for ``q = ηλ``, whole steps ``s`` (inf: placeholder), ``β ∈ [0, 1)``.
 
-    real = disc > 0
-    cplx = disc < 0
-    dbl = disc == 0
-    D_s = np.zeros_like(s)
-    D_sm1 = np.zeros_like(s)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # real distinct roots: μ1 the larger in magnitude, ρ = μ2/μ1 in [0, 1)
-        sb = np.where(b >= 0, 1.0, -1.0)
-        sq = np.sqrt(np.where(real, disc, 0.0))
-        mu1 = np.where(real, 0.5 * (b + sb * sq), 1.0)
-        one_m_rho = np.where(real, sb * sq / mu1, 1.0)
-        for m, out in ((s, D_s), (sm1, D_sm1)):
-            val = np.power(mu1, np.maximum(m - 1.0, 0.0)) * _geom(one_m_rho, m)
-            out[...] = np.where(real & (m > 0), val, out)
-        # complex roots ±r e^{iθ} (times sign of b)
-        theta = np.arctan2(np.sqrt(np.where(cplx, -disc, 0.0)), np.abs(b))
-        r = rb
-        sin_t = np.where(cplx, np.sin(theta), 1.0)
-        for m, out in ((s, D_s), (sm1, D_sm1)):
-            sign = np.where((sb < 0) & (np.mod(m - 1.0, 2.0) == 1.0), -1.0, 1.0)
-            val = sign * np.power(r, np.maximum(m - 1.0, 0.0)) * np.sin(m * theta) / sin_t
-            out[...] = np.where(cplx & (m > 0), val, out)
-        # double root μ = b/2
-        mu = 0.5 * b
-        for m, out in ((s, D_s), (sm1, D_sm1)):
-            val = m * np.power(mu, np.maximum(m - 1.0, 0.0))
-            out[...] = np.where(dbl & (m > 0), val, out)
-
-        e = np.where(s == 0, 1.0, e1 * D_s - beta * D_sm1)
-        a = 1.0 - e
-        # a/q: the divided difference of G_{s+1} when both roots are real, positive and a is small
-        # (no cancellation in 1 − e), else (1 − e)/q.
-        use_dd = real & (b > 0) & (a < 0.5)
-        mu2 = np.where(use_dd, beta / mu1, 0.0)
-        delta2 = 1.0 - mu2
-        delta1 = np.where(use_dd, qb / np.where(use_dd, delta2, 1.0), 0.0)
-        dd = (_geom(delta1, s + 1.0) - _geom(np.where(use_dd, delta2, 0.0), s + 1.0)) / np.where(use_dd, mu1 - mu2, 1.0)
-        h = np.where(s == 0, 0.0, np.where(use_dd, dd, a / np.where(qb > 0, qb, 1.0)))
+    ``e = 1 − a`` comes from :func:`_momentum_remainder` (closed forms without cancellation or
+    intermediate under/overflow, for every β including ones whose square root or square
+    underflows). Where ``a < 1/4`` (so ``1 − e`` would cancel), ``a = q · (a/q)`` with ``a/q`` from
+    :func:`_momentum_sum`; elsewhere ``a/q = (1 − e)/q``. β = 0 is gradient descent exactly.
+    """
+    s = np.where(np.isinf(s), 0.0, s)
+    q, s = (np.array(x, dtype=np.float64) for x in np.broadcast_arrays(q, s))
+    if beta == 0.0:
+        return _gd(q, s)
+    with np.errstate(all="ignore"):
+        e = _momentum_remainder(q, s, beta)
+        h, ok = _momentum_sum(q, s, beta)
+        a_e = 1.0 - e
+        use_h = ok & (a_e < 0.25)
+        a = np.where(use_h, q * h, a_e)
+        h = np.where(use_h, h, a_e / np.where(q > 0, q, 1.0))
+        a = np.where(s == 0, 0.0, a)
+        h = np.where(s == 0, 0.0, h)
     return a, h
+
+
+def _momentum_roots(q: np.ndarray, beta: float) -> dict:
+    r"""Root geometry of ``μ² − (1 + β − q) μ + β`` computed without cancellation.
+
+    ``r = √β``; ``(1 − r)² = ((1 − β)/(1 + r))²`` (exact even for β → 1); the discriminant
+    ``(q − (1 − r)²)(q − (1 + r)²)`` as a product, so it vanishes exactly at double roots;
+    ``pos``: ``b = 1 + β − q ≥ 0``; ``dev = |c| − r`` with ``c = b/2`` (≥ 0: real roots,
+    < 0: complex roots), the distance to a double root in the scale of ``q``.
+    """
+    r = np.sqrt(beta)
+    lo = ((1.0 - beta) / (1.0 + r)) ** 2
+    hi = (1.0 + r) ** 2
+    pos = q <= 1.0 + beta
+    disc = (q - lo) * (q - hi)
+    dev = np.where(pos, 0.5 * (lo - q), 0.5 * (q - hi))
+    return {"r": r, "pos": pos, "disc": disc, "dev": dev, "p": (1.0 - beta) + q}
+
+
+def _momentum_remainder(q: np.ndarray, s: np.ndarray, beta: float) -> np.ndarray:
+    r"""``e_s = 1 − a_s`` of heavy ball, ``β > 0``, in one of three cancellation-free forms.
+
+    * well-separated real roots ``μ_1`` (larger modulus), ``μ_2``, ``ρ = μ_2/μ_1 ∈ [0, 1)``:
+      ``e_s = μ_1^s [1 + (1 − μ_1) ρ (1 − ρ^s)/(1 − ρ)]`` (all terms positive), with
+      ``log μ_1 = log1p(−δ)`` where ``μ_1 = 1 − δ`` is close to 1 and ``δ = q/δ_2``,
+      ``δ_2 = (1 − β + q + √disc)/2`` (so huge ``s`` keeps relative accuracy);
+    * near-double real roots (``disc < 8βq``), ``μ = r e^{±φ}``, ``cosh φ = |c|/r``:
+      ``e_s = r^s [cosh((s + ½)φ)/cosh(φ/2) + (1 − r) sinh(sφ)/sinh φ]`` (``b > 0``), or
+      ``(−r)^s [sinh((s + ½)φ)/sinh(φ/2) − (1 − r) sinh(sφ)/sinh φ]`` (``b < 0``);
+    * complex roots ``±r e^{±iθ}``: the same with ``φ = iθ``.
+
+    ``φ = 2 asinh(√(u/2))`` and ``θ = 2 asin(√(v/2))`` with ``u = −v = (|c| − r)/r`` computed from
+    the factored discriminant, so they keep relative accuracy as the roots merge.
+    """
+    g = _momentum_roots(q, beta)
+    r, pos, disc, dev, p = g["r"], g["pos"], g["disc"], g["dev"], g["p"]
+    real = disc >= 0
+    near = real & (disc < 8.0 * beta * q)
+    sep = real & ~near
+    cplx = ~real
+    odd = np.mod(s, 2.0) == 1.0
+    sign = np.where(~pos & odd, -1.0, 1.0)
+    omr = (1.0 - beta) / (1.0 + r)  # 1 − r
+    e = np.ones_like(q)
+
+    # well-separated real roots
+    sq = np.sqrt(np.where(real, disc, 0.0))
+    b = (1.0 + beta) - q
+    mu1 = np.where(pos, 0.5 * (b + sq), 0.5 * (b - sq))
+    mu1 = np.where(sep, mu1, 1.0)
+    d2 = 0.5 * (p + sq)
+    ds = q / d2  # 1 − μ_1 when b > 0
+    log_mu1 = np.where(pos & (mu1 > 0.5), np.log1p(-ds), np.log(np.abs(mu1)))
+    one_m_mu1 = np.where(pos & (mu1 > 0.5), ds, 1.0 - mu1)
+    one_m_rho = np.clip(sq / np.abs(mu1), 0.0, 1.0)
+    rho = np.minimum(beta / mu1**2, 1.0)
+    log_rho = np.where(one_m_rho < 0.5, np.log1p(-one_m_rho), np.log(rho))
+    geo = np.where(one_m_rho > 0, -np.expm1(s * log_rho) / np.where(one_m_rho > 0, one_m_rho, 1.0), s)
+    geo = np.where(s == 0, 0.0, geo)
+    e_sep = sign * np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * geo)
+    e = np.where(sep, e_sep, e)
+
+    # near-double real roots (hyperbolic form) and complex roots (trigonometric form)
+    log_r = 0.5 * np.log(beta)
+    u = np.where(near, dev / r, 0.0)
+    phi = 2.0 * np.arcsinh(np.sqrt(u / 2.0))
+    pp = np.where(phi > 0, phi, 1.0)
+    g2 = np.where(phi > 0, np.expm1(-2.0 * s * pp) / np.expm1(-2.0 * pp), s)  # e^{−(s−1)φ} sinh(sφ)/sinh φ
+    ratio_c = np.where(phi > 0, (1.0 + np.exp(-(2.0 * s + 1.0) * phi)) / (1.0 + np.exp(-phi)), 1.0)
+    ratio_s = np.where(phi > 0, np.expm1(-(2.0 * s + 1.0) * pp) / np.expm1(-pp), 2.0 * s + 1.0)
+    tail = omr * np.exp(-phi) * g2
+    bracket = np.where(pos, ratio_c + tail, ratio_s - tail)
+    e_near = sign * np.exp(s * (log_r + phi)) * bracket
+    e = np.where(near, e_near, e)
+
+    v = np.clip(np.where(cplx, -dev / r, 1.0), 0.0, 2.0)
+    # θ ≤ π/3: θ = 2 asin(√(v/2)); θ > π/3: θ = π/2 − ψ, ψ = asin(|b|/2r) with b = (1 − q) + β
+    # (exact where it is small), so the phases mθ = m π/2 − mψ keep relative accuracy in mψ.
+    wide = v > 0.5
+    th = np.where(wide, 0.0, 2.0 * np.arcsin(np.sqrt(v / 2.0)))
+    psi = np.where(wide, np.arcsin(np.clip(np.abs((1.0 - q) + beta) / (2.0 * r), 0.0, 1.0)), 0.0)
+    cs1, sn1 = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
+    cs2, sn2 = _quarter_turns(np.where(wide, 2.0 * s + 1.0, 0.0), (s + 0.5) * psi, (s + 0.5) * th)
+    ch, sh = _quarter_turns(np.where(wide, 1.0, 0.0), 0.5 * psi, 0.5 * th)
+    _, sin_th = _quarter_turns(np.where(wide, 2.0, 0.0), psi, th)
+    sin_ratio = sn1 / sin_th
+    bracket = np.where(pos, cs2 / ch + omr * sin_ratio, sn2 / sh - omr * sin_ratio)
+    e_c = sign * np.exp(s * log_r) * bracket
+    e = np.where(cplx, e_c, e)
+    return np.where(s == 0, 1.0, e)
+
+
+def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""``a_s/q = Σ_{m=1}^{s} D_m`` where it can be had without cancellation, and where that is.
+
+    With ``δ_{1,2} = 1 − μ_{1,2}`` (``δ_1 + δ_2 = 1 − β + q``, ``δ_1 δ_2 = q``) and ``n = s + 1``:
+
+    * small ``n·max|δ|`` (≤ ½): the series ``Σ_{j≥1} (−1)^{j+1} C(n, j+1) H_{j−1}(δ_1, δ_2)``
+      (``H_k`` the complete homogeneous symmetric polynomials, real for complex roots too);
+    * real positive roots ``δ_1 ≤ δ_2/2``: the divided difference
+      ``[G(δ_1) − G(δ_2)]/(δ_2 − δ_1)``, ``G(δ) = (1 − (1 − δ)^n)/δ``.
+
+    Returns:
+      ``(h, ok)``: the sum, and where it is valid.
+    """
+    g = _momentum_roots(q, beta)
+    r, pos, disc, p = g["r"], g["pos"], g["disc"], g["p"]
+    real = disc >= 0
+    n = s + 1.0
+    sq = np.sqrt(np.where(real, disc, 0.0))
+    d2 = np.where(real, 0.5 * (p + sq), np.sqrt(q))  # max |δ|
+    d1 = q / d2
+    dmax = np.where(real & ~pos, np.inf, d2)
+    ser = n * dmax <= 0.5
+    dd = real & pos & ~ser & (d1 <= 0.5 * d2)
+
+    # series, scaled by d = max|δ|: c_j = C(n, j+1) d^{j−1}, Ĥ_k = H_k/d^k
+    d = np.where(ser, dmax, 1.0)
+    pd = np.where(ser, p / d, 0.0)
+    qd = np.where(ser, (q / d) / d, 0.0)
+    c = 0.5 * n * (n - 1.0)
+    h_prev, h_cur = np.zeros_like(q), np.ones_like(q)
+    total = c * h_cur
+    for j in range(1, 24):
+        c = c * np.maximum(n - j - 1.0, 0.0) / (j + 2.0) * d
+        h_prev, h_cur = h_cur, pd * h_cur - qd * h_prev
+        total = total + (-1.0) ** j * c * h_cur
+    h = np.where(ser, total, np.nan)
+
+    # divided difference of G at δ_1 < δ_2 (both roots in (0, 1])
+    mu2 = np.where(dd, beta / (1.0 - d1), 1.0)
+    l1 = np.log1p(-d1)
+    l2 = np.where(d2 < 0.5, np.log1p(-np.minimum(d2, 0.5)), np.log(mu2))
+    G1 = np.where(d1 > 0, -np.expm1(n * l1) / np.where(d1 > 0, d1, 1.0), n)
+    G2 = -np.expm1(n * l2) / d2
+    h = np.where(dd, (G1 - G2) / np.where(dd, sq, 1.0), h)
+    return h, ser | dd

@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice
-from kdtheory.distill import Recipe, distill_filter, solve_time
-from kdtheory.eigen import Spectrum
+from kdtheory.distill import distill_filter, solve_time
+from kdtheory.eigen import GRADIENT_FLOW, Recipe, Spectrum
 
 __all__ = ["Comparison", "compare", "statement_margin", "worst_case", "WorstCase", "STATEMENTS"]
 
@@ -49,8 +49,7 @@ class Comparison:
       student_log_remaining, onehot_log_remaining: their logarithms, exact where they underflow.
       student_over_teacher: ``a_k(t)`` — the student's coefficient relative to the teacher's.
       student_over_onehot: student / one-hot per direction (NaN where both are 0).
-      teacher_time, student_time, onehot_time: the times compared (``onehot_time`` solved by
-        ``match``).
+      teacher_t, student_t, onehot_t: the times compared (``onehot_t`` solved by ``match``).
       match: how the one-hot time was chosen.
       crossover: index of the first direction where the student falls behind the one-hot run
         (``m`` if never).
@@ -66,19 +65,19 @@ class Comparison:
     onehot_log_remaining: np.ndarray
     student_over_teacher: np.ndarray
     student_over_onehot: np.ndarray
-    teacher_time: float
-    student_time: float
-    onehot_time: float
+    teacher_t: float
+    student_t: float
+    onehot_t: float
     match: str
     crossover: int
 
 
 def compare(
     spectrum: Spectrum,
-    teacher_time: float,
-    student_time: float,
     *,
-    recipe: Recipe = Recipe(),
+    teacher_t: float,
+    student_t: float,
+    recipe: Recipe = GRADIENT_FLOW,
     match: Match = "top_progress",
     label_energy: ArrayLike | None = None,
 ) -> Comparison:
@@ -91,7 +90,8 @@ def compare(
 
     Args:
       spectrum: the kernel's spectrum.
-      teacher_time, student_time: ``T`` and ``t`` (scalars).
+      teacher_t: the teacher's time ``T`` (scalar).
+      student_t: the student's time ``t`` (scalar).
       recipe: training recipe of all three runs (``"flow"`` or ``"gd"``).
       match: ``"top_progress"`` (E2), ``"norm"`` or ``"loss"`` (E3).
       label_energy: ``z_k²`` per direction (summed over outputs), used by ``"norm"`` and
@@ -107,9 +107,10 @@ def compare(
     z2 = np.ones(m) if label_energy is None else as_float_array(label_energy, "label_energy", ndim=(1,))
     if z2.shape != (m,):
         raise ValueError(f"label_energy must have shape ({m},), got {z2.shape}")
-    teacher, _ = recipe.filter(spectrum, teacher_time)
-    student, g_st = distill_filter(spectrum, teacher_time, student_time, teacher=recipe)
-    le_t, le_T = recipe.log_remaining(spectrum, student_time), recipe.log_remaining(spectrum, teacher_time)
+    teacher = recipe.filter(spectrum, teacher_t).a
+    eff = distill_filter(spectrum, student_t, teacher_t=teacher_t, teacher=recipe)
+    student, g_st = eff.a, eff.a_over_eval
+    le_t, le_T = recipe.log_remaining(spectrum, student_t), recipe.log_remaining(spectrum, teacher_t)
     with np.errstate(divide="ignore"):
         le_st = np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))  # log(1 − a_t a_T), exact
     e_st = np.exp(le_st)
@@ -121,8 +122,8 @@ def compare(
         if match == "norm":
 
             def crit(s):
-                a, g = recipe.filter(spectrum, s)
-                return float(np.sqrt(np.sum(a * g * z2)))
+                f = recipe.filter(spectrum, s)
+                return float(np.sqrt(np.sum(f.a * f.a_over_eval * z2)))
 
             target = float(np.sqrt(np.sum(student * g_st * z2)))
         else:
@@ -132,7 +133,7 @@ def compare(
 
             target = float(np.sum(e_st**2 * z2))
         t_oh = solve_time(crit, target, integer=recipe.method == "gd", scale=unit)
-    onehot, _ = recipe.filter(spectrum, t_oh)
+    onehot = recipe.filter(spectrum, t_oh).a
     le_oh = recipe.log_remaining(spectrum, t_oh)
     e_oh = np.exp(le_oh)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -150,9 +151,9 @@ def compare(
         onehot_log_remaining=le_oh,
         student_over_teacher=ratio_t,
         student_over_onehot=ratio_o,
-        teacher_time=float(teacher_time),
-        student_time=float(student_time),
-        onehot_time=float(t_oh),
+        teacher_t=float(teacher_t),
+        student_t=float(student_t),
+        onehot_t=float(t_oh),
         match=match,
         crossover=int(behind[0]) if behind.size else m,
     )
@@ -160,7 +161,7 @@ def compare(
 
 def _top_progress_time(spectrum: Spectrum, recipe: Recipe, log_e_target: float) -> float:
     """One-hot time at which ``log(1 − a_1)`` first reaches ``log_e_target``, in closed form."""
-    lam1 = spectrum.evals[0] * (1.0 / spectrum.n if recipe.loss == "mean" else 1.0)
+    lam1 = spectrum.evals[0] * recipe.eigenvalue_scale(spectrum.n)
     q = recipe.learning_rate * lam1
     if log_e_target >= 0.0 or q == 0:
         return 0.0
@@ -176,10 +177,10 @@ def _top_progress_time(spectrum: Spectrum, recipe: Recipe, log_e_target: float) 
 def statement_margin(
     spectrum: Spectrum,
     statement: str,
-    teacher_time: float,
-    student_time: float,
     *,
-    recipe: Recipe = Recipe(),
+    teacher_t: float,
+    student_t: float,
+    recipe: Recipe = GRADIENT_FLOW,
     label_energy: ArrayLike | None = None,
 ) -> float:
     r"""Margin by which ``statement`` holds at ``(T, t)``: positive holds, negative fails.
@@ -194,17 +195,28 @@ def statement_margin(
       crossing ``+…+ −…−`` along descending λ, negated: ``−max_{i<j} min(−d_i, d_j)``, or 0 if none.
 
     Directions with λ = 0 learn nothing in every run and are excluded.
+
+    Args:
+      spectrum: the kernel's spectrum.
+      statement: one of :data:`STATEMENTS`.
+      teacher_t: the teacher's time ``T``.
+      student_t: the student's time ``t``.
+      recipe: the recipe of all runs (``"flow"`` or ``"gd"``).
+      label_energy: ``z_k²`` per direction for E3 (default all ones).
+
+    Returns:
+      The margin (``inf`` when there is nothing to compare).
     """
     choice(statement, "statement", STATEMENTS)
     lam = spectrum.evals
     pos = lam > 0
     if statement == "E1":
-        a, _ = recipe.filter(spectrum, student_time)
-        scale = 1.0 / spectrum.n if recipe.loss == "mean" else 1.0
+        a = recipe.filter(spectrum, student_t).a
+        scale = recipe.eigenvalue_scale(spectrum.n)
         monotone = recipe.method == "flow" or recipe.learning_rate * lam[0] * scale <= 1.0
         # 1 − a without cancellation where the modes are monotone; oscillating GD modes (ηλ > 1)
         # have a remaining fraction that changes sign, and 1 − a is the only form
-        e = recipe.remaining(spectrum, student_time) if monotone else 1.0 - a
+        e = recipe.remaining(spectrum, student_t) if monotone else 1.0 - a
         keep = pos & np.r_[True, np.diff(lam) < 0]  # distinct positive eigenvalues
         av, ev = a[keep], e[keep]
         if av.size < 2:
@@ -216,7 +228,7 @@ def statement_margin(
             m = (ev[1:] - e_min) / np.where(a_max > 0, a_max, 1.0)
         return float(np.min(m))
     if statement == "E2":
-        c = compare(spectrum, teacher_time, student_time, recipe=recipe, match="top_progress")
+        c = compare(spectrum, teacher_t=teacher_t, student_t=student_t, recipe=recipe, match="top_progress")
         lower = pos & (lam < lam[0])
         if not lower.any():
             return float("inf")
@@ -226,7 +238,9 @@ def statement_margin(
             r = c.onehot_remaining[lower] * np.expm1(d) / c.onehot[lower]
         return float(np.min(np.where(np.isfinite(d), r, 0.0)))
     match = "norm" if statement == "E3_norm" else "loss"
-    c = compare(spectrum, teacher_time, student_time, recipe=recipe, match=match, label_energy=label_energy)
+    c = compare(
+        spectrum, teacher_t=teacher_t, student_t=student_t, recipe=recipe, match=match, label_energy=label_energy
+    )
     d = (c.onehot_remaining - c.student_remaining)[pos]  # = a_student − a_onehot
     if d.size < 2:
         return 0.0
@@ -237,12 +251,21 @@ def statement_margin(
 
 @dataclass(frozen=True)
 class WorstCase:
-    """The smallest margin of a statement over a grid (positive: held everywhere)."""
+    """The smallest margin of a statement over a grid (positive: held everywhere).
+
+    Attributes:
+      statement: the statement checked.
+      margin: the smallest margin found.
+      teacher_t: the teacher time of the worst case.
+      student_t: the student time of the worst case.
+      fraction_holding: share of grid points whose margin is ``≥ −tol``.
+      checked: number of grid points.
+    """
 
     statement: str
     margin: float
-    teacher_time: float
-    student_time: float
+    teacher_t: float
+    student_t: float
     fraction_holding: float
     checked: int
 
@@ -250,10 +273,10 @@ class WorstCase:
 def worst_case(
     spectrum: Spectrum,
     statement: str,
-    teacher_times: Sequence[float],
-    student_times: Sequence[float],
     *,
-    recipe: Recipe = Recipe(),
+    teacher_t: Sequence[float],
+    student_t: Sequence[float],
+    recipe: Recipe = GRADIENT_FLOW,
     label_energy: ArrayLike | None = None,
     tol: float = 1e-12,
 ) -> WorstCase:
@@ -261,17 +284,34 @@ def worst_case(
 
     A grid point holds when its margin is ``≥ −tol`` (round-off allowance; E3's margin is 0 at
     best, so E3 is judged against ``−tol`` too).
+
+    Args:
+      spectrum: the kernel's spectrum.
+      statement: one of :data:`STATEMENTS`.
+      teacher_t: the teacher times of the grid.
+      student_t: the student times of the grid.
+      recipe: the recipe of all runs.
+      label_energy: ``z_k²`` per direction for E3.
+      tol: round-off allowance.
+
+    Returns:
+      A :class:`WorstCase`.
+
+    Raises:
+      ValueError: an empty grid.
     """
     worst = None
     holding = 0
     count = 0
-    for T in teacher_times:
-        for t in student_times:
-            mgn = statement_margin(spectrum, statement, T, t, recipe=recipe, label_energy=label_energy)
+    for T in teacher_t:
+        for t in student_t:
+            mgn = statement_margin(
+                spectrum, statement, teacher_t=T, student_t=t, recipe=recipe, label_energy=label_energy
+            )
             count += 1
             holding += mgn >= -tol
             if worst is None or mgn < worst[0]:
                 worst = (mgn, T, t)
     if worst is None:
-        raise ValueError("teacher_times and student_times must not be empty")
+        raise ValueError("teacher_t and student_t must not be empty")
     return WorstCase(statement, float(worst[0]), float(worst[1]), float(worst[2]), holding / count, count)

@@ -1,6 +1,9 @@
 r"""The ridge / kernel-ridge self-distillation family, in closed form (THEORY.md §4).
 
-* **Borup & Andersen (2021)**: kernel ridge with fixed regularization ``c``, rounds on
+Every filter here is composed by the one rule :meth:`kdtheory.eigen.Filter.train_from`; the
+papers' closed sums (Borup's geometric sum, Pareek's polynomials) are the tests' oracles.
+
+* **Borup & Andersen (2021)**: kernel ridge with fixed ridge strength ``c``, rounds on
   ``α y + (1 − α) f^{(τ−1)}(X)`` (α weighs the **ground truth**). With ``A = λ/(λ + c)``:
   ``B^{(1)} = A``, ``B^{(τ)} = A((1 − α) B^{(τ−1)} + α)``; closed sum
   ``B^{(τ)} = α A (1 − x^{τ−1})/(1 − x) + x^{τ−1} A`` with ``x = (1 − α) A``; limit for α > 0:
@@ -28,7 +31,7 @@ from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
-from kdtheory.eigen import Spectrum, ridge_filter
+from kdtheory.eigen import Filter, Recipe, Spectrum, ridge_filter
 
 __all__ = [
     "borup_filters",
@@ -58,59 +61,61 @@ def _alpha(truth_weight: float) -> float:
 
 
 # ---------------------------------------------------------------------- Borup & Andersen
-def borup_filters(
-    evals: ArrayLike,
-    reg: float,
-    truth_weight: float,
-    rounds: int,
-    *,
-    closed_form: bool = True,
-    over_eval: bool = False,
-) -> np.ndarray:
+def borup_filters(evals: ArrayLike, *, ridge: float, truth_weight: float, rounds: int) -> Filter:
     r"""Filters ``B^{(1)}, …, B^{(rounds)}`` of Borup & Andersen's kernel-ridge rounds.
+
+    Built by the one composition rule (:meth:`kdtheory.eigen.Filter.train_from`) with the ridge
+    filter ``A = λ/(λ + c)``: ``B^{(1)} = A.train_from(ZERO, ONE)``,
+    ``B^{(τ)} = A.train_from(ZERO, (1 − α) B^{(τ−1)} + α ONE)``, i.e. ``B^{(τ)} = A((1 − α) B^{(τ−1)} + α)``
+    and ``B^{(τ)}/λ = ((1 − α) B^{(τ−1)} + α)/(λ + c)`` (exact at λ = 0). The paper's closed sum
+    ``α A (1 − x^{τ−1})/(1 − x) + x^{τ−1} A``, ``x = (1 − α) A``, is the tests' oracle.
 
     Args:
       evals: kernel eigenvalues λ ≥ 0, ``(m,)``.
-      reg: ridge regularization ``c > 0``.
-      truth_weight: α, the weight on the **ground truth** labels.
+      ridge: ridge strength ``c > 0``.
+      truth_weight: α in ``[0, 1]``, the weight on the **ground truth** labels.
       rounds: number of rounds τ ≥ 1.
-      closed_form: evaluate the closed sum (default) instead of the recursion.
-      over_eval: return ``B^{(τ)}/λ`` (exact at λ = 0: ``((1 − α) B^{(τ−1)} + α)/(λ + c)``), for
-        test predictions through :func:`kdtheory.dynamics.apply_filter`.
 
     Returns:
-      Shape ``(rounds, m)``; predictions of round τ are ``U diag(B^{(τ)}) Uᵀ y``.
+      A :class:`~kdtheory.eigen.Filter` of shape ``(rounds, m)``; predictions of round τ are
+      ``U diag(B^{(τ)}) Uᵀ y`` (row ``τ − 1``).
+
+    Raises:
+      ValueError: ``ridge ≤ 0``, α outside ``[0, 1]``, ``rounds`` not a positive integer.
     """
     lam = _evals(evals)
-    c = positive_scalar(reg, "reg")
+    c = positive_scalar(ridge, "ridge")
     alpha = _alpha(truth_weight)
-    if int(rounds) != rounds or rounds < 1:
+    if isinstance(rounds, bool) or int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    zero, one = Filter.zero(lam.size), Filter.labels(lam)
     A = ridge_filter(lam, c)
-    if over_eval:
-        B = borup_filters(lam, c, alpha, rounds, closed_form=closed_form)
-        mix = np.vstack([np.ones((1, lam.size)), (1 - alpha) * B[:-1] + alpha])  # round 1 fits y itself
-        return mix / (lam + c)
-    if not closed_form:
-        out = [A]
-        for _ in range(1, rounds):
-            out.append(A * ((1 - alpha) * out[-1] + alpha))
-        return np.array(out)
-    x = (1 - alpha) * A
-    tau = np.arange(1, rounds + 1, dtype=float)[:, None]
-    xp = x[None, :] ** (tau - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        geom = np.where(x < 1, (1 - xp) / np.where(x < 1, 1 - x, 1.0), tau - 1)  # Σ_{j<τ−1} x^j
-    return alpha * A * geom + xp * A
+    out = [A.train_from(zero, one)]
+    for _ in range(1, int(rounds)):
+        out.append(A.train_from(zero, (1 - alpha) * out[-1] + alpha * one))
+    return Filter.stack(out)
 
 
-def borup_limit(evals: ArrayLike, reg: float, truth_weight: float) -> np.ndarray:
-    r"""``lim_{τ→∞} B^{(τ)} = λ/(λ + c/α)`` (α > 0), and 0 for α = 0 (collapse)."""
+def borup_limit(evals: ArrayLike, *, ridge: float, truth_weight: float) -> Filter:
+    r"""``lim_{τ→∞} B^{(τ)}``: the fixed point of one Borup round.
+
+    ``B = A.train_from(ZERO, (1 − α) B + α ONE)`` solves to ``B = α A/(1 − (1 − α) A)``
+    ``= λ/(λ + c/α)``: ridge with strength ``c/α`` (α > 0), with ``B/λ = 1/(λ + c/α)``; α = 0
+    collapses to ``ZERO``.
+
+    Args:
+      evals: kernel eigenvalues λ ≥ 0, ``(m,)``.
+      ridge: ridge strength ``c > 0``.
+      truth_weight: α in ``[0, 1]``.
+
+    Returns:
+      A :class:`~kdtheory.eigen.Filter` of shape ``(m,)``.
+    """
     lam = _evals(evals)
-    c = positive_scalar(reg, "reg")
+    c = positive_scalar(ridge, "ridge")
     alpha = _alpha(truth_weight)
     if alpha == 0:
-        return np.zeros_like(lam)
+        return Filter.zero(lam.size)
     return ridge_filter(lam, c / alpha)
 
 
@@ -120,18 +125,17 @@ class MobahiRounds:
     r"""Result of :func:`mobahi_rounds`.
 
     Attributes:
-      reg: ``c_t`` per round (NaN after collapse), shape ``(rounds,)``.
-      filters: cumulative filter of round t relative to ``y`` (``Π_{s≤t} d/(c_s + d)``), ``(rounds, m)``.
-      filters_over_eval: ``filters/λ`` without division (``Π_{s<t} d/(c_s + d) · 1/(λ + n c_t)``),
-        for test predictions through :func:`kdtheory.dynamics.apply_filter`.
+      ridge: ``c_t`` per round (NaN after collapse), shape ``(rounds,)``.
+      filters: cumulative filter of round t relative to ``y`` (``Π_{s≤t} d/(c_s + d)``, with
+        ``a/λ = Π_{s<t} d/(c_s + d) · 1/(λ + n c_t)``), a :class:`~kdtheory.eigen.Filter` of shape
+        ``(rounds, m)``, for test predictions through :func:`kdtheory.dynamics.apply_filter`.
       predictions: training predictions after each round, ``(rounds, n[, k])``.
       collapsed_at: index of the first round whose solution is ``f ≡ 0`` (``None`` if none).
       target_norms_sq: ``‖y_t‖²`` of each round's target (round 0: the labels).
     """
 
-    reg: np.ndarray
-    filters: np.ndarray
-    filters_over_eval: np.ndarray
+    ridge: np.ndarray
+    filters: Filter
     predictions: np.ndarray
     collapsed_at: int | None
     target_norms_sq: np.ndarray
@@ -139,16 +143,26 @@ class MobahiRounds:
     @property
     def rounds_before_collapse(self) -> int:
         """Number of non-collapsed rounds."""
-        return self.reg.size if self.collapsed_at is None else self.collapsed_at
+        return self.ridge.size if self.collapsed_at is None else self.collapsed_at
 
 
-def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int) -> MobahiRounds:
+def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: int) -> MobahiRounds:
     r"""Self-distillation rounds under the fixed constraint ``(1/n)‖f(X) − y_t‖² ≤ ε``.
 
     With ``d = λ/n`` (eigenvalues of ``K/n``) and ``z_t = Uᵀ y_t``, round t solves
     ``Σ_i (c z_{t,i}/(c + d_i))² = n ε`` for ``c_t`` (Brent on ``log c``), then
     ``y_{t+1} = U diag(d/(c_t + d)) z_t``. If ``‖y_t‖² ≤ n ε`` the round collapses: ``f ≡ 0`` and
-    every later round too.
+    every later round too. Round t's filter is ``R_{c_t}.train_from(ZERO, F_{t−1})`` with
+    ``R_c`` the ridge filter of a ``"mean"``-normalized recipe and ``F_{−1} = ONE``.
+
+    Args:
+      spectrum: the kernel's spectrum.
+      y: labels ``(n,)`` or ``(n, k)``.
+      epsilon: ε > 0, the mean squared-error budget.
+      rounds: number of rounds.
+
+    Returns:
+      A :class:`MobahiRounds`.
 
     Raises:
       ValueError: the constraint cannot be met at any ``c > 0`` (the label part on zero
@@ -164,8 +178,10 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
     perp = float(np.sum(spectrum.complement(yt) ** 2))
     z2 = np.sum(z * z, axis=1)
     budget = n * eps
-    cs, filt, filt_g, preds, norms = [], [], [], [], []
-    cum = np.ones_like(d)
+    cs, filt, preds, norms = [], [], [], []
+    zero = Filter.zero(d.size)
+    cum = Filter.labels(spectrum.evals)  # F_{-1} = ONE: round 0 fits the labels
+    ridge_mean = Recipe("ridge", normalization="mean")
     collapsed = None
     for t in range(rounds):
         norm_sq = float(np.sum(z2) + perp)
@@ -173,8 +189,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
         if collapsed is not None or norm_sq <= budget:
             collapsed = t if collapsed is None else collapsed
             cs.append(np.nan)
-            cum = np.zeros_like(d)
-            cum_g = np.zeros_like(d)
+            cum = zero
             z2 = np.zeros_like(z2)
             perp = 0.0
         else:
@@ -195,19 +210,17 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, epsilon: float, rounds: int)
             while lhs(lo) > 0 and lo > -700:
                 lo -= 50.0
             c = float(np.exp(scipy.optimize.brentq(lhs, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps)))
-            step = d / (c + d)
-            cum_g = cum / (spectrum.evals + n * c)
-            cum = cum * step
-            z2 = z2 * step**2
+            step = ridge_mean.filter(spectrum, c)  # d/(c + d), d = λ/n
+            cum = step.train_from(zero, cum)
+            z2 = z2 * step.a**2
             perp = 0.0  # the complement of span(U) is not reproduced by the kernel machine
             cs.append(c)
-        filt.append(cum.copy())
-        filt_g.append(cum_g.copy())
-        preds.append(spectrum.U @ (cum[:, None] * (spectrum.U.T @ np.asarray(y, float).reshape(n, -1))))
+        filt.append(cum)
+        preds.append(spectrum.U @ (cum.a[:, None] * (spectrum.U.T @ np.asarray(y, float).reshape(n, -1))))
     P = np.array(preds)
     if np.ndim(y) == 1:
         P = P[..., 0]
-    return MobahiRounds(np.array(cs), np.array(filt), np.array(filt_g), P, collapsed, np.array(norms))
+    return MobahiRounds(np.array(cs), Filter.stack(filt), P, collapsed, np.array(norms))
 
 
 # ---------------------------------------------------------------------- Das & Sanghavi
@@ -228,13 +241,20 @@ class DasSanghavi:
     quadratic: tuple[float, float, float]
 
     def risk(self, xi: ArrayLike) -> np.ndarray:
-        """Expected ``‖θ_S(ξ) − θ*‖²`` at ``xi``."""
+        """Expected ``‖θ_S(ξ) − θ*‖²`` at ``xi``.
+
+        Args:
+          xi: teacher weights ξ, any shape.
+
+        Returns:
+          The risk, shape of ``xi``.
+        """
         r0, r1, r2 = self.quadratic
         xi = np.asarray(xi, dtype=float)
         return r0 + r1 * xi + r2 * xi * xi
 
 
-def das_sanghavi(evals: ArrayLike, theta_star: ArrayLike, noise_var: float, reg: float) -> DasSanghavi:
+def das_sanghavi(evals: ArrayLike, theta_star: ArrayLike, *, noise_var: float, ridge: float) -> DasSanghavi:
     r"""ξ* for the student ``(XᵀX + c I)⁻¹ Xᵀ(ξ X θ_T + (1 − ξ) y)``, ``y = X θ* + N(0, σ² I)``.
 
     In the right-singular basis of X (``λ_k = s_k²``, ``θ*_k`` the coordinates of θ*), the
@@ -247,16 +267,22 @@ def das_sanghavi(evals: ArrayLike, theta_star: ArrayLike, noise_var: float, reg:
       evals: eigenvalues of ``XᵀX`` (``s_k²``), ``(m,)``.
       theta_star: θ* in the same basis, ``(m,)``.
       noise_var: σ² ≥ 0.
-      reg: ridge regularization c > 0.
+      ridge: ridge strength c > 0.
+
+    Returns:
+      A :class:`DasSanghavi`.
+
+    Raises:
+      ValueError: shapes that differ, bad scalars, or a risk that does not depend on ξ.
     """
     lam = _evals(evals)
     th = as_float_array(theta_star, "theta_star", ndim=(1,))
     if th.shape != lam.shape:
         raise ValueError(f"theta_star must have shape {lam.shape}, got {th.shape}")
     s2 = positive_scalar(noise_var, "noise_var", allow_zero=True)
-    c = positive_scalar(reg, "reg")
+    c = positive_scalar(ridge, "ridge")
     pos = lam > 0
-    m = ridge_filter(lam, c)
+    m = ridge_filter(lam, c).a
     q = m * (1 - m)
     v = np.where(pos, s2 / np.where(pos, lam, 1.0), 0.0)  # variance of the least-squares coefficient
     p = m - 1.0
@@ -274,7 +300,14 @@ def das_sanghavi(evals: ArrayLike, theta_star: ArrayLike, noise_var: float, reg:
 def pareek_polynomial(teacher_weights: Sequence[float]) -> Polynomial:
     r"""``p_k`` for steps with teacher weights ``ξ_2, …, ξ_{k+1}``: the k-step filter is ``m p_k(m)``.
 
-    ``p_0 = 1``; ``p_j(m) = ξ_{j+1} m p_{j−1}(m) + 1 − ξ_{j+1}``; always ``p_j(1) = 1``.
+    ``p_0 = 1``; ``p_j(m) = ξ_{j+1} m p_{j−1}(m) + 1 − ξ_{j+1}``; always ``p_j(1) = 1``. The
+    tests use it as the oracle of :func:`pareek_filter`; :func:`pareek_weights` inverts it.
+
+    Args:
+      teacher_weights: ξ of each step after the first.
+
+    Returns:
+      The polynomial ``p_k``.
     """
     p = Polynomial([1.0])
     for xi in teacher_weights:
@@ -283,32 +316,60 @@ def pareek_polynomial(teacher_weights: Sequence[float]) -> Polynomial:
     return p
 
 
-def pareek_filter(evals: ArrayLike, reg: float, teacher_weights: Sequence[float]) -> np.ndarray:
-    r"""Filter ``m p_k(m)``, ``m = λ/(λ + c)``, of k self-distillation steps with free weights."""
-    m = ridge_filter(_evals(evals), positive_scalar(reg, "reg"))
-    return m * pareek_polynomial(teacher_weights)(m)
+def pareek_filter(evals: ArrayLike, *, ridge: float, teacher_weights: Sequence[float]) -> Filter:
+    r"""Filter of k self-distillation steps with free weights, ``m p_k(m)``, ``m = λ/(λ + c)``.
+
+    Composed by the one rule: ``F_0 = M.train_from(ZERO, ONE)``,
+    ``F_j = M.train_from(ZERO, ξ_{j+1} F_{j−1} + (1 − ξ_{j+1}) ONE)`` with ``M`` the ridge filter.
+
+    Args:
+      evals: eigenvalues λ ≥ 0, ``(m,)``.
+      ridge: ridge strength c > 0.
+      teacher_weights: ξ of each step after the first (may lie outside [0, 1]).
+
+    Returns:
+      A :class:`~kdtheory.eigen.Filter` of shape ``(m,)``.
+    """
+    lam = _evals(evals)
+    M = ridge_filter(lam, positive_scalar(ridge, "ridge"))
+    zero, one = Filter.zero(lam.size), Filter.labels(lam)
+    F = M.train_from(zero, one)
+    for xi in teacher_weights:
+        xi = float(xi)
+        if not np.isfinite(xi):
+            raise ValueError(f"teacher_weights must be finite, got {xi!r}")
+        F = M.train_from(zero, xi * F + (1.0 - xi) * one)
+    return F
 
 
-def pareek_weights(evals: ArrayLike, reg: float, target: ArrayLike) -> np.ndarray:
+def pareek_weights(evals: ArrayLike, *, ridge: float, target: ArrayLike) -> np.ndarray:
     r"""Teacher weights ``ξ`` whose k-step filter equals ``target`` at the given eigenvalues.
 
     Interpolates ``p`` through ``(m_i, target_i/m_i)`` at the distinct positive eigenvalues and
     ``(1, 1)``, giving degree ``k`` = number of distinct eigenvalues, then peels off
     ``ξ_{j+1} = 1 − p_j(0)``, ``p_{j−1} = (p_j − p_j(0))/(ξ_{j+1} m)``.
 
+    Args:
+      evals: eigenvalues λ ≥ 0, ``(m,)``.
+      ridge: ridge strength c > 0.
+      target: the filter to realize, ``(m,)`` (0 where λ = 0).
+
+    Returns:
+      The weights ξ, to pass to :func:`pareek_filter`.
+
     Raises:
       ValueError: the target is not realizable (a peeled ξ is 0 while the remaining polynomial
         is not constant), or the eigenvalues are not distinct where the targets differ.
     """
     lam = _evals(evals)
-    c = positive_scalar(reg, "reg")
+    c = positive_scalar(ridge, "ridge")
     tgt = as_float_array(target, "target", ndim=(1,))
     if tgt.shape != lam.shape:
         raise ValueError(f"target must have shape {lam.shape}, got {tgt.shape}")
     pos = lam > 0
     if np.any(tgt[~pos] != 0):
         raise ValueError("a filter is 0 at zero eigenvalues; target must be 0 there")
-    m_all = ridge_filter(lam[pos], c)
+    m_all = ridge_filter(lam[pos], c).a
     vals = tgt[pos] / m_all
     m_u, inv = np.unique(m_all, return_inverse=True)
     v_u = np.array([vals[inv == i][0] for i in range(m_u.size)])

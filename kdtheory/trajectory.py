@@ -1,5 +1,7 @@
-r"""The one trajectory type shared by closed forms (:mod:`kdtheory.dynamics`, :mod:`kdtheory.distill`)
-and simulations (:mod:`kdtheory.simulate`), so both compare field by field.
+r"""The one trajectory type of closed forms and simulations, so both compare field by field.
+
+Closed forms (:mod:`kdtheory.dynamics`, :mod:`kdtheory.distill`) and simulations
+(:mod:`kdtheory.simulate`) return :class:`Trajectory`.
 
 Shapes: ``S`` is the shape of the axis (``t``, or ``ridge`` for ridge recipes), ``n`` training
 points, ``n_test`` test points, ``m`` eigen-modes, ``k`` outputs (absent for 1-D labels in closed
@@ -62,6 +64,7 @@ class Trajectory:
         return self.t if self.t is not None else self.ridge
 
     def __repr__(self) -> str:
+        """One line: method, axis, shapes and the final loss."""
         method = self.recipe.get("method", "custom")
         name = "t" if self.t is not None else "ridge"
         extra = "".join(

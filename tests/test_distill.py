@@ -40,17 +40,17 @@ def test_distill_and_mixing_match_loops(beta):
     rec = Recipe(method, learning_rate=eta, momentum=beta)
     yhat, _ = _loop(K, y, 25, eta, beta=beta)
     for w in (1.0, 0.4):
-        tr = distill(spec, y, 25, [0, 3, 40], teacher=rec, teacher_weight=w, test_kernel=Kx)
+        tr = distill(spec, y, [0, 3, 40], teacher_t=25, teacher=rec, teacher_weight=w, test_kernel=Kx)
         for i, s in enumerate([0, 3, 40]):
             f, alpha = _loop(K, w * yhat + (1 - w) * y, s, eta, beta=beta)
             assert_close(tr.train[i], f, rtol=1e-10, atol=1e-14)
             assert_close(tr.test[i], Kx @ alpha, rtol=1e-10, atol=1e-14)
     # truth_weight is 1 − teacher_weight (Borup & Andersen's α)
-    a = distill(spec, y, 25, 7, teacher=rec, truth_weight=0.6).train
-    b = distill(spec, y, 25, 7, teacher=rec, teacher_weight=0.4).train
+    a = distill(spec, y, 7, teacher_t=25, teacher=rec, truth_weight=0.6).train
+    b = distill(spec, y, 7, teacher_t=25, teacher=rec, teacher_weight=0.4).train
     assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="not both"):
-        distill(spec, y, 25, 7, teacher_weight=0.4, truth_weight=0.6)
+        distill(spec, y, 7, teacher_t=25, teacher_weight=0.4, truth_weight=0.6)
 
 
 def test_ridge_teacher_gd_student_and_init():
@@ -59,11 +59,11 @@ def test_ridge_teacher_gd_student_and_init():
     c = 0.7
     yhat = K @ np.linalg.solve(K + c * np.eye(K.shape[0]), y)
     eta = 0.5 / spec.evals[0]
-    tr = distill(spec, y, c, 30, teacher=Recipe("ridge"), student=Recipe("gd", learning_rate=eta))
+    tr = distill(spec, y, 30, teacher_t=c, teacher=Recipe("ridge"), student=Recipe("gd", learning_rate=eta))
     assert_close(tr.train, _loop(K, yhat, 30, eta)[0], rtol=1e-10)
-    assert_close(teacher_predictions(spec, y, c, teacher=Recipe("ridge")), yhat, rtol=1e-10)
+    assert_close(teacher_predictions(spec, y, teacher_t=c, teacher=Recipe("ridge")), yhat, rtol=1e-10)
     f0 = np.random.default_rng(0).standard_normal(y.shape)
-    tr = distill(spec, y, c, 12, teacher=Recipe("ridge"), student=Recipe("gd", learning_rate=eta), init=f0)
+    tr = distill(spec, y, 12, teacher_t=c, teacher=Recipe("ridge"), student=Recipe("gd", learning_rate=eta), init=f0)
     assert_close(tr.train, _loop(K, yhat, 12, eta, f0=f0)[0], rtol=1e-10)
 
 
@@ -75,22 +75,22 @@ def test_rounds_and_late_switch_match_loops():
     f1, _ = _loop(K, y, 10, eta)
     f2, _ = _loop(K, 0.7 * f1 + 0.3 * y, 20, eta)
     f3, a3 = _loop(K, f2, 5, eta)
-    tr = rounds(spec, y, [10, 20, 5], recipe=rec, teacher_weights=[1.0, 0.7, 1.0], test_kernel=Kx)
+    tr = rounds(spec, y, [10, 20, 5], recipe=rec, teacher_weight=[1.0, 0.7, 1.0], test_kernel=Kx)
     assert_close(tr.train, np.array([f1, f2, f3]), rtol=1e-10)
     assert_close(tr.test[2], Kx @ a3, rtol=1e-10)
     yhat, _ = _loop(K, y, 30, eta)
     fs, als = _loop(K, y, 12, eta)
     f, alpha = _loop(K, yhat, 9, eta, f0=fs, alpha0=als)
-    tr = late_switch(spec, y, 30, 12, [9], recipe=rec, test_kernel=Kx)
+    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, test_kernel=Kx)
     assert_close(tr.train[0], f, rtol=1e-10)
     assert_close(tr.test[0], Kx @ alpha, rtol=1e-10)
     fs, als = _loop(K, yhat, 12, eta)
     f, alpha = _loop(K, y, 9, eta, f0=fs, alpha0=als)
-    tr = late_switch(spec, y, 30, 12, [9], recipe=rec, reverse=True, test_kernel=Kx)
+    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, reverse=True, test_kernel=Kx)
     assert_close(tr.train[0], f, rtol=1e-10)
     assert_close(tr.test[0], Kx @ alpha, rtol=1e-10)
     with pytest.raises(ValueError, match="late switching supports"):
-        late_switch(spec, y, 30, 12, [9], recipe=Recipe("momentum", learning_rate=eta, momentum=0.5))
+        late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=Recipe("momentum", learning_rate=eta, momentum=0.5))
 
 
 def test_features_student_weights_match_loop():
@@ -105,7 +105,7 @@ def test_features_student_weights_match_loop():
     ws = np.zeros((9, 2))
     for _ in range(11):
         ws -= eta * X.T @ (X @ ws - yhat)
-    tr = distill(spec, y, 15, 11, teacher=rec, test_features=Xt)
+    tr = distill(spec, y, 11, teacher_t=15, teacher=rec, test_features=Xt)
     assert_close(tr.weights, ws, rtol=1e-10)
     assert_close(tr.test, Xt @ ws, rtol=1e-10)
 
@@ -115,35 +115,37 @@ def test_stopping_rules_reach_their_targets_and_refuse_the_unreachable():
     X, Xt, y, K, Kx = _setup(5)
     spec = Spectrum.from_kernel(K)
     T = 2.0
-    conv = distill(spec, y, T, np.inf)
-    t = student_time(spec, y, T, rule="norm", value=0.6 * float(conv.norm))
-    assert_close(distill(spec, y, T, t).norm, 0.6 * conv.norm, rtol=1e-10)
-    loss_target = 0.5 * (distill(spec, y, T, 0.0).loss + conv.loss)
-    t = student_time(spec, y, T, rule="loss", value=float(loss_target))
-    assert_close(distill(spec, y, T, t).loss, loss_target, rtol=1e-10)
-    t = student_time(spec, y, T, rule="top_progress", value=0.5)
-    assert_close(distill(spec, y, T, t).filter[0], 0.5, rtol=1e-10)
-    yhat = teacher_predictions(spec, y, T)
-    t = student_time(spec, y, T, rule="fidelity", value=0.1 * float(np.linalg.norm(yhat)))
-    assert_close(np.linalg.norm(distill(spec, y, T, t).train - yhat), 0.1 * np.linalg.norm(yhat), rtol=1e-9)
-    assert student_time(spec, y, T, rule="converged") == np.inf
-    assert student_time(spec, y, T, rule="time", value=3.0) == 3.0
+    conv = distill(spec, y, np.inf, teacher_t=T)
+    t = student_time(spec, y, teacher_t=T, rule="norm", value=0.6 * float(conv.norm))
+    assert_close(distill(spec, y, t, teacher_t=T).norm, 0.6 * conv.norm, rtol=1e-10)
+    loss_target = 0.5 * (distill(spec, y, 0.0, teacher_t=T).loss + conv.loss)
+    t = student_time(spec, y, teacher_t=T, rule="loss", value=float(loss_target))
+    assert_close(distill(spec, y, t, teacher_t=T).loss, loss_target, rtol=1e-10)
+    t = student_time(spec, y, teacher_t=T, rule="top_progress", value=0.5)
+    assert_close(distill(spec, y, t, teacher_t=T).filter[0], 0.5, rtol=1e-10)
+    yhat = teacher_predictions(spec, y, teacher_t=T)
+    t = student_time(spec, y, teacher_t=T, rule="fidelity", value=0.1 * float(np.linalg.norm(yhat)))
+    assert_close(np.linalg.norm(distill(spec, y, t, teacher_t=T).train - yhat), 0.1 * np.linalg.norm(yhat), rtol=1e-9)
+    assert student_time(spec, y, teacher_t=T, rule="converged") == np.inf
+    assert student_time(spec, y, teacher_t=T, rule="time", value=3.0) == 3.0
     teacher_norm = float(train(spec, y, T).norm)
     with pytest.raises(ValueError, match="cannot be reached"):
-        student_time(spec, y, T, rule="norm", value=1.01 * teacher_norm)  # above the teacher's own norm
+        student_time(spec, y, teacher_t=T, rule="norm", value=1.01 * teacher_norm)  # above the teacher's own norm
     with pytest.raises(ValueError, match="cannot be reached"):
-        student_time(spec, y, T, rule="top_progress", value=1.5)
+        student_time(spec, y, teacher_t=T, rule="top_progress", value=1.5)
     with pytest.raises(ValueError, match="unknown rule"):
-        student_time(spec, y, T, rule="vibes", value=1.0)
+        student_time(spec, y, teacher_t=T, rule="vibes", value=1.0)
     with pytest.raises(ValueError, match="needs a value"):
-        student_time(spec, y, T, rule="norm")
+        student_time(spec, y, teacher_t=T, rule="norm")
     # gradient descent: the first whole step reaching the target
     rec = Recipe("gd", learning_rate=0.5 / spec.evals[0])
-    s = student_time(spec, y, 20, rule="top_progress", value=0.5, teacher=rec)
-    a_prev, a_now = (distill(spec, y, 20, k, teacher=rec).filter[0] for k in (s - 1, s))
+    s = student_time(spec, y, teacher_t=20, rule="top_progress", value=0.5, teacher=rec)
+    a_prev, a_now = (distill(spec, y, k, teacher_t=20, teacher=rec).filter[0] for k in (s - 1, s))
     assert a_prev < 0.5 <= a_now
     with pytest.raises(ValueError, match="monotone learning rate"):
-        student_time(spec, y, 20, rule="norm", value=0.1, teacher=Recipe("gd", learning_rate=1.5 / spec.evals[0]))
+        student_time(
+            spec, y, teacher_t=20, rule="norm", value=0.1, teacher=Recipe("gd", learning_rate=1.5 / spec.evals[0])
+        )
 
 
 # ---------------------------------------------------------------------- properties
@@ -153,12 +155,12 @@ def test_student_tends_to_teacher_and_interpolating_teacher_is_one_hot(p, T, t):
     unit = 1.0 / max(spec.evals[0], 1e-300)
     T, t = T * unit, t * unit
     teacher = train(spec, p.y, T, test_kernel=p.K_test)
-    student_inf = distill(spec, p.y, T, np.inf, test_kernel=p.K_test)
+    student_inf = distill(spec, p.y, np.inf, teacher_t=T, test_kernel=p.K_test)
     ref = np.linalg.norm(p.y)
     assert_close(student_inf.train, teacher.train, rtol=1e-10, atol=1e-12 * ref)
     # an interpolating (converged, full-rank) teacher changes nothing: the student is the one-hot run
     if spec.rank == spec.n:
-        a = distill(spec, p.y, np.inf, t, test_kernel=p.K_test)
+        a = distill(spec, p.y, t, teacher_t=np.inf, test_kernel=p.K_test)
         b = train(spec, p.y, t, test_kernel=p.K_test)
         assert np.array_equal(a.filter, b.filter)
         assert_close(a.train, b.train, rtol=1e-12, atol=1e-14 * ref)
@@ -170,14 +172,14 @@ def test_E1_ratio_form_always(lam, log_t, method):
     lam_max = max(lam[0], 1e-300)
     rec = Recipe(method, learning_rate=(0.9 / lam_max) if method == "gd" else 1.0)
     t = 10**log_t / lam_max if method == "flow" else float(np.ceil(10**log_t))
-    assert statement_margin(spec, "E1", 1.0, t, recipe=rec) >= -1e-12
+    assert statement_margin(spec, "E1", teacher_t=1.0, student_t=t, recipe=rec) >= -1e-12
 
 
 def test_E1_fails_beyond_monotone_learning_rates():
     # a documented boundary: with η λ > 1, GD's filter is not increasing in λ, so E1 can fail
     spec = Spectrum(evals=np.array([1.0, 0.5]), U=np.eye(2), V=None, rank_tol=0.0)
     assert (
-        statement_margin(spec, "E1", 1.0, 2, recipe=Recipe("gd", learning_rate=1.9)) < 0
+        statement_margin(spec, "E1", teacher_t=1.0, student_t=2, recipe=Recipe("gd", learning_rate=1.9)) < 0
     )  # a_2(λ=1) = 0.19 < a_2(λ=0.5)
 
 
@@ -186,7 +188,7 @@ def test_E1_fails_beyond_monotone_learning_rates():
 def test_E2_matched_top_progress(lam, log_T, log_t):
     spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
     unit = 1.0 / max(lam[0], 1e-300)
-    assert statement_margin(spec, "E2", 10**log_T * unit, 10**log_t * unit) >= -1e-12
+    assert statement_margin(spec, "E2", teacher_t=10**log_T * unit, student_t=10**log_t * unit) >= -1e-12
 
 
 @settings(max_examples=200)
@@ -194,29 +196,29 @@ def test_E2_matched_top_progress(lam, log_T, log_t):
 def test_E3_single_crossing(lam, log_T, log_t, statement):
     spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
     unit = 1.0 / max(lam[0], 1e-300)
-    assert statement_margin(spec, statement, 10**log_T * unit, 10**log_t * unit) >= -1e-12
+    assert statement_margin(spec, statement, teacher_t=10**log_T * unit, student_t=10**log_t * unit) >= -1e-12
 
 
 def test_compare_values_and_worst_case_report():
     lam = np.geomspace(1, 1e-3, 30)
     spec = Spectrum(evals=lam, U=np.eye(30), V=None, rank_tol=0.0)
-    c = compare(spec, 5.0, 5.0, match="norm")
+    c = compare(spec, teacher_t=5.0, student_t=5.0, match="norm")
     assert 0 < c.crossover < 30  # ahead on top directions, behind further down
     assert np.all(c.student_over_onehot[: c.crossover] >= 1 - 1e-12)
     assert np.all(c.student_over_onehot[c.crossover :] < 1)
     assert_close(c.student_over_teacher, 1 - np.exp(-5.0 * lam), rtol=1e-14)
-    w = worst_case(spec, "E2", [0.1, 1, 10], [0.1, 1, 10])
+    w = worst_case(spec, "E2", teacher_t=[0.1, 1, 10], student_t=[0.1, 1, 10])
     assert w.checked == 9 and w.fraction_holding == 1.0 and w.margin >= -1e-12
 
 
 def test_last_round_times_equal_stacked_rounds():
     X, Xt, y, K, Kx = _setup(6)
     spec = Spectrum.from_kernel(K)
-    full = rounds(spec, y, [1.0, 2.0, 0.0], teacher_weights=[1.0, 0.5, 0.8], last_round_times=[0.5, 3.0])
+    full = rounds(spec, y, [1.0, 2.0, 0.0], teacher_weight=[1.0, 0.5, 0.8], last_round_t=[0.5, 3.0])
     for i, t in enumerate([0.5, 3.0]):
-        one = rounds(spec, y, [1.0, 2.0, t], teacher_weights=[1.0, 0.5, 0.8])
+        one = rounds(spec, y, [1.0, 2.0, t], teacher_weight=[1.0, 0.5, 0.8])
         assert_close(full.train[i], one.train[2], rtol=1e-13)
-    only = rounds(spec, y, [9.0], last_round_times=[0.5, 3.0])
+    only = rounds(spec, y, [9.0], last_round_t=[0.5, 3.0])
     assert_close(only.train, train(spec, y, [0.5, 3.0]).train, rtol=1e-14)
 
 
@@ -225,6 +227,6 @@ def test_E2_regression_underflow_is_not_a_counterexample():
     # matched the one-hot time from that rounded value, reporting a spurious margin of −4e-5.
     lam = np.array([1.0, 0.87821351, 0.62171172, 0.11597885, 0.00313445])
     spec = Spectrum(evals=lam, U=np.eye(5), V=None, rank_tol=0.0)
-    assert statement_margin(spec, "E2", 743.9216747162632, 3531.857097486672) >= -1e-12
-    c = compare(spec, 743.9216747162632, 3531.857097486672)
-    assert c.onehot_time == pytest.approx(743.9216747162632, rel=1e-12)  # t' = T when t ≫ T
+    assert statement_margin(spec, "E2", teacher_t=743.9216747162632, student_t=3531.857097486672) >= -1e-12
+    c = compare(spec, teacher_t=743.9216747162632, student_t=3531.857097486672)
+    assert c.onehot_t == pytest.approx(743.9216747162632, rel=1e-12)  # t' = T when t ≫ T

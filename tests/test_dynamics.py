@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum, filter_pair, max_learning_rate
+from kdtheory.eigen import Recipe, Spectrum, max_learning_rate
 from kdtheory.testing import assert_close, kernel_problems, random_orthogonal, times
 
 
@@ -23,7 +23,7 @@ def _problem(seed=0, n=12, d=5, k=3, nt=6):
 def _gd_loop(K, Kx, y, f0, ft0, eta, steps, beta=0.0, loss="sum"):
     """Explicit (heavy-ball) GD on dual coefficients: α ← α + v, v ← βv − η ∂L/∂f."""
     n = K.shape[0]
-    div = n if loss == "mean" else 1.0
+    div = {"sum": 1.0, "mean": n, "per_output": n * y.shape[1]}[loss]
     alpha = np.zeros_like(y)
     v = np.zeros_like(y)
     tr, te = {}, {}
@@ -39,8 +39,8 @@ def _gd_loop(K, Kx, y, f0, ft0, eta, steps, beta=0.0, loss="sum"):
 def _flow_expm(K, Kx, y, f0, ft0, t, loss="sum"):
     """Gradient flow α' = −(f0 + Kα − y)/div via the exponential of an augmented matrix."""
     n = K.shape[0]
-    div = n if loss == "mean" else 1.0
     k = y.shape[1]
+    div = {"sum": 1.0, "mean": n, "per_output": n * k}[loss]
     A = np.zeros((n + k, n + k))
     A[:n, :n] = -K / div
     A[:n, n:] = -(f0 - y) / div  # constant forcing, driven by unit states
@@ -50,14 +50,14 @@ def _flow_expm(K, Kx, y, f0, ft0, t, loss="sum"):
 
 
 # ---------------------------------------------------------------------- oracles
-@pytest.mark.parametrize("loss", ["sum", "mean"])
+@pytest.mark.parametrize("loss", ["sum", "mean", "per_output"])
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
 def test_gd_and_momentum_match_explicit_loop(loss, beta):
     X, Xt, y, rng = _problem(1)
     K, Kx = X @ X.T, Xt @ X.T
     f0, ft0 = rng.standard_normal(y.shape), rng.standard_normal((Xt.shape[0], y.shape[1]))
     spec = Spectrum.from_kernel(K)
-    lam_max = spec.evals[0] / (K.shape[0] if loss == "mean" else 1)
+    lam_max = spec.evals[0] * Recipe(normalization=loss).eigenvalue_scale(K.shape[0], y.shape[1])
     eta = 0.9 * 2 * (1 + beta) / lam_max
     steps = [0, 1, 2, 7, 40, 300]
     method = "momentum" if beta else "gd"
@@ -68,7 +68,7 @@ def test_gd_and_momentum_match_explicit_loop(loss, beta):
         method=method,
         learning_rate=eta,
         momentum=beta,
-        loss=loss,
+        normalization=loss,
         init=f0,
         test_kernel=Kx,
         test_init=ft0,
@@ -78,21 +78,23 @@ def test_gd_and_momentum_match_explicit_loop(loss, beta):
     assert_close(traj.test, te, rtol=1e-10)
 
 
-@pytest.mark.parametrize("loss", ["sum", "mean"])
+@pytest.mark.parametrize("loss", ["sum", "mean", "per_output"])
 def test_flow_matches_expm_and_expm_multiply(loss):
     X, Xt, y, rng = _problem(2)
     K, Kx = X @ X.T, Xt @ X.T
     f0, ft0 = rng.standard_normal(y.shape), rng.standard_normal((Xt.shape[0], y.shape[1]))
     spec = Spectrum.from_kernel(K)
     ts = np.array([0.0, 0.01, 0.3, 2.0, 25.0])
-    traj = train(spec, y, ts, loss=loss, init=f0, test_kernel=Kx, test_init=ft0)
+    traj = train(spec, y, ts, normalization=loss, init=f0, test_kernel=Kx, test_init=ft0)
     for i, t in enumerate(ts):
         tr, te = _flow_expm(K, Kx, y, f0, ft0, t, loss)
         assert_close(traj.train[i], tr, rtol=1e-10)
         assert_close(traj.test[i], te, rtol=1e-10)
     # residual r' = −K r/div: expm_multiply over a grid of times
-    div = K.shape[0] if loss == "mean" else 1.0
-    grid = train(spec, y, np.linspace(0, 3, 7), loss=loss, init=f0)
+    div = {"sum": 1.0, "mean": K.shape[0], "per_output": y.size}[loss]
+    assert_close(traj.loss, 0.5 * np.sum((traj.train - y) ** 2, axis=(1, 2)) / div, rtol=1e-12)
+    assert traj.recipe["normalization"] == loss
+    grid = train(spec, y, np.linspace(0, 3, 7), normalization=loss, init=f0)
     r = scipy.sparse.linalg.expm_multiply(-K / div, f0 - y, start=0, stop=3, num=7, endpoint=True)
     assert_close(grid.train - y, r, rtol=1e-10)
 
@@ -187,7 +189,7 @@ def test_array_t_equals_stacked_scalar_t(p, ts, method):
         kw["momentum"] = 0.5
     ts = [t if method == "flow" or np.isinf(t) else float(np.floor(t)) for t in ts]
     full = train(spec, p.y, ts, method=method, test_kernel=p.K_test, **kw)
-    _, g = filter_pair(spec.evals, ts, method=method, **kw)
+    g = Recipe(method, **kw).filter(spec.evals, ts).a_over_eval
     for i, t in enumerate(ts):
         one = train(spec, p.y, t, method=method, test_kernel=p.K_test, **kw)
         # round-off scale: the size of the terms that are summed (test points sum K_test α)
@@ -259,7 +261,7 @@ def test_mode_residuals_nonincreasing_when_monotone(p, frac, loss):
     if not np.isfinite(eta):
         eta = 1.0
     steps = np.arange(0, 60)
-    tr = train(spec, p.y, steps, method="gd", learning_rate=eta, loss=loss)
+    tr = train(spec, p.y, steps, method="gd", learning_rate=eta, normalization=loss)
     mags = np.abs(tr.modes)
     assert np.all(np.diff(mags, axis=0) <= 1e-15 * (1 + mags[:-1]))
     assert np.all(np.diff(tr.loss) <= 1e-14 * (1 + tr.loss[:-1]))

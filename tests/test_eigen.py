@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory.eigen import (
+    Recipe,
     Spectrum,
-    filter_pair,
     flow_filter,
     gd_filter,
     max_learning_rate,
@@ -15,6 +15,12 @@ from kdtheory.eigen import (
     ridge_filter,
 )
 from kdtheory.testing import assert_close, psd_matrices, random_orthogonal, spectra, times
+
+
+def _pair(evals, t, **recipe):
+    """``(a, a/λ)`` of a recipe (the former ``filter_pair``)."""
+    f = Recipe(**recipe).filter(evals, t)
+    return f.a, f.a_over_eval
 
 
 def _momentum_loop(lam, eta, beta, steps):
@@ -104,7 +110,7 @@ def test_momentum_filter_matches_recursion(lam, beta, frac, smax):
     if not np.isfinite(eta):
         eta = 1.0
     steps = list(range(smax + 1))
-    a, g = filter_pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
+    a, g = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
     A, H = _momentum_loop(lam, eta, beta, steps)
     # the recursion itself rounds ~ s·ε per step; scale-free comparison per mode
     assert np.abs(a - A).max() <= 1e-10 * max(1.0, smax)
@@ -116,11 +122,11 @@ def test_momentum_filter_matches_recursion(lam, beta, frac, smax):
 def test_gd_filter_matches_recursion_and_momentum_zero(lam, frac, smax):
     eta = frac * max_learning_rate(lam) if lam.max() > 0 else 0.3
     steps = list(range(smax + 1))
-    a, g = filter_pair(lam, steps, method="gd", learning_rate=eta)
+    a, g = _pair(lam, steps, method="gd", learning_rate=eta)
     A, H = _momentum_loop(lam, eta, 0.0, steps)
     assert np.abs(a - A).max() <= 1e-12 * max(1.0, smax)
     assert (np.abs(g - H) / np.maximum(np.abs(H).max(axis=0), 1e-300)).max() <= 1e-12 * max(1, smax)
-    a0, g0 = filter_pair(lam, steps, method="momentum", learning_rate=eta, momentum=0.0)
+    a0, g0 = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=0.0)
     assert_close(a0, a, rtol=1e-12, atol=1e-300)
     assert_close(g0, g, rtol=1e-12, atol=1e-300)
 
@@ -133,7 +139,7 @@ def test_momentum_double_root_and_near_double_root():
         [(1 - 0.9) ** 2, (1 - 0.9) ** 2 * (1 + 1e-9), (1 - 0.9) ** 2 * (1 - 1e-9), (1 + 0.9) ** 2 * (1 - 1e-9)]
     )
     steps = list(range(0, 200))
-    a, g = filter_pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
+    a, g = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
     A, H = _momentum_loop(lam, eta, beta, steps)
     assert np.abs(a - A).max() < 1e-10
     assert (np.abs(g - H) / np.abs(H).max(axis=0)).max() < 1e-10
@@ -141,24 +147,22 @@ def test_momentum_double_root_and_near_double_root():
 
 def test_zero_eigenvalue_limits_exact():
     lam = np.array([2.0, 0.0])
-    assert flow_filter(lam, 3.0, learning_rate=0.5, over_eval=True)[1] == 1.5
-    assert gd_filter(lam, 7, learning_rate=0.25, over_eval=True)[1] == 1.75
+    assert flow_filter(lam, 3.0, learning_rate=0.5).a_over_eval[1] == 1.5
+    assert gd_filter(lam, 7, learning_rate=0.25).a_over_eval[1] == 1.75
     beta, eta, s = 0.5, 0.2, 6
     exact = eta * (s - beta * (1 - beta**s) / (1 - beta)) / (1 - beta)
-    got = momentum_filter(lam, s, learning_rate=eta, momentum=beta, over_eval=True)[1]
+    got = momentum_filter(lam, s, learning_rate=eta, momentum=beta).a_over_eval[1]
     assert got == pytest.approx(exact, rel=1e-14)
     # tiny positive eigenvalues approach the limit continuously (no cancellation)
     tiny = np.array([1e-300, 1e-200, 1e-30])
-    assert_close(flow_filter(tiny, 3.0, over_eval=True), np.full(3, 3.0), rtol=1e-14)
-    assert_close(gd_filter(tiny, 7, learning_rate=0.25, over_eval=True), np.full(3, 1.75), rtol=1e-14)
-    assert_close(
-        momentum_filter(tiny, s, learning_rate=eta, momentum=beta, over_eval=True), np.full(3, exact), rtol=1e-13
-    )
+    assert_close(flow_filter(tiny, 3.0).a_over_eval, np.full(3, 3.0), rtol=1e-14)
+    assert_close(gd_filter(tiny, 7, learning_rate=0.25).a_over_eval, np.full(3, 1.75), rtol=1e-14)
+    assert_close(momentum_filter(tiny, s, learning_rate=eta, momentum=beta).a_over_eval, np.full(3, exact), rtol=1e-13)
 
 
 @given(spectra(max_size=8), times())
 def test_flow_filter_limits_and_range(lam, t):
-    a, g = filter_pair(lam, t, method="flow")
+    a, g = _pair(lam, t, method="flow")
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(g))
     assert np.all((a >= 0) & (a <= 1))
     if t == 0:
@@ -173,7 +177,7 @@ def test_flow_filter_limits_and_range(lam, t):
 @given(spectra(max_size=8), st.floats(0.0, 50.0), st.floats(0.0, 50.0))
 def test_flow_filter_semigroup(lam, t1, t2):
     # 1 − a(t1 + t2) = (1 − a(t1)) (1 − a(t2)); a is in [0, 1], so compare absolutely
-    a1, a2, a12 = (flow_filter(lam, t) for t in (t1, t2, t1 + t2))
+    a1, a2, a12 = (flow_filter(lam, t).a for t in (t1, t2, t1 + t2))
     assert np.abs(a12 - (a1 + a2 - a1 * a2)).max() <= 4e-16
 
 
@@ -184,8 +188,8 @@ def test_gd_approaches_flow_with_explicit_bound(lam, tau, s):
     eta = tau / s
     q = eta * lam
     keep = q <= 0.5
-    a_gd = gd_filter(lam, s, learning_rate=eta, allow_unstable=True)[keep]
-    a_fl = flow_filter(lam, s, learning_rate=eta)[keep]
+    a_gd = gd_filter(lam, s, learning_rate=eta, allow_unstable=True).a[keep]
+    a_fl = flow_filter(lam, s, learning_rate=eta).a[keep]
     diff = a_gd - a_fl
     assert np.all(diff >= -1e-15)
     assert np.all(diff <= s * q[keep] ** 2 + 1e-15)
@@ -193,7 +197,9 @@ def test_gd_approaches_flow_with_explicit_bound(lam, tau, s):
 
 def test_gd_converges_to_flow_first_order():
     lam = np.array([3.0, 1.0, 0.1, 0.0])
-    errs = [np.abs(gd_filter(lam, 10**j, learning_rate=2.0 / 10**j) - flow_filter(lam, 2.0)).max() for j in (2, 3, 4)]
+    errs = [
+        np.abs(gd_filter(lam, 10**j, learning_rate=2.0 / 10**j).a - flow_filter(lam, 2.0).a).max() for j in (2, 3, 4)
+    ]
     assert errs[1] < 0.15 * errs[0] and errs[2] < 0.15 * errs[1]
 
 
@@ -205,20 +211,20 @@ def test_array_t_equals_stacked_scalars():
         ("gd", {"learning_rate": 0.2}),
         ("momentum", {"learning_rate": 0.2, "momentum": 0.6}),
     ]:
-        a, g = filter_pair(lam, t, method=method, **kw)
+        a, g = _pair(lam, t, method=method, **kw)
         assert a.shape == (2, 3, 4)
         for idx in np.ndindex(t.shape):
-            a1, g1 = filter_pair(lam, t[idx], method=method, **kw)
+            a1, g1 = _pair(lam, t[idx], method=method, **kw)
             assert np.array_equal(a[idx], a1) and np.array_equal(g[idx], g1)
 
 
 def test_ridge_filter():
     lam = np.array([3.0, 1.0, 0.0])
-    assert_close(ridge_filter(lam, 1.0), [0.75, 0.5, 0.0], rtol=1e-15)
-    assert_close(ridge_filter(lam, 1.0, over_eval=True), [0.25, 0.5, 1.0], rtol=1e-15)
-    assert np.array_equal(ridge_filter(lam, 0.0), [1.0, 1.0, 0.0])
-    assert np.array_equal(ridge_filter(lam, 0.0, over_eval=True), [1 / 3, 1.0, 0.0])
-    assert ridge_filter(lam, [0.5, 2.0]).shape == (2, 3)
+    assert_close(ridge_filter(lam, 1.0).a, [0.75, 0.5, 0.0], rtol=1e-15)
+    assert_close(ridge_filter(lam, 1.0).a_over_eval, [0.25, 0.5, 1.0], rtol=1e-15)
+    assert np.array_equal(ridge_filter(lam, 0.0).a, [1.0, 1.0, 0.0])
+    assert np.array_equal(ridge_filter(lam, 0.0).a_over_eval, [1 / 3, 1.0, 0.0])
+    assert ridge_filter(lam, [0.5, 2.0]).a.shape == (2, 3)
 
 
 def test_max_learning_rate():

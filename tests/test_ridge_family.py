@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory.data import planted_linear
-from kdtheory.distill import Recipe
+from kdtheory.distill import Recipe, rounds_filter
 from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum
+from kdtheory.eigen import Filter, Spectrum, ridge_filter
 from kdtheory.planted import population_risk, search_best
 from kdtheory.ridge_family import (
     borup_filters,
@@ -20,6 +20,17 @@ from kdtheory.ridge_family import (
     pareek_weights,
 )
 from kdtheory.testing import assert_close, psd_matrices, spectra
+
+
+def _borup_closed_sum(lam, c, alpha, rounds):
+    """Borup & Andersen's closed sum ``α A (1 − x^{τ−1})/(1 − x) + x^{τ−1} A``, ``x = (1 − α) A`` (oracle)."""
+    A = lam / (lam + c)
+    x = (1 - alpha) * A
+    tau = np.arange(1, rounds + 1, dtype=float)[:, None]
+    xp = x[None, :] ** (tau - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geom = np.where(x < 1, (1 - xp) / np.where(x < 1, 1 - x, 1.0), tau - 1)  # Σ_{j<τ−1} x^j
+    return alpha * A * geom + xp * A
 
 
 def _kernel(seed=0, n=12):
@@ -39,24 +50,48 @@ def test_borup_matches_matrix_recursion():
         f = H @ (alpha * y + (1 - alpha) * f)
         preds.append(f)
     spec = Spectrum.from_kernel(K)
-    B = borup_filters(spec.evals, c, alpha, 6)
+    B = borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=6).a
     for tau in range(6):
         assert_close(spec.U @ (B[tau] * spec.project(y)), preds[tau], rtol=1e-10)
 
 
 @given(spectra(max_size=10), st.floats(0.01, 10.0), st.floats(0.05, 1.0), st.integers(1, 30))
-def test_borup_closed_sum_equals_recursion_and_tends_to_ridge(lam, c, alpha, tau):
-    assert_close(borup_filters(lam, c, alpha, tau), borup_filters(lam, c, alpha, tau, closed_form=False), rtol=1e-12)
-    far = borup_filters(lam, c, alpha, 4000)[-1]
+def test_borup_closed_sum_equals_composed_filter_and_tends_to_ridge(lam, c, alpha, tau):
+    # the paper's closed sum (oracle) against the filter composed by Filter.train_from
+    B = borup_filters(lam, ridge=c, truth_weight=alpha, rounds=tau)
+    assert_close(B.a, _borup_closed_sum(lam, c, alpha, tau), rtol=1e-12, atol=1e-300)
+    # B/λ: the a/λ counterpart equals B/λ where λ > 0 and ((1 − α) B_prev + α)/c at λ = 0
+    prev = np.vstack([np.ones((1, lam.size)), (1 - alpha) * B.a[:-1] + alpha])
+    assert_close(B.a_over_eval, prev / (lam + c), rtol=1e-14)
+    far = borup_filters(lam, ridge=c, truth_weight=alpha, rounds=4000)[-1]
     # geometric convergence with ratio (1 − α) max A < 1 − α
-    assert_close(far, borup_limit(lam, c, alpha), rtol=1e-9, atol=1e-12)
-    assert_close(borup_limit(lam, c, alpha), lam / (lam + c / alpha), rtol=1e-14)
+    lim = borup_limit(lam, ridge=c, truth_weight=alpha)
+    assert_close(far.a, lim.a, rtol=1e-9, atol=1e-12)
+    assert_close(far.a_over_eval, lim.a_over_eval, rtol=1e-9, atol=1e-12)
+    assert_close(lim.a, lam / (lam + c / alpha), rtol=1e-14)
+    assert_close(lim.a_over_eval, 1 / (lam + c / alpha), rtol=1e-14)
+    # the limit is the fixed point of one round
+    A = ridge_filter(lam, c)
+    fixed = A.train_from(Filter.zero(lam.size), (1 - alpha) * lim + alpha * Filter.labels(lam))
+    assert_close(fixed.a, lim.a, rtol=1e-12, atol=1e-300)
+    assert_close(fixed.a_over_eval, lim.a_over_eval, rtol=1e-12)
+
+
+@given(psd_matrices(min_size=1, max_size=8), st.floats(0.01, 10.0), st.floats(0.0, 1.0), st.integers(1, 12))
+def test_borup_is_rounds_with_a_ridge_recipe(K, c, alpha, tau):
+    # issue 9: borup_filters equalled rounds with a ridge recipe to 2e-16 and nothing tied them
+    spec = Spectrum.from_kernel(K)
+    R = rounds_filter(spec, [c] * tau, recipe=Recipe("ridge"), truth_weight=alpha)
+    B = borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=tau)
+    assert_close(R.a, B.a, rtol=1e-12, atol=1e-300)
+    assert_close(R.a_over_eval, B.a_over_eval, rtol=1e-12, atol=1e-300)
 
 
 def test_borup_alpha_zero_collapses():
     lam = np.array([2.0, 1.0, 0.1])
-    assert np.all(borup_filters(lam, 1.0, 0.0, 200)[-1] < 1e-20)
-    assert np.all(borup_limit(lam, 1.0, 0.0) == 0)
+    assert np.all(borup_filters(lam, ridge=1.0, truth_weight=0.0, rounds=200).a[-1] < 1e-20)
+    lim = borup_limit(lam, ridge=1.0, truth_weight=0.0)
+    assert np.all(lim.a == 0) and np.all(lim.a_over_eval == 0)
 
 
 @given(
@@ -69,8 +104,8 @@ def test_mobahi_constraint_monotone_c_and_collapse(K, frac, seed):
     y = np.random.default_rng(seed).standard_normal(n)
     eps = frac * float(y @ y) / n  # a constraint the labels themselves violate
     spec = Spectrum.from_kernel(K, rank_rtol=0.0)
-    res = mobahi_rounds(spec, y, eps, 8)
-    c = res.reg[np.isfinite(res.reg)]
+    res = mobahi_rounds(spec, y, epsilon=eps, rounds=8)
+    c = res.ridge[np.isfinite(res.ridge)]
     assert np.all(np.diff(c) > 0), "regularization is amplified round after round"
     targets = [y] + list(res.predictions[:-1])
     for t, (target, pred) in enumerate(zip(targets, res.predictions, strict=True)):
@@ -81,7 +116,7 @@ def test_mobahi_constraint_monotone_c_and_collapse(K, frac, seed):
         if collapsed:
             assert np.all(pred == 0)
         else:  # explicit solve: f = K (K + n c I)⁻¹ y_t meets the constraint with equality
-            f = K @ np.linalg.solve(K + n * res.reg[t] * np.eye(n), target)
+            f = K @ np.linalg.solve(K + n * res.ridge[t] * np.eye(n), target)
             assert_close(pred, f, rtol=1e-8, atol=1e-12)
             assert np.mean((f - target) ** 2) == pytest.approx(eps, rel=1e-8)
 
@@ -89,7 +124,7 @@ def test_mobahi_constraint_monotone_c_and_collapse(K, frac, seed):
 def test_mobahi_infeasible_rank_deficient():
     spec = Spectrum.from_kernel(np.diag([1.0, 0.0]))
     with pytest.raises(ValueError, match="constraint cannot be met"):
-        mobahi_rounds(spec, np.array([0.0, 1.0]), 0.1, 3)
+        mobahi_rounds(spec, np.array([0.0, 1.0]), epsilon=0.1, rounds=3)
 
 
 def _ds_risk_explicit(X, theta, sigma2, c, xi):
@@ -108,7 +143,7 @@ def test_das_sanghavi_xi_star_matches_explicit_quadratic(sigma2):
     theta = rng.standard_normal(8)
     c = 0.5
     spec = Spectrum.from_features(X)
-    ds = das_sanghavi(spec.evals, spec.V.T @ theta, sigma2, c)
+    ds = das_sanghavi(spec.evals, spec.V.T @ theta, noise_var=sigma2, ridge=c)
     xs = np.array([-1.0, 0.0, 1.0])
     r = np.array([_ds_risk_explicit(X, theta, sigma2, c, x) for x in xs])
     coef = np.polyfit(xs, r, 2)  # exact: the risk is a quadratic in ξ
@@ -120,7 +155,7 @@ def test_das_sanghavi_xi_star_matches_explicit_quadratic(sigma2):
 def test_das_sanghavi_xi_star_exceeds_one_at_high_noise():
     lam = np.geomspace(1, 1e-2, 10)
     theta = np.ones(10)
-    assert das_sanghavi(lam, theta, 100.0, 0.1).xi_star > 1
+    assert das_sanghavi(lam, theta, noise_var=100.0, ridge=0.1).xi_star > 1
 
 
 def test_pareek_filter_matches_explicit_rounds_and_inverse():
@@ -131,29 +166,43 @@ def test_pareek_filter_matches_explicit_rounds_and_inverse():
     f = H @ y
     for xi in xis:
         f = H @ (xi * f + (1 - xi) * y)
-    assert_close(spec.U @ (pareek_filter(spec.evals, c, xis) * spec.project(y)), f, rtol=1e-10)
+    F = pareek_filter(spec.evals, ridge=c, teacher_weights=xis)
+    assert_close(spec.U @ (F.a * spec.project(y)), f, rtol=1e-10)
     assert pareek_polynomial(xis)(1.0) == pytest.approx(1.0)
-    target = pareek_filter(spec.evals[:3], c, xis)
-    back = pareek_weights(spec.evals[:3], c, target)
-    assert_close(pareek_filter(spec.evals[:3], c, back), target, rtol=1e-8)
+    target = pareek_filter(spec.evals[:3], ridge=c, teacher_weights=xis).a
+    back = pareek_weights(spec.evals[:3], ridge=c, target=target)
+    assert_close(pareek_filter(spec.evals[:3], ridge=c, teacher_weights=back).a, target, rtol=1e-8)
     # any filter on 3 distinct eigenvalues is reachable with 3 steps
     want = np.array([0.9, 0.2, 0.6])
-    assert_close(pareek_filter(spec.evals[:3], c, pareek_weights(spec.evals[:3], c, want)), want, rtol=1e-8)
+    got = pareek_filter(spec.evals[:3], ridge=c, teacher_weights=pareek_weights(spec.evals[:3], ridge=c, target=want))
+    assert_close(got.a, want, rtol=1e-8)
+
+
+@given(spectra(max_size=10), st.floats(0.01, 10.0), st.lists(st.floats(-2.0, 2.0), max_size=6))
+def test_pareek_polynomial_equals_composed_filter(lam, c, xis):
+    # the paper's polynomial m p_k(m) (oracle) against the filter composed by Filter.train_from
+    F = pareek_filter(lam, ridge=c, teacher_weights=xis)
+    m = lam / (lam + c)
+    p = pareek_polynomial(xis)
+    assert_close(F.a, m * p(m), rtol=1e-12, atol=1e-12)
+    assert_close(F.a_over_eval, p(m) / (lam + c), rtol=1e-12, atol=1e-12)
+    # and it is rounds with a ridge recipe and per-round teacher weights
+    spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
+    R = rounds_filter(spec, [c] * (len(xis) + 1), recipe=Recipe("ridge"), teacher_weight=[1.0, *xis])[-1]
+    assert_close(R.a, F.a, rtol=1e-12, atol=1e-300)
+    assert_close(R.a_over_eval, F.a_over_eval, rtol=1e-12, atol=1e-300)
 
 
 def test_planted_population_risk_matches_explicit_weights():
     p = planted_linear(40, 60, exponent=1.5, signal_exponent=0.5, noise=0.3, seed=1)
     spec = Spectrum.from_features(p.X)
-    rec = Recipe(loss="mean")
+    rec = Recipe(normalization="mean")
     ts = np.array([0.5, 5.0, 50.0, np.inf])
-    _, g = rec.filter(spec, ts)
-    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, g)
-    w = train(spec, p.y, ts, loss="mean").weights
+    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
+    w = train(spec, p.y, ts, normalization="mean").weights
     explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
     assert_close(risk, explicit, rtol=1e-10)
-    res = search_best(
-        spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_times=ts[:-1], student_times=ts, recipe=rec
-    )
+    res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
     assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
 
 
@@ -166,22 +215,20 @@ def test_over_eval_filters_give_explicit_test_predictions():
     y = rng.standard_normal(10)
     spec = Spectrum.from_kernel(K)
     c, alpha = 0.5, 0.3
-    B = borup_filters(spec.evals, c, alpha, 4)
-    G = borup_filters(spec.evals, c, alpha, 4, over_eval=True)
-    tr = apply_filter(spec, y, B, G, test_kernel=Kx)
+    tr = apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=4), test_kernel=Kx)
     target = y
     for tau in range(4):
         coef = np.linalg.solve(K + c * np.eye(10), target)
         assert_close(tr.train[tau], K @ coef, rtol=1e-10)
         assert_close(tr.test[tau], Kx @ coef, rtol=1e-10)
         target = alpha * y + (1 - alpha) * K @ coef
-    res = mobahi_rounds(spec, y, 0.2 * float(y @ y) / 10, 3)
-    tr = apply_filter(spec, y, res.filters, res.filters_over_eval, test_kernel=Kx)
+    res = mobahi_rounds(spec, y, epsilon=0.2 * float(y @ y) / 10, rounds=3)
+    tr = apply_filter(spec, y, res.filters, test_kernel=Kx)
     target = y
     for t in range(3):
-        if not np.isfinite(res.reg[t]):
+        if not np.isfinite(res.ridge[t]):
             assert np.all(tr.test[t] == 0)
             continue
-        coef = np.linalg.solve(K + 10 * res.reg[t] * np.eye(10), target)
+        coef = np.linalg.solve(K + 10 * res.ridge[t] * np.eye(10), target)
         assert_close(tr.test[t], Kx @ coef, rtol=1e-9)
         target = K @ coef

@@ -5,13 +5,20 @@ import pytest
 
 from kdtheory.dynamics import apply_filter, train
 from kdtheory.eigen import (
+    Filter,
+    Recipe,
     Spectrum,
-    filter_pair,
     flow_filter,
     gd_filter,
     momentum_filter,
     ridge_filter,
 )
+
+
+def _pair(evals, t, **recipe):
+    """``(a, a/λ)`` of a recipe (the former ``filter_pair``)."""
+    f = Recipe(**recipe).filter(evals, t)
+    return f.a, f.a_over_eval
 
 
 @pytest.fixture
@@ -77,7 +84,11 @@ def test_shape_mismatches(spec, kspec):
     with pytest.raises(ValueError, match="not both"):
         train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 5)), test_features=np.ones((2, 3)))
     with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
-        apply_filter(kspec, np.ones(3), np.ones((2, 3)), np.ones((2, 2)))
+        apply_filter(kspec, np.ones(3), Filter(np.ones((2, 3)), np.ones((2, 2))))
+    with pytest.raises(ValueError, match="filter must have shape S"):
+        apply_filter(kspec, np.ones(3), Filter(np.ones((2, 2)), np.ones((2, 2))))
+    with pytest.raises(TypeError, match="filter must be a kdtheory.eigen.Filter"):
+        apply_filter(kspec, np.ones(3), np.ones((2, 3)))
 
 
 def test_nan_and_inf_in_labels_and_test_kernel(kspec):
@@ -96,7 +107,7 @@ def test_times(kspec):
         train(kspec, np.ones(3), [-1.0, 2.0])
     with pytest.raises(ValueError, match="t contains NaN"):
         flow_filter([1.0], np.nan)
-    with pytest.raises(ValueError, match="steps counts steps and must hold whole numbers"):
+    with pytest.raises(ValueError, match="t counts steps and must hold whole numbers"):
         train(kspec, np.ones(3), 1.5, method="gd", learning_rate=0.1)
     with pytest.raises(TypeError, match="t must hold real numbers"):
         flow_filter([1.0], "soon")
@@ -109,7 +120,7 @@ def test_learning_rates(kspec):
     with pytest.raises(ValueError, match="beyond stability"):
         momentum_filter(kspec.evals, 3, learning_rate=2 * 1.5 / lam_max, momentum=0.5)
     # explicitly allowed: diverging modes at finite steps, computed exactly
-    a = gd_filter(kspec.evals, 3, learning_rate=2.5 / lam_max, allow_unstable=True)
+    a = gd_filter(kspec.evals, 3, learning_rate=2.5 / lam_max, allow_unstable=True).a
     assert a[0] == pytest.approx(1 - (1 - 2.5) ** 3)
     with pytest.raises(ValueError, match="t = inf has no limit"):
         gd_filter(kspec.evals, np.inf, learning_rate=2.5 / lam_max, allow_unstable=True)
@@ -120,16 +131,16 @@ def test_learning_rates(kspec):
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\)"):
         momentum_filter(kspec.evals, 3, learning_rate=0.1, momentum=1.0)
     with pytest.raises(ValueError, match="only used with method='momentum'"):
-        filter_pair(kspec.evals, 3, method="gd", learning_rate=0.1, momentum=0.5)
+        _pair(kspec.evals, 3, method="gd", learning_rate=0.1, momentum=0.5)
     # the "mean" loss divides eigenvalues by n, so the stable range grows by n
-    train(kspec, np.ones(3), 5, method="gd", learning_rate=1.9 * 3 / lam_max, loss="mean")
+    train(kspec, np.ones(3), 5, method="gd", learning_rate=1.9 * 3 / lam_max, normalization="mean")
 
 
 def test_unknown_options(kspec):
     with pytest.raises(ValueError, match="unknown method 'adam'"):
         train(kspec, np.ones(3), 1.0, method="adam")
-    with pytest.raises(ValueError, match="unknown loss 'mse'"):
-        train(kspec, np.ones(3), 1.0, loss="mse")
+    with pytest.raises(ValueError, match="unknown normalization 'mse'"):
+        train(kspec, np.ones(3), 1.0, normalization="mse")
     with pytest.raises(TypeError, match="spectrum must be a kdtheory.eigen.Spectrum"):
         train(np.eye(3), np.ones(3), 1.0)
     with pytest.raises(TypeError, match="momentum must be a real number"):
@@ -139,9 +150,9 @@ def test_unknown_options(kspec):
 def test_bad_eigenvalues():
     with pytest.raises(ValueError, match="evals must be >= 0"):
         flow_filter([1.0, -0.5], 1.0)
-    with pytest.raises(ValueError, match="reg must be >= 0"):
+    with pytest.raises(ValueError, match="ridge must be >= 0"):
         ridge_filter([1.0], -1.0)
-    with pytest.raises(ValueError, match="reg must be finite"):
+    with pytest.raises(ValueError, match="ridge must be finite"):
         ridge_filter([1.0], np.inf)
 
 
@@ -155,3 +166,67 @@ def test_legitimate_edge_cases_exact(kspec):
     tz = train(zero, y, [0.0, 5.0, np.inf], test_kernel=np.zeros((2, 3)))
     assert np.all(tz.train == 0) and np.all(tz.test == 0) and np.all(np.isfinite(tz.norm))
     assert zero.rank == 0
+
+
+# ---------------------------------------------------------------------- issue 11, rows 3, 4 and 14
+def test_huge_kernels_and_features_keep_their_spectrum_or_refuse():
+    # row 3: these returned rank 0 and all-zero eigenvalues (overflow inside LAPACK)
+    with pytest.raises(ValueError, match="largest eigenvalue of K is about 1e308.6, beyond the float64 range"):
+        Spectrum.from_kernel(1e308 * np.ones((4, 4)))
+    with pytest.raises(ValueError, match="largest eigenvalue of X is about 1e320.0, beyond the float64 range"):
+        Spectrum.from_features(1e160 * np.eye(2))
+    # representable spectra of huge or tiny matrices are exact (rescaled by a power of two)
+    np.testing.assert_allclose(Spectrum.from_kernel(1e307 * np.ones((4, 4))).evals, [4e307, 0, 0, 0], rtol=1e-15)
+    np.testing.assert_allclose(Spectrum.from_features(1e150 * np.eye(2)).evals, [1e300, 1e300], rtol=1e-15)
+    np.testing.assert_allclose(Spectrum.from_kernel(1e-300 * np.diag([2.0, 1.0])).evals, [2e-300, 1e-300], rtol=1e-15)
+
+
+def test_low_precision_kernels_are_judged_at_their_precision():
+    # row 4: float16 tolerances (1e4 eps16 ~ 10) accepted these and returned [6, 0] and [3, 0]
+    with pytest.raises(ValueError, match="K is not symmetric.*float16"):
+        Spectrum.from_kernel(np.array([[1, 0], [5, 1]], dtype=np.float16))
+    with pytest.raises(ValueError, match="K is not positive semi-definite.*float16"):
+        Spectrum.from_kernel(np.array([[1, 2], [2, 1]], dtype=np.float16))
+    # a valid float16 kernel with float16 round-off is accepted and decomposed in float64
+    K = np.array([[1.0, 0.3333], [0.3333, 1.0]], dtype=np.float16)
+    spec = Spectrum.from_kernel(K)
+    assert spec.evals.dtype == np.float64
+    np.testing.assert_allclose(spec.evals, np.linalg.eigvalsh(K.astype(np.float64))[::-1], rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["rank_rtol", "sym_rtol", "psd_rtol"])
+@pytest.mark.parametrize("value", [2.0, 1.0, -0.5])
+def test_out_of_range_tolerances_are_refused(name, value):
+    # row 14: rank_rtol=2 was accepted (and zeroed every eigenvalue)
+    with pytest.raises(ValueError, match=name):
+        Spectrum.from_kernel(np.eye(2), **{name: value})
+    if name == "rank_rtol":
+        with pytest.raises(ValueError, match=name):
+            Spectrum.from_features(np.eye(2), rank_rtol=value)
+
+
+def test_unstable_overflow_names_the_users_arguments(kspec):
+    # row 14: with allow_unstable=True an overflow reported "a contains inf values", an internal name
+    lam_max = kspec.evals[0]
+    with pytest.raises(ValueError, match=r"allow_unstable=True, learning_rate=.* diverges .* by t=5000 steps"):
+        train(kspec, np.ones(3), [1, 5000], method="gd", learning_rate=3.0 / lam_max, allow_unstable=True)
+    with pytest.raises(ValueError, match="learning_rate"):
+        Recipe("momentum", learning_rate=6.0 / lam_max, momentum=0.5, allow_unstable=True).filter(kspec, 10**5)
+    # finite but diverging values are still returned
+    assert np.isfinite(train(kspec, np.ones(3), 50, method="gd", learning_rate=3.0 / lam_max, allow_unstable=True).loss)
+
+
+def test_truth_weight_reaches_rounds_and_no_hidden_kwargs(kspec):
+    # rounds(**outputs) forwarded truth_weight= to apply_filter, which failed with an unrelated TypeError
+    from kdtheory.distill import rounds
+
+    y = np.array([1.0, -1.0, 2.0])
+    a = rounds(kspec, y, [1.0, 2.0], truth_weight=0.3)
+    b = rounds(kspec, y, [1.0, 2.0], teacher_weight=0.7)
+    assert np.array_equal(a.train, b.train)
+    with pytest.raises(ValueError, match="not both"):
+        rounds(kspec, y, [1.0, 2.0], truth_weight=0.3, teacher_weight=0.7)
+    with pytest.raises(ValueError, match="one weight per round"):
+        rounds(kspec, y, [1.0, 2.0], truth_weight=[0.3, 0.2, 0.1])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        rounds(kspec, y, [1.0, 2.0], bogus=1)
