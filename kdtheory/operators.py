@@ -203,7 +203,7 @@ class KernelOperator(abc.ABC):
         V2 = V[:, None] if vec else V
         if V2.shape[1] == 0:
             return np.zeros((self.shape[0], 0))
-        out = np.asarray(self._matmat(V2), dtype=np.float64)
+        out = np.array(self._matmat(V2), dtype=np.float64)  # a writable copy (JAX buffers are read-only)
         return out[:, 0] if vec else out
 
     def __matmul__(self, V: ArrayLike) -> np.ndarray:
@@ -747,4 +747,3 @@ class _NTKCross(KernelOperator):
         with tr._prec:
             out = np.asarray(self._map(self._t, tr._params, tr._tangents(V)))[: self._nt_in]
         return out.reshape(self.shape[0], V.shape[1])
-
