@@ -1,0 +1,147 @@
+"""Kernel operators against independent oracles: explicit dense products, scipy, kdtheory.ntk."""
+
+import jax
+import numpy as np
+import pytest
+import scipy.sparse.linalg
+import scipy.spatial.distance
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kdtheory.ntk import empirical_ntk, relu_ntk
+from kdtheory.operators import (
+    RBF,
+    FeatureKernel,
+    FunctionKernel,
+    NTKOperator,
+    ReluNNGP,
+    ReluNTK,
+    StoredKernel,
+)
+from kdtheory.simulate import mlp
+from kdtheory.testing import assert_close
+
+
+def _data(n, d, seed=0, n_test=7):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.standard_normal((n_test, d)), rng.standard_normal((n, 3))
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 40), p=st.integers(1, 9), b=st.integers(1, 4), block=st.integers(1, 16))
+def test_features_equal_explicit_products(n, p, b, block):
+    rng = np.random.default_rng(n * 100 + p)
+    Phi, T, V = rng.standard_normal((n, p)), rng.standard_normal((3, p)), rng.standard_normal((n, b))
+    op = FeatureKernel(Phi, block_size=block)
+    assert_close(op.matmat(V), Phi @ Phi.T @ V, rtol=1e-13, what="K V")
+    assert_close(op.cross(T).matmat(V), T @ Phi.T @ V, rtol=1e-13, what="K_xX V")
+    assert_close(op.matmat(V[:, 0]), Phi @ Phi.T @ V[:, 0], rtol=1e-13, what="K v")
+    assert_close(op.diagonal(), np.diag(Phi @ Phi.T), rtol=1e-14)
+
+
+@pytest.mark.parametrize("block", [None, 5, 64])
+def test_rbf_blocks_equal_scipy_distances(block):
+    X, T, V = _data(53, 4)
+    kern = RBF(lengthscale=1.7, variance=2.5)
+    K = 2.5 * np.exp(-scipy.spatial.distance.cdist(X, X, "sqeuclidean") / (2 * 1.7**2))
+    Kt = 2.5 * np.exp(-scipy.spatial.distance.cdist(T, X, "sqeuclidean") / (2 * 1.7**2))
+    op = FunctionKernel(X, kern, block_size=block)
+    assert_close(op.matmat(V), K @ V, rtol=1e-13)
+    assert_close(op.cross(T).matmat(V), Kt @ V, rtol=1e-13)
+    assert_close(op.dense(block_size=16), K, rtol=1e-13)
+    assert np.array_equal(op.diagonal(), np.full(53, 2.5))
+    assert np.all(np.diag(op.dense()) == 2.5)  # k(x, x) exact: the distance of a point to itself is 0
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+@pytest.mark.parametrize("kernel_cls, index", [(ReluNNGP, 0), (ReluNTK, 1)])
+def test_relu_blocks_equal_relu_ntk(kernel_cls, index, depth):
+    X, T, V = _data(31, 6, seed=depth)
+    kern = kernel_cls(depth=depth, weight_std=1.3, bias_std=0.4)
+    K = relu_ntk(X, depth=depth, weight_std=1.3, bias_std=0.4)[index]
+    Kt = relu_ntk(T, X, depth=depth, weight_std=1.3, bias_std=0.4)[index]
+    op = FunctionKernel(X, kern, block_size=8)
+    assert_close(op.dense(), K, rtol=1e-13, what="dense")
+    assert_close(op.cross(T).matmat(V), Kt @ V, rtol=1e-13, what="cross")
+    assert_close(op.diagonal(), np.diag(K), rtol=1e-14, what="diagonal")
+    # on the diagonal the angle is exactly 0, as relu_ntk sets it: the entries agree to the last bits
+    assert_close(np.diag(op.dense()), np.diag(K), rtol=4 * np.finfo(float).eps)
+
+
+def test_stored_float32_memmap_is_the_stored_values(tmp_path):
+    X, _, V = _data(40, 5)
+    K32 = (X @ X.T).astype(np.float32)
+    mm = np.memmap(tmp_path / "K.f32", dtype=np.float32, mode="w+", shape=K32.shape)
+    mm[:] = K32
+    mm.flush()
+    K = np.memmap(tmp_path / "K.f32", dtype=np.float32, mode="r", shape=K32.shape)
+    exact = K32.astype(np.float64) @ V
+    for op in (StoredKernel(K, block_size=7), StoredKernel(K, block_size=7, on_device=True)):
+        assert_close(op.matmat(V), exact, rtol=1e-14)
+    assert op.trace() == pytest.approx(float(np.trace(K32.astype(np.float64))), rel=1e-14)
+    Kt = np.asarray(X[:3] @ X.T, dtype=np.float32)
+    assert_close(op.cross(Kt).matmat(V), Kt.astype(np.float64) @ V, rtol=1e-14)
+
+
+def test_stored_rejects_asymmetric_and_non_finite():
+    K = np.eye(4)
+    K[0, 1] = 1.0
+    with pytest.raises(ValueError, match="not symmetric"):
+        StoredKernel(K)
+    K = np.eye(4)
+    K[2, 2] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        StoredKernel(K)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        StoredKernel(np.eye(3, dtype=np.int64))
+
+
+@pytest.mark.parametrize("trace", ["mean", "sum", None])
+def test_ntk_products_equal_empirical_ntk(trace):
+    model = mlp([5, 16, 3], parameterization="ntk")
+    params = model.init(jax.random.PRNGKey(0))
+    X, T, _ = _data(13, 5)
+    op = NTKOperator(model.apply, params, X, trace=trace, block_size=4)
+    K = empirical_ntk(model.apply, params, X, trace=trace)
+    Kt = empirical_ntk(model.apply, params, T, X, trace=trace)
+    V = np.random.default_rng(1).standard_normal((op.n, 2))
+    assert op.shape == K.shape
+    assert_close(op.matmat(V), K @ V, rtol=1e-12)
+    assert_close(op.cross(T).matmat(V), Kt @ V, rtol=1e-12)
+
+
+def test_linear_operator_top_eigenvalue_matches_eigh():
+    X, _, _ = _data(60, 3)
+    op = FunctionKernel(X, RBF(lengthscale=2.0))
+    top = scipy.sparse.linalg.eigsh(op.as_linear_operator(), k=1, which="LA", return_eigenvectors=False)[0]
+    assert top == pytest.approx(np.linalg.eigvalsh(op.dense())[-1], rel=1e-10)
+
+
+def test_float32_arithmetic_is_close_to_float64():
+    X, _, V = _data(50, 4)
+    exact = FunctionKernel(X, RBF(2.0)).matmat(V)
+    single = FunctionKernel(X, RBF(2.0), dtype=np.float32).matmat(V)
+    assert single.dtype == np.float64
+    assert_close(single, exact, rtol=1e-5)
+    assert not np.array_equal(single, exact)  # it really ran in float32
+
+
+def test_bad_input_names_the_argument():
+    X, _, V = _data(10, 3)
+    op = FeatureKernel(X)
+    with pytest.raises(ValueError, match="V has 4 rows"):
+        op.matmat(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="test has 2 features"):
+        op.cross(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="kernel must be callable"):
+        FunctionKernel(X, "rbf")
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        FunctionKernel(X, RBF(), dtype=np.float16)
+    with pytest.raises(ValueError, match="lengthscale"):
+        RBF(lengthscale=0.0)
+    with pytest.raises(ValueError, match="depth"):
+        ReluNTK(depth=-1)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        FunctionKernel(np.full((2, 2), np.nan), RBF())
+    with pytest.raises(ValueError, match="unknown trace"):
+        NTKOperator(lambda p, x: x, {}, X, trace="max")
