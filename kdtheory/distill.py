@@ -47,6 +47,7 @@ __all__ = [
     "rounds_filter",
     "late_switch",
     "late_switch_filter",
+    "distill_log_remaining",
     "teacher_predictions",
     "student_time",
     "solve_time",
@@ -249,6 +250,37 @@ def late_switch_filter(
     if not reverse:
         return S_t.train_from(S_s, T)
     return S_t.train_from(S_s.train_from(zero, T), one)
+
+
+def distill_log_remaining(
+    spectrum: Spectrum,
+    t: ArrayLike,
+    *,
+    teacher_t: float,
+    recipe: Recipe = GRADIENT_FLOW,
+    outputs: int | None = None,
+) -> np.ndarray:
+    r"""``log(1 − a_t a_T)`` of a student distilled from its teacher, exact where it underflows.
+
+    With ``e = 1 − a`` from :meth:`~kdtheory.eigen.Recipe.log_remaining`:
+    ``log(1 − a_t a_T) = log(e_t + e_T (1 − e_t)) = logaddexp(log e_t, log e_T + log1p(−e_t))``,
+    so directions whose filters round to 1 keep their remaining fraction (flow: ``e^{−λt}``).
+
+    Args:
+      spectrum: the kernel's spectrum.
+      t: the student's times, any shape.
+      teacher_t: the teacher's time (scalar).
+      recipe: the recipe of teacher and student (``"flow"``, ``"gd"`` with ``ηλ_max ≤ 1``, or
+        ``"ridge"``).
+      outputs: number of outputs ``k`` (``normalization="per_output"`` only).
+
+    Returns:
+      Shape ``t.shape + (m,)``; ``−inf`` where nothing remains.
+    """
+    le_t = recipe.log_remaining(spectrum, t, outputs=outputs)
+    le_T = recipe.log_remaining(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=outputs)
+    with np.errstate(divide="ignore"):  # log1p(−1) = −inf where the student has learned everything
+        return np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))
 
 
 # ---------------------------------------------------------------------- trajectories

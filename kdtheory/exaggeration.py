@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice
-from kdtheory.distill import distill_filter, solve_time
+from kdtheory.distill import distill_filter, distill_log_remaining, solve_time
 from kdtheory.eigen import GRADIENT_FLOW, Recipe, Spectrum
 
 __all__ = ["Comparison", "compare", "statement_margin", "worst_case", "WorstCase", "STATEMENTS"]
@@ -110,9 +110,7 @@ def compare(
     teacher = recipe.filter(spectrum, teacher_t).a
     eff = distill_filter(spectrum, student_t, teacher_t=teacher_t, teacher=recipe)
     student, g_st = eff.a, eff.a_over_eval
-    le_t, le_T = recipe.log_remaining(spectrum, student_t), recipe.log_remaining(spectrum, teacher_t)
-    with np.errstate(divide="ignore"):
-        le_st = np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))  # log(1 − a_t a_T), exact
+    le_st = distill_log_remaining(spectrum, student_t, teacher_t=teacher_t, recipe=recipe)  # log(1 − a_t a_T)
     e_st = np.exp(le_st)
     unit = 1.0 / max(spectrum.evals[0], 1e-300)
 

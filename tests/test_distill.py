@@ -230,3 +230,37 @@ def test_E2_regression_underflow_is_not_a_counterexample():
     assert statement_margin(spec, "E2", teacher_t=743.9216747162632, student_t=3531.857097486672) >= -1e-12
     c = compare(spec, teacher_t=743.9216747162632, student_t=3531.857097486672)
     assert c.onehot_t == pytest.approx(743.9216747162632, rel=1e-12)  # t' = T when t ≫ T
+
+
+def test_distill_log_remaining_and_ridge_axis():
+    from kdtheory.distill import distill_filter, distill_log_remaining
+
+    lam = np.array([3.0, 1.0, 0.01, 0.0])
+    spec = Spectrum(evals=lam, U=np.eye(4), V=None, rank_tol=0.0)
+    ts = np.array([0.0, 0.5, 4.0, 400.0])
+    le = distill_log_remaining(spec, ts, teacher_t=2.0)
+    a = distill_filter(spec, ts, teacher_t=2.0).a
+    ok = a < 0.9
+    assert_close(np.exp(le)[ok], (1 - a)[ok], rtol=1e-13)
+    # where 1 − a_t a_T underflows: e_t = e_T = e^{−1200} gives log(2 e^{−1200} − e^{−2400}) = −1200 + log 2
+    deep = distill_log_remaining(spec, 400.0, teacher_t=400.0)
+    assert deep[0] == pytest.approx(-1200.0 + np.log(2.0), rel=1e-15)
+    assert deep[-1] == 0.0  # λ = 0: nothing is ever learned
+    # ridge recipes put their axis in `ridge`, never in `t`
+    y = np.arange(4.0)
+    tr = distill(spec, y, [0.1, 1.0], teacher_t=0.5, teacher=Recipe("ridge"))
+    assert tr.t is None and np.array_equal(tr.ridge, [0.1, 1.0]) and tr.recipe["method"] == "ridge"
+    tr = distill(spec, y, [0.1, 1.0], teacher_t=0.5, teacher=Recipe("ridge"), student=Recipe())
+    assert tr.ridge is None and np.array_equal(tr.t, [0.1, 1.0])
+
+
+def test_per_output_normalization_is_mean_over_n_times_k():
+    X, Xt, y, K, Kx = _setup(7, k=3)
+    spec = Spectrum.from_kernel(K)
+    per = distill(spec, y, [1.0, 5.0], teacher_t=2.0, teacher=Recipe(normalization="per_output"))
+    # per_output on (n, k) labels is the "sum" recipe at time t/(n k)
+    n, k = y.shape
+    ref = distill(spec, y, [1.0 / (n * k), 5.0 / (n * k)], teacher_t=2.0 / (n * k))
+    assert_close(per.train, ref.train, rtol=1e-12)
+    assert_close(per.loss, ref.loss / (n * k), rtol=1e-12)
+    assert per.recipe["normalization"] == "per_output"

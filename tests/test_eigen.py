@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory.eigen import (
+    Filter,
     Recipe,
     Spectrum,
     flow_filter,
@@ -244,3 +245,69 @@ def test_label_strategy_shapes(data):
     assert y.shape[0] == 7 and y.ndim in (1, 2) and np.all(np.isfinite(y))
     Y = data.draw(labels(5, outputs=3, one_hot=True))
     assert Y.shape == (5, 3) and np.all(Y.sum(1) == 1) and set(np.unique(Y)) <= {0.0, 1.0}
+
+
+# ---------------------------------------------------------------------- the filter algebra
+def test_filter_constants_and_train_from_rule():
+    lam = np.array([2.0, 0.5, 0.0])
+    zero, one = Filter.zero(3), Filter.labels(lam)
+    assert np.array_equal(one.a, [1.0, 1.0, 1.0]) and np.array_equal(one.a_over_eval, [0.5, 2.0, 0.0])
+    S = flow_filter(lam, 1.5)
+    # from scratch towards the labels is the recipe itself, exactly
+    f = S.train_from(zero, one)
+    assert np.array_equal(f.a, S.a) and np.array_equal(f.a_over_eval, S.a_over_eval)
+    # training further along the same labels composes times (flow: a semigroup), a/λ included
+    g = flow_filter(lam, 2.0).train_from(S, one)
+    ref = flow_filter(lam, 3.5)
+    assert_close(g.a, ref.a, rtol=1e-15)
+    assert_close(g.a_over_eval, ref.a_over_eval, rtol=1e-15)
+    # affine targets: w T + (1 − w) ONE has a = w a_T + 1 − w (a = 1 − w at λ = 0)
+    T = flow_filter(lam, 0.7)
+    mix = 0.3 * T + 0.7 * one
+    assert_close(mix.a, 0.3 * T.a + 0.7, rtol=1e-15)
+    stacked = Filter.stack([S, T])
+    assert stacked.shape == (2, 3) and np.array_equal(stacked[1].a, T.a)
+    with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
+        Filter(np.ones(3), np.ones(2))
+    with pytest.raises(TypeError, match="target must be a Filter"):
+        S.train_from(zero, np.ones(3))
+
+
+@given(spectra(max_size=8), times(), times(), st.floats(-1.0, 2.0))
+def test_train_from_matches_per_mode_dual_flow(lam, t, s, w):
+    """The rule against a per-mode explicit solve: f = a_s + (a_tgt − a_s)(1 − e^{−λt}), g likewise / λ."""
+    scale = 1.0 / max(lam[0], 1e-300)
+    t, s = t * scale, s * scale
+    one = Filter.labels(lam)
+    start, T = flow_filter(lam, s), flow_filter(lam, 2 * s)
+    target = w * T + (1 - w) * one
+    got = flow_filter(lam, t).train_from(start, target)
+    gap = target.a - start.a
+    learned = -np.expm1(-lam * t) if np.isfinite(t) else (lam > 0).astype(float)  # 1 − e^{−λt}
+    assert_close(got.a, start.a + gap * learned, rtol=1e-12, atol=1e-15 * (1 + np.abs(gap)).max())
+    pos = lam > 0
+    want_g = np.where(pos, start.a_over_eval + gap * learned / np.where(pos, lam, 1.0), 0.0)
+    want_g = np.where(pos, want_g, start.a_over_eval + gap * (t if np.isfinite(t) else 0.0))
+    assert_close(got.a_over_eval, want_g, rtol=1e-10, atol=1e-300)
+
+
+def test_recipe_owns_the_normalization():
+    lam = np.array([6.0, 3.0, 0.0])
+    spec = Spectrum(evals=lam, U=np.eye(3), V=None, rank_tol=0.0)
+    mean = Recipe(normalization="mean").filter(spec, 2.0)
+    assert_close(mean.a, flow_filter(lam / 3, 2.0).a, rtol=1e-15)
+    assert_close(mean.a_over_eval, flow_filter(lam / 3, 2.0).a_over_eval / 3, rtol=1e-15)
+    per = Recipe(normalization="per_output").filter(spec, 2.0, outputs=2)
+    assert_close(per.a, flow_filter(lam / 6, 2.0).a, rtol=1e-15)
+    with pytest.raises(ValueError, match="needs outputs"):
+        Recipe(normalization="per_output").filter(spec, 2.0)
+    with pytest.raises(ValueError, match="needs a Spectrum"):
+        Recipe(normalization="mean").filter(lam, 2.0)
+    with pytest.raises(ValueError, match="unknown normalization"):
+        Recipe(normalization="avg")
+    assert Recipe("gd", learning_rate=0.5).record() == {
+        "method": "gd",
+        "learning_rate": 0.5,
+        "momentum": 0.0,
+        "normalization": "sum",
+    }
