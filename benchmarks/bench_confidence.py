@@ -64,6 +64,7 @@ def _child(mode: str, paths: list[str], bootstrap: int) -> dict:
 
 
 def main() -> None:
+    """Write the inputs, run the baseline and the analysis in subprocesses, print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--points", type=int, default=1_000_000)
     p.add_argument("--classes", type=int, default=10)

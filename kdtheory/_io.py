@@ -24,6 +24,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
     On error the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+      path: the file to write; its directory is created if missing.
+
+    Yields:
+      The temporary path to write to.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +47,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Args:
+      path: the file to write.
+      text: its content.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 

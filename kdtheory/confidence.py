@@ -250,7 +250,7 @@ def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, *, bin
         )
     if not np.all((conf >= 0) & (conf <= 1)):
         raise ValueError("confidence must lie in [0, 1]")
-    idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
+    idx = np.digitize(conf, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True)
     gap = np.bincount(idx, weights=hit.astype(np.float64), minlength=bins) - np.bincount(
         idx, weights=conf, minlength=bins
     )
@@ -372,6 +372,7 @@ class ConfidenceReport:
         return "\n".join(rows)
 
     def __repr__(self) -> str:
+        """One line: size, kind, reference, slope, low-confidence underfitting, agreement, clipped points."""
         s = "undefined" if self.slope is None else f"{self.slope:.3f}"
         return (
             f"ConfidenceReport(n={self.teacher_logit.size}, kind={self.kind}, reference={self.reference}, "

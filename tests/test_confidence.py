@@ -120,7 +120,7 @@ def test_known_values_and_ece():
 @given(st.integers(1, 200), st.integers(1, 15), st.integers(0, 2**31))
 def test_ece_equals_an_explicit_loop(n, bins, seed):
     rng = np.random.default_rng(seed)
-    conf = rng.choice([0.0, 0.1, 0.5, 1.0, 0.3333, 0.9], size=n) if seed % 2 else rng.uniform(0, 1, n)
+    conf = rng.choice([0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 0.3333, 0.9], size=n) if seed % 2 else rng.uniform(0, 1, n)
     hit = rng.uniform(size=n) < conf
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
