@@ -219,7 +219,11 @@ def _confidence(args: argparse.Namespace) -> int:
             names=(args.teacher, args.student),
         )
     except ValueError as exc:
-        raise _InputError(str(exc)) from exc
+        message = str(exc)
+        for option in ("bins", "bootstrap", "quantile", "tol", "seed", "reference"):
+            if message.startswith(f"{option} must"):
+                message = f"--{message}"  # the command's spelling of the argument
+        raise _InputError(message) from exc
     print(report.table())
     if mapping is not None:
         shown = ", ".join(f"{name}={j}" for name, j in list(mapping.items())[:12])

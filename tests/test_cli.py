@@ -188,8 +188,8 @@ def test_row7_string_labels(files, tmp_path):
 
 def test_row14_messages(files, tmp_path):
     base = ["confidence", files["t"], files["s"], "--logits"]
-    assert_one_line_error(*run_cli([*base, "--bins", "0"]), contains=("bins must be an integer >= 1, got 0",))
-    assert_one_line_error(*run_cli([*base, "--bootstrap", "-5"]), contains=("bootstrap must be an integer >= 0",))
+    assert_one_line_error(*run_cli([*base, "--bins", "0"]), contains=("--bins must be an integer >= 1, got 0",))
+    assert_one_line_error(*run_cli([*base, "--bootstrap", "-5"]), contains=("--bootstrap must be an integer >= 0",))
     assert_one_line_error(*run_cli([*base, "--bins", "many"]), contains=("--bins", "invalid int value"))
     # a text file: old message "Cannot load file containing pickled data"
     assert_one_line_error(
