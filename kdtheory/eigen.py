@@ -860,161 +860,217 @@ def _gd(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _momentum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    r"""Heavy-ball ``(a, a/q)`` per mode for ``q = ηλ``, whole steps ``s`` (inf: placeholder), ``β ∈ [0, 1)``.
+    r"""Heavy-ball ``(a, a/q)`` per mode, for every ``β ∈ [0, 1)`` (issue 14: no NaN, no underflow).
 
-    ``e = 1 − a`` comes from :func:`_momentum_remainder` (closed forms without cancellation or
-    intermediate under/overflow, for every β including ones whose square root or square
-    underflows). Where ``a < 1/4`` (so ``1 − e`` would cancel), ``a = q · (a/q)`` with ``a/q`` from
-    :func:`_momentum_sum`; elsewhere ``a/q = (1 − e)/q``. β = 0 is gradient descent exactly.
+    ``e = 1 − a`` comes from :func:`_momentum_remainder`, a closed form without cancellation or
+    intermediate under/overflow for every β, including β whose square root or square underflows.
+    Where ``1 − e < 1/4`` would cancel, ``a = q · (a/q)`` with ``a/q`` from :func:`_momentum_sum`
+    (when it has a cancellation-free form there); elsewhere ``a/q = (1 − e)/q``. β = 0 is
+    gradient descent, exactly.
+
+    Args:
+      q: ``η λ ≥ 0`` per mode.
+      s: whole numbers of steps (``inf`` is a placeholder, replaced by the caller), broadcast
+        against ``q``.
+      beta: momentum β in ``[0, 1)``.
+
+    Returns:
+      ``(a, a/q)``, broadcast shape of ``q`` and ``s``.
     """
     s = np.where(np.isinf(s), 0.0, s)
     q, s = (np.array(x, dtype=np.float64) for x in np.broadcast_arrays(q, s))
     if beta == 0.0:
         return _gd(q, s)
-    with np.errstate(all="ignore"):
-        e = _momentum_remainder(q, s, beta)
-        h, ok = _momentum_sum(q, s, beta)
+    with np.errstate(all="ignore"):  # every branch is evaluated everywhere; np.where picks
+        roots = _momentum_roots(q, beta)
+        e = _momentum_remainder(q, s, beta, roots)
+        h, ok = _momentum_sum(q, s, beta, roots)
         a_e = 1.0 - e
         use_h = ok & (a_e < 0.25)
         a = np.where(use_h, q * h, a_e)
         h = np.where(use_h, h, a_e / np.where(q > 0, q, 1.0))
-        a = np.where(s == 0, 0.0, a)
-        h = np.where(s == 0, 0.0, h)
-    return a, h
+    return np.where(s == 0, 0.0, a), np.where(s == 0, 0.0, h)
 
 
-def _momentum_roots(q: np.ndarray, beta: float) -> dict:
-    r"""Root geometry of ``μ² − (1 + β − q) μ + β`` computed without cancellation.
+@dataclass(frozen=True)
+class _Roots:
+    """Root geometry of ``μ² − b μ + β``, ``b = 1 + β − q`` (see :func:`_momentum_roots`)."""
 
-    ``r = √β``; ``(1 − r)² = ((1 − β)/(1 + r))²`` (exact even for β → 1); the discriminant
-    ``(q − (1 − r)²)(q − (1 + r)²)`` as a product, so it vanishes exactly at double roots;
-    ``pos``: ``b = 1 + β − q ≥ 0``; ``dev = |c| − r`` with ``c = b/2`` (≥ 0: real roots,
-    < 0: complex roots), the distance to a double root in the scale of ``q``.
+    r: float  # √β, the modulus of complex roots
+    pos: np.ndarray  # b ≥ 0
+    b: np.ndarray  # 1 + β − q, as (1 − q) + β
+    p: np.ndarray  # δ_1 + δ_2 = 1 − β + q, where δ = 1 − μ
+    disc: np.ndarray  # b² − 4β = (q − (1 − r)²)(q − (1 + r)²)
+    dev: np.ndarray  # |b|/2 − r: ≥ 0 real roots, < 0 complex roots
+
+
+def _momentum_roots(q: np.ndarray, beta: float) -> _Roots:
+    r"""Root geometry of heavy ball's characteristic polynomial, without cancellation.
+
+    ``(1 − √β)²`` is formed as ``((1 − β)/(1 + √β))²`` (exact as β → 1); the discriminant as the
+    product ``(q − (1 − r)²)(q − (1 + r)²)``, so it vanishes exactly at double roots, and
+    ``|b|/2 − r`` as ``((1 − r)² − q)/2`` (``b ≥ 0``) or ``(q − (1 + r)²)/2`` (``b < 0``), the
+    distance to the double root in the scale of ``q``. ``b = (1 − q) + β`` is exact where it
+    is small (Sterbenz).
+
+    Args:
+      q: ``η λ ≥ 0``.
+      beta: ``β ∈ (0, 1)``.
+
+    Returns:
+      The :class:`_Roots`.
     """
-    r = np.sqrt(beta)
+    r = float(np.sqrt(beta))
     lo = ((1.0 - beta) / (1.0 + r)) ** 2
     hi = (1.0 + r) ** 2
     pos = q <= 1.0 + beta
-    disc = (q - lo) * (q - hi)
     dev = np.where(pos, 0.5 * (lo - q), 0.5 * (q - hi))
-    return {"r": r, "pos": pos, "disc": disc, "dev": dev, "p": (1.0 - beta) + q}
+    return _Roots(r, pos, (1.0 - q) + beta, (1.0 - beta) + q, (q - lo) * (q - hi), dev)
 
 
-def _momentum_remainder(q: np.ndarray, s: np.ndarray, beta: float) -> np.ndarray:
-    r"""``e_s = 1 − a_s`` of heavy ball, ``β > 0``, in one of three cancellation-free forms.
+def _momentum_remainder(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
+    r"""``e_s = 1 − a_s`` of heavy ball (``β > 0``) in one of three cancellation-free forms.
 
-    * well-separated real roots ``μ_1`` (larger modulus), ``μ_2``, ``ρ = μ_2/μ_1 ∈ [0, 1)``:
-      ``e_s = μ_1^s [1 + (1 − μ_1) ρ (1 − ρ^s)/(1 − ρ)]`` (all terms positive), with
-      ``log μ_1 = log1p(−δ)`` where ``μ_1 = 1 − δ`` is close to 1 and ``δ = q/δ_2``,
-      ``δ_2 = (1 − β + q + √disc)/2`` (so huge ``s`` keeps relative accuracy);
-    * near-double real roots (``disc < 8βq``), ``μ = r e^{±φ}``, ``cosh φ = |c|/r``:
-      ``e_s = r^s [cosh((s + ½)φ)/cosh(φ/2) + (1 − r) sinh(sφ)/sinh φ]`` (``b > 0``), or
-      ``(−r)^s [sinh((s + ½)φ)/sinh(φ/2) − (1 − r) sinh(sφ)/sinh φ]`` (``b < 0``);
-    * complex roots ``±r e^{±iθ}``: the same with ``φ = iθ``.
+    * Well-separated real roots ``μ_1`` (larger modulus), ``μ_2``, ``ρ = μ_2/μ_1 ∈ [0, 1)``:
+      ``e_s = μ_1^s [1 + (1 − μ_1) ρ (1 − ρ^s)/(1 − ρ)]`` (all terms of one sign), with
+      ``log μ_1 = log1p(−δ_1)``, ``δ_1 = q/δ_2``, ``δ_2 = (1 − β + q + √disc)/2`` where ``μ_1 > ½``
+      (so ``s`` up to 1e12 keeps relative accuracy) and ``ρ = β/μ_1²`` (no ``√β`` to underflow).
+    * Near-double real roots (``disc < 8 β q``), ``μ = ±r e^{±φ}``, ``cosh φ = |b|/2r``:
+      ``e_s = r^s [cosh((s + ½)φ)/cosh(φ/2) + (1 − r) sinh(sφ)/sinh φ]`` (``b ≥ 0``) or
+      ``(−r)^s [sinh((s + ½)φ)/sinh(φ/2) − (1 − r) sinh(sφ)/sinh φ]`` (``b < 0``), in
+      exponentials of ``−φ`` times ``exp(s(log r + φ))``.
+    * Complex roots ``±r e^{±iθ}``: the same with ``φ = iθ``; ``θ`` and the phases ``mθ`` are
+      formed as ``m π/2 − m ψ``, ``ψ = asin(|b|/2r)``, when ``θ > π/3`` (the phase near a zero
+      of ``cos`` keeps its relative accuracy).
 
-    ``φ = 2 asinh(√(u/2))`` and ``θ = 2 asin(√(v/2))`` with ``u = −v = (|c| − r)/r`` computed from
-    the factored discriminant, so they keep relative accuracy as the roots merge.
+    ``φ = 2 asinh(√(u/2))``, ``θ = 2 asin(√(v/2))``, ``u = −v = (|b|/2 − r)/r``: relative accuracy
+    as the roots merge. ``1 − r = (1 − β)/(1 + r)``.
+
+    Args:
+      q: ``η λ ≥ 0``.
+      s: whole numbers of steps, same shape as ``q``.
+      beta: ``β ∈ (0, 1)``.
+      g: :func:`_momentum_roots` of ``q``.
+
+    Returns:
+      ``e_s``, same shape as ``q``.
     """
-    g = _momentum_roots(q, beta)
-    r, pos, disc, dev, p = g["r"], g["pos"], g["disc"], g["dev"], g["p"]
+    r, pos, b, p, disc, dev = g.r, g.pos, g.b, g.p, g.disc, g.dev
     real = disc >= 0
     near = real & (disc < 8.0 * beta * q)
     sep = real & ~near
-    cplx = ~real
-    odd = np.mod(s, 2.0) == 1.0
-    sign = np.where(~pos & odd, -1.0, 1.0)
+    sign = np.where(~pos & (np.mod(s, 2.0) == 1.0), -1.0, 1.0)  # (sign of the roots)^s
     omr = (1.0 - beta) / (1.0 + r)  # 1 − r
-    e = np.ones_like(q)
+    log_r = 0.5 * np.log(beta)
 
     # well-separated real roots
     sq = np.sqrt(np.where(real, disc, 0.0))
-    b = (1.0 + beta) - q
-    mu1 = np.where(pos, 0.5 * (b + sq), 0.5 * (b - sq))
-    mu1 = np.where(sep, mu1, 1.0)
-    d2 = 0.5 * (p + sq)
-    ds = q / d2  # 1 − μ_1 when b > 0
-    log_mu1 = np.where(pos & (mu1 > 0.5), np.log1p(-ds), np.log(np.abs(mu1)))
-    one_m_mu1 = np.where(pos & (mu1 > 0.5), ds, 1.0 - mu1)
+    mu1 = np.where(sep, np.where(pos, 0.5 * (b + sq), 0.5 * (b - sq)), 1.0)
+    d1 = q / (0.5 * (p + sq))  # 1 − μ_1 when b ≥ 0
+    close = pos & (mu1 > 0.5)
+    log_mu1 = np.where(close, np.log1p(-d1), np.log(np.abs(mu1)))
+    one_m_mu1 = np.where(close, d1, 1.0 - mu1)
     one_m_rho = np.clip(sq / np.abs(mu1), 0.0, 1.0)
     rho = np.minimum(beta / mu1**2, 1.0)
     log_rho = np.where(one_m_rho < 0.5, np.log1p(-one_m_rho), np.log(rho))
     geo = np.where(one_m_rho > 0, -np.expm1(s * log_rho) / np.where(one_m_rho > 0, one_m_rho, 1.0), s)
-    geo = np.where(s == 0, 0.0, geo)
-    e_sep = sign * np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * geo)
-    e = np.where(sep, e_sep, e)
+    e_sep = sign * np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * np.where(s == 0, 0.0, geo))
 
-    # near-double real roots (hyperbolic form) and complex roots (trigonometric form)
-    log_r = 0.5 * np.log(beta)
-    u = np.where(near, dev / r, 0.0)
-    phi = 2.0 * np.arcsinh(np.sqrt(u / 2.0))
+    # near-double real roots: hyperbolic form
+    phi = 2.0 * np.arcsinh(np.sqrt(np.where(near, dev / r, 0.0) / 2.0))
     pp = np.where(phi > 0, phi, 1.0)
-    g2 = np.where(phi > 0, np.expm1(-2.0 * s * pp) / np.expm1(-2.0 * pp), s)  # e^{−(s−1)φ} sinh(sφ)/sinh φ
-    ratio_c = np.where(phi > 0, (1.0 + np.exp(-(2.0 * s + 1.0) * phi)) / (1.0 + np.exp(-phi)), 1.0)
-    ratio_s = np.where(phi > 0, np.expm1(-(2.0 * s + 1.0) * pp) / np.expm1(-pp), 2.0 * s + 1.0)
-    tail = omr * np.exp(-phi) * g2
-    bracket = np.where(pos, ratio_c + tail, ratio_s - tail)
-    e_near = sign * np.exp(s * (log_r + phi)) * bracket
-    e = np.where(near, e_near, e)
+    sinh_ratio = np.where(phi > 0, np.expm1(-2.0 * s * pp) / np.expm1(-2.0 * pp), s)  # e^{−(s−1)φ} sinh sφ/sinh φ
+    cosh_half = np.where(phi > 0, (1.0 + np.exp(-(2.0 * s + 1.0) * phi)) / (1.0 + np.exp(-phi)), 1.0)
+    sinh_half = np.where(phi > 0, np.expm1(-(2.0 * s + 1.0) * pp) / np.expm1(-pp), 2.0 * s + 1.0)
+    tail = omr * np.exp(-phi) * sinh_ratio
+    e_near = sign * np.exp(s * (log_r + phi)) * np.where(pos, cosh_half + tail, sinh_half - tail)
 
-    v = np.clip(np.where(cplx, -dev / r, 1.0), 0.0, 2.0)
-    # θ ≤ π/3: θ = 2 asin(√(v/2)); θ > π/3: θ = π/2 − ψ, ψ = asin(|b|/2r) with b = (1 − q) + β
-    # (exact where it is small), so the phases mθ = m π/2 − mψ keep relative accuracy in mψ.
+    # complex roots: trigonometric form
+    v = np.clip(np.where(real, 1.0, -dev / r), 0.0, 2.0)
     wide = v > 0.5
     th = np.where(wide, 0.0, 2.0 * np.arcsin(np.sqrt(v / 2.0)))
-    psi = np.where(wide, np.arcsin(np.clip(np.abs((1.0 - q) + beta) / (2.0 * r), 0.0, 1.0)), 0.0)
-    cs1, sn1 = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
-    cs2, sn2 = _quarter_turns(np.where(wide, 2.0 * s + 1.0, 0.0), (s + 0.5) * psi, (s + 0.5) * th)
-    ch, sh = _quarter_turns(np.where(wide, 1.0, 0.0), 0.5 * psi, 0.5 * th)
+    psi = np.where(wide, np.arcsin(np.clip(np.abs(b) / (2.0 * r), 0.0, 1.0)), 0.0)
+    cos_s, sin_s = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
+    cos_h, sin_h = _quarter_turns(np.where(wide, 2.0 * s + 1.0, 0.0), (s + 0.5) * psi, (s + 0.5) * th)
+    cos_1, sin_1 = _quarter_turns(np.where(wide, 1.0, 0.0), 0.5 * psi, 0.5 * th)
     _, sin_th = _quarter_turns(np.where(wide, 2.0, 0.0), psi, th)
-    sin_ratio = sn1 / sin_th
-    bracket = np.where(pos, cs2 / ch + omr * sin_ratio, sn2 / sh - omr * sin_ratio)
+    sin_ratio = sin_s / sin_th
+    bracket = np.where(pos, cos_h / cos_1 + omr * sin_ratio, sin_h / sin_1 - omr * sin_ratio)
     e_c = sign * np.exp(s * log_r) * bracket
-    e = np.where(cplx, e_c, e)
+
+    e = np.where(sep, e_sep, np.where(near, e_near, e_c))
     return np.where(s == 0, 1.0, e)
 
 
-def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    r"""``a_s/q = Σ_{m=1}^{s} D_m`` where it can be had without cancellation, and where that is.
+def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> tuple[np.ndarray, np.ndarray]:
+    r"""``a_s/q = Σ_{m=1}^{s} D_m`` where it has a cancellation-free form, and where that is.
 
     With ``δ_{1,2} = 1 − μ_{1,2}`` (``δ_1 + δ_2 = 1 − β + q``, ``δ_1 δ_2 = q``) and ``n = s + 1``:
 
-    * small ``n·max|δ|`` (≤ ½): the series ``Σ_{j≥1} (−1)^{j+1} C(n, j+1) H_{j−1}(δ_1, δ_2)``
-      (``H_k`` the complete homogeneous symmetric polynomials, real for complex roots too);
-    * real positive roots ``δ_1 ≤ δ_2/2``: the divided difference
+    * ``n · max|δ| ≤ ½``: the series ``Σ_{j≥1} (−1)^{j+1} C(n, j+1) h_{j−1}(δ_1, δ_2)``
+      (``h_k`` the complete homogeneous symmetric polynomials, real for complex roots too; terms
+      fall by ``n max|δ|/(j + 2)``, 24 terms reach ``1e-30``);
+    * real roots in ``[0, 1]`` with ``δ_1 ≤ δ_2/2`` and ``n δ_2 > ½``: the divided difference
       ``[G(δ_1) − G(δ_2)]/(δ_2 − δ_1)``, ``G(δ) = (1 − (1 − δ)^n)/δ``.
 
+    Args:
+      q: ``η λ ≥ 0``.
+      s: whole numbers of steps, same shape as ``q``.
+      beta: ``β ∈ (0, 1)``.
+      g: :func:`_momentum_roots` of ``q``.
+
     Returns:
-      ``(h, ok)``: the sum, and where it is valid.
+      ``(h, ok)``: the sum (NaN where ``ok`` is False), and where it is valid.
     """
-    g = _momentum_roots(q, beta)
-    r, pos, disc, p = g["r"], g["pos"], g["disc"], g["p"]
+    pos, p, disc = g.pos, g.p, g.disc
     real = disc >= 0
     n = s + 1.0
     sq = np.sqrt(np.where(real, disc, 0.0))
-    d2 = np.where(real, 0.5 * (p + sq), np.sqrt(q))  # max |δ|
+    d2 = np.where(real, 0.5 * (p + sq), np.sqrt(q))  # max |δ| (b ≥ 0)
     d1 = q / d2
-    dmax = np.where(real & ~pos, np.inf, d2)
-    ser = n * dmax <= 0.5
+    ser = n * np.where(real & ~pos, np.inf, d2) <= 0.5
     dd = real & pos & ~ser & (d1 <= 0.5 * d2)
 
-    # series, scaled by d = max|δ|: c_j = C(n, j+1) d^{j−1}, Ĥ_k = H_k/d^k
-    d = np.where(ser, dmax, 1.0)
+    # series in units of d = max|δ|: c_j = C(n, j+1) d^{j−1}, hh_k = h_k/d^k
+    d = np.where(ser, d2, 1.0)
     pd = np.where(ser, p / d, 0.0)
     qd = np.where(ser, (q / d) / d, 0.0)
     c = 0.5 * n * (n - 1.0)
-    h_prev, h_cur = np.zeros_like(q), np.ones_like(q)
-    total = c * h_cur
+    hh_prev, hh = np.zeros_like(q), np.ones_like(q)
+    total = c * hh
     for j in range(1, 24):
         c = c * np.maximum(n - j - 1.0, 0.0) / (j + 2.0) * d
-        h_prev, h_cur = h_cur, pd * h_cur - qd * h_prev
-        total = total + (-1.0) ** j * c * h_cur
+        hh_prev, hh = hh, pd * hh - qd * hh_prev
+        total = total + (-1.0) ** j * c * hh
     h = np.where(ser, total, np.nan)
 
-    # divided difference of G at δ_1 < δ_2 (both roots in (0, 1])
-    mu2 = np.where(dd, beta / (1.0 - d1), 1.0)
+    # divided difference of G at δ_1 < δ_2 (both roots in [0, 1]); log μ_2 = log(β/μ_1) if μ_2 < ½
     l1 = np.log1p(-d1)
-    l2 = np.where(d2 < 0.5, np.log1p(-np.minimum(d2, 0.5)), np.log(mu2))
+    l2 = np.where(d2 < 0.5, np.log1p(-np.minimum(d2, 0.5)), np.log(beta) - l1)
     G1 = np.where(d1 > 0, -np.expm1(n * l1) / np.where(d1 > 0, d1, 1.0), n)
     G2 = -np.expm1(n * l2) / d2
     h = np.where(dd, (G1 - G2) / np.where(dd, sq, 1.0), h)
     return h, ser | dd
+
+
+_HALF_SQRT2 = float(np.sqrt(0.5))
+_COS_QUARTER = np.array([1.0, _HALF_SQRT2, 0.0, -_HALF_SQRT2, -1.0, -_HALF_SQRT2, 0.0, _HALF_SQRT2])
+_SIN_QUARTER = np.roll(_COS_QUARTER, 2)  # sin(kπ/4) = cos((k − 2)π/4)
+
+
+def _quarter_turns(n: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cos`` and ``sin`` of ``n π/4 − x + y`` for whole ``n ≥ 0``, with ``n π/4`` reduced exactly.
+
+    Args:
+      n: whole numbers of eighth turns.
+      x: angle subtracted.
+      y: angle added.
+
+    Returns:
+      ``(cos, sin)``, broadcast shape.
+    """
+    k = np.mod(n, 8.0).astype(np.intp)
+    c, s = _COS_QUARTER[k], _SIN_QUARTER[k]
+    alpha = y - x
+    ca, sa = np.cos(alpha), np.sin(alpha)
+    return c * ca - s * sa, s * ca + c * sa

@@ -27,6 +27,12 @@ __all__ = [
     "labels",
     "times",
     "stable_learning_rates",
+    "tiny_positive",
+    "momenta",
+    "edge_spectra",
+    "step_counts",
+    "rate_fractions",
+    "near_double_root_rates",
     "random_orthogonal",
     "relative_error",
     "assert_close",
@@ -181,6 +187,109 @@ def stable_learning_rates(lam_max: float, *, monotone: bool = False, momentum: f
     top = 1.0 if monotone else 2.0 * (1.0 + momentum) * (1 - 1e-3)
     lam_max = lam_max if lam_max > 0 else 1.0
     return st.floats(1e-3, top).map(lambda r: r / lam_max)
+
+
+# ---------------------------------------------------------------------- edges of the closed forms
+SMALLEST_SUBNORMAL = float(np.finfo(np.float64).smallest_subnormal)
+
+
+def tiny_positive(*, max_value: float = 1e-8) -> st.SearchStrategy[float]:
+    r"""Tiny positive floats, down to the smallest subnormal, log-uniform over ``[5e-324, max_value]``.
+
+    Also draws exact edge values (``5e-324``, the smallest normal ``2.2e-308``, ``1e-300``,
+    ``1e-200``, ``1e-30``, ``1e-17``, ``ε/2``, ``ε``) where intermediate quantities (squares,
+    square roots, ``1 + x``) underflow or round away — the values that uniform draws never reach.
+    """
+    edges = [SMALLEST_SUBNORMAL, float(np.finfo(np.float64).tiny), 1e-300, 1e-200, 1e-30, 1e-17, 2.0**-53, 2.0**-52]
+    edges = [x for x in edges if x <= max_value]
+    lo = np.log10(SMALLEST_SUBNORMAL)
+    spread = st.floats(lo, np.log10(max_value)).map(lambda k: float(np.clip(10.0**k, SMALLEST_SUBNORMAL, max_value)))
+    return st.one_of(st.sampled_from(edges), spread)
+
+
+def momenta(*, max_momentum: float = 1 - 1e-9) -> st.SearchStrategy[float]:
+    r"""Heavy-ball momenta β in ``[0, max_momentum]`` that reach both edges of ``[0, 1)`` on purpose.
+
+    Draws 0 (gradient descent), :func:`tiny_positive` values (β whose ``√β`` or ``β²`` underflow,
+    and ``1 + β = 1``), moderate values, and ``1 − 10^{−k}`` for k up to 9 (β → 1, where
+    ``1 − √β`` cancels unless computed as ``(1 − β)/(1 + √β)``).
+    """
+    near_one = st.floats(1.0, -np.log10(1.0 - max_momentum)).map(lambda k: min(1.0 - 10.0**-k, max_momentum))
+    return st.one_of(
+        st.just(0.0),
+        tiny_positive(),
+        st.floats(1e-8, max_momentum),
+        near_one,
+        st.sampled_from([x for x in (0.3, 0.5, 0.81, 0.9, 0.99, 0.999) if x <= max_momentum]),
+    )
+
+
+@st.composite
+def edge_spectra(
+    draw, *, min_size: int = 1, max_size: int = 6, top: tuple[float, float] = (1e-100, 1e100)
+) -> np.ndarray:
+    r"""Descending eigenvalues with the edge cases of the filters: exact zeros, subnormal values,
+    values ``ε`` below the top, and dynamic ranges up to the whole float64 range.
+
+    The largest eigenvalue is drawn log-uniformly from ``top``; the rest are the top times
+    ``10^{−k}`` (``k`` up to 330, so tiny and subnormal values appear), exact copies of the top,
+    the top times ``1 − ε``, absolute subnormals, or 0.
+    """
+    n = draw(st.integers(min_size, max_size))
+    lam_max = 10.0 ** draw(st.floats(np.log10(top[0]), np.log10(top[1])))
+    rest = st.one_of(
+        st.floats(0.0, 330.0).map(lambda k: lam_max * 10.0**-k),
+        st.just(lam_max),
+        st.just(lam_max * (1 - 2.0**-52)),
+        st.sampled_from([SMALLEST_SUBNORMAL, 1e-310, float(np.finfo(np.float64).tiny)]),
+        st.just(0.0),
+    )
+    lam = np.array([lam_max] + draw(st.lists(rest, min_size=n - 1, max_size=n - 1)), dtype=np.float64)
+    return np.sort(lam)[::-1]
+
+
+def step_counts(*, max_steps: int = 10**12, allow_inf: bool = True) -> st.SearchStrategy[float]:
+    r"""Whole numbers of steps as floats: 0, 1, 2, small, powers of two and ten, anything up to
+    ``max_steps`` (log-uniform), and (optionally) ``inf``.
+
+    Huge counts reach the regime where ``s · log μ`` must be formed from ``log1p`` (``μ^s`` by
+    repeated rounding loses ``s ε``) and ``s θ`` needs full relative precision.
+    """
+    exact = [float(k) for k in (0, 1, 2, 3, 4, 7, 64, 2**20, 10**6, 10**9, 2**40, 10**12) if k <= max_steps]
+    spread = st.floats(0.0, np.log10(max_steps)).map(lambda k: float(np.floor(10.0**k)))
+    finite = st.one_of(st.sampled_from(exact), st.integers(0, min(200, max_steps)).map(float), spread)
+    return st.one_of(finite, st.just(float("inf"))) if allow_inf else finite
+
+
+def rate_fractions(*, max_fraction: float = 1 - 1e-9) -> st.SearchStrategy[float]:
+    r"""Fractions ``η/η_max`` of the stability bound, log-uniform over ``[1e-12, max_fraction]``
+    plus ``1 − 10^{−k}`` (k up to 9) and a few exact values (¼, ½, 1/(1 + β)-like midpoints).
+
+    Multiply by :func:`kdtheory.eigen.max_learning_rate` to get tiny, moderate and
+    edge-of-stability learning rates.
+    """
+    near_one = st.floats(1.0, -np.log10(1.0 - max_fraction)).map(lambda k: min(1.0 - 10.0**-k, max_fraction))
+    spread = st.floats(-12.0, np.log10(max_fraction)).map(lambda k: min(10.0**k, max_fraction))
+    return st.one_of(spread, near_one, st.sampled_from([0.25, 0.5, 0.75]))
+
+
+@st.composite
+def near_double_root_rates(draw, lam: float, momentum: float, *, max_offset: float = 1e-6) -> float:
+    r"""Learning rates η putting ``η λ`` at or near a double root of heavy ball,
+    ``η λ = (1 ± √β)² (1 + δ)`` with ``δ = 0`` or ``|δ|`` log-uniform in ``[1e-16, max_offset]``.
+
+    There the two characteristic roots merge and root-based closed forms divide ``0/0``. Requires
+    ``λ > 0`` and ``β > 0``; ``(1 − √β)²`` is formed as ``((1 − β)/(1 + √β))²``, exact as β → 1.
+    The upper root ``(1 + √β)² < 2(1 + β)`` stays inside the stability region.
+    """
+    if not lam > 0 or not 0 < momentum < 1:
+        raise ValueError(f"near_double_root_rates needs lam > 0 and 0 < momentum < 1, got {lam!r}, {momentum!r}")
+    r = np.sqrt(momentum)
+    q0 = ((1.0 - momentum) / (1.0 + r)) ** 2 if draw(st.booleans()) else (1.0 + r) ** 2
+    offset = draw(st.one_of(st.just(0.0), st.floats(-16.0, np.log10(max_offset)).map(lambda k: 10.0**k)))
+    sign = draw(st.sampled_from([-1.0, 1.0]))
+    q = min(q0 * (1.0 + sign * offset), 2.0 * (1.0 + momentum) * (1.0 - 2.0**-50))  # stay stable
+    return float(q / lam)
 
 
 def relative_error(actual, expected) -> float:
