@@ -473,8 +473,9 @@ def analyze(
     clipped = int(np.count_nonzero(clip_t | clip_s))
     if clipped > MAX_CLIPPED_SHARE * n and not accept_clipping:
         raise ValueError(
-            f"{clipped} of {n} points ({100 * clipped / n:.2g}%) have a probability of exactly 0 or 1 for the "
-            f"reference class in {names[0]} ({int(clip_t.sum())}) or {names[1]} ({int(clip_s.sum())}); their "
+            f"{clipped} of {n} points ({100 * clipped / n:.2g}%) have a probability of exactly 0 or 1 (within "
+            f"eps = {eps:g}) for the reference class in {names[0]} ({int(clip_t.sum())}) or {names[1]} "
+            f"({int(clip_s.sum())}); their "
             f"logit confidence is clipped at ±{-np.log(eps):.3g}, which can reverse the conclusion. Above "
             f"{100 * MAX_CLIPPED_SHARE:g}% this is refused: pass logits (kind='logits', --logits), or accept the "
             "clipping (accept_clipping=True, --accept-clipping)"
