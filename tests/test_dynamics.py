@@ -281,3 +281,17 @@ def test_momentum_matches_loop_on_generated_problems(p, frac, beta, s):
     scale = np.linalg.norm(y2) * (1 + s)
     assert_close(tr.train, ref_tr, rtol=1e-10, atol=1e-12 * scale)
     assert_close(tr.test, ref_te, rtol=1e-9, atol=1e-11 * scale * (1 + np.linalg.norm(p.K_test) * eta * (1 + s)))
+
+
+def test_ridge_axis_matches_explicit_solve():
+    X, Xt, y, rng = _problem(6)
+    K, Kx = X @ X.T, Xt @ X.T
+    f0 = rng.standard_normal(y.shape)
+    spec = Spectrum.from_kernel(K)
+    cs = np.array([0.0, 0.3, 4.0])
+    tr = train(spec, y, ridge=cs, init=f0, test_kernel=Kx)
+    assert tr.t is None and np.array_equal(tr.ridge, cs) and tr.recipe["method"] == "ridge"
+    for i, c in enumerate(cs):
+        coef = np.linalg.lstsq(K + c * np.eye(K.shape[0]), y - f0, rcond=None)[0]  # min-norm at c = 0
+        assert_close(tr.train[i], f0 + K @ coef, rtol=1e-9)
+        assert_close(tr.test[i], Kx @ coef, rtol=1e-8)

@@ -230,3 +230,22 @@ def test_truth_weight_reaches_rounds_and_no_hidden_kwargs(kspec):
         rounds(kspec, y, [1.0, 2.0], truth_weight=[0.3, 0.2, 0.1])
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
         rounds(kspec, y, [1.0, 2.0], bogus=1)
+
+
+def test_mixing_weights_name_the_argument(kspec):
+    from kdtheory.distill import distill, mixing_weights
+
+    y = np.array([1.0, -1.0, 2.0])
+    with pytest.raises(ValueError, match="truth_weight must be finite"):
+        distill(kspec, y, 1.0, teacher_t=1.0, truth_weight=np.nan)
+    with pytest.raises(ValueError, match="teacher_weight must be a finite number"):
+        distill(kspec, y, 1.0, teacher_t=1.0, teacher_weight="half")
+    with pytest.raises(ValueError, match="teacher_weight must be a scalar here"):
+        distill(kspec, y, 1.0, teacher_t=1.0, teacher_weight=[0.5, 0.5])
+    assert float(mixing_weights()) == 1.0 and float(mixing_weights(truth_weight=0.25)) == 0.75
+    with pytest.raises(TypeError):
+        distill(kspec, y, 1.0, 2.0)  # the teacher's time is keyword-only: teacher_t=
+    with pytest.raises(ValueError, match="exactly one"):
+        train(kspec, y)
+    with pytest.raises(ValueError, match="leave them at their defaults"):
+        train(kspec, y, ridge=1.0, method="gd")
