@@ -1,4 +1,8 @@
-"""The reproduce pipeline, the CLI, the demos, the derivations and the README's promises."""
+"""The real quick pipeline (run once per test session), the demos, the derivations and the README.
+
+The quick ``kdtheory reproduce`` runs once, in the session fixture ``quick_run``; every test that
+needs its outputs shares it. The pipeline's folder guarantees are in test_reproduce_folder.py.
+"""
 
 import json
 import re
@@ -10,69 +14,84 @@ from pathlib import Path
 import pytest
 
 from kdtheory import cli, experiments
-from kdtheory.experiments import reproduce as rep
+from kdtheory.experiments.reproduce import reproduce
+from kdtheory.experiments.result import SMOKE
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_reproduce_quick_writes_report(tmp_path, capsys):
-    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 0
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """``reproduce --quick`` of every registered experiment, once: (folder, results, progress lines)."""
+    out = tmp_path_factory.mktemp("quick") / "out"
+    lines: list[str] = []
+    results = reproduce(out, quick=True, progress=lines.append)
+    return out, {r.name: r for r in results}, lines
+
+
+@pytest.mark.slow
+def test_quick_run_report(quick_run):
+    out, results, lines = quick_run
     names = experiments.names()
-    data = json.loads((tmp_path / "results.json").read_text())
-    assert set(data["experiments"]) == set(names)
-    assert data["quick"] is True and data["versions"]["numpy"]
-    report = (tmp_path / "report.md").read_text()
-    assert "| experiment | claim | measured | verdict | figure |" in report
-    for name in names:
-        res = data["experiments"][name]
-        assert res["verdict"] in ("supported", "not supported", "inconclusive")
+    assert list(results) == names
+    data = json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert set(data["experiments"]) == set(names) and data["size"] == "quick" and data["versions"]["numpy"]
+    kinds = {n: r["kind"] for n, r in data["experiments"].items()}
+    assert {n for n, k in kinds.items() if k == "validation"} == {
+        "eigen_dynamics", "eigenspace_exaggeration", "repeated_self_distillation"
+    }  # fmt: skip
+    assert {n for n, k in kinds.items() if k == "claim"} == {
+        "confidence_deviation", "late_distillation", "gradient_denoising", "ntk_bridge"
+    }  # fmt: skip
+    report = (out / "report.md").read_text()
+    assert report.index("## The paper's claims") < report.index("## Validations") < report.index("## eigen_dynamics")
+    for name, res in data["experiments"].items():
+        assert res["verdict"] == SMOKE and res["reason"]
         assert "seed" in json.dumps(res["config"])
-        for fig in res["figures"]:
-            assert (tmp_path / fig).stat().st_size > 10_000
-            assert f"({fig})" in report
-    assert not list(tmp_path.glob(".staging-*"))
-    assert "eigen_dynamics" in capsys.readouterr().out
+        if res["kind"] == "claim":
+            assert res["effects"]
+            for e in res["effects"]:
+                assert list(e)[:7] == ["name", "estimate", "ci_low", "ci_high", "seeds", "control", "rule"]
+                assert isinstance(e["estimate"], float) and e["seeds"] >= 1 and e["control"] and e["rule"]
+        assert res["figures"] == [f"{name}.png"]
+        assert (out / f"{name}.png").stat().st_size > 10_000 and f"]({name}.png)" in report
+    assert {p.name for p in out.iterdir()} == {f"{n}.png" for n in names} | {"report.md", "results.json"}
+    assert any(line.startswith("[1/7] eigen_dynamics: running") for line in lines)
 
 
-def test_eigen_dynamics_supported_and_exact(tmp_path):
-    res = experiments.load("eigen_dynamics").run(experiments.load("eigen_dynamics").Config.quick(), tmp_path)
-    assert res.verdict == "supported"
+@pytest.mark.slow
+def test_eigen_dynamics_exact(quick_run):
+    res = quick_run[1]["eigen_dynamics"]
+    assert res.rule_verdict == "supported"
     assert res.measured["relative_error_train_predictions"] < 1e-9
     assert res.measured["half_learning_step_monotone"] is True
 
 
-def test_killed_run_leaves_previous_report_intact(tmp_path, monkeypatch):
-    rep.reproduce(tmp_path, quick=True, only=["eigen_dynamics"], progress=lambda m: None)
-    before = (tmp_path / "report.md").read_text()
-    mod = experiments.load("eigen_dynamics")
-
-    def boom(cfg, out_dir, progress=None):
-        (Path(out_dir) / "eigen_dynamics.png").write_bytes(b"half a figure")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(mod, "run", boom)
-    with pytest.raises(KeyboardInterrupt):
-        rep.reproduce(tmp_path, quick=True, only=["eigen_dynamics"], progress=lambda m: None)
-    assert (tmp_path / "report.md").read_text() == before
-    assert (tmp_path / "eigen_dynamics.png").stat().st_size > 10_000
-    assert not list(tmp_path.glob(".staging-*"))
+@pytest.mark.slow
+def test_distillation_validations(quick_run):
+    res = quick_run[1]["eigenspace_exaggeration"]
+    assert res.rule_verdict == "supported"
+    assert all(m >= -1e-12 for m in res.measured["worst_margin"].values())
+    assert len(res.measured["planted_teacher_risk"]) == experiments.load("eigenspace_exaggeration").quick.seeds
+    res = quick_run[1]["repeated_self_distillation"]
+    assert res.measured["mobahi_collapsed_at"] is not None
+    reg = [c for c in res.measured["mobahi_reg"] if c == c]  # drop NaN after the collapse
+    assert all(b > a for a, b in zip(reg, reg[1:], strict=False))
 
 
 def test_cli_errors_and_list(tmp_path, capsys):
     assert cli.main(["reproduce", "--only", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
     assert cli.main(["list"]) == 0
-    assert "eigen_dynamics" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        cli.main(["frobnicate"])
+    assert "eigen_dynamics: GD learns" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["eigen_dynamics", "repeated_self_distillation"])
 def test_demo_runs(tmp_path, monkeypatch, capsys, name):
-    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--quick", "--out", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--quick", "--out", str(tmp_path / "out")])
     runpy.run_path(str(ROOT / "demos" / f"{name}.py"), run_name="__main__")
-    assert "supported" in capsys.readouterr().out
-    assert (tmp_path / f"{name}.png").exists()
+    assert f"-> {SMOKE}: " in capsys.readouterr().out
+    assert (tmp_path / "out" / f"{name}.png").exists()
 
 
 def test_every_experiment_has_a_demo():
@@ -112,19 +131,3 @@ def test_readme_commands_are_what_ci_runs():
     assert main_steps[1].replace(" .", " '.[test]'") == test_steps[1]
     assert main_steps[-1].endswith("kdtheory reproduce")
     assert "kdtheory reproduce --quick" in ci
-
-
-def test_distillation_experiments_quick(tmp_path):
-    ex = experiments.load("eigenspace_exaggeration")
-    res = ex.run(ex.Config.quick(), tmp_path)
-    assert res.verdict == "supported"
-    assert all(m >= -1e-12 for m in res.measured["worst_margin"].values())
-    assert len(res.measured["planted_teacher_risk"]) == ex.Config.quick().seeds
-    rs = experiments.load("repeated_self_distillation")
-    res = rs.run(rs.Config.quick(), tmp_path)
-    assert res.measured["mobahi_collapsed_at"] is not None
-    reg = [c for c in res.measured["mobahi_reg"] if c == c]  # drop NaN after the collapse
-    assert all(b > a for a, b in zip(reg, reg[1:], strict=False))
-    assert (tmp_path / "eigenspace_exaggeration.png").exists() and (
-        tmp_path / "repeated_self_distillation.png"
-    ).exists()

@@ -17,18 +17,16 @@ with low-confidence underfitting intact — reported, not required.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from kdtheory.confidence import analyze
-from kdtheory.data import Classification, digits, gaussian_mixture
-from kdtheory.experiments.result import ExperimentResult
+from kdtheory.data import digits, gaussian_mixture
+from kdtheory.experiments.harness import Experiment
+from kdtheory.experiments.result import JOINT, Effect, Outcome
 
-__all__ = ["CLAIM", "Config", "run", "distill_pair"]
+__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
 CLAIM = "Where the teacher is unsure, the self-distilled student is even less sure (low-confidence underfitting)"
 
@@ -55,44 +53,11 @@ class Config:
     mixture_test: int = 1000
     bootstrap: int = 500
 
-    @classmethod
-    def quick(cls) -> Config:
-        """CI size: two seeds, short training."""
-        return cls(seeds=2, hidden=64, steps=300, mixture_n=300, mixture_test=300, bootstrap=100)
 
+def measure(cfg: Config, say) -> Outcome:
+    """Teacher and student MLP/linear models on two data sets over seeds; confidence statistics and rule."""
+    from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, teacher_student
 
-def distill_pair(data: Classification, model, *, steps: int, learning_rate: float, seed: int):
-    """Teacher on one-hot labels, then a student (fresh init) on the teacher's logits; final outputs."""
-    from kdtheory.simulate import Loss, Optimizer, train_model
-
-    opt = Optimizer(learning_rate)
-    kw = dict(X_test=data.X_test, test_labels=data.Y_test, checkpoints=[0, steps], optimizer=opt)
-    teacher = train_model(model, data.X, data.Y, loss=Loss("ce"), seed=2 * seed, **kw)
-    student = train_model(
-        model,
-        data.X,
-        data.Y,
-        loss=Loss("ce", teacher_weight=1.0),
-        teacher=teacher.train_outputs[-1],
-        seed=2 * seed + 1,
-        **kw,
-    )
-    return teacher, student
-
-
-def run(
-    config: Config | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> ExperimentResult:
-    """Run the experiment; write ``confidence_deviation.png`` into ``out_dir`` when given."""
-    from kdtheory import plotting
-    from kdtheory.simulate import linear_model, mlp
-
-    cfg = config or Config()
-    say = progress or (lambda msg: None)
-    t0 = time.perf_counter()
     results: dict[str, dict[str, list]] = {}
     figure_reports = {}
     for seed in range(cfg.seeds):
@@ -107,11 +72,16 @@ def run(
                 "linear": (linear_model(d, k), cfg.linear_learning_rate),
             }
             for mname, (model, lr) in models.items():
-                teacher, student = distill_pair(data, model, steps=cfg.steps, learning_rate=lr, seed=seed)
+                teacher, student = teacher_student(
+                    model, data.X, data.Y, teacher_t=cfg.steps, student_t=cfg.steps, points=2,
+                    loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=lr),
+                    X_test=data.X_test, y_test=data.Y_test, seed=2 * seed, student_seed=2 * seed + 1,
+                )  # fmt: skip
                 key = f"{mname}/{dname}"
                 for split, (zt, zs) in {
-                    "train": (teacher.train_outputs[-1], student.train_outputs[-1]),
-                    "test": (teacher.test_outputs[-1], student.test_outputs[-1]),
+                    "train": (teacher.train[-1], student.train[-1]),
+                    "test": (teacher.test[-1], student.test[-1]),
+
                 }.items():
                     rep = analyze(
                         zt,
@@ -151,15 +121,6 @@ def run(
         else ("not supported" if all(v[0] <= 0.5 for v in decisive.values()) else "inconclusive")
     )
 
-    figures: tuple[str, ...] = ()
-    if out_dir is not None:
-        plotting.confidence_figure(
-            figure_reports,
-            title="Student vs teacher logit confidence (seed 0): MLP on digits, linear on the Gaussian mixture",
-            path=Path(out_dir) / "confidence_deviation.png",
-        )
-        figures = ("confidence_deviation.png",)
-
     def fmt(key, stat):
         m, sd, _ = summary[key][stat]
         return f"{m:.3f} ± {sd:.3f}"
@@ -168,16 +129,46 @@ def run(
     slopes = "; ".join(
         f"{key} test slope {fmt(key, 'test_slope')}, train slope {fmt(key, 'train_slope')}" for key in summary
     )
-    return ExperimentResult(
-        name="confidence_deviation",
-        claim=CLAIM,
-        verdict=verdict,
-        decided_by=(
+    effects = tuple(
+        Effect(
+            f"MLP on {d}: share of the lowest-10% teacher-confidence test points where the student is less confident",
+            m, m - 2 * se, m + 2 * se, cfg.seeds, "the fixed value 1/2 (no one-hot control arm yet)",
+            "supported when mean − 2 se > 1/2 on both data sets", "mean ± 2 se over seeds", verdict,
+            JOINT,
+        )
+        for d, (m, se, _) in decisive.items()
+    )  # fmt: skip
+    return Outcome(
+        verdict,
+        (
             f"{'; '.join(parts)} over {cfg.seeds} seeds (mean − 2 se > 0.5 required on both). "
             f"Slopes (reported): {slopes}"
         ),
         measured={key: {stat: list(v) for stat, v in d.items()} for key, d in summary.items()},
-        figures=figures,
-        config=asdict(cfg),
-        seconds=time.perf_counter() - t0,
+        effects=effects,
+        figure_data={"reports": figure_reports},
     )
+
+
+def figure(outcome: Outcome, cfg: Config):
+    """Student against teacher logit confidence, seed 0 (see :func:`kdtheory.confidence_figure.confidence_figure`).
+
+    Args:
+      outcome: :func:`measure`'s outcome; ``figure_data["reports"]`` maps a panel title to a
+        :class:`~kdtheory.confidence.ConfidenceReport` of seed 0.
+      cfg: the configuration (unused: the title names the models drawn).
+
+    Returns:
+      One row of two panels per report.
+    """
+    from kdtheory.confidence_figure import confidence_figure
+
+    title = "Student vs teacher logit confidence (seed 0): MLP on digits, linear on the Gaussian mixture"
+    return confidence_figure(outcome.figure_data["reports"], title=title)
+
+
+EXPERIMENT = Experiment(
+    "confidence_deviation", "claim", CLAIM, full=Config(),
+    quick=Config(seeds=2, hidden=64, steps=300, mixture_n=300, mixture_test=300, bootstrap=100),
+    measure=measure, figure=figure,
+)  # fmt: skip

@@ -20,21 +20,19 @@ not the claim).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from kdtheory.data import planted_linear, power_law_kernel
-from kdtheory.distill import Recipe, distill_filter
+from kdtheory.distill import Recipe, distill_filter, distill_log_remaining
 from kdtheory.eigen import Spectrum
 from kdtheory.exaggeration import STATEMENTS, compare, worst_case
-from kdtheory.experiments.result import ExperimentResult
+from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.result import Outcome
 from kdtheory.planted import search_best
 
-__all__ = ["CLAIM", "Config", "run"]
+__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
 CLAIM = (
     "Distillation composes GD's filter with itself: the student lags the one-hot run on bottom "
@@ -73,24 +71,9 @@ class Config:
     planted_grid: int = 40
     teacher_weights: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 
-    @classmethod
-    def quick(cls) -> Config:
-        """A configuration that runs in a few seconds (CI)."""
-        return cls(n=60, grid=8, planted_n=40, planted_d=80, seeds=3, planted_grid=15)
 
-
-def run(
-    config: Config | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> ExperimentResult:
-    """Run the experiment; write ``eigenspace_exaggeration.png`` into ``out_dir`` when given."""
-    from kdtheory import plotting
-
-    cfg = config or Config()
-    say = progress or (lambda msg: None)
-    t0 = time.perf_counter()
+def measure(cfg: Config, say) -> Outcome:
+    """Paths, per-direction ratios, worst margins of E1–E3 over a grid, the planted model; the rule above."""
     kern = power_law_kernel(cfg.n, exponent=cfg.exponent, seed=0)
     # the spectrum is known exactly; the basis does not matter for filters
     spec = Spectrum(evals=kern.evals, U=np.eye(cfg.n), V=None, rank_tol=0.0)
@@ -100,27 +83,25 @@ def run(
 
     # (i) paths in the (top, bottom) plane
     s_grid = np.r_[0.0, np.geomspace(1e-3, 1e5, 600), np.inf]
-    onehot_path = rec.filter(spec, s_grid)[0][:, [i, j]]
-    student_path = distill_filter(spec, T, s_grid)[0][:, [i, j]]
-    teacher_point = rec.filter(spec, T)[0][[i, j]]
+    onehot_path = rec.filter(spec, s_grid).a[:, [i, j]]
+    student_path = distill_filter(spec, s_grid, teacher_t=T).a[:, [i, j]]
+    teacher_point = rec.filter(spec, T).a[[i, j]]
     # height of the one-hot path at the student's top-direction progress, from remaining fractions
     # 1 − a (no cancellation): the one-hot time matching e_i is −log(e_i)/λ_i (flow)
-    le_s, le_T = rec.log_remaining(spec, s_grid)[:, [i, j]], rec.log_remaining(spec, T)[[i, j]]
-    with np.errstate(divide="ignore"):  # log1p(−1) = −inf at t = 0 is exact
-        le_st = np.logaddexp(le_s, le_T + np.log1p(-np.exp(le_s)))
+    le_st = distill_log_remaining(spec, s_grid, teacher_t=T, recipe=rec)[:, [i, j]]
     inner = slice(1, -1)  # t = 0 and t = ∞ are the endpoints (0 and the teacher's point)
     s_match = -le_st[inner, 0] / spec.evals[i]
     e_oh_j = np.exp(-spec.evals[j] * s_match)
     above = float(np.max(e_oh_j - np.exp(le_st[inner, 1])))  # = a_student,j − a_onehot,j
 
     # (ii) per-direction ratios at matched norm
-    cmp = compare(spec, T, t, match="norm")
+    cmp = compare(spec, teacher_t=T, student_t=t, match="norm")
 
     # (iii) worst cases over a grid
     grid = np.geomspace(1e-2, 1e4, cfg.grid)
     worst = {}
     for st in STATEMENTS:
-        worst[st] = worst_case(spec, st, grid, grid)
+        worst[st] = worst_case(spec, st, teacher_t=grid, student_t=grid)
         say(f"{st}: worst margin {worst[st].margin:.3g} over {worst[st].checked} (T, t)")
 
     # (iv) planted model
@@ -142,10 +123,10 @@ def run(
             p.y,
             p.theta_star,
             p.cov_evals,
-            teacher_times=pgrid[:-1],
-            student_times=pgrid,
-            teacher_weights=cfg.teacher_weights,
-            recipe=Recipe(loss="mean"),
+            teacher_t=pgrid[:-1],
+            student_t=pgrid,
+            teacher_weight=cfg.teacher_weights,
+            recipe=Recipe(normalization="mean"),
         )
         risks.append((res.teacher_risk, res.student_risk))
         details.append(asdict(res))
@@ -158,30 +139,11 @@ def run(
     below = above <= 1e-12
     verdict = "supported" if all(holds.values()) and below else "not supported"
 
-    figures: tuple[str, ...] = ()
-    if out_dir is not None:
-        plotting.exaggeration_figure(
-            onehot_path,
-            student_path,
-            teacher_point,
-            (i, j),
-            spec.evals,
-            cmp.student_over_teacher,
-            cmp.student_over_onehot,
-            cmp.crossover,
-            risks,
-            title=f"Self-distillation in eigenspace: λ_j = j^-{cfg.exponent:g}, T = t = {T:g}/λ_1 (gradient flow)",
-            path=Path(out_dir) / "eigenspace_exaggeration.png",
-        )
-        figures = ("eigenspace_exaggeration.png",)
-
     sd = float(gain.std(ddof=1)) if gain.size > 1 else 0.0
     margins = ", ".join(f"{st} {w.margin:.2g}" for st, w in worst.items())
-    return ExperimentResult(
-        name="eigenspace_exaggeration",
-        claim=CLAIM,
-        verdict=verdict,
-        decided_by=(
+    return Outcome(
+        verdict,
+        (
             f"worst margins over {cfg.grid}x{cfg.grid} (T, t) in [1e-2, 1e4]/λ_1: {margins} "
             f"(all ≥ −1e-12 required); student path above the one-hot path by at most {above:.2g} "
             f"(≤ 0 required); planted model (not in the verdict): best student beats the best "
@@ -190,9 +152,9 @@ def run(
         ),
         measured={
             "worst_margin": {st: w.margin for st, w in worst.items()},
-            "worst_at_teacher_student_time": {st: [w.teacher_time, w.student_time] for st, w in worst.items()},
+            "worst_at_teacher_student_time": {st: [w.teacher_t, w.student_t] for st, w in worst.items()},
             "student_path_max_height_above_onehot": above,
-            "matched_norm_onehot_time": cmp.onehot_time,
+            "matched_norm_onehot_time": cmp.onehot_t,
             "matched_norm_crossover_index": cmp.crossover,
             "matched_norm_crossover_eigenvalue": float(spec.evals[min(cmp.crossover, cfg.n - 1)]),
             "planted_teacher_risk": risks[:, 0].tolist(),
@@ -202,7 +164,67 @@ def run(
             "planted_student_wins": wins,
             "planted_best": details,
         },
-        figures=figures,
-        config=asdict(cfg),
-        seconds=time.perf_counter() - t0,
+        figure_data={
+            "onehot_path": onehot_path, "student_path": student_path, "teacher_point": teacher_point,
+            "evals": spec.evals, "comparison": cmp, "risks": risks,
+        },
+    )  # fmt: skip
+
+
+def figure(outcome: Outcome, cfg: Config):
+    r"""Three panels: the paths in the (top, bottom) plane; per-direction ratios; the planted model.
+
+    Args:
+      outcome: :func:`measure`'s outcome; ``figure_data`` holds the two paths, the teacher's point,
+        the eigenvalues, the matched-norm comparison and the planted risks.
+      cfg: the configuration (the two directions plotted, exponent and times for the title).
+
+    Returns:
+      Three panels: the paths in the plane of two directions; ratios per direction; planted risks.
+    """
+    d = outcome.figure_data
+    evals, cmp, risks = d["evals"], d["comparison"], d["risks"]
+    i, j = cfg.directions
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    ax = axes[0]
+    ax.plot(d["onehot_path"][:, 0], d["onehot_path"][:, 1], color="0.3", lw=2, label="one-hot GD (flow)")
+    ax.plot(d["student_path"][:, 0], d["student_path"][:, 1], color="C3", lw=2, label="student on the teacher")
+    ax.plot(*d["teacher_point"], "o", color="C0", ms=9, label="teacher (one-hot stopped at T)")
+    ax.set(
+        xlabel=f"fraction learned along u_{i + 1} (λ = {evals[i]:.2g})",
+        ylabel=f"fraction learned along u_{j + 1} (λ = {evals[j]:.2g})",
+        title="the student reaches the teacher's point\nbelow the one-hot path (top direction first)",
     )
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    keep = evals > 0
+    ax.plot(evals[keep], cmp.student_over_teacher[keep], color="C0", lw=2, label="student / teacher  (= a_k(t))")
+    ax.plot(evals[keep], cmp.student_over_onehot[keep], color="C3", lw=2, label="student / one-hot at matched norm")
+    ax.axhline(1.0, color="0.5", lw=1, ls="--")
+    if 0 < cmp.crossover < evals.size:
+        lam = evals[cmp.crossover]
+        ax.axvline(lam, color="C3", lw=1, ls=":", label=f"first direction behind: λ = {lam:.2g}")
+    ax.set(xscale="log", xlabel="eigenvalue λ_k", ylabel="ratio of coefficients")
+    ax.set_title("per direction: ahead on top directions,\nbehind on bottom ones")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    seeds = np.arange(risks.shape[0])
+    ax.bar(seeds - 0.2, risks[:, 0], width=0.4, color="C0", label="best early-stopped teacher")
+    ax.bar(seeds + 0.2, risks[:, 1], width=0.4, color="C3", label="best student over (T, t, weight)")
+    ax.set(xlabel="seed (planted linear model)", ylabel="excess population risk")
+    gain = (risks[:, 0] - risks[:, 1]) / risks[:, 0]
+    sd = gain.std(ddof=1) if gain.size > 1 else 0.0
+    ax.set_title(f"planted model: student gain {100 * gain.mean():.1f}% ± {100 * sd:.1f}% (sd)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    T = cfg.teacher_time
+    return finish(fig, f"Self-distillation in eigenspace: λ_j = j^-{cfg.exponent:g}, T = t = {T:g}/λ_1 (gradient flow)")
+
+
+EXPERIMENT = Experiment(
+    "eigenspace_exaggeration", "validation", CLAIM, full=Config(),
+    quick=Config(n=60, grid=8, planted_n=40, planted_d=80, seeds=3, planted_grid=15), measure=measure, figure=figure,
+)  # fmt: skip

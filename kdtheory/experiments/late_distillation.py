@@ -22,20 +22,18 @@ distillation's gain itself is not significant.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from kdtheory.data import gaussian_mixture, planted_linear
 from kdtheory.distill import Recipe, distill_filter, late_switch_filter
 from kdtheory.eigen import Spectrum
-from kdtheory.experiments.result import ExperimentResult
+from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.result import JOINT, Effect, Outcome
 from kdtheory.planted import population_risk
 
-__all__ = ["CLAIM", "Config", "run"]
+__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
 CLAIM = "Switching to distillation in the middle of training recovers much of distillation's gain"
 
@@ -67,11 +65,6 @@ class Config:
     planted_seeds: int = 8
     budget_factor: float = 4.0
 
-    @classmethod
-    def quick(cls) -> Config:
-        """CI size."""
-        return cls(seeds=2, steps=300, hidden=32, n=300, n_test=500, planted_n=40, planted_d=80, planted_seeds=3)
-
 
 def _mlp_part(cfg: Config, say) -> dict:
     from kdtheory.simulate import Loss, Optimizer, mlp, train_model
@@ -81,19 +74,22 @@ def _mlp_part(cfg: Config, say) -> dict:
     for seed in range(cfg.seeds):
         data = gaussian_mixture(cfg.n, cfg.n_test, label_noise=cfg.label_noise, seed=seed)
         model = mlp([data.X.shape[1], cfg.hidden, data.Y.shape[1]])
-        kw = dict(X_test=data.X_test, test_labels=data.Y_test, checkpoints=[0, cfg.steps])
-        opt = Optimizer(cfg.learning_rate)
-        teacher = train_model(model, data.X, data.Y, loss=Loss("ce"), optimizer=opt, seed=1000 + seed, **kw)
+        kw = dict(X_test=data.X_test, y_test=data.Y_test, t=[0, cfg.steps])
+        opt = Optimizer(learning_rate=cfg.learning_rate)
+        teacher = train_model(
+            model, data.X, data.Y, loss=Loss("ce", normalization="mean"), optimizer=opt, seed=1000 + seed, **kw
+        )
         for j, f in enumerate(fr):
             s = int(round(f * cfg.steps))
             if s >= cfg.steps:
-                loss = Loss("ce")
+                loss = Loss("ce", normalization="mean")
             elif s == 0:
-                loss = Loss("ce", teacher_weight=1.0)
+                loss = Loss("ce", normalization="mean", teacher_weight=1.0)
             else:
-                loss = Loss("ce", teacher_weight=0.0, teacher_weight_after=1.0, switch_step=s)
+                loss = Loss("ce", normalization="mean", teacher_weight=0.0, teacher_weight_after=1.0, switch_t=s)
             run = train_model(
-                model, data.X, data.Y, loss=loss, optimizer=opt, teacher=teacher.train_outputs[-1], seed=seed, **kw
+                model, data.X, data.Y, loss=loss, optimizer=opt, teacher=teacher.train[-1], seed=seed, **kw
+
             )
             acc[seed, j] = run.test_accuracy[-1]
         say(f"seed {seed}: test accuracy by switch fraction {np.array2string(acc[seed], precision=3)}")
@@ -102,7 +98,7 @@ def _mlp_part(cfg: Config, say) -> dict:
 
 def _linear_part(cfg: Config) -> dict:
     fr = np.asarray(cfg.switch_fractions, dtype=float)
-    rec = Recipe(loss="mean")
+    rec = Recipe(normalization="mean")
     risks = np.zeros((cfg.planted_seeds, fr.size))
     for seed in range(cfg.planted_seeds):
         p = planted_linear(
@@ -110,15 +106,15 @@ def _linear_part(cfg: Config) -> dict:
         )
         spec = Spectrum.from_features(p.X)
         grid = np.geomspace(1e-2, 1e5, 300)
-        r_oh = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, grid)[1])
+        r_oh = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, grid))
         S = cfg.budget_factor * grid[int(np.argmin(r_oh))]  # a budget past the best early stopping
         for j, f in enumerate(fr):
             if f >= 1:
-                g = rec.filter(spec, S)[1]
+                g = rec.filter(spec, S)
             elif f <= 0:
-                g = distill_filter(spec, S, S, teacher=rec)[1]
+                g = distill_filter(spec, S, teacher_t=S, teacher=rec)
             else:
-                g = late_switch_filter(spec, S, f * S, (1 - f) * S, recipe=rec)[1]
+                g = late_switch_filter(spec, (1 - f) * S, teacher_t=S, switch_t=f * S, recipe=rec)
             risks[seed, j] = population_risk(spec, p.y, p.theta_star, p.cov_evals, g)
     return {"risk": risks}
 
@@ -130,20 +126,10 @@ def _recovered(score: np.ndarray, fr: tuple[float, ...]) -> np.ndarray:
     return (m - oh) / (kd - oh) if kd != oh else np.full_like(m, np.nan)
 
 
-def run(
-    config: Config | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> ExperimentResult:
-    """Run the experiment; write ``late_distillation.png`` into ``out_dir`` when given."""
-    from kdtheory import plotting
-
-    cfg = config or Config()
+def measure(cfg: Config, say) -> Outcome:
+    """MLP switch fractions over seeds and the planted linear model in closed form; the rule above."""
     if 0.0 not in cfg.switch_fractions or 1.0 not in cfg.switch_fractions or 0.5 not in cfg.switch_fractions:
         raise ValueError("switch_fractions must include 0 (distillation), 0.5 and 1 (one-hot)")
-    say = progress or (lambda msg: None)
-    t0 = time.perf_counter()
     fr = cfg.switch_fractions
     mlp_res = _mlp_part(cfg, say)
     lin = _linear_part(cfg)
@@ -159,21 +145,25 @@ def run(
     else:
         verdict = "supported" if rec_mlp[i_half] >= 0.5 else "not supported"
 
-    figures: tuple[str, ...] = ()
-    if out_dir is not None:
-        plotting.late_distillation_figure(
-            np.asarray(fr), acc, lin["risk"], path=Path(out_dir) / "late_distillation.png",
-            title=f"Late distillation: MLP on a noisy Gaussian mixture ({cfg.seeds} seeds) | linear model, closed form",
-        )  # fmt: skip
-        figures = ("late_distillation.png",)
-
     m, sd = acc.mean(axis=0), acc.std(axis=0, ddof=1) if cfg.seeds > 1 else np.zeros(len(fr))
     lr_m = lin["risk"].mean(axis=0)
-    return ExperimentResult(
-        name="late_distillation",
-        claim=CLAIM,
-        verdict=verdict,
-        decided_by=(
+    control = "one-hot training from the same initialization (f = 1), paired by seed"
+    effects = (
+        Effect(
+            "MLP test accuracy gain of distillation from the start (f = 0) over one-hot", float(diff.mean()),
+            float(diff.mean() - 2 * se), float(diff.mean() + 2 * se), cfg.seeds, control,
+            "the gain must exceed 2 se (else inconclusive)", "mean ± 2 se of the paired differences over seeds",
+            verdict, JOINT,
+        ),
+        Effect(
+            "share of that gain recovered by switching at f = 0.5", float(rec_mlp[i_half]), None, None, cfg.seeds,
+            control, "supported when ≥ 0.5 (on the point estimate), given a significant gain",
+            "none: a ratio of seed means, no interval computed", verdict, JOINT,
+        ),
+    )  # fmt: skip
+    return Outcome(
+        verdict,
+        (
             f"MLP test accuracy one-hot {m[i_oh]:.4f} ± {sd[i_oh]:.4f}, distillation {m[i_kd]:.4f} ± {sd[i_kd]:.4f} "
             f"(paired gain {diff.mean():.4f} ± {se:.4f} se, > 2 se required: {bool(significant)}); switching at "
             f"half-time recovers {rec_mlp[i_half]:.2f} of the gain (≥ 0.5 required). Linear closed form "
@@ -190,7 +180,45 @@ def run(
             "linear_risk_per_seed": lin["risk"].tolist(),
             "linear_recovered_share": rec_lin.tolist(),
         },
-        figures=figures,
-        config=asdict(cfg),
-        seconds=time.perf_counter() - t0,
+        effects=effects,
+        figure_data={"accuracy": acc, "linear_risk": lin["risk"]},
     )
+
+
+def figure(outcome: Outcome, cfg: Config):
+    r"""Outcome against the fraction of training spent on one-hot labels before the switch.
+
+    Left: MLP test accuracy (mean ± sd over seeds, thin lines per seed). Right: population risk of
+    the linear model in closed form (mean ± sd over planted seeds). ``f = 0`` is distillation from
+    the start, ``f = 1`` one-hot training throughout.
+
+    Args:
+      outcome: :func:`measure`'s outcome; ``figure_data`` holds the MLP test accuracies and the
+        linear model's risks, each ``(seeds, fractions)``.
+      cfg: the configuration (switch fractions for the x axis, seeds for the title).
+
+    Returns:
+      Two panels: MLP accuracy and linear risk against the switch fraction.
+    """
+    fractions = np.asarray(cfg.switch_fractions)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for row in outcome.figure_data["accuracy"]:
+        axes[0].plot(fractions, row, color="C0", alpha=0.25, lw=1)
+    for ax, key, color in ((axes[0], "accuracy", "C0"), (axes[1], "linear_risk", "C3")):
+        v = outcome.figure_data[key]
+        sd = v.std(axis=0, ddof=1) if v.shape[0] > 1 else np.zeros(fractions.size)
+        ax.errorbar(fractions, v.mean(axis=0), yerr=sd, color=color, lw=2, marker="o", capsize=3)
+        ax.set_xlabel("fraction of training on one-hot labels before switching to the teacher")
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="test accuracy", title="MLP: 0 = distillation throughout, 1 = one-hot throughout")
+    axes[1].set(ylabel="excess population risk", title="planted linear model, gradient flow, closed form")
+    title = f"Late distillation: MLP on a noisy Gaussian mixture ({cfg.seeds} seeds) | linear model, closed form"
+    return finish(fig, title)
+
+
+EXPERIMENT = Experiment(
+    "late_distillation", "claim", CLAIM, full=Config(),
+    quick=Config(seeds=2, steps=300, hidden=32, n=300, n_test=500, planted_n=40, planted_d=80, planted_seeds=3),
+    measure=measure, figure=figure,
+)  # fmt: skip

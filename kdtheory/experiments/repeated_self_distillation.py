@@ -22,19 +22,17 @@ intermediate round) is reported, not required.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from kdtheory.dynamics import apply_filter
 from kdtheory.eigen import Spectrum
-from kdtheory.experiments.result import ExperimentResult
+from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.result import Outcome
 from kdtheory.ridge_family import borup_filters, mobahi_rounds
 
-__all__ = ["CLAIM", "Config", "run"]
+__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
 CLAIM = (
     "Repeated self-distillation amplifies regularization: the filter sparsifies round by round "
@@ -70,14 +68,12 @@ class Config:
     rounds: int = 14
     seed: int = 0
 
-    @classmethod
-    def quick(cls) -> Config:
-        """A configuration that runs in a second (CI)."""
-        return cls(n=80, n_test=200, rounds=16)
-
 
 def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
-    return np.exp(-((a[:, None] - b[None, :]) ** 2) / (2 * ell**2))
+    """``exp(−(a_i − b_j)² / 2ℓ²)`` for 1-D points, by scikit-learn."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    return rbf_kernel(a[:, None], b[:, None], gamma=1.0 / (2 * ell**2))
 
 
 def _effective_dimension(B: np.ndarray) -> np.ndarray:
@@ -86,18 +82,8 @@ def _effective_dimension(B: np.ndarray) -> np.ndarray:
     return np.where(top > 0, B.sum(axis=1) / np.where(top > 0, top, 1.0), 0.0)
 
 
-def run(
-    config: Config | None = None,
-    out_dir: str | Path | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> ExperimentResult:
-    """Run the experiment; write ``repeated_self_distillation.png`` into ``out_dir`` when given."""
-    from kdtheory import plotting
-
-    cfg = config or Config()
-    say = progress or (lambda msg: None)
-    t0 = time.perf_counter()
+def measure(cfg: Config, say) -> Outcome:
+    """Mobahi and Borup rounds on one noisy 1-D regression problem; test error and filters per round."""
     rng = np.random.default_rng(cfg.seed)
     x = np.sort(rng.uniform(0, 1, cfg.n))
     y = np.sin(2 * np.pi * x) + cfg.noise * rng.standard_normal(cfg.n)
@@ -107,28 +93,27 @@ def run(
     spec = Spectrum.from_kernel(K)
 
     errors, filters, collapse, eff_dim = {}, {}, {}, {}
-    mob = mobahi_rounds(spec, y, cfg.epsilon_fraction * cfg.noise**2, cfg.rounds)
-    tr = apply_filter(spec, y, mob.filters, mob.filters_over_eval, test_kernel=Kx)
+    mob = mobahi_rounds(spec, y, epsilon=cfg.epsilon_fraction * cfg.noise**2, rounds=cfg.rounds)
+    tr = apply_filter(spec, y, mob.filters, test_kernel=Kx)
     name = f"Mobahi (ε = {cfg.epsilon_fraction:g} σ²)"
     errors[name] = np.mean((tr.test - ft) ** 2, axis=1)
-    filters[name] = mob.filters
+    filters[name] = mob.filters.a
     collapse[name] = mob.collapsed_at
-    say(f"Mobahi: c_t = {np.array2string(mob.reg, precision=3)}; collapse at round {mob.collapsed_at}")
+    say(f"Mobahi: c_t = {np.array2string(mob.ridge, precision=3)}; collapse at round {mob.collapsed_at}")
     c = cfg.reg * spec.evals[0]
     for alpha in cfg.truth_weights:
-        B = borup_filters(spec.evals, c, alpha, cfg.rounds)
-        G = borup_filters(spec.evals, c, alpha, cfg.rounds, over_eval=True)
-        tr = apply_filter(spec, y, B, G, test_kernel=Kx)
+        B = borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=cfg.rounds)
+        tr = apply_filter(spec, y, B, test_kernel=Kx)
         key = f"Borup (α = {alpha:g})"
         errors[key] = np.mean((tr.test - ft) ** 2, axis=1)
-        filters[key] = B
+        filters[key] = B.a
         collapse[key] = None
         say(f"{key}: test MSE {np.array2string(errors[key], precision=4)}")
     for key, B in filters.items():
         live = B.max(axis=1) > 0
         eff_dim[key] = _effective_dimension(B[live])
 
-    c_increasing = bool(np.all(np.diff(mob.reg[np.isfinite(mob.reg)]) > 0))
+    c_increasing = bool(np.all(np.diff(mob.ridge[np.isfinite(mob.ridge)]) > 0))
     sparsifies = {k: bool(np.all(np.diff(v) < 0)) for k, v in eff_dim.items()}
     collapsed = mob.collapsed_at is not None
     u_shape = {}
@@ -138,30 +123,16 @@ def run(
         u_shape[k] = {"best_round": best, "intermediate": 0 < best < live.size - 1}
     verdict = "supported" if (c_increasing and all(sparsifies.values()) and collapsed) else "not supported"
 
-    figures: tuple[str, ...] = ()
-    if out_dir is not None:
-        plotting.rounds_figure(
-            np.arange(cfg.rounds),
-            {k: np.where(np.arange(cfg.rounds) < (collapse[k] or cfg.rounds), v, np.nan) for k, v in errors.items()},
-            {k: filters[k][:, : min(60, spec.n)] for k in list(filters)[:2]},
-            collapse=collapse,
-            title=f"Repeated self-distillation, kernel ridge on sin(2πx) + noise (n={cfg.n}, σ={cfg.noise:g})",
-            path=Path(out_dir) / "repeated_self_distillation.png",
-        )
-        figures = ("repeated_self_distillation.png",)
-
     shapes = "; ".join(f"{k}: best round {v['best_round']}" for k, v in u_shape.items())
-    return ExperimentResult(
-        name="repeated_self_distillation",
-        claim=CLAIM,
-        verdict=verdict,
-        decided_by=(
+    return Outcome(
+        verdict,
+        (
             f"Mobahi c_t strictly increasing: {c_increasing}; effective dimension Σ B_k / B_1 strictly "
             f"decreasing over live rounds: {sparsifies}; Mobahi collapse at round {mob.collapsed_at} "
             f"(‖y_t‖² ≤ nε). Test error (reported, not required to be U-shaped): {shapes}"
         ),
         measured={
-            "mobahi_reg": [float(v) for v in mob.reg],
+            "mobahi_reg": [float(v) for v in mob.ridge],
             "mobahi_collapsed_at": mob.collapsed_at,
             "mobahi_target_norm_sq_over_n": (mob.target_norms_sq / cfg.n).tolist(),
             "epsilon": cfg.epsilon_fraction * cfg.noise**2,
@@ -170,7 +141,50 @@ def run(
             "best_round": {k: v["best_round"] for k, v in u_shape.items()},
             "best_round_is_intermediate": {k: v["intermediate"] for k, v in u_shape.items()},
         },
-        figures=figures,
-        config=asdict(cfg),
-        seconds=time.perf_counter() - t0,
+        figure_data={"errors": errors, "filters": filters, "collapse": collapse},
     )
+
+
+def figure(outcome: Outcome, cfg: Config):
+    r"""Test error per round, and the cumulative filter per round of the first two families.
+
+    Args:
+      outcome: :func:`measure`'s outcome; ``figure_data`` holds the test error and the filter per
+        round of each family, and the Mobahi collapse round.
+      cfg: the configuration (rounds, size and noise, for the axes and title).
+
+    Returns:
+      Three panels: test MSE per round; the filter per round of the first two families.
+    """
+    d = outcome.figure_data
+    rounds = np.arange(cfg.rounds)
+    names = list(d["filters"])[:2]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 + 4.6 * len(names), 4.3))
+    ax = axes[0]
+    for k, (name, err) in enumerate(d["errors"].items()):
+        c = d["collapse"][name]
+        ax.plot(rounds, np.where(rounds < (c or cfg.rounds), err, np.nan), "o-", color=f"C{k}", label=name)
+        if c is not None:
+            ax.axvline(rounds[c], color=f"C{k}", ls=":", lw=1)
+    ax.set(xlabel="self-distillation round (0 = teacher)", ylabel="test MSE against the clean function", yscale="log")
+    ax.set_title("test error per round (dotted: collapse to f = 0)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes[1:], names, strict=True):
+        F = d["filters"][name][:, :60]
+        for r in range(F.shape[0]):
+            color = cmap(r / max(F.shape[0] - 1, 1))
+            ax.plot(np.arange(1, F.shape[1] + 1), F[r], color=color, lw=1.5, label=f"round {r}")
+        ax.set(xscale="log", xlabel="eigenfunction index k (descending λ)", ylabel="cumulative filter")
+        ax.set_title(f"{name}: filter per round\n(it concentrates on the top eigenfunctions)")
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3)
+    return finish(fig, f"Repeated self-distillation, kernel ridge on sin(2πx) + noise (n={cfg.n}, σ={cfg.noise:g})")
+
+
+EXPERIMENT = Experiment(
+    "repeated_self_distillation", "validation", CLAIM, full=Config(), quick=Config(n=80, n_test=200, rounds=16),
+    measure=measure, figure=figure,
+)  # fmt: skip

@@ -1,41 +1,178 @@
-"""The value every experiment returns."""
+"""The values an experiment produces: effects, the outcome of its rule, and the recorded result.
+
+An experiment's ``measure`` function returns an :class:`Outcome` (its verdict, the reason, the
+measured numbers and, for a claim, its effects: :class:`kdtheory.stats.Effect` records, each with
+its interval, control, rule, verdict and reason); the harness
+(:mod:`kdtheory.experiments.harness`) wraps it with the experiment's identity, configuration,
+timing and figures into an :class:`ExperimentResult`, the record written to ``results.json``.
+
+Strict JSON: :func:`jsonable` turns numpy values into Python ones and non-finite floats into
+``null`` (NaN) or the strings ``"inf"`` / ``"-inf"`` (±∞), so ``results.json`` parses with any
+strict JSON reader (JavaScript's ``JSON.parse`` included); :func:`dumps` checks it with
+``allow_nan=False``. An effect is written by :meth:`kdtheory.stats.Effect.to_json`, where a
+non-finite estimate or interval end is ``null`` (no interval).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["ExperimentResult", "Verdict"]
+from kdtheory.stats import Effect
+
+__all__ = [
+    "JOINT",
+    "Effect",
+    "ExperimentResult",
+    "Kind",
+    "Outcome",
+    "SMOKE",
+    "VERDICTS",
+    "Verdict",
+    "dumps",
+    "jsonable",
+]
 
 Verdict = Literal["supported", "not supported", "inconclusive"]
+Kind = Literal["claim", "validation"]
+
+#: the three outcomes of a rule.
+VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")
+
+#: the reason of an effect decided by its claim's joint rule rather than on its own interval.
+JOINT = "decided jointly with the claim's other effects (see its reason)"
+
+#: what a quick-size run reports instead of a verdict (too few seeds and too small sizes to decide).
+SMOKE = "smoke run (quick size): no verdict"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an experiment's ``measure`` function returns: its measurements and its decision.
+
+    Attributes:
+      verdict: the rule's decision, ``"supported"``, ``"not supported"`` or ``"inconclusive"``.
+      reason: why, in words, with the numbers that decide it.
+      measured: the recorded numbers keyed by name (floats, ints, lists, nested dicts).
+      effects: the claim's effects, :class:`kdtheory.stats.Effect` records (empty for a validation).
+      figure_data: arrays the experiment's figure draws that are not recorded in ``measured``.
+    """
+
+    verdict: Verdict
+    reason: str
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    effects: tuple[Effect, ...] = ()
+    figure_data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if not all(isinstance(e, Effect) for e in self.effects):
+            raise ValueError("effects must be a tuple of Effect")
 
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """What one experiment measured and what it concludes.
+    """The record of one experiment's run, as written to ``results.json``.
 
     Attributes:
       name: registry name of the experiment.
+      kind: ``"claim"`` (a claim of the paper, decided on measured effects) or ``"validation"``
+        (an identity or an anchor of the mathematics, checked numerically).
       claim: the statement checked, in one sentence.
-      verdict: ``"supported"``, ``"not supported"`` or ``"inconclusive"``.
-      decided_by: the measured values that decide the verdict and the rule applied, in words.
-      measured: numbers (floats, ints, lists) keyed by name; JSON-serializable.
+      size: ``"full"`` or ``"quick"``.
+      verdict: the rule's verdict at full size; :data:`SMOKE` at quick size.
+      reason: the numbers that decide the rule and the rule, in words.
+      effects: the claim's effects with their intervals.
+      measured: numbers keyed by name.
       figures: file names of the figures written, relative to the output directory.
-      config: the configuration used (JSON-serializable), seeds included.
-      seconds: wall time of the run.
+      config: the configuration used, seeds included.
+      seconds: wall time of the run (measurement and figure).
+      rule_verdict: what the rule gives on these numbers (equal to ``verdict`` at full size; at
+        quick size kept for tests only, not written to ``results.json``).
     """
 
     name: str
+    kind: Kind
     claim: str
-    verdict: Verdict
-    decided_by: str
-    measured: dict[str, Any] = field(default_factory=dict)
+    size: Literal["full", "quick"]
+    verdict: str
+    reason: str
+    effects: tuple[Effect, ...] = ()
+    measured: Mapping[str, Any] = field(default_factory=dict)
     figures: tuple[str, ...] = ()
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    rule_verdict: Verdict = "inconclusive"
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict for ``results.json``."""
-        d = asdict(self)
-        d["figures"] = list(self.figures)
-        return d
+        """A strict-JSON-ready dict for ``results.json`` (see :func:`jsonable`).
+
+        Returns:
+          The record; at quick size every effect's verdict is :data:`SMOKE` too.
+        """
+        smoke = {"verdict": SMOKE} if self.size == "quick" else {}
+        return jsonable(
+            {
+                "name": self.name,
+                "kind": self.kind,
+                "claim": self.claim,
+                "size": self.size,
+                "verdict": self.verdict,
+                "reason": self.reason,
+                "effects": [{**e.to_json(), **smoke} for e in self.effects],
+                "measured": self.measured,
+                "figures": list(self.figures),
+                "config": self.config,
+                "seconds": self.seconds,
+            }
+        )
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON values: dicts, lists, str, int, float (finite), bool, None.
+
+    Args:
+      obj: nested mappings, sequences, numpy arrays and scalars, dataclass-free values.
+
+    Returns:
+      The same structure with tuples and arrays as lists, numpy scalars as Python scalars, NaN
+      as ``None`` and ±∞ as the strings ``"inf"`` / ``"-inf"``.
+
+    Raises:
+      TypeError: for a value that has no JSON form.
+    """
+    import numpy as np
+
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON text of ``obj`` (through :func:`jsonable`; ``allow_nan=False`` as the last guard).
+
+    Args:
+      obj: any value :func:`jsonable` accepts.
+
+    Returns:
+      Indented JSON text ending in a newline.
+    """
+    return json.dumps(jsonable(obj), indent=2, allow_nan=False, ensure_ascii=False) + "\n"

@@ -1,0 +1,166 @@
+"""The experiment harness: what an experiment declares, and the one place that runs it.
+
+An experiment module declares one :class:`Experiment`: its name, its kind (a claim of the paper
+or a validation of the mathematics), the claim in one sentence, its configuration at ``full``
+and ``quick`` size (seeds included), a ``measure(config, say) -> Outcome`` function that measures
+and decides, and optionally a ``figure(outcome, config) -> Figure`` function that draws the
+outcome. :func:`run` does the rest — timing, progress lines, the configuration record, saving
+the figure, the smoke-run verdict at quick size and the :class:`ExperimentResult`.
+
+Figures: :func:`pyplot` gives matplotlib's ``pyplot`` on the non-interactive Agg backend
+(imported only when a figure is drawn) and :func:`finish` adds the title and lays the figure out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
+
+__all__ = ["Experiment", "Progress", "finish", "pyplot", "run"]
+
+#: a callable receiving one-line progress messages.
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment as the harness sees it.
+
+    Attributes:
+      name: registry name; the figure is written as ``<name>.png``.
+      kind: ``"claim"`` (decided on effects with intervals) or ``"validation"`` (a check of the
+        mathematics).
+      claim: the statement checked, in one sentence.
+      full: the configuration at full size (a dataclass instance with a ``seed`` or ``seeds`` field).
+      quick: the configuration at quick (CI) size, of the same type.
+      measure: ``measure(config, say)`` runs the measurements and applies the rule; ``say`` takes
+        one-line progress messages.
+      figure: ``figure(outcome, config)`` returns a matplotlib ``Figure`` drawn from the outcome,
+        or ``None`` for an experiment without a figure.
+
+    Raises:
+      ValueError: for an unknown kind, configurations that are not instances of one dataclass, or
+        a configuration without seeds.
+    """
+
+    name: str
+    kind: Kind
+    claim: str
+    full: Any
+    quick: Any
+    measure: Callable[[Any, Progress], Outcome]
+    figure: Callable[[Outcome, Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("claim", "validation"):
+            raise ValueError(f"kind must be 'claim' or 'validation', got {self.kind!r}")
+        if not dataclasses.is_dataclass(self.full) or type(self.quick) is not type(self.full):
+            raise ValueError(f"{self.name}: full and quick must be instances of one dataclass")
+        if not any("seed" in f.name for f in dataclasses.fields(self.full)):
+            raise ValueError(f"{self.name}: the configuration must declare its seeds (a field named *seed*)")
+
+    def config(self, *, quick: bool = False) -> Any:
+        """The configuration at quick or full size.
+
+        Args:
+          quick: quick (CI) size instead of full size.
+
+        Returns:
+          :attr:`quick` or :attr:`full`.
+        """
+        return self.quick if quick else self.full
+
+
+def run(
+    experiment: Experiment,
+    *,
+    quick: bool = False,
+    config: Any = None,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ExperimentResult:
+    """Run one experiment: measure, decide, draw, time and record.
+
+    Args:
+      experiment: the experiment.
+      quick: run at quick size; the verdict is then :data:`~kdtheory.experiments.result.SMOKE`
+        (what the rule gives is kept in ``rule_verdict``).
+      config: a configuration to use instead of the declared one (of the same type).
+      out_dir: directory where ``<name>.png`` is written (no figure when ``None``).
+      progress: receives the experiment's one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.ExperimentResult`.
+
+    Raises:
+      ValueError: for a configuration of another type, or a claim whose outcome has no effect.
+    """
+    cfg = experiment.config(quick=quick) if config is None else config
+    if type(cfg) is not type(experiment.full):
+        raise ValueError(f"config must be a {type(experiment.full).__name__}, got {type(cfg).__name__}")
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    outcome = experiment.measure(cfg, say)
+    if experiment.kind == "claim" and not outcome.effects:
+        raise ValueError(f"{experiment.name}: a claim must report its effects")
+    figures: tuple[str, ...] = ()
+    if out_dir is not None and experiment.figure is not None:
+        fig = experiment.figure(outcome, cfg)
+        name = f"{experiment.name}.png"
+        try:
+            fig.savefig(Path(out_dir) / name, dpi=130, bbox_inches="tight", format="png")
+        finally:
+            pyplot().close(fig)
+        figures = (name,)
+    return ExperimentResult(
+        name=experiment.name,
+        kind=experiment.kind,
+        claim=experiment.claim,
+        size="quick" if quick else "full",
+        verdict=SMOKE if quick else outcome.verdict,
+        reason=outcome.reason,
+        effects=tuple(outcome.effects),
+        measured=dict(outcome.measured),
+        figures=figures,
+        config=dataclasses.asdict(cfg),
+        seconds=time.perf_counter() - t0,
+        rule_verdict=outcome.verdict,
+    )
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display), imported on first use.
+
+    Returns:
+      The ``matplotlib.pyplot`` module.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish(fig, title: str = ""):
+    """Give ``fig`` its title, axis titles of size 10 and a tight layout.
+
+    Args:
+      fig: a matplotlib ``Figure``.
+      title: the suptitle (none when empty).
+
+    Returns:
+      ``fig``.
+    """
+    for ax in fig.axes:
+        ax.title.set_fontsize(10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
