@@ -218,8 +218,7 @@ def apply_filter(
     sq = np.einsum("tmk,tmk->t", modes, modes)
     if perp is not None:
         sq = sq + float(np.sum(perp * perp))
-    divisor = {"sum": 1.0, "mean": float(spectrum.n), "per_output": float(spectrum.n * k)}[normalization]
-    loss_val = 0.5 * sq / divisor
+    loss_val = 0.5 * sq * Recipe(normalization=normalization).eigenvalue_scale(spectrum.n, k)
     norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a2, g2, c * c), 0.0))
 
     dual = -g2[:, :, None] * c[None]  # coordinates of α(t) in the eigenbasis, (T, m, k)

@@ -354,6 +354,8 @@ class Filter:
     a: np.ndarray
     a_over_eval: np.ndarray
 
+    __array_ufunc__ = None  # numpy scalars defer to Filter's own arithmetic (w * F stays a Filter)
+
     def __post_init__(self) -> None:
         """Store ``a`` and ``a/λ`` as float64 arrays of one shape ``S + (m,)``."""
         a = np.asarray(self.a, dtype=np.float64)

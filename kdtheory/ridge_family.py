@@ -172,7 +172,8 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: i
         raise TypeError("spectrum must be a kdtheory.eigen.Spectrum")
     eps = positive_scalar(epsilon, "epsilon")
     n = spectrum.n
-    d = spectrum.evals / n
+    ridge_mean = Recipe("ridge", normalization="mean")  # Mobahi's K/n: eigenvalues d = λ/n
+    d = spectrum.evals * ridge_mean.eigenvalue_scale(n)
     yt = spectrum._labels(y, "y")
     z = spectrum.U.T @ yt.reshape(n, -1)
     perp = float(np.sum(spectrum.complement(yt) ** 2))
@@ -181,7 +182,6 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: i
     cs, filt, preds, norms = [], [], [], []
     zero = Filter.zero(d.size)
     cum = Filter.labels(spectrum.evals)  # F_{-1} = ONE: round 0 fits the labels
-    ridge_mean = Recipe("ridge", normalization="mean")
     collapsed = None
     for t in range(rounds):
         norm_sq = float(np.sum(z2) + perp)
