@@ -33,7 +33,7 @@ CLAIM = "Where the teacher is unsure, the self-distilled student is even less su
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       seeds: number of seeds (data split / initializations).

@@ -33,7 +33,7 @@ CLAIM = "GD learns each eigen-mode independently, top eigendirections first; clo
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       n: kernel size.

@@ -42,7 +42,7 @@ CLAIM = (
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run` (times in units of ``1/λ_1``; gradient flow on ``½‖f − y‖²``).
+    """Configuration of :func:`measure` (times in units of ``1/λ_1``; gradient flow on ``½‖f − y‖²``).
 
     Attributes:
       n: kernel size (eigenvalues ``j^{−exponent}``).

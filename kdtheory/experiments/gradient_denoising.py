@@ -38,7 +38,7 @@ CLAIM = "The distillation gradient is the one-hot gradient minus noise concentra
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       n: training points; label_noise: fraction of flipped training labels.

@@ -40,7 +40,7 @@ CLAIM = "Switching to distillation in the middle of training recovers much of di
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       seeds: seeds of the MLP part (data and initializations).

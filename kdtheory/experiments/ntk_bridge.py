@@ -37,7 +37,7 @@ CLAIM = "Self-distilled networks show the composed-filter pattern along their NT
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       widths: hidden widths of the sweep; sweep_n: training points; sweep_steps: GD steps.

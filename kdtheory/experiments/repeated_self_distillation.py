@@ -42,7 +42,7 @@ CLAIM = (
 
 @dataclass(frozen=True)
 class Config:
-    """Configuration of :func:`run`.
+    """Configuration of :func:`measure`.
 
     Attributes:
       n: training points; n_test: test grid size.
