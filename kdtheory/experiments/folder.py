@@ -160,11 +160,16 @@ class StagedFolder:
 
     def _sweep(self) -> None:
         """Remove staging folders of this output whose owner is gone (caller holds the parent lock)."""
+        if fcntl is None:  # pragma: no cover - without locks a live run cannot be told from a dead one
+            return
         for stale in self.out.parent.glob(f"{self._prefix}*"):
             if stale == self.path or not stale.is_dir():
                 continue
-            if fcntl is not None and (stale / _OWNER).exists():
-                fd = os.open(stale / _OWNER, os.O_RDWR)
+            if (stale / _OWNER).exists():
+                try:
+                    fd = os.open(stale / _OWNER, os.O_RDWR)
+                except FileNotFoundError:  # its live owner is removing it right now
+                    continue
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
