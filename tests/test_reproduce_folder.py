@@ -220,7 +220,6 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("previous", [True, False])
 def test_sigkill_mid_run_leaves_previous_run_or_nothing(fakes, tmp_path, previous):
     out = tmp_path / "out"
