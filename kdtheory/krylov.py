@@ -219,7 +219,7 @@ class _Checkpoint:
         theta, S = theta[::-1], S[:, ::-1]
         top = max(float(theta[0]), 0.0)
         theta = np.where(theta > rank_rtol * top, theta, 0.0)
-        self.M, self.theta = M, theta
+        self.M, self.theta, self.S = M, theta, S
         c = np.zeros((M, k))
         c[: lz.coef0.shape[0]] = lz.coef0
         self.sc = S.T @ c  # (M, k): coordinates of R along the Ritz vectors
@@ -233,8 +233,10 @@ class _Checkpoint:
         if not (np.all(np.isfinite(a)) and np.all(np.isfinite(g))):
             raise ValueError("the filter returned non-finite values on the Ritz values")
         self.a, self.g = a.reshape(-1, M), g.reshape(-1, M)
-        # round-off: T is K's projection to ~ε‖K‖, which moves F(θ) by ~ε θ_max max|F/λ|
-        self.amp = 1.0 + top * np.max(np.abs(self.g), axis=1)  # (T,)
+        # Round-off: T is K's projection to ~ε‖K‖, which moves F(T) by ~ε‖K‖ times F's largest
+        # divided difference on the spectrum (Daleckii–Krein), the max over adjacent Ritz values.
+        self.slope_a = _max_slope(theta, self.a)
+        self.top = top
         self.gmax = np.max(np.abs(self.g), axis=1)
         self.cnorm = float(np.linalg.norm(c))
         self.S_shape = a.shape[:-1]
@@ -247,6 +249,47 @@ class _Checkpoint:
             self.resid = np.linalg.norm(last.reshape(last.shape[0], -1), axis=1)
         else:
             self.resid = np.zeros(self.a.shape[0])
+
+
+def _max_slope(theta: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``max_i |f_i − f_{i+1}| / (θ_i − θ_{i+1})`` over distinct adjacent θ (descending), per row of ``f``.
+
+    The largest divided difference of ``f`` over all pairs equals the largest over adjacent pairs
+    (every divided difference is a weighted mean of the adjacent ones).
+    """
+    gap = theta[:-1] - theta[1:]
+    keep = gap > 0
+    if not keep.any():
+        return np.zeros(f.shape[0])
+    return np.max(np.abs(f[:, :-1] - f[:, 1:])[:, keep] / gap[keep], axis=1)
+
+
+def _test_roundoff(KxV: np.ndarray, cp: _Checkpoint) -> np.ndarray:
+    r"""First-order effect of a perturbation ``‖δT‖ ≤ θ_max`` on ``K_xX V G(T) c``, per time.
+
+    Daleckii–Krein: ``δG(T) = S (Γ ∘ Sᵀ δT S) Sᵀ`` with the divided differences
+    ``Γ_ij = (g_i − g_j)/(θ_i − θ_j)`` (the adjacent slope where ``θ_i = θ_j``). With the entries of
+    ``Sᵀ δT S`` of typical size ``θ_max/√M`` and independent signs, the typical size is
+    ``θ_max ‖ w ∘ (Γ² (Sᵀc)²)^{1/2} ‖/√M + max|g| ‖K_xX V‖ ‖c‖`` with ``w_i = ‖K_xX V s_i‖``.
+    Multiplied by ``ε`` (and a safety factor) it is the round-off floor of the test predictions:
+    ``ε κ`` relative for the pseudo-inverse, as for any backward-stable method.
+    """
+    w = np.linalg.norm(KxV @ cp.S, axis=0)
+    scn = np.linalg.norm(cp.sc, axis=1)
+    th = cp.theta
+    dth = th[:, None] - th[None, :]
+    same = dth == 0
+    inv = np.where(same, 0.0, 1.0 / np.where(same, 1.0, np.abs(dth)))
+    out = np.empty(cp.g.shape[0])
+    for i, g in enumerate(cp.g):
+        gap = th[:-1] - th[1:]
+        adj = np.abs(g[:-1] - g[1:]) / np.where(gap > 0, gap, np.inf)
+        d = np.maximum(np.concatenate([adj, [0.0]]), np.concatenate([[0.0], adj]))  # ≈ |g'(θ_i)|
+        G = np.abs(g[:, None] - g[None, :]) * inv
+        G[same] = np.broadcast_to(d[:, None], G.shape)[same]
+        rss = np.sqrt((G * G) @ (scn * scn))
+        out[i] = cp.top * np.linalg.norm(w * rss) / np.sqrt(th.size) + cp.gmax[i] * np.linalg.norm(KxV) * cp.cnorm
+    return out
 
 
 def _diff(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -546,7 +589,7 @@ def apply_filter(
             continue
         next_check = lz.products + max(1, -(-lz.products // 8))
         cur = _Checkpoint(lz, filter, rank_rtol, k)
-        floor = 10 * np.sqrt(n) * _EPS * cur.cnorm * cur.amp  # round-off of the projection
+        floor = 10 * np.sqrt(n) * _EPS * cur.cnorm * (1.0 + cur.top * cur.slope_a)  # round-off
         if lz.exhausted:  # invariant Krylov space: exact up to round-off
             err_train = cur.resid + floor
         elif prev is None:
@@ -557,7 +600,7 @@ def apply_filter(
         if Kx is not None and (ok or final):
             KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
             P = np.einsum("im,tmk->tik", KxV[:, : cur.M], cur.D, optimize=True)
-            floor = 10 * np.sqrt(n) * _EPS * np.linalg.norm(KxV) * cur.cnorm * cur.gmax * cur.amp
+            floor = 10 * _EPS * _test_roundoff(KxV[:, : cur.M], cur)
             if lz.exhausted:
                 err_test = floor
             elif prev is None:
@@ -696,7 +739,12 @@ def _finish(
         )
         if err_test is not None:
             msg += f", test error {float(np.max(err_test)) / ref:.3g}"
-        raise ConvergenceError(
-            msg + "; raise max_iterations, loosen tolerance, or pass strict=False to get the estimate", traj
-        )
+        if lz.exhausted:
+            msg += (
+                "; the Krylov space is complete (exact up to round-off), so this is the round-off floor: "
+                "the filter is ill-conditioned on this spectrum at this tolerance (loosen it)"
+            )
+        else:
+            msg += "; raise max_iterations or loosen tolerance"
+        raise ConvergenceError(msg + " (strict=False returns the result with its estimate)", traj)
     return traj

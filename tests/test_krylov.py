@@ -1,0 +1,348 @@
+"""Block Lanczos trajectories against independent oracles.
+
+Oracles: the dense eigendecomposition path (:func:`kdtheory.dynamics.train`,
+:func:`kdtheory.distill.distill`, numpy ``eigh``) and explicit gradient-descent iterations with
+blocked kernel products. Every comparison also checks that the reported error estimate bounds the
+observed error (up to the oracle's own round-off, stated per test).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kdtheory import distill as dense_distill
+from kdtheory import dynamics
+from kdtheory.distill import distill_filter
+from kdtheory.eigen import Recipe, Spectrum
+from kdtheory.krylov import ConvergenceError, RitzSpectrum, apply_filter, distill, train
+from kdtheory.operators import RBF, FunctionKernel, StoredKernel
+from kdtheory.testing import labels, random_orthogonal, spectra
+
+EPS = np.finfo(float).eps
+
+
+def _oracle_roundoff(spec: Spectrum, filt_a: np.ndarray, y_norm: float) -> np.ndarray:
+    """Round-off allowance of the dense oracle per time: ``100 n ε ‖y‖ (1 + λ_1 · max slope of a)``.
+
+    A filter applied through ``eigh`` is accurate to ``n ε ‖K‖`` times its largest divided
+    difference on the spectrum; on an ill-conditioned rank-deficient kernel that is large, for
+    the oracle as much as for Lanczos.
+    """
+    lam = spec.evals
+    gap = lam[:-1] - lam[1:]
+    keep = gap > 0
+    a = filt_a.reshape(-1, lam.size)
+    slope = np.max(np.abs(a[:, :-1] - a[:, 1:])[:, keep] / gap[keep], axis=1) if keep.any() else np.zeros(len(a))
+    return 100 * lam.size * EPS * y_norm * (1.0 + lam[0] * slope)
+
+
+def _run(fn, *args, **kw):
+    """Call a Krylov entry point; a ConvergenceError is accepted only at the round-off floor.
+
+    At these sizes ``max_iterations`` never binds, so the only admissible failure is a complete
+    Krylov space whose round-off estimate exceeds the tolerance (e.g. t = ∞ test predictions at
+    κ = 1e8 with tolerance 1e-9: ε κ > 1e-9 for any method). The unconverged result is returned and
+    its estimate is still checked against the observed error.
+    """
+    try:
+        return fn(*args, **kw)
+    except ConvergenceError as exc:
+        assert exc.trajectory.recipe["exhausted"], str(exc)
+        return exc.trajectory
+
+
+def _check(kr, de, y, spec, *, tol, test=True):
+    """Krylov vs dense: error ≤ tolerance (when it claims convergence) and ≤ the reported estimate,
+    each up to the oracle's own round-off."""
+    ref = np.linalg.norm(y)
+    T = kr.loss.size
+    allow = _oracle_roundoff(spec, de.filter, ref).reshape(T)
+    err = np.linalg.norm((kr.train - de.train).reshape(T, -1), axis=1)
+    est = np.asarray(kr.recipe["error_train"]).reshape(T)
+    if not kr.recipe["converged"]:
+        tol = np.inf  # it said so (ConvergenceError); the estimate must still bound the error
+    assert np.all(err <= tol * ref + allow), (err / ref, allow / ref)
+    assert np.all(err <= est + allow), (err, est)
+    assert np.all(np.abs(kr.loss - de.loss) <= (err + allow) * (np.linalg.norm(y) + err + allow) + 1e-300)
+    if test:
+        nt = kr.test.reshape(T, -1).shape[1] // (1 if y.ndim == 1 else y.shape[1])
+        goal = tol * ref * np.sqrt(nt / y.shape[0])
+        err_t = np.linalg.norm((kr.test - de.test).reshape(T, -1), axis=1)
+        est_t = np.asarray(kr.recipe["error_test"]).reshape(T)
+        allow_t = allow * np.linalg.norm(de.test.reshape(T, -1), axis=1).max() / max(ref, 1e-300) + allow
+        assert np.all(err_t <= goal + allow_t), (err_t / ref, goal / ref)
+        assert np.all(err_t <= est_t + allow_t), (err_t, est_t)
+
+
+@st.composite
+def problems(draw, max_size=60):
+    """A PSD kernel with a drawn spectrum (rank-deficient and ill-conditioned included), labels, a
+    cross-kernel ``A K`` (test rows in the range of K, as for features), and the dense spectrum."""
+    lam = draw(spectra(min_size=2, max_size=max_size))
+    n = lam.size
+    seed = draw(st.integers(0, 2**32 - 1))
+    Q = random_orthogonal(n, seed)
+    K = (Q * lam) @ Q.T
+    K = 0.5 * (K + K.T)
+    y = draw(labels(n))
+    A = np.random.default_rng(seed + 1).standard_normal((3, n)) / np.sqrt(n)
+    return K, y, A @ K, Spectrum.from_kernel(K)
+
+
+def _times(spec, flow=True):
+    lam1 = spec.evals[0] if spec.evals[0] > 0 else 1.0
+    if flow:
+        return np.concatenate([[0.0], np.geomspace(1e-2, 1e3, 9) / lam1, [np.inf]])
+    return np.array([0, 1, 2, 7, 30, 200, np.inf])
+
+
+@settings(max_examples=25)
+@given(problems(), st.sampled_from([1e-6, 1e-9]))
+def test_flow_equals_dense(problem, tol):
+    K, y, Kt, spec = problem
+    t = _times(spec)
+    kr = _run(train, StoredKernel(K), y, t, test_kernel=Kt, tolerance=tol)
+    de = dynamics.train(spec, y, t, test_kernel=Kt)
+    _check(kr, de, y, spec, tol=tol)
+
+
+@settings(max_examples=20)
+@given(problems(), st.floats(0.05, 1.9), st.sampled_from(["sum", "mean"]))
+def test_gd_equals_dense(problem, eta_lam, normalization):
+    K, y, Kt, spec = problem
+    n = y.shape[0]
+    lam1 = spec.evals[0] / (n if normalization == "mean" else 1)
+    eta = eta_lam / lam1 if lam1 > 0 else 1.0
+    t = _times(spec, flow=False)
+    kw = dict(method="gd", learning_rate=eta, normalization=normalization, test_kernel=Kt)
+    _check(_run(train, StoredKernel(K), y, t, **kw), dynamics.train(spec, y, t, **kw), y, spec, tol=1e-6)
+
+
+@settings(max_examples=20)
+@given(problems(), st.floats(0.05, 3.5), st.floats(0.0, 0.95))
+def test_momentum_equals_dense(problem, eta_lam, beta):
+    K, y, Kt, spec = problem
+    lam1 = spec.evals[0]
+    eta = min(eta_lam, 1.99 * (1 + beta)) / lam1 if lam1 > 0 else 1.0
+    t = np.array([0, 1, 3, 10, 40, 150])
+    kw = dict(method="momentum", learning_rate=eta, momentum=beta, test_kernel=Kt)
+    _check(_run(train, StoredKernel(K), y, t, **kw), dynamics.train(spec, y, t, **kw), y, spec, tol=1e-6)
+
+
+@settings(max_examples=20)
+@given(problems(), st.floats(0.1, 100.0), st.floats(0.0, 1.0))
+def test_distillation_composite_equals_dense(problem, teacher_lam_t, weight):
+    K, y, Kt, spec = problem
+    lam1 = spec.evals[0] if spec.evals[0] > 0 else 1.0
+    t = _times(spec)
+    kw = dict(teacher_t=teacher_lam_t / lam1, teacher_weight=weight, test_kernel=Kt)
+    kr = _run(distill, StoredKernel(K), y, t, **kw)
+    de = dense_distill.distill(spec, y, t, **kw)
+    _check(kr, de, y, spec, tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def rbf_problem():
+    """n = 400 points in 8 dimensions, RBF kernel: the Krylov space does not exhaust (non-trivial estimate)."""
+    rng = np.random.default_rng(3)
+    X, Xt = rng.standard_normal((400, 8)), rng.standard_normal((50, 8))
+    op = FunctionKernel(X, RBF(lengthscale=2.5), block_size=128)
+    K, Kt = op.dense(), op.cross(Xt).dense()
+    y = np.eye(4)[rng.integers(0, 4, 400)]
+    return op, op.cross(Xt), K, Kt, Spectrum.from_kernel(K), y
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        dict(method="flow"),
+        dict(method="gd", learning_rate=1.0),
+        dict(method="momentum", learning_rate=0.5, momentum=0.9),
+        dict(method="flow", normalization="per_output"),
+    ],
+)
+def test_rbf_without_exhaustion_equals_dense(rbf_problem, recipe):
+    op, cross, K, Kt, spec, y = rbf_problem
+    lam1 = spec.evals[0]
+    scale = 400 * 4 if recipe.get("normalization") == "per_output" else 1.0
+    if recipe["method"] == "flow":
+        t = np.geomspace(0.1, 1e3, 30) / lam1 * scale
+    else:
+        t = np.unique(np.geomspace(1, 1e3, 20).round())
+        recipe = {**recipe, "learning_rate": recipe["learning_rate"] / lam1}
+    kr = train(op, y, t, test_kernel=cross, **recipe)
+    assert not kr.recipe["exhausted"] and kr.recipe["basis_size"] < 400
+    de = dynamics.train(spec, y, t, test_kernel=Kt, **recipe)
+    _check(kr, de, y, spec, tol=1e-6)
+
+
+@pytest.mark.slow
+def test_rbf_distillation_equals_dense(rbf_problem):
+    op, cross, K, Kt, spec, y = rbf_problem
+    lam1 = spec.evals[0]
+    t = np.geomspace(0.1, 1e3, 20) / lam1
+    gd = Recipe("gd", learning_rate=1.0 / lam1)
+    kw = dict(teacher_t=30.0, teacher=gd, student=Recipe("flow"), truth_weight=0.3, test_kernel=Kt)
+    kr = distill(op, y, t, **{**kw, "test_kernel": cross})
+    assert not kr.recipe["exhausted"]
+    _check(kr, dense_distill.distill(spec, y, t, **kw), y, spec, tol=1e-6)
+
+
+@pytest.mark.slow
+def test_gd_equals_explicit_blocked_iterations(rbf_problem):
+    """GD at step s equals s explicit iterations f ← f − η K (f − y) with blocked products (no eigh)."""
+    op, cross, _, _, _, y = rbf_problem
+    eta = 1.0 / float(np.max(np.abs(op.dense()).sum(1)))  # 1/‖K‖_∞ ≤ 1/λ_max: stable and monotone
+    steps = np.arange(0, 41)
+    kr = train(op, y, steps, method="gd", learning_rate=eta, test_kernel=cross, tolerance=1e-10)
+    f = np.zeros_like(y)
+    alpha = np.zeros_like(y)  # dual coefficients: test predictions are K_xX α
+    ref = np.linalg.norm(y)
+    for s in steps:
+        err = np.linalg.norm(kr.train[s] - f)
+        assert err <= 1e-10 * ref + 1e-12 * ref, (s, err)
+        assert err <= kr.recipe["error_train"][s] + 1e-12 * ref
+        assert np.linalg.norm(kr.test[s] - cross.matmat(alpha)) <= 1e-10 * ref * np.sqrt(50 / 400) + 1e-12 * ref
+        r = y - f
+        f = f + eta * op.matmat(r)
+        alpha = alpha + eta * r
+
+
+def test_gd_is_exact_once_the_basis_holds_the_polynomial():
+    """s steps of GD are a degree-s polynomial in K: Lanczos is exact after s + 2 block products,
+    and the estimate says so (residual term exactly 0 for s ≤ m − 2)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    op = FunctionKernel(X, RBF(1.0))
+    y = rng.standard_normal((300, 2))
+    K = op.dense()
+    eta = 1.0 / np.linalg.eigvalsh(K)[-1]
+    kr = train(op, y, [0, 1, 2, 3], method="gd", learning_rate=eta, tolerance=1e-12)
+    f = np.zeros_like(y)
+    for s in range(4):
+        assert np.linalg.norm(kr.train[s] - f) <= 1e-12 * np.linalg.norm(y)
+        f = f + eta * K @ (y - f)
+    assert kr.recipe["iterations"] <= 6
+
+
+def test_error_estimate_is_honest_when_the_tolerance_is_not_met(rbf_problem):
+    """Too few iterations: strict raises; strict=False returns the estimate, which bounds the error."""
+    op, _, _, _, spec, y = rbf_problem
+    t = np.array([1e3]) / spec.evals[0]
+    with pytest.raises(ConvergenceError, match="did not meet tolerance") as info:
+        train(op, y, t, max_iterations=3)
+    kr = info.value.trajectory
+    assert not kr.recipe["converged"] and kr.recipe["iterations"] == 3
+    assert kr == kr  # the unconverged result is available for inspection
+    loose = train(op, y, t, max_iterations=3, strict=False)
+    err = np.linalg.norm(loose.train[0] - dynamics.train(spec, y, t).train[0])
+    est = loose.recipe["error_train"][0]
+    assert est > 1e-6 * np.linalg.norm(y)  # it says it failed …
+    assert err <= est  # … and by how much, without understating it
+
+
+def test_pseudo_inverse_on_an_ill_conditioned_kernel_converges_or_says_so():
+    """t = ∞ test predictions need K⁺: CG-like convergence with √κ. Either the result meets the
+    tolerance, or ConvergenceError is raised — never a silent wrong number."""
+    n = 300
+    lam = 10.0 ** -np.linspace(0, 7, n)
+    Q = random_orthogonal(n, 5)
+    K = (Q * lam) @ Q.T
+    K = 0.5 * (K + K.T)
+    y = np.random.default_rng(1).standard_normal(n)
+    Kt = np.random.default_rng(2).standard_normal((5, n)) @ K
+    de = dynamics.train(Spectrum.from_kernel(K), y, [np.inf], test_kernel=Kt)
+    goal = 1e-6 * np.linalg.norm(y) * np.sqrt(5 / n)
+    for iters in (10, 40, 400):
+        try:
+            kr = train(StoredKernel(K), y, [np.inf], test_kernel=Kt, max_iterations=iters)
+        except ConvergenceError as exc:
+            kr = exc.trajectory
+            assert not kr.recipe["converged"]
+            assert kr.recipe["error_test"][0] > goal  # it says it failed, and by how much:
+            assert np.linalg.norm(kr.test - de.test) <= kr.recipe["error_test"][0] + 1e-9 * np.linalg.norm(y)
+            continue
+        assert np.linalg.norm(kr.test - de.test) <= goal + 1e-9 * np.linalg.norm(y)  # oracle: ε κ ‖y‖
+
+
+def test_ritz_summaries():
+    """The Ritz values approximate the top of the spectrum; filter = the recipe's filter on them;
+    the loss is half the squared norm of the modes."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((250, 6))
+    op = FunctionKernel(X, RBF(2.0))
+    y = rng.standard_normal(250)
+    t = np.array([0.5, 5.0, np.inf])
+    kr = train(op, y, t)
+    theta = np.asarray(kr.recipe["ritz_values"])
+    lam = np.linalg.eigvalsh(op.dense())[::-1]
+    assert np.all(np.diff(theta) <= 0)
+    assert theta[0] == pytest.approx(lam[0], rel=1e-12)
+    assert np.all(theta <= lam[0] * (1 + 1e-12))
+    ritz = RitzSpectrum(theta, None, None, 0.0, points=250)
+    assert np.array_equal(kr.filter, Recipe().filter(ritz, t).a)
+    assert kr.modes.shape == (3, theta.size)
+    np.testing.assert_allclose(kr.loss, 0.5 * np.sum(kr.modes**2, axis=1), rtol=1e-12)
+
+
+def test_apply_filter_takes_any_composite_of_the_algebra():
+    rng = np.random.default_rng(6)
+    n = 120
+    K = random_orthogonal(n, 1) * 0.9 ** np.arange(n) @ random_orthogonal(n, 1).T
+    K = 0.5 * (K + K.T)
+    spec = Spectrum.from_kernel(K)
+    y = rng.standard_normal((n, 2))
+    t = np.array([0.0, 1.0, 10.0])
+
+    def composite(s):
+        return distill_filter(s, t, teacher_t=2.0, teacher=Recipe("ridge"), student=Recipe("flow"))
+
+    kr = apply_filter(StoredKernel(K), y, composite, t=t)
+    de = dynamics.apply_filter(spec, y, composite(spec), t=t)
+    _check(kr, de, y, spec, tol=1e-6, test=False)
+
+
+def test_init_test_init_ridge_and_vector_labels_match_dense():
+    rng = np.random.default_rng(7)
+    n = 150
+    X = rng.standard_normal((n, 4))
+    op = FunctionKernel(X, RBF(1.5))
+    K = op.dense()
+    spec = Spectrum.from_kernel(K)
+    y, f0 = rng.standard_normal(n), rng.standard_normal(n)
+    Kt = rng.standard_normal((4, n)) @ K / n
+    ft0 = rng.standard_normal(4)
+    t = np.array([0.0, 0.3, 3.0, np.inf])
+    kw = dict(init=f0, test_kernel=Kt, test_init=ft0)
+    kr = train(op, y, t, **kw)
+    assert kr.train.shape == (4, n) and kr.test.shape == (4, 4)
+    _check(kr, dynamics.train(spec, y, t, **kw), y - f0, spec, tol=1e-6)
+    ridge = np.array([1e-3, 1e-1, 10.0])
+    kr = train(op, y, ridge=ridge, test_kernel=Kt)
+    assert kr.t is None and np.array_equal(kr.ridge, ridge)
+    _check(kr, dynamics.train(spec, y, ridge=ridge, test_kernel=Kt), y, spec, tol=1e-6)
+
+
+def test_bad_input_names_the_argument():
+    op = StoredKernel(np.eye(3))
+    y = np.ones(3)
+    with pytest.raises(ValueError, match="y has 2 rows"):
+        train(op, np.ones(2), [1.0])
+    with pytest.raises(ValueError, match="tolerance must lie in"):
+        train(op, y, [1.0], tolerance=2.0)
+    with pytest.raises(ValueError, match="max_iterations"):
+        train(op, y, [1.0], max_iterations=0)
+    with pytest.raises(ValueError, match="square KernelOperator"):
+        train(StoredKernel(np.ones((2, 3)), check=False), np.ones(2), [1.0])
+    with pytest.raises(ValueError, match="exactly one"):
+        train(op, y)
+    with pytest.raises(ValueError, match="steps|t "):
+        train(op, y, [1.5], method="gd", learning_rate=0.1)
+    with pytest.raises(ValueError, match="nothing to train"):
+        train(op, y, [1.0], init=y)
+    with pytest.raises(ValueError, match="test_kernel has 2 columns"):
+        train(op, y, [1.0], test_kernel=np.ones((4, 2)))
+    with pytest.raises(TypeError, match="Filter"):
+        apply_filter(op, y, lambda s: (s.evals, s.evals))
