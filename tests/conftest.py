@@ -26,6 +26,9 @@ settings.register_profile(
     print_blob=True,
 )
 settings.register_profile("thorough", parent=settings.get_profile("dev"), max_examples=2000)
+# .ci/run's second pass: the closed-form core's properties with a fresh seed (--hypothesis-seed,
+# printed so a failure replays) and more examples than "ci", so CI searches instead of replaying.
+settings.register_profile("search", parent=settings.get_profile("dev"), max_examples=1000)
 settings.load_profile(os.environ.get("KDTHEORY_HYPOTHESIS_PROFILE", "ci"))
 
 jax.config.update("jax_enable_x64", True)
