@@ -279,16 +279,18 @@ def test_issue14_falsifying_example_eigen():
     assert a[0, 0] == 0.5 and g[0, 0] == 0.5
 
 
-def test_issue14_falsifying_example_dynamics():
-    """``dynamics.train(..., method="momentum", momentum=2.3e-25)`` raised 'a contains NaN values'."""
+@pytest.mark.parametrize("beta, frac", [(2.3e-25, 0.5), (1e-30, 0.9), (1e-17, 0.999)])
+def test_issue14_falsifying_example_dynamics(beta, frac):
+    """``dynamics.train(..., method="momentum", momentum=2.3e-25)`` raised 'a contains NaN values';
+    β = 1e-30 and 1e-17 at these rates gave NaN in the old closed form. β this small is GD."""
     from kdtheory.dynamics import train
 
     spec = eigen.Spectrum.from_kernel(np.diag([1.0, 0.5, 0.1]))
     y = np.array([1.0, -2.0, 0.5])
-    eta = 0.5 * eigen.max_learning_rate(spec, method="momentum", momentum=2.3e-25)
-    tr = train(spec, y, [0, 1, 2, 30], method="momentum", learning_rate=eta, momentum=2.3e-25)
-    ref = train(spec, y, [0, 1, 2, 30], method="gd", learning_rate=eta)
-    np.testing.assert_allclose(tr.train, ref.train, rtol=1e-14, atol=1e-15)
+    eta = frac * eigen.max_learning_rate(spec, method="momentum", momentum=beta)
+    tr = train(spec, y, [0, 1, 2, 7, 120], method="momentum", learning_rate=eta, momentum=beta)
+    ref = train(spec, y, [0, 1, 2, 7, 120], method="gd", learning_rate=eta)
+    np.testing.assert_allclose(tr.train, ref.train, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.xfail(strict=True, reason="eigen._ridge divides 1/(λ + c) without errstate: overflow warns")
