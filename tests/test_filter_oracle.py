@@ -125,7 +125,7 @@ def _kappa(method, lam, t, eta, beta, exact):
     d = mp.mpf(10) ** -40
     kap = [mp.mpf(0)] * 3
     for kw in ({"dq": d}, {"db": d}) if method == "momentum" and beta > 0 else ({"dq": d},):
-        for i, (f1, f0) in enumerate(zip(_exact(method, lam, t, eta, beta, **kw), exact)):
+        for i, (f1, f0) in enumerate(zip(_exact(method, lam, t, eta, beta, **kw), exact, strict=True)):
             if f0 != 0:
                 kap[i] += abs((f1 - f0) / (d * f0))
     return tuple(min(float(k), HUGE) for k in kap)
