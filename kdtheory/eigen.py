@@ -324,8 +324,9 @@ class Filter:
     ``t = ∞`` (``a = 1`` for ``λ > 0``), ``a/λ`` at ``λ = 0`` (e.g. ``η t`` for gradient flow).
 
     **The one composition rule** (:meth:`train_from`): training a segment with filter ``F`` from a
-    start with filter ``s`` towards targets with filter ``g`` (both relative to ``y``) moves the
-    residual ``s − g`` by ``1 − F.a``:
+    start with filter ``s`` towards targets with filter ``g`` (both relative to ``y``) multiplies
+    the residual ``s − g`` by ``1 − F.a`` (each segment starts with fresh optimizer state, so a
+    momentum segment continued mid-run, velocity carried over, is not such a segment):
 
     .. math::
 

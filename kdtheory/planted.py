@@ -19,7 +19,7 @@ import scipy.optimize
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array
-from kdtheory.distill import distill_filter
+from kdtheory.distill import distill_filter, mixing_weights
 from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum
 
 __all__ = ["population_risk", "RiskSearch", "search_best"]
@@ -102,7 +102,8 @@ def search_best(
     *,
     teacher_t: Sequence[float],
     student_t: Sequence[float],
-    teacher_weight: Sequence[float] = (1.0,),
+    teacher_weight: Sequence[float] | None = None,
+    truth_weight: Sequence[float] | None = None,
     recipe: Recipe = GRADIENT_FLOW,
 ) -> RiskSearch:
     """Grid search of the best teacher (over T) and the best student (over T, t, teacher weight).
@@ -119,7 +120,8 @@ def search_best(
       cov: population covariance ``(d, d)`` or its diagonal.
       teacher_t: grid of teacher times.
       student_t: grid of student times.
-      teacher_weight: grid of teacher weights of the student's mixed target.
+      teacher_weight: grid of teacher weights of the student's mixed target (default ``(1,)``).
+      truth_weight: the grid as weights on the labels instead (``1 − teacher_weight``).
       recipe: the recipe of teacher and student.
 
     Returns:
@@ -142,8 +144,12 @@ def search_best(
         if opt.fun < rt:
             rt, T_best = float(opt.fun), float(np.exp(opt.x))
     best = (np.inf, 0.0, 0.0, 1.0)
+    if teacher_weight is None and truth_weight is None:
+        teacher_weight = (1.0,)
+    grid = teacher_weight if teacher_weight is not None else truth_weight
+    weights = mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight, size=len(grid))
     for T in np.unique(np.r_[Ts, T_best]):  # the refined teacher too: t = ∞ then reproduces it
-        for w in teacher_weight:
+        for w in weights:
             eff = distill_filter(spectrum, ts, teacher_t=T, teacher=recipe, teacher_weight=float(w))
             r = population_risk(spectrum, y, theta_star, cov, eff)
             j = int(np.argmin(r))

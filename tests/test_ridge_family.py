@@ -204,6 +204,10 @@ def test_planted_population_risk_matches_explicit_weights():
     assert_close(risk, explicit, rtol=1e-10)
     res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
     assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
+    kw = {"teacher_t": ts[:-1], "student_t": ts, "recipe": rec}
+    by_truth = search_best(spec, p.y, p.theta_star, p.cov_evals, truth_weight=[0.0, 0.6], **kw)
+    by_teacher = search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_weight=[1.0, 0.4], **kw)
+    assert by_truth == by_teacher
 
 
 def test_over_eval_filters_give_explicit_test_predictions():
