@@ -8,6 +8,8 @@ writes the report. Modules are imported only when loaded, so listing is cheap.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
 
 from kdtheory.experiments.harness import Experiment
 from kdtheory.experiments.result import Effect, ExperimentResult, Outcome, Verdict
@@ -78,7 +80,13 @@ def load(name: str) -> Experiment:
     return entry if isinstance(entry, Experiment) else importlib.import_module(entry).EXPERIMENT
 
 
-def run(name: str, *, quick: bool = False, out_dir=None, progress=None) -> ExperimentResult:
+def run(
+    name: str,
+    *,
+    quick: bool = False,
+    out_dir: str | os.PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExperimentResult:
     """Run the experiment ``name`` once (see :func:`kdtheory.experiments.harness.run`).
 
     Args:
