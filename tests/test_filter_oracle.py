@@ -307,3 +307,34 @@ def test_inf_limit_when_learning_rate_times_eval_underflows():
     for method, kw in (("flow", {}), ("gd", {}), ("momentum", {"momentum": 0.5})):
         a, g = filters(method, [1.0, 1e-310], [np.inf], learning_rate=1e-20, **kw)
         assert a[0, 1] == 1.0, method
+
+
+# ---------------------------------------------------------------------- the strategies themselves
+def test_edge_strategies_reach_their_edges():
+    """The strategies of kdtheory.testing draw the edge values they promise (a search finds each)."""
+    from hypothesis import find
+
+    assert 0 < find(momenta(), lambda b: 0 < b <= 1e-300) <= 1e-300
+    assert find(momenta(), lambda b: b >= 1 - 1e-8) < 1
+    assert find(tiny_positive(), lambda x: x < np.finfo(np.float64).tiny) >= TINY  # subnormal
+    lam = find(edge_spectra(), lambda v: ((v > 0) & (v < np.finfo(np.float64).tiny)).any())
+    assert (np.diff(lam) <= 0).all()
+    assert find(step_counts(), lambda s: 1e11 <= s < np.inf) <= 1e12
+    assert find(rate_fractions(), lambda f: f <= 1e-11) >= 1e-12
+    assert find(rate_fractions(), lambda f: f >= 1 - 1e-8) < 1
+    beta, eta = find(
+        momenta().filter(lambda b: b > 0).flatmap(lambda b: near_double_root_rates(1.0, b).map(lambda e: (b, e))),
+        lambda be: be[0] > 0.5 and be[1] < 1,
+    )
+    assert eta == pytest.approx(((1 - beta) / (1 + np.sqrt(beta))) ** 2, rel=1e-6)
+
+
+@given(momenta(), edge_spectra(), step_counts(), rate_fractions(), st.data())
+def test_edge_strategies_stay_in_the_valid_domain(beta, lam, s, frac, data):
+    assert 0 <= beta < 1
+    assert lam.ndim == 1 and (lam >= 0).all() and lam[0] > 0 and (np.diff(lam) <= 0).all()
+    assert s == np.inf or (s >= 0 and s == np.floor(s) and s <= 1e12)
+    assert 0 < frac < 1
+    if beta > 0:
+        eta = data.draw(near_double_root_rates(float(lam[0]), beta))
+        assert 0 < eta * lam[0] < 2 * (1 + beta)
