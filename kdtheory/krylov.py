@@ -32,17 +32,22 @@ to what ``R`` excites; a top-``r`` spectrum needs ``r`` converged eigenvectors (
 for the same accuracy on a slowly decaying spectrum) and the rest cannot be treated exactly
 without knowing it.
 
-**Error estimate.** The result is evaluated at checkpoints ``m_1 < m_2 < …`` (``m_{j+1} ≈ 1.125 m_j``);
-the estimate at ``m_j`` is
+**Error estimate.** The result is evaluated at checkpoints ``m_1 < m_2 < …`` (every block
+product up to 8, then ``m_{j+1} ≈ 1.125 m_j``); the estimate at ``m_j`` is
 
-    ``‖f_{m_j}(t) − f_{m_{j−1}}(t)‖ + ‖B_{m+1} E_mᵀ F_t(T) Vᵀ R‖``
+    ``max(‖f_j − f_{j−1}‖, ‖f_{j−1} − f_{j−2}‖) + ‖B_{m+1} E_mᵀ F_t(T) Vᵀ R‖ + round-off``
 
-(Frobenius norms over points and outputs): the change since the previous checkpoint plus the
-residual term of Saad (1992). When the error decreases at least geometrically with a factor ≤ ½
-between checkpoints, the change bounds the error at ``m_{j−1}`` and hence at ``m_j``; the residual
-term is zero exactly when the filter is a polynomial of degree below ``m − 1`` (``s`` steps of GD
-with ``s ≤ m − 2``), where Lanczos is exact. Test predictions get the change of
-``k(x, X) V G_t(T) Vᵀ R`` between checkpoints. The call iterates until every time meets
+per time (Frobenius norms over points and outputs): the larger of the last two changes between
+checkpoints, plus the residual term of Saad (1992), plus a round-off floor. When the error
+decreases monotonically, a change bounds the error at the earlier checkpoint and hence at the
+later one; taking two changes guards against one accidentally small step (CG-like convergence at
+``t = ∞`` is erratic). The residual term is zero exactly when the filter is a polynomial of degree
+below ``m − 1`` (``s`` steps of GD with ``s ≤ m − 2``), where Lanczos is exact. The round-off floor
+is ``ε ‖K‖`` times the filter's largest divided difference on the Ritz values (Daleckii–Krein): the
+accuracy to which *any* method that perturbs ``K`` by round-off can apply the filter (``ε κ`` for
+the pseudo-inverse). Test predictions get the same from ``k(x, X) V G_t(T) Vᵀ R``. This is an
+estimate, not a proof: it assumes convergence that does not stagnate for two checkpoints. The
+call iterates until every time meets
 
     train: ``estimate ≤ tolerance · ‖R‖``;  test: ``estimate ≤ tolerance · ‖R‖ · √(n_test/n)``
 
@@ -581,7 +586,9 @@ def apply_filter(
     test_goal = tol * ref * np.sqrt(Kx.shape[0] / n) if Kx is not None else None
     KxV = np.zeros((Kx.shape[0], 0)) if Kx is not None else None
     err_test = None
-    prev, next_check = None, 1
+    prev = prev2 = None
+    next_check = 1
+    last_change = np.inf
     while True:
         lz.step()
         final = lz.exhausted or lz.products >= max_iterations
@@ -595,7 +602,9 @@ def apply_filter(
         elif prev is None:
             err_train = np.full(cur.a.shape[0], np.inf)
         else:
-            err_train = _diff(cur.Z, prev.Z) + cur.resid + floor
+            change = _diff(cur.Z, prev.Z)
+            err_train = np.maximum(change, last_change) + cur.resid + floor
+            last_change = change
         ok = bool(np.all(err_train <= train_goal))
         if Kx is not None and (ok or final):
             KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
@@ -607,11 +616,18 @@ def apply_filter(
                 err_test = np.full(cur.a.shape[0], np.inf)
             else:
                 P -= np.einsum("im,tmk->tik", KxV[:, : prev.M], prev.D, optimize=True)
-                err_test = np.linalg.norm(P.reshape(P.shape[0], -1), axis=1) + floor
+                change = np.linalg.norm(P.reshape(P.shape[0], -1), axis=1)
+                if prev2 is not None and prev2.M > 0:  # the change before, as for the train estimate
+                    P = np.einsum("im,tmk->tik", KxV[:, : prev.M], prev.D, optimize=True)
+                    P -= np.einsum("im,tmk->tik", KxV[:, : prev2.M], prev2.D, optimize=True)
+                    change = np.maximum(change, np.linalg.norm(P.reshape(P.shape[0], -1), axis=1))
+                else:
+                    change = np.full_like(change, np.inf)
+                err_test = change + floor
             ok = ok and bool(np.all(err_test <= test_goal))
         if ok or final:
             break
-        prev = cur
+        prev2, prev = prev, cur
     for arr, name in ((axis, "t"), (ridge_axis, "ridge")):
         if arr is not None and arr.shape != cur.S_shape:
             raise ValueError(f"{name} has shape {arr.shape} but the filter's leading shape is {cur.S_shape}")
