@@ -243,9 +243,11 @@ def test_sigkill_mid_run_leaves_previous_run_or_nothing(fakes, tmp_path, previou
 
 
 @pytest.mark.slow
-def test_two_concurrent_runs_leave_one_complete_run(fakes, tmp_path):
+@pytest.mark.parametrize("previous", [True, False])
+def test_two_concurrent_runs_leave_one_complete_run(fakes, tmp_path, previous):
     out = tmp_path / "out"
-    reproduce(out, progress=quiet)
+    if previous:
+        reproduce(out, progress=quiet)
     sync = tmp_path / "sync"
     sync.mkdir()
     common = {"FAKE_SYNC": str(sync), "FAKE_WAIT_FOR": "A,B"}
