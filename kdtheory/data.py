@@ -41,6 +41,7 @@ __all__ = [
     "gaussian_mixture",
     "mixture_posterior",
     "noisy_label_distribution",
+    "clean_gradient_target",
     "digits",
     "mnist1d",
 ]
@@ -328,6 +329,33 @@ def noisy_label_distribution(p: np.ndarray, *, label_noise: float) -> np.ndarray
         raise ValueError("p must hold probabilities: entries in [0, 1], rows summing to one")
     eta = _noise_rate(label_noise)
     return (1.0 - eta) * P + eta / (K - 1) * (1.0 - P)
+
+
+def clean_gradient_target(data: Classification) -> np.ndarray:
+    r"""The expected noisy label q̃_i of each training point: the target of the clean gradient (T2).
+
+    ḡ = (1/n) Σ_i J_iᵀ (p_i − q̃_i) is the one-hot gradient averaged over the label noise
+    (THEORY.md §8). For a Gaussian mixture (``data.means`` set) the clean label is itself random
+    given x, and q̃_i = :func:`noisy_label_distribution` of the Bayes posterior
+    :func:`mixture_posterior` ``(x_i)``; for a data set with known clean labels it is that of
+    the one-hot clean label, (1 − η) e_{y_i} + η/(K − 1)(1 − e_{y_i}).
+
+    Args:
+      data: a :class:`Classification` with ``clean`` labels (every loader here sets them).
+
+    Returns:
+      ``(n, K)`` probabilities for the training points.
+
+    Raises:
+      ValueError: ``data.clean`` is missing.
+    """
+    if data.means is not None:
+        p = mixture_posterior(data.X, data.means, sigma=data.sigma if data.sigma is not None else 1.0)
+    elif data.clean is not None:
+        p = np.eye(data.num_classes)[data.clean]
+    else:
+        raise ValueError("data has neither mixture means nor clean labels: the clean target is unknown")
+    return noisy_label_distribution(p, label_noise=data.label_noise)
 
 
 def _split_noise(c: np.ndarray, n: int, K: int, eta: float, rng: np.random.Generator):

@@ -136,6 +136,20 @@ def test_noisy_label_distribution_of_one_hot_labels():
         D.noisy_label_distribution(np.array([[0.5, 0.6]]), label_noise=0.1)
 
 
+def test_clean_gradient_target_for_mixture_and_known_labels():
+    mix = D.gaussian_mixture(300, 0, label_noise=0.2, seed=1)
+    np.testing.assert_array_equal(
+        D.clean_gradient_target(mix),
+        D.noisy_label_distribution(D.mixture_posterior(mix.X, mix.means), label_noise=0.2),
+    )
+    dig = D.digits(100, label_noise=0.3, seed=2)
+    q = D.clean_gradient_target(dig)
+    np.testing.assert_allclose(q[np.arange(100), dig.clean], 0.7)
+    np.testing.assert_allclose(q.sum(1), 1.0)
+    with pytest.raises(ValueError, match="clean target is unknown"):
+        D.clean_gradient_target(D.Classification(dig.X, dig.Y, dig.X_test, dig.Y_test, "x"))
+
+
 def test_mixture_bad_input():
     with pytest.raises(ValueError, match="classes"):
         D.gaussian_mixture(10, 10, classes=1)
