@@ -702,6 +702,9 @@ class NTKOperator(KernelOperator):
 
     def _vjp_block(self, rv, params):
         x, Vb = rv
+        # Parameters are replicated; marked device-varying here, the vjp is this shard's own sum
+        # (otherwise shard_map's transpose would psum it, and the explicit psum would count it twice).
+        params = jax.tree_util.tree_map(lambda p: jax.lax.pcast(p, "rows", to="varying"), params)
         _, pull = jax.vjp(lambda p: self._apply_fn(p, x), params)
         return jax.vmap(lambda c: pull(c)[0])(self._cotangents(Vb))
 

@@ -27,7 +27,7 @@ def _data(n, d, seed=0, n_test=7):
     return rng.standard_normal((n, d)), rng.standard_normal((n_test, d)), rng.standard_normal((n, 3))
 
 
-@settings(max_examples=15)
+@settings(max_examples=8)
 @given(n=st.integers(1, 40), p=st.integers(1, 9), b=st.integers(1, 4), block=st.integers(1, 16))
 def test_features_equal_explicit_products(n, p, b, block):
     rng = np.random.default_rng(n * 100 + p)
