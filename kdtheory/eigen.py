@@ -881,10 +881,12 @@ def _momentum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np
       ``(a, a/q)``, broadcast shape of ``q`` and ``s``.
     """
     s = np.where(np.isinf(s), 0.0, s)
-    q, s = (np.array(x, dtype=np.float64) for x in np.broadcast_arrays(q, s))
+    q, s = np.broadcast_arrays(q, s)
     if beta == 0.0:
         return _gd(q, s)
-    with np.errstate(all="ignore"):  # every branch is evaluated everywhere; np.where picks
+    shape = q.shape
+    q, s = (np.ravel(x).astype(np.float64) for x in (q, s))
+    with np.errstate(all="ignore"):  # branches pick their entries with masks; the rest is discarded
         roots = _momentum_roots(q, beta)
         e = _momentum_remainder(q, s, beta, roots)
         h, ok = _momentum_sum(q, s, beta, roots)
@@ -892,7 +894,8 @@ def _momentum(q: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np
         use_h = ok & (a_e < 0.25)
         a = np.where(use_h, q * h, a_e)
         h = np.where(use_h, h, a_e / np.where(q > 0, q, 1.0))
-    return np.where(s == 0, 0.0, a), np.where(s == 0, 0.0, h)
+    a, h = np.where(s == 0, 0.0, a), np.where(s == 0, 0.0, h)
+    return a.reshape(shape), h.reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -958,17 +961,23 @@ def _momentum_remainder(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) ->
     Returns:
       ``e_s``, same shape as ``q``.
     """
-    r, pos, b, p, disc, dev = g.r, g.pos, g.b, g.p, g.disc, g.dev
-    real = disc >= 0
-    near = real & (disc < 8.0 * beta * q)
-    sep = real & ~near
-    sign = np.where(~pos & (np.mod(s, 2.0) == 1.0), -1.0, 1.0)  # (sign of the roots)^s
-    omr = (1.0 - beta) / (1.0 + r)  # 1 − r
-    log_r = 0.5 * np.log(beta)
+    real = g.disc >= 0
+    near = real & (g.disc < 8.0 * beta * q)
+    sign = np.where(~g.pos & (np.mod(s, 2.0) == 1.0), -1.0, 1.0)  # (sign of the roots)^s
+    e = np.ones_like(q)
+    for form, mask in ((_remainder_separated, real & ~near), (_remainder_near, near), (_remainder_complex, ~real)):
+        i = np.flatnonzero(mask & (s > 0))
+        if i.size:
+            sub = _Roots(g.r, g.pos[i], g.b[i], g.p[i], g.disc[i], g.dev[i])
+            e[i] = sign[i] * form(q[i], s[i], beta, sub)
+    return e
 
-    # well-separated real roots
-    sq = np.sqrt(np.where(real, disc, 0.0))
-    mu1 = np.where(sep, np.where(pos, 0.5 * (b + sq), 0.5 * (b - sq)), 1.0)
+
+def _remainder_separated(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
+    """``e_s`` (up to the sign ``(±1)^s`` of the roots) for well-separated real roots."""
+    pos, b, p = g.pos, g.b, g.p
+    sq = np.sqrt(g.disc)
+    mu1 = np.where(pos, 0.5 * (b + sq), 0.5 * (b - sq))
     d1 = q / (0.5 * (p + sq))  # 1 − μ_1 when b ≥ 0
     close = pos & (mu1 > 0.5)
     log_mu1 = np.where(close, np.log1p(-d1), np.log(np.abs(mu1)))
@@ -977,32 +986,37 @@ def _momentum_remainder(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) ->
     rho = np.minimum(beta / mu1**2, 1.0)
     log_rho = np.where(one_m_rho < 0.5, np.log1p(-one_m_rho), np.log(rho))
     geo = np.where(one_m_rho > 0, -np.expm1(s * log_rho) / np.where(one_m_rho > 0, one_m_rho, 1.0), s)
-    e_sep = sign * np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * np.where(s == 0, 0.0, geo))
+    return np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * geo)
 
-    # near-double real roots: hyperbolic form
-    phi = 2.0 * np.arcsinh(np.sqrt(np.where(near, dev / r, 0.0) / 2.0))
+
+def _remainder_near(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
+    """``e_s`` (up to the sign ``(±1)^s`` of the roots) for near-double real roots (hyperbolic)."""
+    r = g.r
+    omr = (1.0 - beta) / (1.0 + r)  # 1 − r
+    phi = 2.0 * np.arcsinh(np.sqrt(g.dev / r / 2.0))
     pp = np.where(phi > 0, phi, 1.0)
     sinh_ratio = np.where(phi > 0, np.expm1(-2.0 * s * pp) / np.expm1(-2.0 * pp), s)  # e^{−(s−1)φ} sinh sφ/sinh φ
     cosh_half = np.where(phi > 0, (1.0 + np.exp(-(2.0 * s + 1.0) * phi)) / (1.0 + np.exp(-phi)), 1.0)
     sinh_half = np.where(phi > 0, np.expm1(-(2.0 * s + 1.0) * pp) / np.expm1(-pp), 2.0 * s + 1.0)
     tail = omr * np.exp(-phi) * sinh_ratio
-    e_near = sign * np.exp(s * (log_r + phi)) * np.where(pos, cosh_half + tail, sinh_half - tail)
+    return np.exp(s * (0.5 * np.log(beta) + phi)) * np.where(g.pos, cosh_half + tail, sinh_half - tail)
 
-    # complex roots: trigonometric form
-    v = np.clip(np.where(real, 1.0, -dev / r), 0.0, 2.0)
+
+def _remainder_complex(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
+    """``e_s`` (up to the sign ``(±1)^s`` of the roots) for complex roots (trigonometric)."""
+    r = g.r
+    omr = (1.0 - beta) / (1.0 + r)  # 1 − r
+    v = np.clip(-g.dev / r, 0.0, 2.0)
     wide = v > 0.5
     th = np.where(wide, 0.0, 2.0 * np.arcsin(np.sqrt(v / 2.0)))
-    psi = np.where(wide, np.arcsin(np.clip(np.abs(b) / (2.0 * r), 0.0, 1.0)), 0.0)
+    psi = np.where(wide, np.arcsin(np.clip(np.abs(g.b) / (2.0 * r), 0.0, 1.0)), 0.0)
     cos_s, sin_s = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
     cos_h, sin_h = _quarter_turns(np.where(wide, 2.0 * s + 1.0, 0.0), (s + 0.5) * psi, (s + 0.5) * th)
     cos_1, sin_1 = _quarter_turns(np.where(wide, 1.0, 0.0), 0.5 * psi, 0.5 * th)
     _, sin_th = _quarter_turns(np.where(wide, 2.0, 0.0), psi, th)
     sin_ratio = sin_s / sin_th
-    bracket = np.where(pos, cos_h / cos_1 + omr * sin_ratio, sin_h / sin_1 - omr * sin_ratio)
-    e_c = sign * np.exp(s * log_r) * bracket
-
-    e = np.where(sep, e_sep, np.where(near, e_near, e_c))
-    return np.where(s == 0, 1.0, e)
+    bracket = np.where(g.pos, cos_h / cos_1 + omr * sin_ratio, sin_h / sin_1 - omr * sin_ratio)
+    return np.exp(s * 0.5 * np.log(beta)) * bracket
 
 
 def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> tuple[np.ndarray, np.ndarray]:
@@ -1034,25 +1048,29 @@ def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> tuple
     ser = n * np.where(real & ~pos, np.inf, d2) <= 0.5
     dd = real & pos & ~ser & (d1 <= 0.5 * d2)
 
+    h = np.full_like(q, np.nan)
+
     # series in units of d = max|δ|: c_j = C(n, j+1) d^{j−1}, hh_k = h_k/d^k
-    d = np.where(ser, d2, 1.0)
-    pd = np.where(ser, p / d, 0.0)
-    qd = np.where(ser, (q / d) / d, 0.0)
-    c = 0.5 * n * (n - 1.0)
-    hh_prev, hh = np.zeros_like(q), np.ones_like(q)
+    i = np.flatnonzero(ser)
+    d, ni = d2[i], n[i]
+    pd, qd = p[i] / d, (q[i] / d) / d
+    c = 0.5 * ni * (ni - 1.0)
+    hh_prev, hh = np.zeros_like(d), np.ones_like(d)
     total = c * hh
     for j in range(1, 24):
-        c = c * np.maximum(n - j - 1.0, 0.0) / (j + 2.0) * d
+        c = c * np.maximum(ni - j - 1.0, 0.0) / (j + 2.0) * d
         hh_prev, hh = hh, pd * hh - qd * hh_prev
         total = total + (-1.0) ** j * c * hh
-    h = np.where(ser, total, np.nan)
+    h[i] = total
 
     # divided difference of G at δ_1 < δ_2 (both roots in [0, 1]); log μ_2 = log(β/μ_1) if μ_2 < ½
+    i = np.flatnonzero(dd)
+    d1, d2, ni = d1[i], d2[i], n[i]
     l1 = np.log1p(-d1)
     l2 = np.where(d2 < 0.5, np.log1p(-np.minimum(d2, 0.5)), np.log(beta) - l1)
-    G1 = np.where(d1 > 0, -np.expm1(n * l1) / np.where(d1 > 0, d1, 1.0), n)
-    G2 = -np.expm1(n * l2) / d2
-    h = np.where(dd, (G1 - G2) / np.where(dd, sq, 1.0), h)
+    G1 = np.where(d1 > 0, -np.expm1(ni * l1) / np.where(d1 > 0, d1, 1.0), ni)
+    G2 = -np.expm1(ni * l2) / d2
+    h[i] = (G1 - G2) / sq[i]
     return h, ser | dd
 
 
