@@ -189,7 +189,7 @@ def momentum_cases(draw):
 
 @ORACLE
 @given(momentum_cases())
-@example((np.array([1.0]), [1.0], 0.5, 1.66e-22))  # issue 14: a was NaN (recursion: 0.5)
+@example((np.array([1.0]), [1.0], 0.5, 1.66e-22))  # issue 14's reported example (recursion: a = 0.5)
 @example((np.array([1.0, 0.3, 0.0]), [1.0, 5.0, 120.0], 0.5, 2.3e-25))  # issue 14, via dynamics.train
 @example((np.array([1.0, 0.5, 0.1]), [7.0, 120.0], 1.8, 1e-30))  # the sweep's NaN at β = 1e-30
 @example((np.array([1.0, 0.5, 0.1]), [120.0], 1.998, 1e-17))  # ... and at β = 1e-17
