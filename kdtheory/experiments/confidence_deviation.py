@@ -81,7 +81,6 @@ def measure(cfg: Config, say) -> Outcome:
                 for split, (zt, zs) in {
                     "train": (teacher.train[-1], student.train[-1]),
                     "test": (teacher.test[-1], student.test[-1]),
-
                 }.items():
                     rep = analyze(
                         zt,

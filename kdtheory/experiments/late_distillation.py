@@ -89,7 +89,6 @@ def _mlp_part(cfg: Config, say) -> dict:
                 loss = Loss("ce", normalization="mean", teacher_weight=0.0, teacher_weight_after=1.0, switch_t=s)
             run = train_model(
                 model, data.X, data.Y, loss=loss, optimizer=opt, teacher=teacher.train[-1], seed=seed, **kw
-
             )
             acc[seed, j] = run.test_accuracy[-1]
         say(f"seed {seed}: test accuracy by switch fraction {np.array2string(acc[seed], precision=3)}")
