@@ -193,6 +193,8 @@ def test_a_claim_must_report_effects(tmp_path):
     bare = harness.Experiment("bare", "claim", "c", exp.full, exp.quick, no_effects)
     with pytest.raises(ValueError, match="must report its effects"):
         harness.run(bare)
+    with pytest.raises(ValueError, match="must return an Outcome"):
+        harness.run(harness.Experiment("bare", "validation", "c", exp.full, exp.quick, lambda cfg, say: 1.0))
     with pytest.raises(ValueError, match="kind must be"):
         harness.Experiment("x", "guess", "c", exp.full, exp.quick, bare.measure)
     with pytest.raises(ValueError, match="verdict must be one of"):

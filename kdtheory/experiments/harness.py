@@ -99,7 +99,8 @@ def run(
       The :class:`~kdtheory.experiments.result.ExperimentResult`.
 
     Raises:
-      ValueError: for a configuration of another type, or a claim whose outcome has no effect.
+      ValueError: for a configuration of another type, a ``measure`` that returns no
+        :class:`~kdtheory.experiments.result.Outcome`, or a claim whose outcome has no effect.
     """
     cfg = experiment.config(quick=quick) if config is None else config
     if type(cfg) is not type(experiment.full):
@@ -107,6 +108,8 @@ def run(
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     outcome = experiment.measure(cfg, say)
+    if not isinstance(outcome, Outcome):
+        raise ValueError(f"{experiment.name}: measure must return an Outcome, got {type(outcome).__name__}")
     if experiment.kind == "claim" and not outcome.effects:
         raise ValueError(f"{experiment.name}: a claim must report its effects")
     figures: tuple[str, ...] = ()
