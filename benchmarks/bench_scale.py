@@ -1,0 +1,168 @@
+"""Benchmark: training trajectories at n = 60,000 by block Lanczos, without an eigendecomposition.
+
+Data: MNIST-1D (``kdtheory.data.mnist1d``, 40 features, 10 classes, one-hot labels), generated at
+the size asked; an RBF kernel ``exp(−‖x − x'‖²/(2ℓ²))`` with ℓ the median pairwise distance of a
+1000-point subsample, evaluated block by block (:class:`kdtheory.operators.FunctionKernel`), never
+stored. Times: 100 log-spaced gradient-flow times with ``t λ_1 ∈ [1e-1, 1e3]`` (four decades of
+the top eigendirection's time scale ``1/λ_1``); λ_1 is estimated from a 2000-point subsample as
+``(n/2000) λ_1(K_sub)`` (only the time axis depends on it). Tolerance 1e-6 relative to ‖y‖.
+
+Two cases, each the same call ``kdtheory.krylov.train(op, Y, t, test_kernel=op.cross(X_test))``:
+
+* ``small`` (n = 4000, 1000 test points): agreement with the dense path
+  (``Spectrum.from_kernel`` + ``dynamics.train``) per time, and the time ratio to one dense
+  ``numpy.linalg.eigh`` of the (pre-formed) kernel, in the same process, best of ``--repeats``.
+  Target (issue 12): ratio ≤ 0.5, agreement within the tolerance.
+* ``large`` (n = 60,000, 10,000 test points; run in a child process so that its peak RSS is its
+  own): wall time, peak RSS, the error estimates, iterations. Target: ≤ 15 minutes, ≤ 16 GB.
+
+Run: ``python benchmarks/bench_scale.py [--case small|large|both] [--n 4000] [--large-n 60000]``.
+On a shared machine run it with ``nice``. Several JAX devices (GPUs) are used automatically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import scipy.spatial.distance
+
+from kdtheory.data import mnist1d
+from kdtheory.krylov import train
+from kdtheory.operators import RBF, FunctionKernel
+
+TOLERANCE = 1e-6
+EPS = np.finfo(float).eps
+
+
+def problem(n: int, n_test: int, seed: int = 0):
+    """MNIST-1D at size n, the RBF operator, one-hot labels and the 100 times."""
+    data = mnist1d(n, n_test, seed=seed)
+    X, Xt, Y = data.X, data.X_test, data.Y
+    rng = np.random.default_rng(seed)
+    sub = X[rng.choice(n, min(n, 1000), replace=False)]
+    ls = float(np.median(scipy.spatial.distance.pdist(sub)))
+    op = FunctionKernel(X, RBF(lengthscale=ls))
+    m = min(n, 2000)
+    idx = rng.choice(n, m, replace=False)
+    lam1 = (n / m) * float(np.linalg.eigvalsh(FunctionKernel(X[idx], RBF(lengthscale=ls)).dense())[-1])
+    t = np.geomspace(1e-1, 1e3, 100) / lam1
+    return op, X, Xt, Y, t, ls, lam1
+
+
+def summary(traj, Y, n_test: int) -> dict:
+    rec = traj.recipe
+    ref = float(np.linalg.norm(Y))
+    return {
+        "iterations": rec["iterations"],
+        "basis_size": rec["basis_size"],
+        "converged": rec["converged"],
+        "error_train_rel": max(rec["error_train"]) / ref,
+        "error_test_rel": max(rec["error_test"]) / (ref * np.sqrt(n_test / Y.shape[0])),
+        "top_ritz_value": rec["ritz_values"][0],
+    }
+
+
+def small(n: int, n_test: int, repeats: int) -> dict:
+    from kdtheory.dynamics import train as dense_train
+    from kdtheory.eigen import Spectrum
+
+    op, X, Xt, Y, t, ls, lam1 = problem(n, n_test)
+    cross = op.cross(Xt)
+    K = op.dense()
+    Kx = cross.dense()
+    train(op, Y, t[:3], test_kernel=cross)  # compile the block products once (not timed)
+    best_kr = best_eigh = np.inf
+    for _ in range(repeats):  # interleaved, best of `repeats`
+        t0 = time.perf_counter()
+        kr = train(op, Y, t, test_kernel=cross, tolerance=TOLERANCE)
+        best_kr = min(best_kr, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        np.linalg.eigh(K)
+        best_eigh = min(best_eigh, time.perf_counter() - t0)
+    de = dense_train(Spectrum.from_kernel(K), Y, t, test_kernel=Kx)
+    ref = np.linalg.norm(Y)
+    err_train = np.linalg.norm((kr.train - de.train).reshape(len(t), -1), axis=1)
+    err_test = np.linalg.norm((kr.test - de.test).reshape(len(t), -1), axis=1)
+    est_train = np.asarray(kr.recipe["error_train"])
+    est_test = np.asarray(kr.recipe["error_test"])
+    return {
+        "case": "small",
+        "n": n,
+        "n_test": n_test,
+        "lengthscale": ls,
+        "lambda_1_estimate": lam1,
+        "krylov_s": best_kr,
+        "eigh_s": best_eigh,
+        "ratio": best_kr / best_eigh,
+        "observed_train_rel": float(err_train.max() / ref),
+        "observed_test_rel": float(err_test.max() / (ref * np.sqrt(n_test / n))),
+        # up to the dense oracle's own round-off, 100 n ε ‖y‖ (eigh of a 4000 × 4000 kernel)
+        "estimate_bounds_observed": bool(
+            np.all(err_train <= est_train + 100 * n * EPS * ref) and np.all(err_test <= est_test + 100 * n * EPS * ref)
+        ),
+        **summary(kr, Y, n_test),
+    }
+
+
+def large(n: int, n_test: int) -> dict:
+    t0 = time.perf_counter()
+    op, X, Xt, Y, t, ls, lam1 = problem(n, n_test)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kr = train(op, Y, t, test_kernel=op.cross(Xt), tolerance=TOLERANCE)
+    wall = time.perf_counter() - t0
+    return {
+        "case": "large",
+        "n": n,
+        "n_test": n_test,
+        "lengthscale": ls,
+        "lambda_1_estimate": lam1,
+        "setup_s": setup,
+        "krylov_s": wall,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        **summary(kr, Y, n_test),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", choices=["small", "large", "both"], default="both")
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--large-n", type=int, default=60000)
+    ap.add_argument("--large-n-test", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    if args.case in ("small", "both"):
+        r = small(args.n, args.n_test, args.repeats)
+        print(
+            f"n={r['n']}: krylov {r['krylov_s']:.2f} s, eigh {r['eigh_s']:.2f} s, ratio {r['ratio']:.3f} "
+            f"(target <= 0.5); {r['iterations']} block products, basis {r['basis_size']}; "
+            f"vs dense: train {r['observed_train_rel']:.2e}, test {r['observed_test_rel']:.2e} "
+            f"(estimates {r['error_train_rel']:.2e}, {r['error_test_rel']:.2e}; tolerance {TOLERANCE:g}; "
+            f"estimate bounds observed: {r['estimate_bounds_observed']})"
+        )
+        print(json.dumps(r))
+    if args.case == "large":
+        print(json.dumps(large(args.large_n, args.large_n_test)))
+    elif args.case == "both":
+        cmd = [sys.executable, __file__, "--case", "large", "--large-n", str(args.large_n)]
+        cmd += ["--large-n-test", str(args.large_n_test)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        print(
+            f"n={r['n']}: {r['krylov_s'] / 60:.1f} min (target <= 15), peak RSS {r['peak_rss_gb']:.2f} GB "
+            f"(target <= 16); {r['iterations']} block products, basis {r['basis_size']}, converged "
+            f"{r['converged']}; estimated error train {r['error_train_rel']:.2e}, test {r['error_test_rel']:.2e}"
+        )
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
