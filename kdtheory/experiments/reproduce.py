@@ -5,12 +5,14 @@ folder and swapped in as a whole (:class:`~kdtheory.experiments.folder.StagedFol
 error, an interrupt (``KeyboardInterrupt``) or a ``SIGKILL`` leaves the previous run intact, and
 files of an older run that the new report does not list are gone.
 
-``results.json`` is strict JSON (no NaN or Infinity: NaN is written as ``null``, ±∞ as the
-strings ``"inf"`` / ``"-inf"``). Its fields: ``created``, ``size`` (``"full"`` or ``"quick"``),
-``seconds``, ``versions``, ``files`` (figure name -> SHA-256 of its bytes) and ``experiments``
-(name -> the record of :meth:`~kdtheory.experiments.result.ExperimentResult.to_json`: ``kind``,
-``claim``, ``verdict``, ``reason``, ``effects`` as ``{name, estimate, ci_low, ci_high, seeds,
-control, rule, interval}``, ``measured``, ``figures``, ``config``, ``seconds``).
+``results.json`` is strict JSON (no NaN or Infinity: non-finite numbers are the strings
+``"inf"``, ``"-inf"``, ``"nan"``; an effect's missing or non-finite interval end is ``null``).
+Its fields: ``created``, ``size`` (``"full"`` or ``"quick"``), ``seconds``, ``versions``,
+``files`` (figure name -> SHA-256 of its bytes) and ``experiments`` (name -> the record of
+:meth:`~kdtheory.experiments.result.ExperimentResult.to_json`: ``kind``, ``claim``, ``size``,
+``verdict``, ``reason``, ``effects`` as :meth:`kdtheory.stats.Effect.to_json` records ``{name,
+estimate, ci_low, ci_high, seeds, control, rule, interval, verdict, reason, ...}``,
+``measured``, ``figures``, ``config``, ``seconds``).
 
 ``report.md`` opens with the table of the paper's claims (effect, interval, seeds, control, rule,
 verdict, reason), then the table of validations, then one section per experiment. A ``quick`` run
@@ -183,7 +185,8 @@ def markdown(results: Sequence[ExperimentResult], payload: dict) -> str:
         lines += ["", "## The paper's claims", ""] + _claims_table(claims)
     if validations:
         lines += ["", "## Validations of the mathematics", ""] + _validations_table(validations)
-    lines += ["", 'In `results.json`, NaN is written as `null` and ±∞ as the strings `"inf"` / `"-inf"`.']
+    lines += ["", 'In `results.json` non-finite numbers are the strings `"inf"`, `"-inf"`, `"nan"`; an effect\'s '
+              "missing or non-finite interval end is `null`."]  # fmt: skip
     for r in results:
         lines += [
             "",

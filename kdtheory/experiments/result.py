@@ -6,21 +6,22 @@ its interval, control, rule, verdict and reason); the harness
 (:mod:`kdtheory.experiments.harness`) wraps it with the experiment's identity, configuration,
 timing and figures into an :class:`ExperimentResult`, the record written to ``results.json``.
 
-Strict JSON: :func:`jsonable` turns numpy values into Python ones and non-finite floats into
-``null`` (NaN) or the strings ``"inf"`` / ``"-inf"`` (±∞), so ``results.json`` parses with any
-strict JSON reader (JavaScript's ``JSON.parse`` included); :func:`dumps` checks it with
-``allow_nan=False``. An effect is written by :meth:`kdtheory.stats.Effect.to_json`, where a
-non-finite estimate or interval end is ``null`` (no interval).
+Strict JSON: :func:`jsonable` turns numpy values into Python ones and non-finite floats into the
+strings ``"inf"``, ``"-inf"`` and ``"nan"`` (as ``kdtheory confidence``'s ``summary.json`` does,
+:func:`kdtheory._io.strict_json`), so ``results.json`` parses with any strict JSON reader
+(JavaScript's ``JSON.parse`` included); :func:`dumps` checks it with ``allow_nan=False``. An
+effect is written by :meth:`kdtheory.stats.Effect.to_json`, where a non-finite estimate or
+interval end is ``null`` (no interval).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kdtheory._io import strict_json
 from kdtheory.stats import Effect
 
 __all__ = [
@@ -133,37 +134,26 @@ class ExperimentResult:
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` as plain JSON values: dicts, lists, str, int, float (finite), bool, None.
+    """``obj`` as plain, strict JSON values (the convention of :func:`kdtheory._io.strict_json`).
 
     Args:
-      obj: nested mappings, sequences, numpy arrays and scalars, dataclass-free values.
+      obj: nested mappings and sequences of str, numbers, bools, ``None``, numpy arrays and scalars.
 
     Returns:
-      The same structure with tuples and arrays as lists, numpy scalars as Python scalars, NaN
-      as ``None`` and ±∞ as the strings ``"inf"`` / ``"-inf"``.
+      The same structure with tuples and arrays as lists, numpy scalars as Python scalars and
+      non-finite floats as the strings ``"inf"``, ``"-inf"`` and ``"nan"``.
 
     Raises:
       TypeError: for a value that has no JSON form.
     """
-    import numpy as np
+    return strict_json(json.loads(json.dumps(obj, default=_numpy)))  # NaN and ±∞ survive the round trip
 
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if obj is None or isinstance(obj, str | int | bool):
-        return obj
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+def _numpy(value: Any) -> Any:
+    """numpy arrays and scalars as Python values (``json.dumps``'s ``default``)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def dumps(obj: Any) -> str:
