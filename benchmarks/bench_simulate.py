@@ -55,22 +55,24 @@ def main() -> None:
     model = mlp([D, H, K])
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), model.init(jax.random.PRNGKey(0)))
     lr = 0.1
+    ce = Loss("ce", normalization="mean")  # the numpy loop's gradient (p − y)/n
+    opt = Optimizer(learning_rate=lr)
     flops = 2 * args.steps * (2 * N * D * H + 2 * N * H * K + N * H * K + N * D * H)  # fwd + bwd matmuls
 
     peak = matmul_peak_flops()
 
     # warm-up compile (excluded), then timed runs
-    train_model(model, X, Y, checkpoints=[0, args.steps], loss=Loss("ce"), optimizer=Optimizer(lr), params=params)
+    train_model(model, X, Y, t=[0, args.steps], loss=ce, optimizer=opt, params=params)
     t_kd, t_np = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        train_model(model, X, Y, checkpoints=[0, args.steps], loss=Loss("ce"), optimizer=Optimizer(lr), params=params)
+        train_model(model, X, Y, t=[0, args.steps], loss=ce, optimizer=opt, params=params)
         t_kd.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         numpy_loop(params, X, Y, args.steps, lr)
         t_np.append(time.perf_counter() - t0)
     # the two loops compute the same thing: compare after 20 steps
-    short = train_model(model, X, Y, checkpoints=[0, 20], loss=Loss("ce"), optimizer=Optimizer(lr), params=params)
+    short = train_model(model, X, Y, t=[0, 20], loss=ce, optimizer=opt, params=params)
     diff = float(np.max(np.abs(short.params[0]["w"] - numpy_loop(params, X, Y, 20, lr)[0])))
     kd, npy = min(t_kd), min(t_np)
     print(f"MLP {D}-{H}-{K}, {N} points, {args.steps} full-batch GD steps, float32")
