@@ -53,8 +53,10 @@ features = Spectrum.from_features(X)  # thin SVD of X: weights are available
 kernel = Spectrum.from_kernel(X @ X.T)  # eigendecomposition of the 80 × 80 Gram matrix
 print(features)
 print(kernel)
-print("largest relative difference of the 40 shared eigenvalues:",
-      np.max(np.abs(features.evals - kernel.evals[:40])) / features.evals[0])
+print(
+    "largest relative difference of the 40 shared eigenvalues:",
+    np.max(np.abs(features.evals - kernel.evals[:40])) / features.evals[0],
+)
 
 # %% [markdown]
 # Both views give the same eigenvalues, in descending order. The kernel has 80 of them, and the 40
@@ -119,15 +121,18 @@ converged = train(features, y, np.inf, method="gd", learning_rate=eta, test_feat
 print(run)
 test_error = np.mean((run.test - test.y) ** 2, axis=1)
 best = int(np.argmin(test_error))
-print(f"test error at t = 0: {test_error[0]:.3f}; best {test_error[best]:.3f} at t = {t[best]:g} steps; "
-      f"t = ∞: {np.mean((converged.test - test.y) ** 2):.3f}")
+print(
+    f"test error at t = 0: {test_error[0]:.3f}; best {test_error[best]:.3f} at t = {t[best]:g} steps; "
+    f"t = ∞: {np.mean((converged.test - test.y) ** 2):.3f}"
+)
 w_lstsq = np.linalg.lstsq(X, y, rcond=None)[0]
 print("t = ∞ weights against numpy's least squares, max |Δ|:", np.max(np.abs(converged.weights - w_lstsq)))
 
 # %%
 on_kernel = train(kernel, y, t, method="gd", learning_rate=eta, test_kernel=test.X @ X.T)
-print("kernel spectrum against features spectrum, test predictions, max |Δ|:",
-      np.max(np.abs(on_kernel.test - run.test)))
+print(
+    "kernel spectrum against features spectrum, test predictions, max |Δ|:", np.max(np.abs(on_kernel.test - run.test))
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -184,8 +189,15 @@ print("Filter a,   t=∞: ", f.a[1])
 # %%
 from kdtheory.simulate import Loss, Optimizer, linear_model, train_model
 
-sim = train_model(linear_model(40, 1), X, y[:, None], t=t[:30], loss=Loss("mse"),
-                  optimizer=Optimizer(learning_rate=eta), dtype=jax.numpy.float64)
+sim = train_model(
+    linear_model(40, 1),
+    X,
+    y[:, None],
+    t=t[:30],
+    loss=Loss("mse"),
+    optimizer=Optimizer(learning_rate=eta),
+    dtype=jax.numpy.float64,
+)
 print("max |closed form − simulation| over 30 times:", np.max(np.abs(sim.train[..., 0] - run.train[:30])))
 
 # %% [markdown]

@@ -62,11 +62,14 @@ e_onehot = test_error(onehot)
 T = t[np.argmin(e_onehot)]  # the teacher: the best early-stopped one-hot model
 print(f"best one-hot model (the teacher): test error {e_onehot.min():.4f} at T = {T:.3g}")
 
-students = {T_: test_error(distill(spec, y, t, teacher_t=T_, teacher=flow, test_features=test.X))
-            for T_ in (T / 3, T, 3 * T)}
+students = {
+    T_: test_error(distill(spec, y, t, teacher_t=T_, teacher=flow, test_features=test.X)) for T_ in (T / 3, T, 3 * T)
+}
 for T_, e in students.items():
-    print(f"student of the teacher stopped at T = {T_:6.3g}: best test error {e.min():.4f} at t = {t[np.argmin(e)]:.3g}"
-          f" ({e.min() / e_onehot.min() - 1:+.1%} against the best one-hot model)")
+    print(
+        f"student of the teacher stopped at T = {T_:6.3g}: best test error {e.min():.4f} at t = {t[np.argmin(e)]:.3g}"
+        f" ({e.min() / e_onehot.min() - 1:+.1%} against the best one-hot model)"
+    )
 
 # %% [markdown]
 # ## The composed filter
@@ -82,9 +85,14 @@ m = spec.evals.size
 ZERO = Filter.zero(m)
 teacher_filter = flow.filter(spec, T)
 student_filter = flow.filter(spec, t_student).train_from(ZERO, teacher_filter)
-print("train_from against a(t)·a(T):", np.max(np.abs(student_filter.a - flow.filter(spec, t_student).a * teacher_filter.a)))
-print("train_from against distill_filter:",
-      np.max(np.abs(student_filter.a - distill_filter(spec, t_student, teacher_t=T, teacher=flow).a)))
+print(
+    "train_from against a(t)·a(T):",
+    np.max(np.abs(student_filter.a - flow.filter(spec, t_student).a * teacher_filter.a)),
+)
+print(
+    "train_from against distill_filter:",
+    np.max(np.abs(student_filter.a - distill_filter(spec, t_student, teacher_t=T, teacher=flow).a)),
+)
 
 # %% [markdown]
 # ## The exaggeration diagnostics E1–E3
@@ -103,13 +111,14 @@ print("train_from against distill_filter:",
 # %%
 label_energy = spec.project(y) ** 2  # z_k², so that E3's norm and loss are those of these labels
 for statement in ("E1", "E2", "E3_norm", "E3_loss"):
-    margin = statement_margin(spec, statement, teacher_t=T, student_t=t_student, recipe=flow,
-                              label_energy=label_energy)
+    margin = statement_margin(spec, statement, teacher_t=T, student_t=t_student, recipe=flow, label_energy=label_energy)
     print(f"{statement:8s} margin {margin:+.2e}")
 top = compare(spec, teacher_t=T, student_t=t_student, recipe=flow)
 norm = compare(spec, teacher_t=T, student_t=t_student, recipe=flow, match="norm", label_energy=label_energy)
 print(f"one-hot run matching top progress: t' = {top.onehot_t:.3g}; student behind from direction {top.crossover + 1}")
-print(f"one-hot run matching the norm:     t' = {norm.onehot_t:.3g}; student behind from direction {norm.crossover + 1}")
+print(
+    f"one-hot run matching the norm:     t' = {norm.onehot_t:.3g}; student behind from direction {norm.crossover + 1}"
+)
 
 # %% tags=["readme-figure"]
 k = np.arange(1, m + 1)
@@ -117,15 +126,25 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
 ax1.plot(k, top.teacher, "o-", ms=3, label=f"teacher a(T), T = {T:.3g}")
 ax1.plot(k, top.student, "o-", ms=3, label=f"student a(t)·a(T), t = {t_student:.3g}")
 ax1.plot(k, norm.onehot, "o--", ms=3, label=f"one-hot at matched norm, t' = {norm.onehot_t:.3g}")
-ax1.set(xlabel="eigendirection k (descending λ)", ylabel="fraction learned", xscale="log",
-        title="The student holds back the bottom directions")
+ax1.set(
+    xlabel="eigendirection k (descending λ)",
+    ylabel="fraction learned",
+    xscale="log",
+    title="The student holds back the bottom directions",
+)
 ax1.legend(fontsize=8)
 ax1.grid(alpha=0.3)
 ax2.plot(t, e_onehot, color="k", lw=2, label="one-hot (the teacher's own curve)")
 for T_, e in students.items():
     ax2.plot(t, e, label=f"student of the teacher at T = {T_:.3g}")
-ax2.set(xscale="log", yscale="log", xlabel="student time t (steps of η)", ylabel="test error",
-        title="Does it pay? Test error of teachers and students", ylim=(0.07, 1.0))
+ax2.set(
+    xscale="log",
+    yscale="log",
+    xlabel="student time t (steps of η)",
+    ylabel="test error",
+    title="Does it pay? Test error of teachers and students",
+    ylim=(0.07, 1.0),
+)
 ax2.legend(fontsize=8)
 ax2.grid(alpha=0.3)
 fig.tight_layout()
@@ -156,8 +175,10 @@ plt.show()
 full_gain = e_onehot.min() - students[T].min()
 for switch_t in (0.25 * T, 0.5 * T, 0.75 * T):
     e = test_error(late_switch(spec, y, t, teacher_t=T, switch_t=switch_t, recipe=flow, test_features=test.X))
-    print(f"switch at {switch_t:6.3g}: best test error {e.min():.4f}, "
-          f"recovers {(e_onehot.min() - e.min()) / full_gain:.0%} of distillation's gain")
+    print(
+        f"switch at {switch_t:6.3g}: best test error {e.min():.4f}, "
+        f"recovers {(e_onehot.min() - e.min()) / full_gain:.0%} of distillation's gain"
+    )
 
 # %% [markdown]
 # Switching to the teacher at a quarter or half of the teacher's time recovers all of
@@ -181,11 +202,13 @@ for switch_t in (0.25 * T, 0.5 * T, 0.75 * T):
 # %%
 gf = test_error(rounds(spec, y, [50.0] * 8, recipe=flow, test_features=test.X))
 c, alpha = 0.5, 0.2
-borup = test_error(apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=8),
-                                test_features=test.X))
+borup = test_error(
+    apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=8), test_features=test.X)
+)
 limit = borup_limit(spec.evals, ridge=c, truth_weight=alpha)
 print("Borup limit against ridge with c/α, max |Δa|:", np.max(np.abs(limit.a - ridge_filter(spec.evals, c / alpha).a)))
-print(f"Borup limit (ridge c/α = {c / alpha:g}) test error: {test_error(apply_filter(spec, y, limit, test_features=test.X)):.4f}")
+e_limit = test_error(apply_filter(spec, y, limit, test_features=test.X))
+print(f"Borup limit (ridge c/α = {c / alpha:g}) test error: {e_limit:.4f}")
 mobahi = mobahi_rounds(spec, y, epsilon=0.15, rounds=8)
 e_mobahi = test_error(apply_filter(spec, y, mobahi.filters, test_features=test.X))
 print("gradient-flow rounds:", gf.round(4))

@@ -14,6 +14,7 @@ as ``figures/NN_name.png``. Outputs are never written back into the notebooks.
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,26 +28,34 @@ def notebooks() -> list[Path]:
     return sorted(HERE.glob("[0-9][0-9]_*.py"))
 
 
-def execute(path: Path, *, timeout: int = 300):
+def execute(path: Path, *, timeout: int = 300, prelude: str | None = None):
     """Run one notebook top to bottom in a fresh kernel; raises on the first cell that raises.
 
     Args:
       path: the jupytext notebook.
       timeout: seconds allowed per cell.
+      prelude: code run in the kernel before the notebook's first cell (not kept in the result).
 
     Returns:
       The executed ``nbformat`` notebook (outputs filled in) and the wall-clock seconds it took.
     """
     import jupytext
+    import nbformat
     from nbclient import NotebookClient
 
     nb = jupytext.read(path)
+    if prelude is not None:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(prelude))
     client = NotebookClient(
         nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
+    # the kernel draws inline whatever backend the caller's environment names (CI sets MPLBACKEND=Agg)
+    client.execute(env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    seconds = time.perf_counter() - start
+    if prelude is not None:
+        nb.cells.pop(0)
+    return nb, seconds
 
 
 def images(nb, *, tag: str | None = None) -> list[bytes]:
