@@ -733,7 +733,8 @@ def _ridge(lam: np.ndarray, ridge: ArrayLike) -> Filter:
     denom = lam + c
     safe = np.where(denom > 0, denom, 1.0)
     a = np.where(lam > 0, lam / safe, 0.0)
-    g = np.where(denom > 0, 1.0 / safe, 0.0)
+    with np.errstate(over="ignore"):  # 1/λ of a subnormal λ at c = 0 is +inf, as the exact value overflows
+        g = np.where(denom > 0, 1.0 / safe, 0.0)
     return Filter(a, g)
 
 
@@ -817,7 +818,7 @@ def _time_filter(
             a, h = _momentum(q, tt, beta)
         # Exact limits at t = inf: a = 1[λ > 0], a/λ = 1/λ or 0 (pseudo-inverse).
         inf = np.isinf(tt) & np.ones_like(q, dtype=bool)
-        a = np.where(inf, np.where(q > 0, 1.0, 0.0), a)
+        a = np.where(inf, np.where(lam > 0, 1.0, 0.0), a)  # λ > 0, even where η λ underflows
         g = np.where(inf, _pinv(lam), eta * h)
     if unstable and not (np.all(np.isfinite(a)) and np.all(np.isfinite(g))):
         bad = np.asarray(t)[~np.all(np.isfinite(a) & np.isfinite(g), axis=-1)]
