@@ -54,7 +54,7 @@ call iterates until every time meets
 (the same root-mean-square accuracy per point), and raises :class:`ConvergenceError` when
 ``max_iterations`` is reached first (``strict=False`` returns the result marked unconverged).
 Every result carries its estimates in ``Trajectory.recipe`` (``error_train``, ``error_test``,
-``converged``, ``iterations``, ``basis_size``, ``ritz_values``).
+``error_loss``, ``error_norm``, ``converged``, ``iterations``, ``basis_size``, ``ritz_values``).
 
 Convergence. Flow at time ``t`` converges once ``m ≳ √(η λ_max t) · log(1/ε)`` (Hochbruck &
 Lubich 1997); GD at ``s`` steps is exact at ``m = s + 2``; ``t = ∞`` (the pseudo-inverse, needed
@@ -116,7 +116,11 @@ class RitzSpectrum(Spectrum):
 
 
 class ConvergenceError(RuntimeError):
-    """The Krylov trajectory did not meet its tolerance within ``max_iterations``.
+    """The Krylov trajectory did not meet its tolerance.
+
+    Either ``max_iterations`` block products were not enough, or the Krylov space is complete and
+    the round-off floor itself exceeds the tolerance (an ill-conditioned filter, e.g. the
+    pseudo-inverse at ``t = ∞`` on a kernel with ``ε κ`` above the tolerance); the message says which.
 
     Attributes:
       trajectory: the unconverged result, its estimates in ``trajectory.recipe``.
@@ -232,6 +236,10 @@ class _Checkpoint:
         filt = filter_of(RitzSpectrum(evals=theta, U=None, V=None, rank_tol=rank_rtol * top, points=lz.n))
         if not isinstance(filt, Filter):
             raise TypeError(f"filter must return a kdtheory.eigen.Filter, got {type(filt).__name__}")
+        # the filter at θ(1 + h): derivatives by finite differences, for the round-off floor
+        bumped = theta * (1.0 + _BUMP)
+        bumped.setflags(write=False)
+        fb = filter_of(RitzSpectrum(evals=bumped, U=None, V=None, rank_tol=rank_rtol * top, points=lz.n))
         a, g = filt.a, filt.a_over_eval
         if a.shape[-1:] != (M,):
             raise ValueError(f"filter must return a Filter of shape S + (m,) with m={M} Ritz values, got {a.shape}")
@@ -240,13 +248,23 @@ class _Checkpoint:
         self.a, self.g = a.reshape(-1, M), g.reshape(-1, M)
         # Round-off: T is K's projection to ~ε‖K‖, which moves F(T) by ~ε‖K‖ times F's largest
         # divided difference on the spectrum (Daleckii–Krein), the max over adjacent Ritz values.
-        self.slope_a = _max_slope(theta, self.a)
+        pos = theta > 0
+        step = np.where(pos, theta * _BUMP, 1.0)
+        ab, gb = fb.a.reshape(self.a.shape), fb.a_over_eval.reshape(self.g.shape)
+        da = np.where(pos, (ab - self.a) / step, self.g)  # a'(0) = (a/λ)(0) for a smooth filter
+        dg = np.where(pos, (gb - self.g) / step, 0.0)
+        dh = np.where(pos, (ab * gb - self.a * self.g) / step, 0.0)
+        self.sens_a = _sensitivity(theta, self.a, da)  # (T, M): |f'| or the adjacent slopes, the larger
+        self.sens_g = _sensitivity(theta, self.g, dg)
+        self.sens_h = _sensitivity(theta, self.a * self.g, dh)
         self.top = top
         self.gmax = np.max(np.abs(self.g), axis=1)
         self.cnorm = float(np.linalg.norm(c))
         self.S_shape = a.shape[:-1]
         self.Z = np.einsum("ij,tj,jk->tik", S, self.a, self.sc, optimize=True)  # train coordinates (T, M, k)
         self.D = np.einsum("ij,tj,jk->tik", S, self.g, self.sc, optimize=True)  # dual coordinates
+        # RKHS norm of f − f_0: ‖f − f_0‖²_H = Σ_i a_i (a/λ)_i ‖(Sᵀc)_i‖²
+        self.norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", self.a, self.g, self.sc * self.sc), 0.0))
         # Saad's residual term ‖B_{m+1} E_mᵀ F(T) c‖: the last known block's rows of Z times B
         lo = lz.bounds[lz.bounds.index(M) - 1]
         if lz.B.shape[0]:
@@ -255,18 +273,32 @@ class _Checkpoint:
         else:
             self.resid = np.zeros(self.a.shape[0])
 
+    def floor_train(self, n: int) -> np.ndarray:
+        """Round-off floor of the train predictions per time: ``10 √n ε (‖c‖ + θ_max ‖s_a ∘ Sᵀc‖)``."""
+        scn = np.linalg.norm(self.sc, axis=1)
+        return 10 * np.sqrt(n) * _EPS * (self.cnorm + self.top * np.linalg.norm(self.sens_a * scn, axis=1))
 
-def _max_slope(theta: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """``max_i |f_i − f_{i+1}| / (θ_i − θ_{i+1})`` over distinct adjacent θ (descending), per row of ``f``.
+    def floor_norm(self, n: int) -> np.ndarray:
+        """Round-off floor of the norm: ``δ‖f‖²_H ≈ 10 √n ε θ_max Σ_i s_h,i ‖(Sᵀc)_i‖²``, halved over ‖f‖."""
+        scn2 = np.sum(self.sc * self.sc, axis=1)
+        d2 = 10 * np.sqrt(n) * _EPS * (self.norm**2 + self.top * (self.sens_h @ scn2))
+        return np.where(self.norm > 0, d2 / (2 * np.where(self.norm > 0, self.norm, 1.0)), np.sqrt(d2))
 
-    The largest divided difference of ``f`` over all pairs equals the largest over adjacent pairs
-    (every divided difference is a weighted mean of the adjacent ones).
+
+_BUMP = 1e-7  # relative step of the finite-difference derivatives of the filter
+
+
+def _sensitivity(theta: np.ndarray, f: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Per Ritz value: ``max(|f'(θ_i)|, |divided differences with the neighbours|)``, shape ``f.shape``.
+
+    The diagonal and the nearest off-diagonal entries of the Daleckii–Krein matrix
+    ``Γ_ij = (f_i − f_j)/(θ_i − θ_j)``: how much ``f(T)`` moves, along Ritz vector ``i``, when ``T``
+    is perturbed by round-off.
     """
     gap = theta[:-1] - theta[1:]
-    keep = gap > 0
-    if not keep.any():
-        return np.zeros(f.shape[0])
-    return np.max(np.abs(f[:, :-1] - f[:, 1:])[:, keep] / gap[keep], axis=1)
+    adj = np.abs(f[:, :-1] - f[:, 1:]) / np.where(gap > 0, gap, np.inf)
+    zero = np.zeros((f.shape[0], 1))
+    return np.maximum(np.abs(df), np.maximum(np.concatenate([adj, zero], 1), np.concatenate([zero, adj], 1)))
 
 
 def _test_roundoff(KxV: np.ndarray, cp: _Checkpoint) -> np.ndarray:
@@ -287,11 +319,8 @@ def _test_roundoff(KxV: np.ndarray, cp: _Checkpoint) -> np.ndarray:
     inv = np.where(same, 0.0, 1.0 / np.where(same, 1.0, np.abs(dth)))
     out = np.empty(cp.g.shape[0])
     for i, g in enumerate(cp.g):
-        gap = th[:-1] - th[1:]
-        adj = np.abs(g[:-1] - g[1:]) / np.where(gap > 0, gap, np.inf)
-        d = np.maximum(np.concatenate([adj, [0.0]]), np.concatenate([[0.0], adj]))  # ≈ |g'(θ_i)|
         G = np.abs(g[:, None] - g[None, :]) * inv
-        G[same] = np.broadcast_to(d[:, None], G.shape)[same]
+        G[same] = np.broadcast_to(cp.sens_g[i][:, None], G.shape)[same]  # |g'(θ_i)| on the diagonal
         rss = np.sqrt((G * G) @ (scn * scn))
         out[i] = cp.top * np.linalg.norm(w * rss) / np.sqrt(th.size) + cp.gmax[i] * np.linalg.norm(KxV) * cp.cnorm
     return out
@@ -540,8 +569,9 @@ def apply_filter(
       recipe: ``solver`` (``"block_lanczos"``), ``tolerance``, ``converged``, ``iterations`` (block
       products with ``K``), ``basis_size`` ``M``, ``exhausted`` (the Krylov space became invariant:
       exact), ``error_train`` and ``error_test`` (estimates per point of the axis, absolute,
-      Frobenius over points and outputs), ``error_reference`` (``‖y − f_0‖``) and ``ritz_values``
-      (descending, in the kernel's units).
+      Frobenius over points and outputs; the tolerance applies to these), ``error_loss`` and
+      ``error_norm`` (estimates for ``loss`` and ``norm``, reported, not iterated on),
+      ``error_reference`` (``‖y − f_0‖``) and ``ritz_values`` (descending, in the kernel's units).
 
     Raises:
       ValueError: bad shapes or options.
@@ -588,7 +618,7 @@ def apply_filter(
     err_test = None
     prev = prev2 = None
     next_check = 1
-    last_change = np.inf
+    last_change = last_norm_change = np.inf
     while True:
         lz.step()
         final = lz.exhausted or lz.products >= max_iterations
@@ -596,15 +626,19 @@ def apply_filter(
             continue
         next_check = lz.products + max(1, -(-lz.products // 8))
         cur = _Checkpoint(lz, filter, rank_rtol, k)
-        floor = 10 * np.sqrt(n) * _EPS * cur.cnorm * (1.0 + cur.top * cur.slope_a)  # round-off
+        floor = cur.floor_train(n)
         if lz.exhausted:  # invariant Krylov space: exact up to round-off
             err_train = cur.resid + floor
+            err_norm = np.zeros_like(err_train)
         elif prev is None:
-            err_train = np.full(cur.a.shape[0], np.inf)
+            err_train = err_norm = np.full(cur.a.shape[0], np.inf)
         else:
             change = _diff(cur.Z, prev.Z)
             err_train = np.maximum(change, last_change) + cur.resid + floor
             last_change = change
+            norm_change = np.abs(cur.norm - prev.norm)
+            err_norm = np.maximum(norm_change, last_norm_change)
+            last_norm_change = norm_change
         ok = bool(np.all(err_train <= train_goal))
         if Kx is not None and (ok or final):
             KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
@@ -648,6 +682,7 @@ def apply_filter(
         tol,
         err_train,
         err_test,
+        err_norm,
         ref,
         recipe,
         strict,
@@ -701,6 +736,7 @@ def _finish(
     tol,
     err_train,
     err_test,
+    err_norm,
     ref,
     recipe,
     strict,
@@ -714,7 +750,9 @@ def _finish(
     res = (1.0 - cur.a)[:, :, None] * cur.sc[None]  # (T, M, k): coordinates of y − f along the Ritz vectors
     div = {"sum": 1.0, "mean": float(n), "per_output": float(n * k)}[normalization]
     loss = 0.5 * np.einsum("tmk,tmk->t", res, res) / div
-    norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", cur.a, cur.g, cur.sc * cur.sc), 0.0))
+    # |½‖r + δ‖² − ½‖r‖²| ≤ ‖δ‖ (‖r‖ + ‖δ‖): the loss estimate follows from the train estimate
+    err_loss = err_train * (np.sqrt(2 * div * loss) + err_train) / div
+    err_norm = err_norm + cur.floor_norm(n)
 
     def shape(x):
         if x is None:
@@ -733,6 +771,8 @@ def _finish(
         exhausted=bool(lz.exhausted),
         error_train=err_train.reshape(S).tolist(),
         error_test=None if err_test is None else err_test.reshape(S).tolist(),
+        error_loss=err_loss.reshape(S).tolist(),
+        error_norm=err_norm.reshape(S).tolist(),
         error_reference=ref,
         ritz_values=cur.theta.tolist(),
     )
@@ -744,7 +784,7 @@ def _finish(
         test=shape(test),
         filter=cur.a.reshape(S + (M,)),
         modes=shape(-res),
-        norm=norm.reshape(S),
+        norm=cur.norm.reshape(S),
         recipe=rec,
     )
     if not ok and strict:

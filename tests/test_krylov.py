@@ -64,7 +64,20 @@ def _check(kr, de, y, spec, *, tol, test=True):
         tol = np.inf  # it said so (ConvergenceError); the estimate must still bound the error
     assert np.all(err <= tol * ref + allow), (err / ref, allow / ref)
     assert np.all(err <= est + allow), (err, est)
-    assert np.all(np.abs(kr.loss - de.loss) <= (err + allow) * (np.linalg.norm(y) + err + allow) + 1e-300)
+    div = {"sum": 1.0, "mean": y.shape[0], "per_output": y.size}[kr.recipe["normalization"]]
+    loss_allow = allow * (np.sqrt(2 * div * de.loss) + allow) / div
+    assert np.all(np.abs(kr.loss - de.loss) <= np.asarray(kr.recipe["error_loss"]) + loss_allow)
+    # the oracle's norm round-off: ε ‖y‖ √(max a/λ · (1 + λ_1 · slope of a)), as the estimate's floor
+    lam = spec.evals
+    pos = lam > 0
+    a = de.filter.reshape(T, -1)
+    gmax = np.max(np.abs(a[:, pos]) / lam[pos], axis=1) if pos.any() else np.zeros(T)
+    amp = allow / (100 * lam.size * EPS * ref)  # 1 + λ_1 · slope of a
+    norm_allow = 100 * lam.size * EPS * (de.norm + ref * np.sqrt(gmax * amp))
+    assert np.all(np.abs(kr.norm - de.norm) <= np.asarray(kr.recipe["error_norm"]) + norm_allow), (
+        kr.norm - de.norm,
+        kr.recipe["error_norm"],
+    )
     if test:
         nt = kr.test.reshape(T, -1).shape[1] // (1 if y.ndim == 1 else y.shape[1])
         goal = tol * ref * np.sqrt(nt / y.shape[0])
