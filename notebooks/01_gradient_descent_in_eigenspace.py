@@ -26,6 +26,8 @@
 # and kdtheory never switches it itself — so we do it here, first.
 
 # %%
+# A notebook imports in the cell that first needs a module:
+# ruff: noqa: E402
 import jax
 
 jax.config.update("jax_enable_x64", True)

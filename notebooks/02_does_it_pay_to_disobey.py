@@ -25,6 +25,8 @@
 # empirical NTK.
 
 # %%
+# A notebook imports in the cell that first needs a module:
+# ruff: noqa: E402
 import jax
 import matplotlib.pyplot as plt
 import numpy as np

@@ -24,6 +24,8 @@
 # and on which points.
 
 # %%
+# A notebook imports in the cell that first needs a module:
+# ruff: noqa: E402
 import tempfile
 from pathlib import Path
 
