@@ -7,7 +7,6 @@ compared to ~1e-9); no test module switches it. The library itself never flips t
 import os
 
 import jax
-
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
