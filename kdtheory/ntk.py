@@ -1,13 +1,17 @@
 r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearized dynamics.
 
 * :func:`empirical_ntk` — ``Θ(x, x') = J(x) J(x')ᵀ``, ``J = ∂f/∂θ``, of any JAX function
-  ``apply(params, x)`` with pytree parameters, by three methods that must agree:
-  ``"jacobian"`` (``jacrev`` of the batched function, then one BLAS product), ``"ntvp"``
-  (NTK-vector products: ``vjp`` then ``jvp``, never forming J) and ``"per_example"`` (``vmap`` of a
-  per-example ``jacrev``, then one BLAS product); in blocks of ``block_size`` inputs so that at
-  most two blocks of J are held at once. ``trace="mean"`` (default) returns the
-  ``n × n'`` kernel averaged over the output dimension (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum,
-  ``None`` the full ``(n·k) × (n'·k)`` kernel (row index ``i·k + c``).
+  ``apply(params, x)`` with pytree parameters and inputs of any per-example shape (vectors, images
+  ``(h, w, c)``, sequences), by four methods that must agree: ``"structured"`` (Gram matrices of
+  layer activations and backpropagated errors, THEORY.md §10, :mod:`kdtheory.structured_ntk`; for
+  a :class:`~kdtheory.simulate.Model` that declares its layers), ``"jacobian"`` (``jacrev`` of the
+  batched function, then one BLAS product), ``"ntvp"`` (NTK-vector products: ``vjp`` then
+  ``jvp``, never forming J) and ``"per_example"`` (:func:`kdtheory.gradients.per_example_jacobians`,
+  then one BLAS product); ``"auto"`` (default) picks ``"structured"`` when the layers are declared
+  and ``"jacobian"`` otherwise. In blocks of ``block_size`` inputs so that at most two blocks are
+  held at once. ``trace="mean"`` (default) returns the ``n × n'`` kernel averaged over the output
+  dimension (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum, ``None`` the full ``(n·k) × (n'·k)`` kernel,
+  point-major (row ``i·k + c`` is output ``c`` of point ``i``).
 * :func:`relu_ntk` — the infinite-width NNGP and NTK of a ReLU MLP in the NTK parameterization
   of :func:`kdtheory.simulate.mlp` (``h_{l+1} = σ_w/√fan_in · h_l W_l + σ_b b_l``, ``W, b ~ N(0,1)``),
   any depth, by the arc-cosine recursion (Cho & Saul 2009; Jacot et al. 2018; Arora et al. 2019):
@@ -21,7 +25,7 @@ r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearize
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +34,24 @@ from jax.flatten_util import ravel_pytree
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_scalar
-from kdtheory.dynamics import Trajectory, train
+from kdtheory.dynamics import train
 from kdtheory.eigen import Spectrum
+from kdtheory.gradients import per_example_jacobians
+from kdtheory.simulate import Model
+from kdtheory.structured_ntk import structured_ntk
+from kdtheory.trajectory import Trajectory
 
-__all__ = ["empirical_ntk", "relu_ntk", "linearized", "project_residual", "project_first_layer"]
+__all__ = ["empirical_ntk", "ReluKernels", "relu_ntk", "linearized", "project_residual", "project_first_layer"]
 
 Trace = Literal["mean", "sum"] | None
+METHODS = ("auto", "structured", "jacobian", "ntvp", "per_example")
+
+
+def _batch(X: ArrayLike, name: str) -> np.ndarray:
+    A = as_float_array(X, name)
+    if A.ndim < 2:
+        raise ValueError(f"{name} must be a batch (n, ...) of inputs with a feature axis, got shape {A.shape}")
+    return A
 
 
 def empirical_ntk(
@@ -44,45 +60,65 @@ def empirical_ntk(
     X1: ArrayLike,
     X2: ArrayLike | None = None,
     *,
-    method: Literal["jacobian", "ntvp", "per_example"] = "jacobian",
+    method: Literal["auto", "structured", "jacobian", "ntvp", "per_example"] = "auto",
     trace: Trace = "mean",
     block_size: int | None = None,
 ) -> np.ndarray:
     r"""Empirical NTK ``Θ(X1, X2) = J(X1) J(X2)ᵀ`` of ``apply(params, x) -> (b, k)``.
 
     Args:
-      apply: the network, ``apply(params, x)`` on a batch.
-      params: a pytree of parameters.
-      X1, X2: input batches (``X2`` defaults to ``X1``).
-      method: ``"jacobian"``, ``"ntvp"`` or ``"per_example"`` (see the module docstring).
+      apply: the network: a :class:`~kdtheory.simulate.Model` (its declared structure enables
+        ``"structured"``) or any function ``apply(params, x)`` on a batch.
+      params: a pytree of parameters; the kernel is computed in their dtype.
+      X1: inputs ``(n1, …)`` of any per-example shape the network takes (vectors ``(n, d)``,
+        images ``(n, h, w, c)``, sequences ``(n, T, d)``).
+      X2: inputs ``(n2, …)`` of the same per-example shape (default ``X1``).
+      method: ``"auto"``, ``"structured"``, ``"jacobian"``, ``"ntvp"`` or ``"per_example"`` (see
+        the module docstring).
       trace: ``"mean"`` / ``"sum"`` over outputs, or ``None`` for the full kernel.
       block_size: compute in blocks of this many inputs per side (``None``: one block).
 
     Returns:
-      ``(n1, n2)`` (traced) or ``(n1·k, n2·k)`` (full).
+      ``(n1, n2)`` (traced) or ``(n1·k, n2·k)`` (full, point-major: row ``i·k + c`` is output ``c``
+      of input ``i``, and likewise for columns).
+
+    Raises:
+      ValueError: an unknown method or trace, ``"structured"`` for a function without declared
+        layers, inputs without a batch axis or of different per-example shapes, non-finite inputs.
     """
-    choice(method, "method", ("jacobian", "ntvp", "per_example"))
+    choice(method, "method", METHODS)
     if trace not in ("mean", "sum", None):
         raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
-    A = jnp.asarray(as_float_array(X1, "X1", ndim=(2,)))
-    B = A if X2 is None else jnp.asarray(as_float_array(X2, "X2", ndim=(2,)))
-    if B.shape[1] != A.shape[1]:
-        raise ValueError(f"X1 has {A.shape[1]} features but X2 has {B.shape[1]}")
-    dt = ravel_pytree(params)[0].dtype
-    A, B = A.astype(dt), B.astype(dt)
+    structure = apply.structure if isinstance(apply, Model) else None
+    fn = apply.apply if isinstance(apply, Model) else apply
+    if method == "structured" and structure is None:
+        raise ValueError(
+            "method='structured' needs a Model that declares its layers (Model.structure, e.g. kdtheory.simulate.mlp); "
+            "use method='auto' to fall back to the Jacobian methods"
+        )
+    if method == "auto":
+        method = "structured" if structure is not None else "jacobian"
+    A = _batch(X1, "X1")
+    B = A if X2 is None else _batch(X2, "X2")
+    if B.shape[1:] != A.shape[1:]:
+        raise ValueError(f"X1 has per-example shape {A.shape[1:]} but X2 has {B.shape[1:]}")
     bs = None if block_size is None else int(positive_scalar(block_size, "block_size"))
+    if method == "structured":
+        return structured_ntk(structure, params, A, None if X2 is None else B, trace=trace, block_size=bs)
+    dt = ravel_pytree(params)[0].dtype
+    A, B = jnp.asarray(A, dt), jnp.asarray(B, dt)
     blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
     blocks2 = [slice(i, i + bs) for i in range(0, B.shape[0], bs)] if bs else [slice(None)]
     rows = []
     if method == "ntvp":
         for s1 in blocks1:
-            rows.append([np.asarray(_ntk_ntvp(apply, params, A[s1], B[s2], trace)) for s2 in blocks2])
+            rows.append([np.asarray(_ntk_ntvp(fn, params, A[s1], B[s2], trace)) for s2 in blocks2])
         return np.block(rows)
-    jac = _jacobians_batched if method == "jacobian" else _jacobians_per_example
+    jac = _jacobians_batched if method == "jacobian" else per_example_jacobians
     same = X2 is None
     for s1 in blocks1:
-        J1 = jac(apply, params, A[s1])  # one row block of J in memory, reused for every column block
-        rows.append([_contract(J1, J1 if same and s1 == s2 else jac(apply, params, B[s2]), trace) for s2 in blocks2])
+        J1 = jac(fn, params, A[s1])  # one row block of J in memory, reused for every column block
+        rows.append([_contract(J1, J1 if same and s1 == s2 else jac(fn, params, B[s2]), trace) for s2 in blocks2])
     return np.block(rows)
 
 
@@ -95,25 +131,10 @@ def _contract(J1: np.ndarray, J2: np.ndarray, trace) -> np.ndarray:
     return K / k if trace == "mean" else K
 
 
-def _flat_apply(apply, params):
-    flat, unravel = ravel_pytree(params)
-    return flat, lambda fl, x: apply(unravel(fl), x)
-
-
 def _jacobians_batched(apply, params, A) -> np.ndarray:
     """``jax.jacrev`` of the batched function: the textbook full Jacobian ``(n, k, P)``."""
-    flat, f = _flat_apply(apply, params)
-    return np.asarray(jax.jacrev(f)(flat, A))
-
-
-def _jacobians_per_example(apply, params, A) -> np.ndarray:
-    """``vmap`` of a single-input ``jacrev``: cost linear in the number of inputs."""
-    flat, f = _flat_apply(apply, params)
-
-    def single(x):
-        return jax.jacrev(lambda fl: f(fl, x[None])[0])(flat)
-
-    return np.asarray(jax.vmap(single)(A))
+    flat, unravel = ravel_pytree(params)
+    return np.asarray(jax.jacrev(lambda fl, x: apply(unravel(fl), x))(flat, A))
 
 
 def _ntk_ntvp(apply, params, A, B, trace):
@@ -136,6 +157,13 @@ def _ntk_ntvp(apply, params, A, B, trace):
     return K / k if trace == "mean" else K
 
 
+class ReluKernels(NamedTuple):
+    """The infinite-width kernels of a ReLU MLP (:func:`relu_ntk`), each ``(n1, n2)``."""
+
+    nngp: np.ndarray
+    ntk: np.ndarray
+
+
 def relu_ntk(
     X1: ArrayLike,
     X2: ArrayLike | None = None,
@@ -143,15 +171,25 @@ def relu_ntk(
     depth: int = 1,
     weight_std: float = 1.0,
     bias_std: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ReluKernels:
     r"""Infinite-width ``(NNGP, NTK)`` of a ReLU MLP with ``depth`` hidden layers (NTK parameterization).
 
     Per output unit (the kernel of each output; outputs are independent at infinite width),
     matching ``empirical_ntk(..., trace="mean")`` of :func:`kdtheory.simulate.mlp` with
     ``parameterization="ntk"`` as the widths grow.
 
+    Args:
+      X1: inputs ``(n1, d)``.
+      X2: inputs ``(n2, d)`` (default ``X1``).
+      depth: number of hidden layers (0: the linear kernel).
+      weight_std: σ_w > 0.
+      bias_std: σ_b ≥ 0.
+
     Returns:
-      ``(Σ, Θ)``, each ``(n1, n2)``.
+      :class:`ReluKernels` ``(nngp, ntk)`` = ``(Σ, Θ)``, each ``(n1, n2)``.
+
+    Raises:
+      ValueError: widths differ, a negative or fractional depth, bad standard deviations.
     """
     A = as_float_array(X1, "X1", ndim=(2,))
     B = A if X2 is None else as_float_array(X2, "X2", ndim=(2,))
@@ -181,53 +219,74 @@ def relu_ntk(
         cross = cross_next
         diag1 = sw2 * diag1 / 2 + sb2  # E[relu(u)²] = Σ_xx / 2
         diag2 = sw2 * diag2 / 2 + sb2
-    return cross, theta
+    return ReluKernels(cross, theta)
 
 
 def linearized(
     apply,
     params: Any,
     X: ArrayLike,
-    targets: ArrayLike,
-    steps: ArrayLike,
+    y: ArrayLike,
+    t: ArrayLike,
     *,
     learning_rate: float,
     X_test: ArrayLike | None = None,
-    loss_normalization: Literal["mean", "sum"] = "mean",
+    normalization: Literal["sum", "mean", "per_output"] = "sum",
 ) -> Trajectory:
     r"""Closed-form gradient descent of the network linearized at ``params`` (Lee et al. 2019).
 
-    ``f_lin(t) = f_0 − Θ-filter · (f_0 − y)`` with the full empirical NTK ``Θ`` (``n·k × n·k``) at
-    initialization, the MSE loss of :class:`kdtheory.simulate.Loss` (``"mean"``: ``½‖f − y‖²/n``,
-    n points) and step ``learning_rate``: the trajectory a wide network trained with
-    :func:`kdtheory.simulate.train_model` should track. Train and test outputs are flattened per
-    time as ``(n·k,)`` and reshaped back to ``(…, n, k)`` in the returned trajectory.
+    ``f_lin(t) = f_0 − Θ-filter · (f_0 − y)`` with the full empirical NTK ``Θ`` (``n·k × n·k``,
+    point-major) at initialization, the MSE loss of :class:`kdtheory.simulate.Loss` with the same
+    ``normalization`` (``"sum"`` ``½‖f − y‖²``, ``"mean"`` ``/n`` with n points, ``"per_output"``
+    ``/(n·k)``) and step ``learning_rate``: the trajectory a wide network trained with
+    :func:`kdtheory.simulate.train_model` should track.
+
+    Args:
+      apply: the network (a :class:`~kdtheory.simulate.Model` or ``apply(params, x)``).
+      params: the parameters at initialization.
+      X: training inputs ``(n, …)``, any per-example shape.
+      y: targets ``(n, k)``.
+      t: whole steps (any shape; ``np.inf``: converged).
+      learning_rate: η > 0.
+      X_test: test inputs ``(n_test, …)``.
+      normalization: the loss normalization.
+
+    Returns:
+      A :class:`~kdtheory.trajectory.Trajectory` with ``train`` ``t.shape + (n, k)`` and ``test``
+      ``t.shape + (n_test, k)``; ``loss`` in the given normalization.
+
+    Raises:
+      ValueError: bad shapes, a non-positive learning rate, an unknown normalization.
     """
-    Xn = as_float_array(X, "X", ndim=(2,))
-    Y = as_float_array(targets, "targets", ndim=(2,))
+    choice(normalization, "normalization", ("sum", "mean", "per_output"))
+    fn = apply.apply if isinstance(apply, Model) else apply
+    Xn = _batch(X, "X")
+    Y = as_float_array(y, "y", ndim=(2,))
     n, k = Y.shape
+    if Xn.shape[0] != n:
+        raise ValueError(f"y has {n} rows but X has {Xn.shape[0]}")
+    eta = positive_scalar(learning_rate, "learning_rate")
     K = empirical_ntk(apply, params, Xn, trace=None)
-    f0 = np.asarray(apply(params, jnp.asarray(Xn, ravel_pytree(params)[0].dtype)))
-    eta = positive_scalar(learning_rate, "learning_rate") / (n if loss_normalization == "mean" else 1.0)
-    spec = Spectrum.from_kernel(K)
+    f0 = np.asarray(fn(params, jnp.asarray(Xn, ravel_pytree(params)[0].dtype)))
     kw = {}
     if X_test is not None:
-        Xt = as_float_array(X_test, "X_test", ndim=(2,))
+        Xt = _batch(X_test, "X_test")
         kw["test_kernel"] = empirical_ntk(apply, params, Xt, Xn, trace=None)
-        kw["test_init"] = np.asarray(apply(params, jnp.asarray(Xt, f0.dtype))).reshape(-1)
-    tr = train(spec, Y.reshape(-1), steps, method="gd", learning_rate=eta, init=f0.reshape(-1), **kw)
-    shape = np.shape(steps)
+        kw["test_init"] = np.asarray(fn(params, jnp.asarray(Xt, f0.dtype))).reshape(-1)
+    div = {"sum": 1.0, "mean": float(n), "per_output": float(n * k)}[normalization]
+    # the flattened problem has n·k "points": scale the step by hand, keep the loss's divisor
+    spec = Spectrum.from_kernel(K)
+    tr = train(spec, Y.reshape(-1), t, method="gd", learning_rate=eta / div, init=f0.reshape(-1), **kw)
+    shape = np.shape(t)
     return Trajectory(
-        times=tr.times,
-        filter=tr.filter,
+        t=tr.t,
         train=tr.train.reshape(shape + (n, k)),
-        modes=tr.modes,
-        loss=tr.loss / (n if loss_normalization == "mean" else 1.0),
-        norm=tr.norm,
+        loss=tr.loss / div,
         test=None if tr.test is None else tr.test.reshape(shape + (-1, k)),
-        method="gd",
-        learning_rate=float(learning_rate),
-        loss_normalization=loss_normalization,
+        filter=tr.filter,
+        modes=tr.modes,
+        norm=tr.norm,
+        recipe={"method": "gd", "learning_rate": eta, "momentum": 0.0, "normalization": normalization},
     )
 
 

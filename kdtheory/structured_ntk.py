@@ -75,15 +75,32 @@ def _layer_features(structure, params, X):
     return feats, tuple(float(lay.bias_scale) for lay in layers)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _block(structure, params, X1X2, trace):
+def _layer_jacobian(H, D, s):
+    """The layer's block of J, ``(n, k, d·w [+ w])``: ``Σ_p h̃_p ⊗ δ_{c,p}`` (and ``s Σ_p δ_{c,p}``)."""
+    n, _, d = H.shape
+    k, w = D.shape[2], D.shape[3]
+    J = jnp.einsum("npd,npcw->ncdw", H, D).reshape(n, k, d * w)
+    return jnp.concatenate([J, s * D.sum(axis=1)], axis=-1) if s else J
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _block(structure, params, X1X2, trace, form):
     X1, X2 = X1X2
     f1, scales = _layer_features(structure, params, X1)
     f2 = f1 if X2 is None else _layer_features(structure, params, X2)[0]
     theta = 0.0
     for (H1, D1), (H2, D2), s in zip(f1, f2, scales, strict=True):
-        n1, P, _ = H1.shape
+        n1, P, d = H1.shape
         n2, k, w = H2.shape[0], D1.shape[2], D1.shape[3]
+        kk = k if trace is not None else k * k
+        # per pair of points: Gram form P·P'·(d + kk·w) multiply-adds, layer-Jacobian form kk·(d·w + w)
+        jac = form == "jacobian" or (form == "auto" and P * H2.shape[1] * (d + kk * w) > kk * (d * w + w))
+        if jac:
+            J1 = _layer_jacobian(H1, D1, s)
+            J2 = J1 if X2 is None else _layer_jacobian(H2, D2, s)
+            rows = (n1 * k, n2 * k) if trace is None else (n1, n2)
+            theta = theta + J1.reshape(rows[0], -1) @ J2.reshape(rows[1], -1).T
+            continue
         HH = H1.reshape(n1 * P, -1) @ H2.reshape(n2 * H2.shape[1], -1).T  # (n1 P, n2 P')
         if s:
             HH = HH + s * s
@@ -107,8 +124,16 @@ def structured_ntk(
     *,
     trace: Literal["mean", "sum"] | None = "mean",
     block_size: int | None = None,
+    form: Literal["auto", "gram", "jacobian"] = "auto",
 ) -> np.ndarray:
     r"""Empirical NTK ``Θ(X1, X2)`` from the Gram matrices of activations and errors (module docstring).
+
+    Each layer's term is computed in one of two exact forms: the Gram form
+    ``Σ_{p,p'} (h̃_p·h̃'_{p'} + s²)(δ_p·δ'_{p'})`` (``P² (d + k w)`` multiply-adds per pair of points,
+    cheapest for dense layers) or the layer-Jacobian form ``J_l J_lᵀ`` with
+    ``J_l = Σ_p h̃_p ⊗ δ_p`` built from the same activations and errors (``k d w`` per pair,
+    cheapest for convolutions with many positions and few channels); ``"auto"`` picks the
+    cheaper per layer.
 
     Args:
       structure: the network's declared structure, ``structure(params, x, taps) -> (outputs,
@@ -119,20 +144,24 @@ def structured_ntk(
       trace: ``"mean"`` (``(1/k) Σ_c Θ_cc``), ``"sum"``, or ``None`` for the full kernel of shape
         ``(n1·k, n2·k)``, rows point-major: row ``i·k + c`` is output ``c`` of point ``i``.
       block_size: compute in blocks of this many inputs per side (``None``: one block).
+      form: ``"auto"`` (default), ``"gram"`` or ``"jacobian"`` (see above).
 
     Returns:
       ``(n1, n2)`` (traced) or ``(n1·k, n2·k)`` (full), numpy.
 
     Raises:
-      ValueError: an unknown trace, or a declared layer whose inputs and pre-activation disagree.
+      ValueError: an unknown trace or form, or a declared layer whose inputs and pre-activation
+        disagree.
     """
     if trace not in ("mean", "sum", None):
         raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
+    if form not in ("auto", "gram", "jacobian"):
+        raise ValueError(f"unknown form {form!r}; expected 'auto', 'gram' or 'jacobian'")
     dt = jax.tree_util.tree_leaves(params)[0].dtype
     A = jnp.asarray(X1, dt)
     B = None if X2 is None else jnp.asarray(X2, dt)
     if block_size is None:
-        return np.asarray(_block(structure, params, (A, B), trace))
+        return np.asarray(_block(structure, params, (A, B), trace, form))
     bs = int(block_size)
     Bx = A if B is None else B
     rows = []
@@ -140,16 +169,17 @@ def structured_ntk(
         row = []
         for j in range(0, Bx.shape[0], bs):
             pair = (A[i : i + bs], None if B is None and i == j else Bx[j : j + bs])
-            row.append(np.asarray(_block(structure, params, pair, trace)))
+            row.append(np.asarray(_block(structure, params, pair, trace, form)))
         rows.append(row)
     return np.block(rows)
 
 
 def structured_flops(structure, params: Any, x: Any, n1: int, n2: int, *, trace: str | None = "mean") -> float:
-    r"""Floating-point operations of the Gram contractions of :func:`structured_ntk` (2 per multiply-add).
+    r"""Floating-point operations of the contractions of :func:`structured_ntk` (``form="auto"``, 2 per multiply-add).
 
-    ``2 n1 n2 Σ_l P_l² (d_l + k w_l)`` traced, ``2 n1 n2 Σ_l P_l² (d_l + k² w_l)`` full (the
-    backward passes, ``O(n k P)``, are not counted).
+    Per layer the cheaper of the Gram form ``2 n1 n2 P_l² (d_l + κ w_l)`` and the layer-Jacobian
+    form ``2 n1 n2 κ (d_l w_l + w_l)``, with ``κ = k`` traced and ``k²`` full (the backward passes
+    and building the layer Jacobians, ``O(n k P d w)``, are not counted).
 
     Args:
       structure: the declared structure.
@@ -168,5 +198,6 @@ def structured_flops(structure, params: Any, x: Any, n1: int, n2: int, *, trace:
     for lay in layers:
         P = int(np.prod(lay.inputs.shape[1:-1], dtype=np.int64))
         d, w = lay.inputs.shape[-1], lay.preactivation.shape[-1]
-        total += 2.0 * n1 * n2 * P * P * (d + (k if trace is not None else k * k) * w)
+        kk = k if trace is not None else k * k
+        total += 2.0 * n1 * n2 * min(P * P * (d + kk * w), kk * (d * w + w))
     return total

@@ -1,17 +1,14 @@
 """kdtheory.ntk: empirical NTK methods agree, analytic ReLU kernels, linearized training."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from kdtheory.eigen import Spectrum  # noqa: E402
-from kdtheory.ntk import empirical_ntk, linearized, project_first_layer, project_residual, relu_ntk  # noqa: E402
-from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model  # noqa: E402
-from kdtheory.testing import assert_close  # noqa: E402
+from kdtheory.eigen import Spectrum
+from kdtheory.ntk import empirical_ntk, linearized, project_first_layer, project_residual, relu_ntk
+from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model
+from kdtheory.testing import assert_close
 
 
 def _f64(tree):
@@ -37,8 +34,8 @@ def test_three_methods_agree_and_blocks_change_nothing(trace):
     m = mlp([5, 12, 9, 3], activation="tanh", parameterization="ntk", bias_std=0.4)
     p = _f64(m.init(jax.random.PRNGKey(2)))
     ref = empirical_ntk(m.apply, p, X, X2, method="jacobian", trace=trace)
-    for method in ("ntvp", "per_example"):
-        assert_close(empirical_ntk(m.apply, p, X, X2, method=method, trace=trace), ref, rtol=1e-10)
+    for method in ("ntvp", "per_example", "structured"):
+        assert_close(empirical_ntk(m, p, X, X2, method=method, trace=trace), ref, rtol=1e-10)
     for method in ("jacobian", "ntvp", "per_example"):
         blocked = empirical_ntk(m.apply, p, X, X2, method=method, trace=trace, block_size=3)
         unblocked = empirical_ntk(m.apply, p, X, X2, method=method, trace=trace)
@@ -83,14 +80,15 @@ def test_wide_network_tracks_its_linearization():
     X, Y, Xt = rng.standard_normal((20, 5)), rng.standard_normal((20, 2)), rng.standard_normal((6, 5))
     m = mlp([5, 4096, 2], parameterization="ntk")
     p = _f64(m.init(jax.random.PRNGKey(0)))
-    steps = [0, 10, 50, 100]
-    lin = linearized(m.apply, p, X, Y, steps, learning_rate=0.5, X_test=Xt)
-    run = train_model(m, X, Y, checkpoints=steps, loss=Loss("mse"), optimizer=Optimizer(0.5), params=p, X_test=Xt,
-                      dtype=jnp.float64)  # fmt: skip
-    assert_close(run.train_outputs[0], lin.train[0], rtol=1e-12)
+    t = [0, 10, 50, 100]
+    lin = linearized(m, p, X, Y, t, learning_rate=0.5, X_test=Xt, normalization="mean")
+    run = train_model(m, X, Y, t=t, loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=0.5),
+                      params=p, X_test=Xt, dtype=jnp.float64)  # fmt: skip
+    assert_close(run.train[0], lin.train[0], rtol=1e-12)
+    assert np.array_equal(run.t, lin.t) and lin.recipe["normalization"] == run.recipe["normalization"]
     moved = np.linalg.norm(lin.train[-1] - lin.train[0])
-    assert np.linalg.norm(run.train_outputs - lin.train) < 0.02 * moved
-    assert np.linalg.norm(run.test_outputs - lin.test) < 0.02 * np.linalg.norm(lin.test[-1] - lin.test[0])
+    assert np.linalg.norm(run.train - lin.train) < 0.02 * moved
+    assert np.linalg.norm(run.test - lin.test) < 0.02 * np.linalg.norm(lin.test[-1] - lin.test[0])
 
 
 def test_projections():
@@ -123,10 +121,172 @@ def test_lag_measurement_on_the_linearized_network_matches_the_kernel():
     f0 = np.asarray(m.apply(p, jnp.asarray(X)))
     T = max(1, round(n / spec.evals[0]))  # one unit of top-direction time at η = 1, mean loss
     ck = np.unique(np.r_[0, T, np.linspace(1, 8 * T, 120).round().astype(int)])
-    twin = linearized(m.apply, p, X, Y, ck, learning_rate=1.0)
+    twin = linearized(m.apply, p, X, Y, ck, learning_rate=1.0, normalization="mean")
     i_T = int(np.searchsorted(ck, T))
-    st = linearized(m.apply, p, X, twin.train[i_T], [0, T], learning_rate=1.0)
+    st = linearized(m.apply, p, X, twin.train[i_T], [0, T], learning_rate=1.0, normalization="mean")
     measured = _lag(project_residual(spec, twin.train, f0, Y), project_residual(spec, st.train, f0, Y), 10)
     rec = Recipe("gd", learning_rate=1.0 / n, allow_unstable=True)
-    predicted = _lag(rec.filter(spec, ck)[0], distill_filter(spec, float(T), [0, T], teacher=rec)[0], 10)
+    predicted = _lag(rec.filter(spec, ck).a, distill_filter(spec, [0, T], teacher_t=float(T), teacher=rec).a, 10)
     assert predicted > 0 and measured == pytest.approx(predicted, rel=0.15)
+
+
+@pytest.mark.slow
+def test_linearized_normalizations_rescale_time():
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((10, 4)), rng.standard_normal((10, 2))
+    m = mlp([4, 16, 2], parameterization="ntk")
+    p = _f64(m.init(jax.random.PRNGKey(3)))
+    base = linearized(m, p, X, Y, [0, 7, 40], learning_rate=0.01)
+    per = linearized(m, p, X, Y, [0, 7, 40], learning_rate=0.01 * 20, normalization="per_output")
+    assert_close(per.train, base.train, rtol=1e-10)
+    assert_close(per.loss * 20, base.loss, rtol=1e-10)
+    with pytest.raises(ValueError, match="y has 3 rows but X has 10"):
+        linearized(m, p, X, Y[:3], [0, 1], learning_rate=0.1)
+
+
+# ---------------------------------------------------------------------- any input shape, structured NTK
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _cnn_init(key, c1=3, c2=4, k=3):
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    return {
+        "c1": jax.random.normal(k1, (3, 3, 1, c1)) / 3.0,
+        "b1": 0.3 * jax.random.normal(k2, (c1,)),
+        "c2": jax.random.normal(k3, (3, 3, c1, c2)) / np.sqrt(9 * c1),
+        "b2": 0.3 * jax.random.normal(k4, (c2,)),
+        "w": jax.random.normal(k5, (4 * 4 * c2, k)) / np.sqrt(16 * c2),
+    }
+
+
+def _cnn_structure(p, x, taps):
+    """conv 3×3 (SAME) → tanh → conv 3×3 stride 2 (SAME) → tanh → dense, on (n, 8, 8, 1) images."""
+    from jax import lax
+
+    from kdtheory.structured_ntk import Layer
+
+    tap = (lambda i: 0.0) if taps is None else (lambda i: taps[i])
+    pat1 = lax.conv_general_dilated_patches(x, (3, 3), (1, 1), "SAME", dimension_numbers=_DN)
+    z1 = lax.conv_general_dilated(x, p["c1"], (1, 1), "SAME", dimension_numbers=_DN) + p["b1"] + tap(0)
+    h1 = jnp.tanh(z1)
+    pat2 = lax.conv_general_dilated_patches(h1, (3, 3), (2, 2), "SAME", dimension_numbers=_DN)
+    z2 = lax.conv_general_dilated(h1, p["c2"], (2, 2), "SAME", dimension_numbers=_DN) + p["b2"] + tap(1)
+    h2 = jnp.tanh(z2).reshape(x.shape[0], -1)
+    z3 = h2 @ p["w"] + tap(2)
+    return z3, (Layer(pat1, z1, 1.0), Layer(pat2, z2, 1.0), Layer(h2, z3, 0.0))
+
+
+def _cnn_apply(p, x):
+    return _cnn_structure(p, x, None)[0]
+
+
+def _explicit_ntk(apply, params, X1, X2):
+    """Oracle: J_i by forward mode, one example at a time, then Σ_p J1[i,c,p] J2[j,c',p] (full kernel)."""
+    from jax.flatten_util import ravel_pytree
+
+    flat, unravel = ravel_pytree(params)
+    jac = jax.jit(lambda x: jax.jacfwd(lambda fl: apply(unravel(fl), x[None])[0])(flat))
+    J1 = np.stack([np.asarray(jac(x)) for x in X1])
+    J2 = np.stack([np.asarray(jac(x)) for x in X2])
+    return np.einsum("icp,jdp->icjd", J1, J2).reshape(J1.shape[0] * J1.shape[1], -1)
+
+
+def _traces(full, n1, n2, k):
+    blocks = full.reshape(n1, k, n2, k)
+    s = np.einsum("icjc->ij", blocks)
+    return {None: full, "sum": s, "mean": s / k}
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.slow
+def test_empirical_ntk_of_a_cnn_on_images_equals_its_jacobian_product():
+    # issue 9 item 6: inputs of any shape (n, h, w, c); float64, <= 1e-12
+    rng = np.random.default_rng(20)
+    X1, X2 = rng.standard_normal((5, 8, 8, 1)), rng.standard_normal((3, 8, 8, 1))
+    p = _f64(_cnn_init(jax.random.PRNGKey(0)))
+    full = _explicit_ntk(_cnn_apply, p, X1, X2)
+    want = _traces(full, 5, 3, 3)
+    for method in ("jacobian", "ntvp", "per_example"):
+        assert _rel(empirical_ntk(_cnn_apply, p, X1, X2, method=method, trace=None), full) <= 1e-12, method
+    for trace in ("mean", "sum"):
+        assert _rel(empirical_ntk(_cnn_apply, p, X1, X2, method="per_example", trace=trace), want[trace]) <= 1e-12
+    # point-major rows: row i·k + c is output c of image i
+    assert_close(empirical_ntk(_cnn_apply, p, X1[1:2], X2[2:3], trace=None), full[3:6, 6:9], rtol=1e-12)
+    with pytest.raises(ValueError, match="per-example shape"):
+        empirical_ntk(_cnn_apply, p, X1, X2[:, :4])
+
+
+@pytest.mark.slow
+def test_structured_ntk_of_a_cnn_equals_its_jacobian_product():
+    from kdtheory.structured_ntk import structured_ntk
+
+    rng = np.random.default_rng(21)
+    X1, X2 = rng.standard_normal((4, 8, 8, 1)), rng.standard_normal((3, 8, 8, 1))
+    p = _f64(_cnn_init(jax.random.PRNGKey(1)))
+    want = _traces(_explicit_ntk(_cnn_apply, p, X1, X2), 4, 3, 3)
+    for form in ("auto", "gram", "jacobian"):
+        for trace in ("mean", "sum", None):
+            got = structured_ntk(_cnn_structure, p, X1, X2, trace=trace, form=form)
+            assert _rel(got, want[trace]) <= 1e-12, (form, trace)
+    same = _traces(_explicit_ntk(_cnn_apply, p, X1, X1), 4, 4, 3)
+    assert _rel(structured_ntk(_cnn_structure, p, X1, trace=None, block_size=3), same[None]) <= 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sizes, kw",
+    [
+        ([5, 7, 6, 4], dict(parameterization="standard", bias=True, activation="relu")),
+        ([5, 9, 1], dict(parameterization="standard", bias=False, activation="tanh")),
+        ([5, 7, 6, 4], dict(parameterization="ntk", bias_std=0.4, weight_std=1.3, activation="erf")),
+        ([5, 8, 3], dict(parameterization="ntk", bias_std=0.0, activation="gelu")),
+    ],
+)
+def test_structured_ntk_of_mlps_equals_the_jacobian_product(sizes, kw):
+    rng = np.random.default_rng(22)
+    X1, X2 = rng.standard_normal((6, 5)), rng.standard_normal((4, 5))
+    m = mlp(sizes, **kw)
+    p = _f64(m.init(jax.random.PRNGKey(len(sizes))))
+    if kw.get("bias", True) and kw["parameterization"] == "standard":  # nonzero biases matter to δ
+        p = [{**layer, "b": layer["b"] + 0.2} for layer in p]
+    k = sizes[-1]
+    want = _traces(_explicit_ntk(m.apply, p, X1, X2), 6, 4, k)
+    for trace in ("mean", "sum", None):
+        got = empirical_ntk(m, p, X1, X2, method="structured", trace=trace)
+        assert _rel(got, want[trace]) <= 1e-12, (sizes, trace)
+    want_sym = _explicit_ntk(m.apply, p, X1, X1)
+    assert _rel(empirical_ntk(m, p, X1, trace=None, block_size=4), want_sym) <= 1e-12
+
+
+@pytest.mark.slow
+def test_auto_picks_structure_and_falls_back():
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((5, 3))
+    m = mlp([3, 8, 2], activation="tanh")
+    p = _f64(m.init(jax.random.PRNGKey(0)))
+    ref = empirical_ntk(m.apply, p, X, method="jacobian")  # a bare function: generic methods only
+    assert_close(empirical_ntk(m, p, X), ref, rtol=1e-12)
+    assert_close(empirical_ntk(m.apply, p, X), ref, rtol=0)
+    with pytest.raises(ValueError, match="declares its layers"):
+        empirical_ntk(m.apply, p, X, method="structured")
+
+
+@pytest.mark.slow
+def test_linearized_accepts_images():
+    from kdtheory.dynamics import train
+
+    rng = np.random.default_rng(24)
+    X, Y = rng.standard_normal((6, 8, 8, 1)), rng.standard_normal((6, 3))
+    p = _f64(_cnn_init(jax.random.PRNGKey(2)))
+    img = linearized(_cnn_apply, p, X, Y, [0, 3, 20], learning_rate=0.01, X_test=X[:2])
+    assert img.train.shape == (3, 6, 3) and img.test.shape == (3, 2, 3)
+    f0 = np.asarray(_cnn_apply(p, jnp.asarray(X)))
+    assert_close(img.train[0], f0, rtol=1e-12)
+    assert_close(img.test[0], f0[:2], rtol=1e-12)
+    # oracle: the closed form on the explicit Jacobian product (point-major flattening)
+    ref = train(Spectrum.from_kernel(_explicit_ntk(_cnn_apply, p, X, X)), Y.reshape(-1), [0, 3, 20], method="gd",
+                learning_rate=0.01, init=f0.reshape(-1))  # fmt: skip
+    assert_close(img.train, ref.train.reshape(3, 6, 3), rtol=1e-10)
