@@ -256,6 +256,7 @@ def test_error_estimate_is_honest_when_the_tolerance_is_not_met(rbf_problem):
     assert err <= est  # … and by how much, without understating it
 
 
+@pytest.mark.slow
 def test_pseudo_inverse_on_an_ill_conditioned_kernel_converges_or_says_so():
     """t = ∞ test predictions need K⁺: CG-like convergence with √κ. Either the result meets the
     tolerance, or ConvergenceError is raised — never a silent wrong number."""
@@ -317,6 +318,7 @@ def test_apply_filter_takes_any_composite_of_the_algebra():
     _check(kr, de, y, spec, tol=1e-6, test=False)
 
 
+@pytest.mark.slow
 def test_init_test_init_ridge_and_vector_labels_match_dense():
     rng = np.random.default_rng(7)
     n = 150
