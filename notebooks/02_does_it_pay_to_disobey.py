@@ -231,9 +231,10 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown]
-# Rounds repair an over-trained teacher: the gradient-flow rounds and Borup's rounds lower the test
-# error round after round (Borup's approaching its ridge limit, which the numbers show equals kernel
-# ridge with `c/α` exactly), but neither reaches the best early-stopped model. Mobahi's rounds
+# Rounds repair an under-regularized teacher: the gradient-flow rounds (teacher at `T = 50`) and
+# Borup's rounds (ridge `c = 0.5`) lower the test error every round, Borup's ending next to the
+# error of their limit — kernel ridge with `c/α`, exactly, as the filter comparison shows — but
+# neither reaches the best early-stopped one-hot model. Mobahi's rounds
 # amplify the ridge strength (about 0.01, 0.3, 3.3) and the test error grows from the first round,
 # until round 3 collapses to the zero function (test error 0.949, that of predicting 0).
 

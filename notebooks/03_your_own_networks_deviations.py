@@ -196,7 +196,8 @@ plt.show()
 #
 # With cross-entropy, the one-hot gradient of a point is the distillation gradient plus a noise
 # term `J_iᵀ(q_i − e_{y_i})`, large where the teacher's probabilities `q_i` are far from the label —
-# on the points the teacher is unsure about (THEORY.md §5). `kdtheory.gradients` computes both
+# on the points the teacher is unsure about (Nagarajan et al. 2023: distillation as a gradient
+# denoiser). `kdtheory.gradients` computes both
 # per-example gradients of the student network; `kdtheory.noise` splits them and summarizes them.
 # We look at the student's (and twin's) shared initialization and at the student's final weights,
 # on the training points, with the teacher's training logits.
@@ -245,7 +246,8 @@ plt.show()
 # same spread (`tr Σ` 165 against 163), while at the student's final weights the one-hot gradient's
 # spread is 4.7 times the distillation gradient's (0.31 against 0.066). Both mean gradients are
 # small there, so the simple noise scale `B_simple = tr Σ/‖G‖²` is large for both (1.9e3 one-hot,
-# 2.4e3 distillation: the distillation gradient's mean shrinks even more than its spread).
+# 2.4e3 distillation: against the one-hot gradient, the distillation gradient's mean is smaller by
+# even more than its spread).
 
 # %%
 import shutil
