@@ -236,14 +236,42 @@ class Spectrum:
         return self.U.T @ y
 
     def reconstruct(self, z: ArrayLike) -> np.ndarray:
-        """Inverse of :meth:`project` on ``span(U)``: ``U z``, shape ``(n,)`` or ``(n, k)``."""
+        r"""Inverse of :meth:`project` on ``span(U)``: labels ``U z`` from eigen-coordinates ``z``.
+
+        Args:
+          z: coordinates along the ``m`` columns of ``U`` (one row per mode, in the order of
+            ``evals``), shape ``(m,)`` or ``(m, k)``; finite real numbers.
+
+        Returns:
+          ``U z``, shape ``(n,)`` or ``(n, k)``. ``reconstruct(project(y))`` is the orthogonal
+          projection of ``y`` onto ``span(U)``, i.e. ``y − complement(y)``.
+
+        Raises:
+          TypeError: ``z`` not real numbers.
+          ValueError: ``z`` not 1-D or 2-D, not finite, or with a row count other than ``m``.
+        """
         z = as_float_array(z, "z", ndim=(1, 2))
         if z.shape[0] != self.evals.size:
             raise ValueError(f"z has {z.shape[0]} rows but the spectrum has {self.evals.size} modes")
         return self.U @ z
 
     def complement(self, y: ArrayLike, *, name: str = "y") -> np.ndarray:
-        """The part of ``y`` outside ``span(U)``: ``y − U Uᵀ y`` (exactly 0 for a kernel spectrum)."""
+        r"""The part of ``y`` outside ``span(U)``: ``y − U Uᵀ y``.
+
+        Exactly 0 (no round-off) when ``U`` is square, as for every spectrum from a kernel and for
+        features with ``d ≥ n``; nonzero only for features with ``d < n``.
+
+        Args:
+          y: labels, shape ``(n,)`` or ``(n, k)``; finite real numbers.
+          name: argument name used in error messages (default ``"y"``).
+
+        Returns:
+          The residual, same shape as ``y``; orthogonal to every column of ``U`` up to round-off.
+
+        Raises:
+          TypeError: ``y`` not real numbers.
+          ValueError: ``y`` not 1-D or 2-D, not finite, or with a row count other than ``n``.
+        """
         y = self._labels(y, name)
         if self.U.shape[1] == self.n:
             return np.zeros_like(y)
