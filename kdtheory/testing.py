@@ -88,8 +88,7 @@ def spectra(
       min_size: smallest ``n`` drawn when ``size`` is ``None`` (default 1, at least 1).
       max_size: largest ``n`` drawn when ``size`` is ``None`` (default 12).
       kinds: the spectrum shapes to draw from, a non-empty subset of ``SPECTRUM_KINDS`` (default
-        all five). Not validated: any name other than the first four acts as
-        ``ill_conditioned``.
+        all five); another name raises ``ValueError``.
       zeros: if True (default) and ``n > 1``, set the smallest ``0`` to ``n − 1`` eigenvalues
         (count drawn) to exactly 0 (rank deficiency); the largest stays positive. If False all
         eigenvalues are positive.
@@ -99,6 +98,9 @@ def spectra(
     Returns:
       A strategy for float64 arrays of shape ``(n,)``, sorted descending.
     """
+    unknown = sorted(set(kinds) - set(SPECTRUM_KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {SPECTRUM_KINDS}, got {tuple(kinds)!r}")
     n = size if size is not None else draw(st.integers(min_size, max_size))
     kind = draw(st.sampled_from(kinds))
     j = np.arange(1, n + 1, dtype=float)
@@ -489,7 +491,7 @@ def assert_close(actual, expected, *, rtol: float = 1e-10, atol: float = 0.0, wh
 
     The one tolerance rule of kdtheory's test suite: errors are measured norm-wise over the whole
     array, relative to the size of the expected value, with ``atol`` for quantities that may
-    vanish. NaN or inf in ``actual`` always fail; shapes must match.
+    vanish. NaN or inf in either array always fail; shapes must match.
 
     Args:
       actual: the computed values, array-like of real numbers.
@@ -499,7 +501,8 @@ def assert_close(actual, expected, *, rtol: float = 1e-10, atol: float = 0.0, wh
       what: name of the quantity, used in the failure message (default: "values"/"actual").
 
     Raises:
-      AssertionError: the shapes differ, ``actual`` is not finite, or the bound is exceeded (the
+      AssertionError: the shapes differ, ``actual`` or ``expected`` is not finite (an infinite
+        reference would make every bound infinite), or the bound is exceeded (the
         message gives the error, the bound and the relative error).
     """
     a = np.asarray(actual, dtype=float)
@@ -508,6 +511,8 @@ def assert_close(actual, expected, *, rtol: float = 1e-10, atol: float = 0.0, wh
         raise AssertionError(f"{what or 'values'}: shape mismatch {a.shape} vs {e.shape}")
     if not np.all(np.isfinite(a)):
         raise AssertionError(f"{what or 'actual'} has non-finite values")
+    if not np.all(np.isfinite(e)):
+        raise AssertionError(f"{what or 'expected'}: the reference has non-finite values; compare them apart")
     diff = float(np.linalg.norm((a - e).ravel()))
     bound = atol + rtol * float(np.linalg.norm(e.ravel()))
     if not diff <= bound:

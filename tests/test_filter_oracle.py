@@ -334,3 +334,21 @@ def test_edge_strategies_stay_in_the_valid_domain(beta, lam, s, frac, data):
     if beta > 0:
         eta = data.draw(near_double_root_rates(float(lam[0]), beta))
         assert 0 < eta * lam[0] < 2 * (1 + beta)
+
+
+def test_assert_close_refuses_an_infinite_reference():
+    """An infinite ``expected`` made every bound infinite: ``assert_close(1.0, inf)`` used to pass."""
+    from kdtheory.testing import assert_close
+
+    with pytest.raises(AssertionError, match="non-finite"):
+        assert_close(1.0, np.inf)
+
+
+def test_spectra_refuses_unknown_kinds():
+    """An unknown kind used to fall through silently to ``ill_conditioned``."""
+    from hypothesis import find
+
+    from kdtheory.testing import spectra
+
+    with pytest.raises(ValueError, match="kinds"):
+        find(spectra(kinds=("power-law",)), lambda v: True)
