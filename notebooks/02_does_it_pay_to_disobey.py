@@ -256,7 +256,7 @@ from kdtheory.simulate import Loss, Optimizer, mlp, train_model
 mix = gaussian_mixture(100, 0, d=10, classes=3, seed=0)
 net = mlp([10, 512, 3], parameterization="ntk")
 params = net.init(jax.random.PRNGKey(0))
-ntk = Spectrum.from_kernel(empirical_ntk(net, params, mix.X))
+ntk = Spectrum.from_kernel(empirical_ntk(net.apply, params, mix.X))
 f0 = np.asarray(net.apply(params, mix.X.astype(np.float32)))
 n = len(mix.X)
 gd = Recipe("gd", learning_rate=1.0, normalization="mean")  # the network's optimizer, as a filter
