@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 from scipy import stats as sps
 
 from kdtheory import stats as st
@@ -204,3 +206,24 @@ def test_effect_json_has_the_schema_keys_first_and_is_strict():
     json.dumps(j, allow_nan=False)
     with pytest.raises(ValueError, match="collides"):
         st.Effect("x", 0.0, 0.0, 0.0, 2, "c", "r", extra={"rule": 1}).to_json()
+
+
+# ---------------------------------------------------------------- properties
+
+_f = hs.floats(-1e6, 1e6, allow_nan=False)
+
+
+@given(_f, _f, _f)
+def test_decide_mirrors_under_negation(a, b, c):
+    lo, hi = min(a, b), max(a, b)
+    up = st.decide(lo, hi, st.Rule(c, "greater")).verdict
+    down = st.decide(-hi, -lo, st.Rule(-c, "less")).verdict
+    assert up == down
+
+
+@given(hs.lists(hs.floats(-100, 100, allow_nan=False), min_size=2, max_size=20), hs.floats(-100, 100))
+def test_t_interval_is_shift_equivariant(x, shift):
+    x = np.asarray(x)
+    a, b = st.t_interval(x), st.t_interval(x + shift)
+    tol = 1e-9 * (1 + np.abs(x).max() + abs(shift))
+    assert b.low == pytest.approx(a.low + shift, abs=tol) and b.high == pytest.approx(a.high + shift, abs=tol)
