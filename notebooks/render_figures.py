@@ -6,7 +6,7 @@ Usage (from the repository root, with the ``test`` extra installed)::
     python notebooks/render_figures.py 02         # those whose file name starts with 02
 
 The notebooks are plain-text (jupytext percent format, ``NN_name.py``); this converts each with
-jupytext, runs it in a fresh ``python3`` Jupyter kernel with nbclient (the same way
+jupytext, runs it in a fresh IPython kernel of this interpreter with nbclient (the same way
 ``tests/test_notebooks.py`` does), and saves the PNG shown by the cell tagged ``readme-figure``
 as ``figures/NN_name.png``. Outputs are never written back into the notebooks.
 """
@@ -14,8 +14,10 @@ as ``figures/NN_name.png``. Outputs are never written back into the notebooks.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +33,10 @@ def notebooks() -> list[Path]:
 def execute(path: Path, *, timeout: int = 300, prelude: str | None = None):
     """Run one notebook top to bottom in a fresh kernel; raises on the first cell that raises.
 
+    The kernel is an IPython kernel of *this* interpreter (``sys.executable``), from a kernel spec
+    written for the run — not whatever ``python3`` kernel spec the user's Jupyter finds first
+    (a user-level one from another environment would shadow the virtual environment's).
+
     Args:
       path: the jupytext notebook.
       timeout: seconds allowed per cell.
@@ -41,18 +47,27 @@ def execute(path: Path, *, timeout: int = 300, prelude: str | None = None):
     """
     import jupytext
     import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
     nb = jupytext.read(path)
     if prelude is not None:
         nb.cells.insert(0, nbformat.v4.new_code_cell(prelude))
-    client = NotebookClient(
-        nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-    )
-    start = time.perf_counter()
-    # the kernel draws inline whatever backend the caller's environment names (CI sets MPLBACKEND=Agg)
-    client.execute(env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as specs:
+        here = Path(specs) / "this-python"
+        here.mkdir()
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (here / "kernel.json").write_text(
+            json.dumps({"argv": argv, "display_name": "this Python", "language": "python"})
+        )
+        km = AsyncKernelManager(kernel_name=here.name, kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]))
+        client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        # the kernel draws inline whatever backend the caller's environment names (CI sets MPLBACKEND=Agg)
+        # cleanup_kc: shut the kernel down and close its channels although the client did not create km
+        client.execute(cleanup_kc=True, env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+        seconds = time.perf_counter() - start
     if prelude is not None:
         nb.cells.pop(0)
     return nb, seconds

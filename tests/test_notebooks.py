@@ -1,7 +1,7 @@
 """The tutorial notebooks run top to bottom, warn nothing, and show their figures.
 
 Each ``notebooks/NN_*.py`` (jupytext percent format) is converted with jupytext and executed in a
-fresh ``python3`` Jupyter kernel by nbclient, through the same ``execute`` that
+fresh IPython kernel of the test's own interpreter by nbclient, through the same ``execute`` that
 ``notebooks/render_figures.py`` uses to render the README figures. A cell that raises fails the
 test; so does a warning raised by the notebook's code (a first cell turns warnings into errors in
 the kernel, as ``filterwarnings = error`` does for the test suite). Each notebook must display at
