@@ -39,13 +39,14 @@ def test_features_equal_explicit_products(n, p, b, block):
     assert_close(op.diagonal(), np.diag(Phi @ Phi.T), rtol=1e-14)
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("block", [None, 5, 64])
-def test_rbf_blocks_equal_scipy_distances(block):
+def test_rbf_blocks_equal_scipy_distances(block, symmetric):
     X, T, V = _data(53, 4)
     kern = RBF(lengthscale=1.7, variance=2.5)
     K = 2.5 * np.exp(-scipy.spatial.distance.cdist(X, X, "sqeuclidean") / (2 * 1.7**2))
     Kt = 2.5 * np.exp(-scipy.spatial.distance.cdist(T, X, "sqeuclidean") / (2 * 1.7**2))
-    op = FunctionKernel(X, kern, block_size=block)
+    op = FunctionKernel(X, kern, block_size=block, symmetric=symmetric)
     assert_close(op.matmat(V), K @ V, rtol=1e-13)
     assert_close(op.cross(T).matmat(V), Kt @ V, rtol=1e-13)
     assert_close(op.dense(block_size=16), K, rtol=1e-13)
