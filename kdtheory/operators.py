@@ -12,10 +12,11 @@ Four kinds:
 
 * :class:`FeatureKernel` — ``K = Φ Φᵀ`` from features ``Φ`` (``n × p``): ``K V = Φ (Φᵀ V)``,
   cost ``2 n p b`` per product, memory ``n p``.
-* :class:`FunctionKernel` — ``K_ij = k(x_i, x_j)`` evaluated block by block: row block ``I`` costs
-  ``|I| · n · (d + b)`` and ``|I| · n`` memory. Kernels: :class:`RBF`, and the infinite-width ReLU
-  :class:`ReluNNGP` / :class:`ReluNTK` (the arc-cosine recursion of :func:`kdtheory.ntk.relu_ntk`
-  written for blocks in JAX).
+* :class:`FunctionKernel` — ``K_ij = k(x_i, x_j)`` evaluated tile by tile (cache-sized square
+  tiles, each tile of the symmetric kernel once): ``n²/2 · (d + 2b)`` multiply-adds and ``n²/2``
+  kernel evaluations per product, memory ``n (d + b)`` plus a tile per device. Kernels:
+  :class:`RBF`, and the infinite-width ReLU :class:`ReluNNGP` / :class:`ReluNTK` (the arc-cosine
+  recursion of :func:`kdtheory.ntk.relu_ntk` written for blocks in JAX).
 * :class:`StoredKernel` — a stored matrix (``numpy.memmap`` is fine, float32 allowed); the
   operator is the stored values exactly, products are computed in float64.
 * :class:`NTKOperator` — the empirical NTK ``Θ = J Jᵀ`` of a JAX network through NTK-vector
@@ -26,12 +27,12 @@ Precision: products are computed in ``dtype`` (default float64, inside a scoped
 :meth:`~KernelOperator.matmat` are float64 numpy arrays.
 
 Sharding over several devices. Every product runs as one ``jax.shard_map`` over a one-axis mesh
-``Mesh(devices, ("rows",))`` (:func:`device_mesh`): the rows of the kernel (the data points, padded
-to a whole number of row blocks per device) are split over the devices with
-``PartitionSpec("rows")``; the block ``V`` is replicated (kernel functions, stored matrices) or
-split by rows and summed with ``jax.lax.psum`` (features, NTK: ``Φᵀ V`` and ``Jᵀ V``). Each device
-walks its rows in blocks of ``block_size`` with ``jax.lax.map``. The result is the same on one
-device and on several, up to the order of floating-point sums (round-off). By default every device
+``Mesh(devices, ("rows",))`` (:func:`device_mesh`) with ``PartitionSpec("rows")``: stored
+matrices, features and NTKs split the rows of the kernel (the data points, padded to a whole
+number of row blocks per device), and ``Φᵀ V`` / ``Jᵀ V`` are summed over devices with
+``jax.lax.psum``; kernel functions split the list of square tiles ``k(X_I, X_J)`` (each device sums
+its tiles into the output, then one ``psum``). The block ``V`` is replicated. The result is the
+same on one device and on several, up to the order of floating-point sums (round-off, ~1e-16). By default every device
 JAX sees is used (``jax.devices()``); pass ``devices=`` to choose. To run on several GPUs, install
 JAX with CUDA (``pip install "jax[cuda12]"``) on a machine with them; nothing else changes::
 
