@@ -15,7 +15,9 @@ Three forms of "distillation exaggerates the implicit bias of GD" (THEORY.md §3
   behind on bottom ones. Numerically checked, not proved.
 
 Margins are reported so that **positive means the statement holds**; :func:`worst_case` scans a
-grid of ``(T, t)`` and returns the smallest margin found.
+grid of ``(T, t)`` and returns the smallest margin found, over the whole grid or over its
+*informative* points only (:func:`informative`: neither the teacher nor the student has learned
+the top direction to within round-off, so every filter compared is resolved in float64).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ from kdtheory._checks import as_float_array, choice
 from kdtheory.distill import distill_filter, distill_log_remaining, solve_time
 from kdtheory.eigen import GRADIENT_FLOW, Recipe, Spectrum
 
-__all__ = ["Comparison", "compare", "statement_margin", "worst_case", "WorstCase", "STATEMENTS"]
+__all__ = ["Comparison", "compare", "informative", "statement_margin", "worst_case", "WorstCase", "STATEMENTS"]
 
 STATEMENTS = ("E1", "E2", "E3_norm", "E3_loss")
+
+#: round-off resolution of a remaining fraction ``1 − a`` next to 1: float64's machine epsilon 2⁻⁵².
+RESOLUTION = float(np.finfo(np.float64).eps)
 Match = Literal["top_progress", "norm", "loss"]
 
 
@@ -172,6 +177,60 @@ def _top_progress_time(spectrum: Spectrum, recipe: Recipe, log_e_target: float) 
     return float(np.ceil(log_e_target / np.log1p(-q) * (1 - 1e-14)))
 
 
+def informative(
+    spectrum: Spectrum,
+    *,
+    teacher_t: ArrayLike,
+    student_t: ArrayLike,
+    recipe: Recipe = GRADIENT_FLOW,
+) -> np.ndarray:
+    r"""Which ``(T, t)`` compare runs that are resolved in float64 (not saturated).
+
+    A point is *informative* when neither run has learned the top direction to within round-off:
+
+    .. math::
+
+        1 − a_1(T) > ε \quad\text{and}\quad 1 − a_1(t) > ε, \qquad ε = 2^{−52},
+
+    with ``a_1`` the recipe's filter along the largest eigenvalue (flow: ``e^{−ηλ_1 T} > ε``,
+    i.e. ``ηλ_1 T < 52 log 2 ≈ 36.04``). Then, because ``1 − a_k ≥ 1 − a_1`` for every
+    ``λ_k ≤ λ_1`` (monotone modes), every remaining fraction that E1–E3 compare exceeds ``ε``:
+    the teacher's ``1 − a_k(T)``, the student's own segment ``1 − a_k(t)``, the student's
+    ``1 − a_k(t) a_k(T) ≥ max(1 − a_k(t), 1 − a_k(T))``, and the matched one-hot runs' (E2
+    matches the student's top remaining fraction; E3's one-hot run stops no later than ``T``,
+    since the student's norm is at most, and its loss at least, the teacher's; gd up to the rounding
+    of that time to a whole step). At the other
+    points the student has converged onto its teacher, or the teacher onto the labels, along the
+    top directions to round-off: the true margins there are of order ``e^{−λ t}``, below what
+    float64 resolves, and E1/E2 margins come out exactly 0 — they test nothing.
+
+    Args:
+      spectrum: the kernel's spectrum (``λ_1 = evals[0] > 0``).
+      teacher_t: teacher times ``T``, any shape.
+      student_t: student times ``t``, any shape.
+      recipe: the recipe (``"flow"``, ``"gd"`` with ``ηλ_1 ≤ 1``, or ``"ridge"``).
+
+    Returns:
+      Boolean array of shape ``shape(teacher_t) + shape(student_t)`` (the outer grid).
+
+    Raises:
+      ValueError: bad times, or a recipe whose remaining fraction is not monotone (see
+        :meth:`~kdtheory.eigen.Recipe.log_remaining`).
+
+    Examples:
+      >>> import numpy as np
+      >>> from kdtheory.eigen import Spectrum
+      >>> spec = Spectrum(evals=np.array([1.0, 0.1]), U=np.eye(2), V=None, rank_tol=0.0)
+      >>> informative(spec, teacher_t=[1.0, 40.0], student_t=[30.0, 37.0]).tolist()
+      [[True, False], [False, False]]
+    """
+    top = Spectrum(evals=spectrum.evals[:1], U=spectrum.U[:, :1], V=None, rank_tol=spectrum.rank_tol)  # same n
+    log_eps = np.log(RESOLUTION)
+    le_T = recipe.log_remaining(top, teacher_t)[..., 0]
+    le_t = recipe.log_remaining(top, student_t)[..., 0]
+    return np.logical_and.outer(le_T > log_eps, le_t > log_eps)
+
+
 def statement_margin(
     spectrum: Spectrum,
     statement: str,
@@ -256,8 +315,10 @@ class WorstCase:
       margin: the smallest margin found.
       teacher_t: the teacher time of the worst case.
       student_t: the student time of the worst case.
-      fraction_holding: share of grid points whose margin is ``≥ −tol``.
-      checked: number of grid points.
+      fraction_holding: share of the grid points considered whose margin is ``≥ −tol``.
+      checked: number of grid points considered (all, or the informative ones).
+      informative: number of informative grid points (:func:`informative`) in the whole grid;
+        ``None`` for GD with ``ηλ_1 > 1``, whose oscillating modes have no such criterion.
     """
 
     statement: str
@@ -266,6 +327,7 @@ class WorstCase:
     student_t: float
     fraction_holding: float
     checked: int
+    informative: int | None
 
 
 def worst_case(
@@ -277,11 +339,14 @@ def worst_case(
     recipe: Recipe = GRADIENT_FLOW,
     label_energy: ArrayLike | None = None,
     tol: float = 1e-12,
+    informative_only: bool = False,
 ) -> WorstCase:
     """Check ``statement`` at every ``(T, t)`` of the grid; return the worst case found.
 
     A grid point holds when its margin is ``≥ −tol`` (round-off allowance; E3's margin is 0 at
-    best, so E3 is judged against ``−tol`` too).
+    best, so E3 is judged against ``−tol`` too). With ``informative_only`` the saturated points
+    (:func:`informative` is False: margins of E1/E2 there round to exactly 0) are skipped, so a
+    worst margin of 0 cannot come from runs that are indistinguishable in float64.
 
     Args:
       spectrum: the kernel's spectrum.
@@ -291,18 +356,30 @@ def worst_case(
       recipe: the recipe of all runs.
       label_energy: ``z_k²`` per direction for E3.
       tol: round-off allowance.
+      informative_only: consider only the informative grid points.
 
     Returns:
       A :class:`WorstCase`.
 
     Raises:
-      ValueError: an empty grid.
+      ValueError: an empty grid, or no informative point with ``informative_only``.
     """
+    Ts, ts = np.asarray(teacher_t, dtype=float), np.asarray(student_t, dtype=float)
+    if Ts.ndim != 1 or ts.ndim != 1:
+        raise ValueError(f"teacher_t and student_t must be 1-D grids, got shapes {Ts.shape} and {ts.shape}")
+    oscillating = (
+        recipe.method == "gd" and recipe.learning_rate * spectrum.evals[0] * recipe.eigenvalue_scale(spectrum.n) > 1.0
+    )
+    if oscillating and informative_only:
+        raise ValueError("informative_only needs monotone modes (gd with learning_rate * lambda_1 <= 1)")
+    mask = None if oscillating else informative(spectrum, teacher_t=Ts, student_t=ts, recipe=recipe)
     worst = None
     holding = 0
     count = 0
-    for T in teacher_t:
-        for t in student_t:
+    for i, T in enumerate(teacher_t):
+        for j, t in enumerate(student_t):
+            if informative_only and not mask[i, j]:  # mask exists: checked above
+                continue
             mgn = statement_margin(
                 spectrum, statement, teacher_t=T, student_t=t, recipe=recipe, label_energy=label_energy
             )
@@ -311,5 +388,7 @@ def worst_case(
             if worst is None or mgn < worst[0]:
                 worst = (mgn, T, t)
     if worst is None:
-        raise ValueError("teacher_t and student_t must not be empty")
-    return WorstCase(statement, float(worst[0]), float(worst[1]), float(worst[2]), holding / count, count)
+        what = "have no informative point" if informative_only and Ts.size and ts.size else "must not be empty"
+        raise ValueError(f"teacher_t and student_t {what}")
+    n_inf = None if mask is None else int(mask.sum())
+    return WorstCase(statement, float(worst[0]), float(worst[1]), float(worst[2]), holding / count, count, n_inf)
