@@ -338,7 +338,8 @@ class Loss:
         return self.teacher_weight != 0 or self.teacher_weight_after not in (None, 0)
 
     def __call__(self, outputs: jax.Array, y: jax.Array, teacher: jax.Array | None = None, *,
-                 teacher_weight: float | jax.Array | None = None) -> jax.Array:  # fmt: skip
+                 teacher_weight: float | jax.Array | None = None,
+                 temperature: float | jax.Array | None = None) -> jax.Array:  # fmt: skip
         """The objective on a batch (differentiable with JAX).
 
         Args:
@@ -347,6 +348,8 @@ class Loss:
           teacher: the teacher's logits (CE) or outputs (MSE) ``(b, k)``; needed when the
             weight is nonzero.
           teacher_weight: overrides ``self.teacher_weight`` (e.g. a traced schedule value).
+          temperature: overrides ``self.temperature`` (e.g. a traced value, so that one compiled
+            training loop serves a sweep over τ).
 
         Returns:
           A scalar.
@@ -365,7 +368,7 @@ class Loss:
             r = outputs - ((1.0 - w) * y + w * teacher)
             return 0.5 * jnp.sum(r * r) / div
         ce_y = -jnp.sum(y * jax.nn.log_softmax(outputs, axis=-1))
-        tau = float(self.temperature)
+        tau = float(self.temperature) if temperature is None else temperature
         q = jax.nn.softmax(teacher / tau, axis=-1)
         ce_q = -jnp.sum(q * jax.nn.log_softmax(outputs / tau, axis=-1)) * tau * tau
         return ((1.0 - w) * ce_y + w * ce_q) / div
@@ -445,31 +448,72 @@ def as_teacher_logits(
     return T
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, has_test: bool, project):
-    """Build (and cache) the jitted training loop for one configuration."""
-    w0 = float(loss.teacher_weight)
-    w1 = float(loss.teacher_weight if loss.teacher_weight_after is None else loss.teacher_weight_after)
-    switch = int(loss.switch_t) if loss.switch_t is not None else num_steps + 1
-    B = opt.batch_size
-    lr, beta = float(opt.learning_rate), float(opt.momentum)  # Python floats: weakly typed, keep the dtype
+def _epoch_batches(key: jax.Array, n: int, batch_size: int, num_steps: int) -> jax.Array:
+    r"""The minibatch indices of every step: sampling without replacement within each epoch.
 
-    def grads_at(params, X, Y, Tt, w, key):
+    Epoch ``e`` is a uniform random permutation of the ``n`` training points (key ``e`` of
+    ``jax.random.split(key, epochs)``), cut into ``⌊n/B⌋`` consecutive batches of ``B`` points; the
+    last ``n mod B`` points of each permutation are left out of that epoch (a different random
+    subset each epoch, "drop last"). Step ``s`` uses batch ``s`` of the concatenated epochs, so every
+    point appears at most once per epoch, and exactly once when ``B`` divides ``n``.
+
+    Args:
+      key: the run's sampling key.
+      n: number of training points.
+      batch_size: ``B`` in ``[1, n]``.
+      num_steps: number of updates (at least one row is returned, so a run of 0 steps still traces).
+
+    Returns:
+      int32 indices of shape ``(max(num_steps, 1), B)``.
+    """
+    per = n // batch_size
+    rows = max(num_steps, 1)
+    epochs = -(-rows // per)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
+    return perms[:, : per * batch_size].reshape(epochs * per, batch_size)[:rows]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(
+    model: Model,
+    kind: str,
+    normalization: str,
+    batch_size: int | None,
+    num_steps: int,
+    n: int,
+    has_test: bool,
+    project,
+):
+    """Build (and cache) the jitted training loop for one configuration.
+
+    Only what fixes the computation's structure is static (the model, the loss's kind and
+    normalization, the batch size, the number of steps, ``n``, a test set, the projection); the
+    learning rate, momentum, temperature, the teacher weights before and after the switch and the
+    switch step are traced arguments (``hyper``), so one compilation serves a whole sweep over them.
+    """
+    objective = Loss(kind, normalization=normalization)
+    B = batch_size
+
+    def grads_at(params, X, Y, Tt, w, tau, idx):
         if B is not None:
-            idx = jax.random.choice(key, n, (B,), replace=False)
             Xb, Yb, Tb = X[idx], Y[idx], Tt[idx]
         else:
             Xb, Yb, Tb = X, Y, Tt
+
+        def obj(f):
+            return objective(f, Yb, Tb, teacher_weight=w, temperature=tau)
+
         if model.functional:
             f = model.apply(params, Xb)
-            gf = jax.grad(lambda f_: loss(f_, Yb, Tb, teacher_weight=w))(f)
+            gf = jax.grad(obj)(f)
             if B is not None:
                 gf = jnp.zeros_like(params["alpha"]).at[idx].set(gf)
             return {"alpha": gf}
-        return jax.grad(lambda p: loss(model.apply(p, Xb), Yb, Tb, teacher_weight=w))(params)
+        return jax.grad(lambda p: obj(model.apply(p, Xb)))(params)
 
-    def run(params, X, Y, Tt, Xt, ckpts, key):
+    def run(params, X, Y, Tt, Xt, ckpts, key, hyper):
         C = ckpts.shape[0]
+        lr, beta, tau = hyper["learning_rate"], hyper["momentum"], hyper["temperature"]
         f0 = model.apply(params, X)
         rec = {
             "train": jnp.zeros((C,) + f0.shape, f0.dtype),
@@ -486,7 +530,7 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
             f = model.apply(params, X)
             new = dict(rec)
             new["train"] = rec["train"].at[idx].set(f)
-            new["loss"] = rec["loss"].at[idx].set(loss(f, Y, Tt, teacher_weight=w))
+            new["loss"] = rec["loss"].at[idx].set(objective(f, Y, Tt, teacher_weight=w, temperature=tau))
             if has_test:
                 new["test"] = rec["test"].at[idx].set(model.apply(params, Xt))
             if project is not None:
@@ -494,22 +538,24 @@ def _compiled(model: Model, loss: Loss, opt: Optimizer, num_steps: int, n: int, 
             return new
 
         def weight(step):
-            return jnp.where(step < switch, w0, w1).astype(X.dtype)
+            return jnp.where(step < hyper["switch_t"], hyper["weight_before"], hyper["weight_after"])
 
-        def body(carry, step):
-            params, vel, key, idx, rec = carry
+        def body(carry, xs):
+            step, batch = xs
+            params, vel, idx, rec = carry
             w = weight(step)
             hit = step == ckpts[jnp.minimum(idx, C - 1)]
             rec = lax.cond(hit, lambda r: write(r, params, idx, w), lambda r: r, rec)
             idx = idx + hit.astype(idx.dtype)
-            key, sub = jax.random.split(key)
-            g = grads_at(params, X, Y, Tt, w, sub)
+            g = grads_at(params, X, Y, Tt, w, tau, batch)
             vel = jax.tree_util.tree_map(lambda v, g_: beta * v - lr * g_, vel, g)
             params = jax.tree_util.tree_map(lambda p, v: p + v, params, vel)
-            return (params, vel, key, idx, rec), None
+            return (params, vel, idx, rec), None
 
-        init = (params, vel, key, jnp.zeros((), jnp.int32), rec)
-        (params, _, _, idx, rec), _ = lax.scan(body, init, jnp.arange(num_steps))
+        steps = jnp.arange(num_steps)
+        batches = _epoch_batches(key, n, B, num_steps)[:num_steps] if B is not None else steps
+        init = (params, vel, jnp.zeros((), jnp.int32), rec)
+        (params, _, idx, rec), _ = lax.scan(body, init, (steps, batches))
         # the last point of t is the state after num_steps updates
         rec = write(rec, params, idx, weight(num_steps))
         return rec, params
@@ -621,9 +667,19 @@ def train_model(
     else:
         Xt = np.zeros((1,) + Xn.shape[1:])
     p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), p0)
-    fn = _compiled(model, loss, optimizer, int(ck[-1]), n, has_test, project)
+    num_steps = int(ck[-1])
+    fn = _compiled(model, loss.kind, loss.normalization, optimizer.batch_size, num_steps, n, has_test, project)
     cast = functools.partial(jnp.asarray, dtype=dtype)
-    rec, final = fn(p0, cast(Xn), cast(Yn), cast(Tn), cast(Xt), jnp.asarray(ck, jnp.int32), k_run)
+    switched = loss.teacher_weight_after is not None
+    hyper = {
+        "learning_rate": cast(optimizer.learning_rate),
+        "momentum": cast(optimizer.momentum),
+        "temperature": cast(loss.temperature),
+        "weight_before": cast(loss.teacher_weight),
+        "weight_after": cast(loss.teacher_weight_after if switched else loss.teacher_weight),
+        "switch_t": jnp.asarray(min(loss.switch_t, num_steps + 1) if switched else num_steps + 1, jnp.int32),
+    }
+    rec, final = fn(p0, cast(Xn), cast(Yn), cast(Tn), cast(Xt), jnp.asarray(ck, jnp.int32), k_run, hyper)
     rec = jax.tree_util.tree_map(np.asarray, rec)
     if not np.all(np.isfinite(rec["train"])):
         raise FloatingPointError("training diverged (non-finite outputs); lower the learning rate")
