@@ -259,6 +259,11 @@ def flip_labels(
     Raises:
       ValueError: ``num_classes < 2``, labels outside ``[0, num_classes)`` or not whole numbers,
         ``label_noise`` outside ``[0, 1)``.
+
+    Examples:
+      >>> f = flip_labels(np.zeros(10_000, dtype=int), 3, label_noise=0.2, rng=0)
+      >>> bool(np.all(f.labels[f.flipped] != 0)), abs(f.rate - 0.2) < 0.02
+      (True, True)
     """
     K = _count(num_classes, "num_classes", minimum=2)
     eta = _noise_rate(label_noise)

@@ -426,6 +426,14 @@ def decide(low: float, high: float, rule: Rule, *, what: str = "the interval") -
 
     Raises:
       ValueError: ``low > high``.
+
+    Examples:
+      >>> decide(0.01, 0.03, Rule(0.0)).verdict
+      'supported'
+      >>> decide(-0.01, 0.03, Rule(0.0)).verdict
+      'inconclusive'
+      >>> decide(-0.03, -0.01, Rule(0.0)).verdict
+      'not supported'
     """
     lo, hi = float(low), float(high)
     if lo > hi:
@@ -472,6 +480,11 @@ def paired_effect(
 
     Raises:
       ValueError: as :func:`paired_differences` and the interval functions; an unknown method.
+
+    Examples:
+      >>> e = paired_effect("acc", [0.80, 0.82, 0.79], [0.70, 0.71, 0.70], control="twin", rule=Rule(0.0))
+      >>> round(e.estimate, 4), e.verdict
+      (0.1, 'supported')
     """
     d = paired_differences(treatment, control_values)
     if method == "t":
