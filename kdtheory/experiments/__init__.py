@@ -31,6 +31,7 @@ __all__ = [
 REGISTRY: dict[str, str | Experiment] = {
     "eigen_dynamics": "kdtheory.experiments.eigen_dynamics",
     "eigenspace_exaggeration": "kdtheory.experiments.eigenspace_exaggeration",
+    "planted_generalization": "kdtheory.experiments.planted_generalization",
     "repeated_self_distillation": "kdtheory.experiments.repeated_self_distillation",
     "confidence_deviation": "kdtheory.experiments.confidence_deviation",
     "late_distillation": "kdtheory.experiments.late_distillation",
