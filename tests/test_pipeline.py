@@ -108,7 +108,8 @@ def test_derivations_agree_with_kdtheory(script, capsys):
 def test_core_modules_import_numpy_scipy_only():
     code = (
         "import sys, kdtheory.eigen, kdtheory.dynamics, kdtheory.distill, kdtheory.exaggeration,"
-        " kdtheory.confidence, kdtheory.ridge_family, kdtheory.planted, kdtheory.data, kdtheory.experiments;"
+        " kdtheory.confidence, kdtheory.ridge_family, kdtheory.planted, kdtheory.data, kdtheory.stats,"
+        " kdtheory.trajectory, kdtheory.experiments;"
         "heavy = [m for m in ('jax', 'matplotlib', 'sympy', 'hypothesis') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
