@@ -35,10 +35,9 @@ def confidence_figure(
     Returns:
       The matplotlib ``Figure`` (closed when saved).
     """
-    import matplotlib
+    from kdtheory._mpl import pyplot
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     items = {"predictions": reports} if isinstance(reports, ConfidenceReport) else dict(reports)
     if not items:

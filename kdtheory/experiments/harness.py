@@ -7,8 +7,9 @@ and decides, and optionally a ``figure(outcome, config) -> Figure`` function tha
 outcome. :func:`run` does the rest — timing, progress lines, the configuration record, saving
 the figure, the smoke-run verdict at quick size and the :class:`ExperimentResult`.
 
-Figures: :func:`pyplot` gives matplotlib's ``pyplot`` on the non-interactive Agg backend
-(imported only when a figure is drawn) and :func:`finish` adds the title and lays the figure out.
+Figures: :func:`pyplot` gives matplotlib's ``pyplot``, imported only when a figure is drawn, on
+the non-interactive Agg backend unless a notebook or the user chose a backend; :func:`finish`
+adds the title and lays the figure out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdtheory._mpl import pyplot
 from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
 
 __all__ = ["Experiment", "Progress", "finish", "pyplot", "run"]
@@ -58,6 +60,7 @@ class Experiment:
     figure: Callable[[Outcome, Any], Any] | None = None
 
     def __post_init__(self) -> None:
+        """Refuse an unknown kind."""
         if self.kind not in ("claim", "validation"):
             raise ValueError(f"kind must be 'claim' or 'validation', got {self.kind!r}")
         if not dataclasses.is_dataclass(self.full) or type(self.quick) is not type(self.full):
@@ -135,20 +138,6 @@ def run(
         seconds=time.perf_counter() - t0,
         rule_verdict=outcome.verdict,
     )
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (no display), imported on first use.
-
-    Returns:
-      The ``matplotlib.pyplot`` module.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def finish(fig, title: str = ""):
