@@ -22,8 +22,13 @@ Conventions (the vocabulary of the package docstring):
     softmaxed twice.
   * **Schedules**: the teacher weight may switch at step ``switch_t`` (late distillation: 0 → 1;
     the reverse: 1 → 0).
-  * **Optimizers**: ``v ← β v − η g``, ``θ ← θ + v`` (β = 0: gradient descent); minibatches are
-    drawn without replacement within a step from an explicit seed.
+  * **Optimizers**: ``v ← β v − η g``, ``θ ← θ + v`` (β = 0: gradient descent). Minibatches of
+    ``B`` points are sampled without replacement within each epoch (the usual SGD): each epoch is
+    a fresh random permutation of the ``n`` points, drawn from the run's seed, cut into ``⌊n/B⌋``
+    batches; the ``n mod B`` points left over are skipped in that epoch.
+  * **Compilation**: one compiled loop per model (by identity), loss kind and normalization, batch
+    size, number of steps, ``n``, test set and projection; the learning rate, momentum,
+    temperature, teacher weights and switch step are traced, so a sweep over them compiles once.
   * **Kernel models** hold dual coefficients α (``f = K α``) and are updated with the functional
     gradient ``α ← α − η ∂L/∂f`` — gradient descent in the RKHS, the dynamics of
     :mod:`kdtheory.dynamics`.
@@ -78,7 +83,8 @@ NORMALIZATIONS = ("sum", "mean", "per_output")
 class Model:
     """A model: ``init(key) -> params`` (a pytree) and ``apply(params, inputs) -> outputs (b, k)``.
 
-    Models compare by identity, so reuse one object across seeds to reuse its compiled training
+    Models compare by identity, so reuse one object across seeds (and across sweeps of the loss's
+    temperature, weights and switch step, or of the learning rate) to reuse its compiled training
     loop.
 
     Attributes:
@@ -387,7 +393,9 @@ class Optimizer:
     Attributes:
       learning_rate: η > 0.
       momentum: β in [0, 1).
-      batch_size: minibatch size (``None``: full batch).
+      batch_size: minibatch size ``B`` (``None``: full batch). Sampled without replacement
+        within each epoch: a random permutation of the ``n`` points per epoch, cut into ``⌊n/B⌋``
+        batches (the last ``n mod B`` points of each permutation sit that epoch out).
 
     Raises:
       ValueError: η ≤ 0 or β outside [0, 1).
@@ -569,9 +577,7 @@ def _check_inputs(model: Model, params: Any, X: np.ndarray, name: str) -> None:
         if X.shape[1:] != tuple(model.input_shape):
             want = model.input_shape[0] if len(model.input_shape) == 1 else model.input_shape
             got = X.shape[1] if X.ndim == 2 and len(model.input_shape) == 1 else X.shape[1:]
-            raise ValueError(
-                f"{name} has width {got} (shape {X.shape}) but {model!r} takes inputs of width {want}"
-            )
+            raise ValueError(f"{name} has width {got} (shape {X.shape}) but {model!r} takes inputs of width {want}")
         return
     try:
         jax.eval_shape(model.apply, params, jax.ShapeDtypeStruct((1,) + X.shape[1:], jnp.float32))
@@ -612,7 +618,8 @@ def train_model(
       X_test: test inputs (kernel models: cross-kernel rows ``(n_test, n)``).
       y_test: test targets ``(n_test, k)`` (for accuracy).
       params: initial parameters (default ``model.init(PRNGKey(seed))``).
-      seed: the seed of initialization and minibatch sampling.
+      seed: the seed of initialization and of the per-epoch minibatch permutations (the same seed
+        gives the same run).
       dtype: ``jnp.float32`` (default) or ``jnp.float64`` (needs x64 mode).
       project: ``params -> array`` recorded at each step of ``t`` (e.g. weights onto a basis).
 

@@ -14,6 +14,7 @@ from kdtheory.dynamics import train
 from kdtheory.eigen import Spectrum
 from kdtheory.simulate import (
     Loss,
+    Model,
     Optimizer,
     as_teacher_logits,
     kernel_model,
@@ -116,6 +117,85 @@ def test_full_batch_sgd_equals_gd_and_seeds_are_reproducible():
     c = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **{**kw, "seed": 4})
     assert not np.array_equal(a.train, c.train)
     assert gd.recipe["seed"] == 3 and gd.recipe["normalization"] == "mean"
+
+
+def _softmax(a):
+    e = np.exp(a - a.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _numpy_distillation(X, Y, Z, t_max, *, tau, w0, w1, switch, eta, beta, div):
+    """Independent oracle: a plain numpy loop of heavy-ball GD on a linear model (W₀ = 0) with the
+    distillation gradient ((1 − w)(p − y) + w τ (p_τ − q_τ)) / D and a weight switching at ``switch``."""
+    W, V, out = np.zeros((X.shape[1], Y.shape[1])), np.zeros((X.shape[1], Y.shape[1])), [np.zeros(Y.shape)]
+    q = _softmax(Z / tau)
+    for s in range(t_max):
+        f = X @ W
+        w = w0 if s < switch else w1
+        gf = ((1 - w) * (_softmax(f) - Y) + w * tau * (_softmax(f / tau) - q)) / div
+        V = beta * V - eta * X.T @ gf
+        W = W + V
+        out.append(X @ W)
+    return np.array(out)
+
+
+def test_one_compilation_serves_a_sweep_of_temperatures_weights_switches_and_learning_rates():
+    # τ, the weights before/after the switch, the switch step, η and β are traced: a sweep reuses
+    # one compiled loop (counted by a Python counter in the model's apply, which runs only when
+    # JAX traces), and every run of the sweep still matches an explicit numpy loop
+    X, _, Y, rng = _data(12)
+    Yc, Z = np.eye(3)[Y.argmax(1)], rng.standard_normal(Y.shape) * 2
+    base = linear_model(7, 3)
+    traces = []
+
+    def apply(p, x):
+        traces.append(1)
+        return base.apply(p, x)
+
+    model = Model("counted linear", base.init, apply, 3, input_shape=(7,))
+    sweep = [
+        dict(tau=1.0, w0=0.0, w1=0.0, switch=99, eta=0.05, beta=0.0),
+        dict(tau=2.5, w0=1.0, w1=1.0, switch=99, eta=0.05, beta=0.0),
+        dict(tau=4.0, w0=0.3, w1=0.3, switch=99, eta=0.02, beta=0.6),
+        dict(tau=2.0, w0=0.0, w1=1.0, switch=4, eta=0.05, beta=0.0),
+        dict(tau=3.0, w0=1.0, w1=0.2, switch=7, eta=0.03, beta=0.9),
+        dict(tau=0.7, w0=0.5, w1=0.5, switch=0, eta=0.05, beta=0.3),
+    ]
+    counts, runs = [], []
+    for c in sweep:
+        sched = {} if c["w0"] == c["w1"] else dict(teacher_weight_after=c["w1"], switch_t=c["switch"])
+        loss = Loss("ce", normalization="mean", temperature=c["tau"], teacher_weight=c["w0"], **sched)
+        sim = train_model(model, X, Yc, t=[0, 3, 12], loss=loss, teacher=Z, dtype=F64,
+                          optimizer=Optimizer(learning_rate=c["eta"], momentum=c["beta"]))  # fmt: skip
+        counts.append(len(traces))
+        runs.append(sim.train)
+        oracle = _numpy_distillation(X, Yc, Z, 12, div=X.shape[0], **c)
+        assert_close(sim.train, oracle[[0, 3, 12]], rtol=1e-10, atol=1e-13)
+    assert counts[0] > 0 and len(set(counts)) == 1, counts  # traced once, for the first run only
+    assert all(not np.array_equal(runs[0], r) for r in runs[1:])
+    # the counter does see a recompilation: a new number of steps is a new loop
+    train_model(model, X, Yc, t=[0, 13], loss=Loss("ce"), dtype=F64)
+    assert len(traces) > counts[-1]
+
+
+@pytest.mark.parametrize("n, batch", [(12, 4), (14, 4), (5, 1)])
+def test_minibatches_visit_every_point_once_per_epoch(n, batch):
+    # a zero kernel keeps the outputs at 0, so with targets 1 and η = 1 the functional gradient adds
+    # exactly 1 to α_i each time point i is in a batch: α counts the visits
+    per = n // batch
+    opt = Optimizer(learning_rate=1.0, batch_size=batch)
+    t = np.array([per, per + 1, 2 * per, 5 * per])
+    run = train_model(kernel_model(n, 1), np.zeros((n, n)), np.ones((n, 1)), t=t, loss=Loss("mse"),
+                      optimizer=opt, dtype=F64, seed=7, project=lambda p: p["alpha"][:, 0])  # fmt: skip
+    visits = dict(zip(run.t.tolist(), run.projection, strict=True))
+    for epochs in (1, 2, 5):
+        alpha = visits[epochs * per]
+        assert alpha.sum() == epochs * per * batch
+        assert alpha.max() <= epochs  # with epochs = 1: no point twice within an epoch
+        if n % batch == 0:
+            assert np.all(alpha == epochs)  # every point exactly once per epoch
+    # one step into the second epoch: a fresh permutation, the counts differ by at most one
+    assert visits[per + 1].sum() == (per + 1) * batch and visits[per + 1].max() <= 2
 
 
 def test_ce_normalizations_rescale_the_learning_rate():
