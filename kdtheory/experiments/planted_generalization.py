@@ -29,7 +29,8 @@ on ``½‖Xw − y‖²/n`` (``normalization="mean"``), times on a log grid of `
 * **Map** of the confounders (each cell decided by the same rule, reported apart from the
   verdict): label-noise level σ ∈ ``noise_levels`` × validation size ``n_val`` ∈ ``val_sizes``
   (the winner's curse of selecting among 40·41·4 students instead of 40 teachers shrinks as the
-  validation sample grows), on the same seeds.
+  validation sample grows), on the same seeds. Each cell is a 95% interval with no correction for
+  the number of cells: one cell out of ten on either side is weak evidence on its own.
 * **Ceiling** (not evidence): both chosen by their *population* risk
   (:func:`kdtheory.planted.search_best`); ``≥ 0`` by construction because the student's grid
   contains the teacher. It shows how much distillation could give if the population were known.
@@ -151,14 +152,15 @@ def measure(cfg: Config, say) -> Outcome:
 
     h = headline["effect"]
     rel = h.estimate / headline["teacher_risk_mean"]
-    where = {v: [f"σ={c['noise']:g}/n_val={c['n_val']}" for c in cells if c["effect"].verdict == v] for v in
+    where = {v: ", ".join(f"σ={c['noise']:g}/n_val={c['n_val']}" for c in cells if c["effect"].verdict == v) for v in
              ("supported", "not supported", "inconclusive")}  # fmt: skip
     reason = (
         f"headline σ = {cfg.noise:g}, n_val = {cfg.n_val}, {cfg.seeds} seeds: gain R(teacher) − R(student) = "
         f"{h.estimate:.3g}, 95% t interval [{h.ci_low:.3g}, {h.ci_high:.3g}] ({100 * rel:.1f}% of the teacher's mean "
         f"risk {headline['teacher_risk_mean']:.3g}; student better in {headline['student_wins']}/{cfg.seeds} seeds): "
         f"{h.reason}. Map (same rule per cell): supported at {where['supported'] or 'none'}; not supported at "
-        f"{where['not supported'] or 'none'}; inconclusive at {where['inconclusive'] or 'none'}. Ceiling with "
+        f"{where['not supported'] or 'none'}; inconclusive at {where['inconclusive'] or 'none'} ({len(cells)} cells, "
+        f"each at 95%, no multiplicity correction). Ceiling with "
         f"population-selected hyperparameters (≥ 0 by construction, not evidence): mean relative gain "
         + ", ".join(f"σ={s:g}: {100 * c.mean():.1f}%" for s, c in ceiling.items())
     )
