@@ -1,173 +1,195 @@
-r"""Confidence deviations of a self-distilled student from its teacher (claim O1).
+r"""Confidence deviations of a distilled student, against its one-hot twin (claim O1).
 
-For each data set — a Gaussian mixture with overlapping classes and label noise (hard points),
-and the 8×8 digits of scikit-learn — and each seed, an MLP teacher is trained on one-hot labels by
-full-batch gradient descent on softmax cross-entropy, and a student of the same architecture, from
-a fresh initialization, is trained for as many steps on the teacher's training logits (pure
-distillation, τ = 1). A linear softmax model (convex, trained from zero) is treated the same way.
-:func:`kdtheory.confidence.analyze` compares the two on training and test points (reference class:
-the teacher's top-1).
+Design (:mod:`kdtheory.experiments.paired`): per seed, a teacher trained on noisy labels and
+early-stopped on a noisy validation split; from one initialization, with one optimizer, budget and
+minibatch order, the distilled student (τ = 1) and its one-hot twin (the control: the same
+network trained without the teacher, which already differs from the teacher — the reference class
+being the teacher's own top-1, a winner's curse). Logit confidence ``φ = z_c − logsumexp_{j≠c} z_j``
+of the teacher's top-1 class ``c`` (:func:`kdtheory.confidence.logit_confidence`), on the clean
+test set and on the training points. Data sets: Gaussian mixture (η = 0.3), digits (η = 0.3),
+MNIST-1D (η = 0.2); seeds ``0 … 9``; paired 95% t intervals over seeds.
 
-Verdict rule: *supported* when, for the MLP on both data sets, the mean over seeds of the share of
-the lowest-10% teacher-confidence **test** points on which the student is less confident than the
-teacher exceeds 1/2 by more than two standard errors. Slopes (the "exaggeration" form) are
-reported for all models with their spread; for linear models the reference expects slopes below 1
-with low-confidence underfitting intact — reported, not required.
+Effects and rules, fixed before the run (per data set; "low"/"high" = the 10% lowest/highest
+teacher-confidence points):
+
+* **O1-a** low-confidence underfitting: mean over the low points of ``φ_student − φ_twin``, on test
+  and on train. Rule: < −0.05 nats (the tolerance).
+* **O1-b** pattern, not a level shift: (low mean) − (high mean) of ``φ_student − φ_twin`` (test).
+  Rule: < 0 (a student less confident *everywhere* gives ≥ 0).
+* **O1-c** exaggeration (the paper's stronger wording): Theil–Sen slope of ``φ_student`` on
+  ``φ_teacher`` (test). Rule: > 1; and the slope difference student − twin. Rule: > 0.
+
+The claim (low-confidence underfitting) is *supported* when O1-a (test) and O1-b are supported on
+every data set; *not supported* when either is not supported on at least one; *inconclusive*
+otherwise. O1-c is decided and stated beside it. Reported: binned ``Δφ`` curves (10
+teacher-confidence quantile bins, student − twin and student − teacher, paired intervals), the
+uncontrolled student − teacher differences, and counts with a stated tolerance: the share of low
+points with ``Δφ < −0.05`` (student vs teacher; twin vs teacher). The confounder map (mixture,
+``map_seeds`` seeds per cell) redoes O1-a, O1-b and the slopes over teacher stop, τ, η and budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from kdtheory.confidence import analyze
-from kdtheory.data import digits, gaussian_mixture
-from kdtheory.experiments.harness import Experiment
-from kdtheory.experiments.result import JOINT, Effect, Outcome
+from kdtheory.experiments import paired
+from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.result import Outcome
+from kdtheory.stats import Rule, t_interval
 
-__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
+__all__ = ["EXPERIMENT", "figure", "measure"]
 
-CLAIM = "Where the teacher is unsure, the self-distilled student is even less sure (low-confidence underfitting)"
+CLAIM = "Where the teacher is unsure, the distilled student is even less sure (low-confidence underfitting)"
 
-
-@dataclass(frozen=True)
-class Config:
-    """Configuration of :func:`measure`.
-
-    Attributes:
-      seeds: number of seeds (data split / initializations).
-      hidden: MLP hidden width.
-      steps: full-batch GD steps for teacher and student.
-      learning_rate: GD step size (MLP); linear_learning_rate for the linear model.
-      mixture_n, mixture_test: Gaussian-mixture sizes.
-      bootstrap: bootstrap resamples for the slope interval.
-    """
-
-    seeds: int = 5
-    hidden: int = 256
-    steps: int = 1500
-    learning_rate: float = 0.5
-    linear_learning_rate: float = 0.5
-    mixture_n: int = 600
-    mixture_test: int = 1000
-    bootstrap: int = 500
+UNDERFIT = Rule(-paired.TOL, "less")
+CONTRAST = Rule(0.0, "less")
+EXAGGERATE = Rule(1.0, "greater")
+STEEPER = Rule(0.0, "greater")
+CONTROL = "one-hot twin: same initialization, optimizer, budget and minibatch order (paired by seed)"
 
 
-def measure(cfg: Config, say) -> Outcome:
-    """Teacher and student MLP/linear models on two data sets over seeds; confidence statistics and rule."""
-    from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, teacher_student
+def _effects(rows: list[dict], tag: str):
+    return (
+        paired.difference_effect(f"{tag}: O1-a test Δφ student − twin, 10% lowest teacher confidence", rows,
+                                 "test_low_student_twin", "zero", UNDERFIT, CONTROL),
+        paired.difference_effect(f"{tag}: O1-a train Δφ student − twin, 10% lowest teacher confidence", rows,
+                                 "train_low_student_twin", "zero", UNDERFIT, CONTROL),
+        paired.difference_effect(f"{tag}: O1-b test contrast low − high of Δφ student − twin", rows,
+                                 "test_low_student_twin", "test_high_student_twin", CONTRAST, CONTROL),
+        paired.difference_effect(f"{tag}: O1-c test Theil–Sen slope of φ_student on φ_teacher", rows,
+                                 "test_slope_student", "zero", EXAGGERATE, "fixed reference: slope 1"),
+        paired.difference_effect(f"{tag}: O1-c test slope student − twin", rows, "test_slope_student",
+                                 "test_slope_twin", STEEPER, CONTROL),
+    )  # fmt: skip
 
-    results: dict[str, dict[str, list]] = {}
-    figure_reports = {}
-    for seed in range(cfg.seeds):
-        sets = {
-            "mixture": gaussian_mixture(cfg.mixture_n, cfg.mixture_test, seed=seed),
-            "digits": digits(seed=seed),
-        }
-        for dname, data in sets.items():
-            d, k = data.X.shape[1], data.Y.shape[1]
-            models = {
-                "mlp": (mlp([d, cfg.hidden, k]), cfg.learning_rate),
-                "linear": (linear_model(d, k), cfg.linear_learning_rate),
-            }
-            for mname, (model, lr) in models.items():
-                teacher, student = teacher_student(
-                    model, data.X, data.Y, teacher_t=cfg.steps, student_t=cfg.steps, points=2,
-                    loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=lr),
-                    X_test=data.X_test, y_test=data.Y_test, seed=2 * seed, student_seed=2 * seed + 1,
-                )  # fmt: skip
-                key = f"{mname}/{dname}"
-                for split, (zt, zs) in {
-                    "train": (teacher.train[-1], student.train[-1]),
-                    "test": (teacher.test[-1], student.test[-1]),
-                }.items():
-                    rep = analyze(
-                        zt,
-                        zs,
-                        kind="logits",
-                        y=data.Y if split == "train" else data.Y_test,
-                        bootstrap=cfg.bootstrap,
-                        seed=seed,
-                    )
-                    acc = results.setdefault(key, {})
-                    for stat, val in rep.summary().items():
-                        acc.setdefault(f"{split}_{stat}", []).append(val)
-                    if seed == 0 and key == "mlp/digits":
-                        figure_reports[f"MLP on digits, {split}"] = rep
-                    if seed == 0 and key == "linear/mixture":
-                        figure_reports[f"linear on mixture, {split}"] = rep
-                acc["teacher_test_accuracy"] = acc.get("teacher_test_accuracy", []) + [float(teacher.test_accuracy[-1])]
-                acc["student_test_accuracy"] = acc.get("student_test_accuracy", []) + [float(student.test_accuracy[-1])]
-                say(
-                    f"seed {seed} {key}: test low-confidence underfit "
-                    f"{acc['test_low_confidence_underfit'][-1]:.2f}, slope {acc['test_slope'][-1]:.3f}"
-                )
 
-    def ms(xs):
-        a = np.asarray([x for x in xs if x is not None], dtype=float)
-        return (float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size))
+def _iv(values) -> list[float]:
+    iv = t_interval(np.asarray(values, dtype=float))
+    return [iv.estimate, iv.low, iv.high]
 
-    summary = {key: {stat: ms(vals) for stat, vals in d.items()} for key, d in results.items()}
-    decisive = {}
-    for dname in ("mixture", "digits"):
-        m, sd, cnt = summary[f"mlp/{dname}"]["test_low_confidence_underfit"]
-        se = sd / np.sqrt(cnt) if cnt > 1 else float("inf")
-        decisive[dname] = (m, se, m - 2 * se > 0.5)
+
+def _summary(rows: list[dict]) -> dict:
+    out = {}
+    for split in ("test", "train"):
+        for key in ("bins_student_twin", "bins_student_teacher"):
+            m, lo, hi = paired.bin_intervals(rows, f"{split}_{key}")
+            out[f"{split}_{key}"] = np.c_[m, lo, hi].tolist()
+        out[f"{split}_bins_teacher"] = np.mean([r[f"{split}_bins_teacher"] for r in rows], axis=0).tolist()
+        for key in (
+            "low_student_teacher",
+            "high_student_teacher",
+            "low_twin_teacher",
+            "slope_student",
+            "slope_twin",
+            "underfit_share_student",
+            "underfit_share_twin",
+        ):
+            out[f"{split}_{key}"] = _iv([r[f"{split}_{key}"] for r in rows])
+    return out
+
+
+def measure(cfg: paired.Suite, say) -> Outcome:
+    """Headline designs over ``cfg.seeds`` seeds and the map over ``cfg.map_seeds``; the rule above."""
+    heads = paired.headline(cfg, say)
+    effects, per_set, decisive = [], {}, []
+    for design, rows in heads:
+        rows = [{**r, "zero": 0.0} for r in rows]
+        tag = f"{design.dataset} (η={design.label_noise:g})"
+        eff = _effects(rows, tag)
+        effects.extend(eff)
+        decisive.append((tag, eff))
+        per_set[design.dataset] = {"design": design.label, "tolerance": paired.TOL, **_summary(rows)}
+    say("confounder map (mixture)")
+    table = []
+    for c in paired.confounder_map(cfg, say):
+        rows = [{**r, "zero": 0.0} for r in c.rows]
+        a, _, b, s, d = _effects(rows, f"{c.axis}={c.value}")
+        table.append({"axis": c.axis, "value": str(c.value), "seeds": len(rows),
+                      **{k: [e.estimate, e.ci_low, e.ci_high] for k, e in
+                         (("low", a), ("contrast", b), ("slope", s), ("slope_diff", d))},
+                      "low_verdict": a.verdict, "contrast_verdict": b.verdict, "slope_verdict": s.verdict})  # fmt: skip
+    va = [e[0].verdict for _, e in decisive] + [e[2].verdict for _, e in decisive]
     verdict = (
         "supported"
-        if all(v[2] for v in decisive.values())
-        else ("not supported" if all(v[0] <= 0.5 for v in decisive.values()) else "inconclusive")
+        if all(x == "supported" for x in va)
+        else "not supported"
+        if "not supported" in va
+        else "inconclusive"
     )
-
-    def fmt(key, stat):
-        m, sd, _ = summary[key][stat]
-        return f"{m:.3f} ± {sd:.3f}"
-
-    parts = [f"MLP {d}: test low-conf. underfit {v[0]:.2f} ± {v[1]:.2f} (se)" for d, v in decisive.items()]
-    slopes = "; ".join(
-        f"{key} test slope {fmt(key, 'test_slope')}, train slope {fmt(key, 'train_slope')}" for key in summary
+    parts = [
+        f"{tag}: low Δφ(s − twin) test {e[0].estimate:+.3f} [{e[0].ci_low:+.3f}, {e[0].ci_high:+.3f}] → "
+        f"{e[0].verdict}, train {e[1].estimate:+.3f} [{e[1].ci_low:+.3f}, {e[1].ci_high:+.3f}]; contrast "
+        f"{e[2].estimate:+.3f} [{e[2].ci_low:+.3f}, {e[2].ci_high:+.3f}] → {e[2].verdict}; slope "
+        f"{e[3].estimate:.3f} [{e[3].ci_low:.3f}, {e[3].ci_high:.3f}] (twin − diff {e[4].estimate:+.3f})"
+        for tag, e in decisive
+    ]
+    exaggerates = [f"{r['axis']}={r['value']}" for r in table if r["slope_verdict"] == "supported"]
+    exaggerates += [tag for tag, e in decisive if e[3].verdict == "supported"]
+    underfits = [f"{r['axis']}={r['value']}" for r in table
+                 if r["low_verdict"] == "supported" and r["contrast_verdict"] == "supported"]  # fmt: skip
+    reason = (
+        f"Rule: O1-a (test) < −{paired.TOL:g} and O1-b < 0 on every data set (95% t intervals). {'; '.join(parts)}. "
+        f"Map (mixture, {cfg.map_seeds} seeds/cell): low-confidence underfitting as a pattern (O1-a and O1-b "
+        f"supported) at {', '.join(underfits) or 'no cell'}; exaggeration (Theil–Sen slope > 1) holds "
+        + (f"at {', '.join(exaggerates)}" if exaggerates else "nowhere: not on any data set and in no cell of the map")
     )
-    effects = tuple(
-        Effect(
-            f"MLP on {d}: share of the lowest-10% teacher-confidence test points where the student is less confident",
-            m, m - 2 * se, m + 2 * se, cfg.seeds, "the fixed value 1/2 (no one-hot control arm yet)",
-            "supported when mean − 2 se > 1/2 on both data sets", "mean ± 2 se over seeds", verdict,
-            JOINT,
-        )
-        for d, (m, se, _) in decisive.items()
-    )  # fmt: skip
     return Outcome(
-        verdict,
-        (
-            f"{'; '.join(parts)} over {cfg.seeds} seeds (mean − 2 se > 0.5 required on both). "
-            f"Slopes (reported): {slopes}"
-        ),
-        measured={key: {stat: list(v) for stat, v in d.items()} for key, d in summary.items()},
-        effects=effects,
-        figure_data={"reports": figure_reports},
-    )
+        verdict, reason, measured={"datasets": per_set, "map": table}, effects=tuple(effects),
+        figure_data={"datasets": per_set, "map": table},
+    )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Config):
-    """Student against teacher logit confidence, seed 0 (see :func:`kdtheory.confidence_figure.confidence_figure`).
+def figure(outcome: Outcome, cfg: paired.Suite):
+    r"""Binned paired Δφ curves, the student's and twin's slopes, and the map.
+
+    Left: mean ``φ_student − φ_twin`` per teacher-confidence decile (paired 95% t interval over
+    seeds), test solid, train dashed; the dotted line is the −0.05 tolerance. Middle: the same with
+    the teacher as reference (``φ_student − φ_teacher``, no control). Right: the map on the mixture —
+    O1-a (low), O1-b (contrast) and the student's Theil–Sen slope minus 1 per cell.
 
     Args:
-      outcome: :func:`measure`'s outcome; ``figure_data["reports"]`` maps a panel title to a
-        :class:`~kdtheory.confidence.ConfidenceReport` of seed 0.
-      cfg: the configuration (unused: the title names the models drawn).
+      outcome: :func:`measure`'s outcome.
+      cfg: the :class:`~kdtheory.experiments.paired.Suite`.
 
     Returns:
-      One row of two panels per report.
+      A matplotlib Figure.
     """
-    from kdtheory.confidence_figure import confidence_figure
-
-    title = "Student vs teacher logit confidence (seed 0): MLP on digits, linear on the Gaussian mixture"
-    return confidence_figure(outcome.figure_data["reports"], title=title)
+    plt = pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
+    for i, (name, d) in enumerate(outcome.figure_data["datasets"].items()):
+        for k, key in enumerate(("bins_student_twin", "bins_student_teacher")):
+            for split, ls in (("test", "-"), ("train", "--")):
+                v = np.array(d[f"{split}_{key}"])
+                x = np.arange(1, v.shape[0] + 1) + 0.06 * i
+                ax[k].errorbar(x, v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], color=f"C{i}", ls=ls,
+                               marker="o", ms=3, capsize=2, label=f"{name} {split}")  # fmt: skip
+    for a, what in zip(
+        ax[:2], ("student − one-hot twin (paired control)", "student − teacher (no control)"), strict=True
+    ):
+        a.axhline(0, color="k", lw=0.8)
+        a.axhline(-paired.TOL, color="k", ls=":", lw=1)
+        a.set(xlabel="teacher-confidence decile (1 = least confident)", ylabel="mean Δφ (nats)",
+              title=f"Δφ = {what}")  # fmt: skip
+        a.legend(fontsize=7, ncol=2)
+    rows = outcome.figure_data["map"]
+    x = np.arange(len(rows))
+    for k, (key, lab, shift) in enumerate((("low", "O1-a low Δφ (s − twin)", 0.0), ("contrast", "O1-b contrast", 0.0),
+                                           ("slope", "O1-c slope − 1", 1.0))):  # fmt: skip
+        v = np.array([r[key] for r in rows], dtype=float) - shift
+        ax[2].errorbar(x + 0.12 * (k - 1), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^"[k],
+                       capsize=3, label=lab)  # fmt: skip
+    ax[2].axhline(0, color="k", lw=0.8)
+    ax[2].set_xticks(x, [f"{r['axis'].replace('teacher_', '').replace('student_t', 'budget')}={r['value']}"
+                         for r in rows], rotation=60, fontsize=7)  # fmt: skip
+    ax[2].set(
+        title=f"map, mixture ({cfg.map_seeds} seeds/cell): claim low < −0.05, contrast < 0;\n"
+        "exaggeration: slope − 1 > 0"
+    )
+    ax[2].set_yscale("symlog", linthresh=0.1)
+    ax[2].legend(fontsize=7)
+    return finish(fig, f"Confidence deviations (O1): paired against the one-hot twin, {cfg.seeds} seeds per data set")
 
 
 EXPERIMENT = Experiment(
-    "confidence_deviation", "claim", CLAIM, full=Config(),
-    quick=Config(seeds=2, hidden=64, steps=300, mixture_n=300, mixture_test=300, bootstrap=100),
-    measure=measure, figure=figure,
-)  # fmt: skip
+    "confidence_deviation", "claim", CLAIM, full=paired.Suite(), quick=paired.QUICK, measure=measure, figure=figure
+)

@@ -1,201 +1,179 @@
-r"""Distillation as a gradient denoiser (claim T2).
+r"""Distillation as a gradient denoiser, against a known clean gradient (claim T2).
 
-On a Gaussian mixture with overlapping classes and label noise (hard points), a teacher MLP is
-trained on one-hot labels. A student (its own initialization) is trained on one-hot labels and
-recorded along the way (an MLP of the teacher's architecture, and a linear softmax model with the
-same MLP teacher); at each checkpoint the per-example gradients of the *same parameters*
-are computed twice — against the one-hot labels and against the teacher's soft targets — giving
-``tr Σ`` and ``B_simple`` for both. At the end:
+Design (:mod:`kdtheory.experiments.paired`): per seed, a teacher trained on noisy labels and
+early-stopped on a noisy validation split (τ = 1 targets), its distilled student and the one-hot
+twin from one initialization. The truth is known: the expected noisy label ``q̃_i`` of each training
+point (:func:`kdtheory.data.clean_gradient_target` — from the Bayes posterior on the Gaussian
+mixture, from the clean labels on digits and MNIST-1D), hence the clean expected gradient
+``ḡ = (1/n) Σ J_iᵀ (p_i − q̃_i)`` at any parameters (THEORY.md §8). At 4 times along the student's
+and 4 along the twin's trajectory (the same parameters for both gradients), with per-example
+Jacobians on a fixed subset of training points:
 
-* the decomposition ``g_OH = g_KD + ξ`` and the share of ``Σ‖ξ_i‖²`` in each teacher-confidence
-  decile (where does the removed noise come from?);
-* the Monte-Carlo check of the Bayes-teacher identity, labels resampled from the teacher's
-  probabilities (20,000 draws): in logit space for the MLP, in parameter space (exact Jacobians)
-  for the linear model;
-* the checkpoint where the noise gap ``tr Σ_OH − tr Σ_KD`` (relative to ``tr Σ_OH``) is largest,
-  to relate to ``late_distillation``.
+* **T2-a** target distance ratio ``mean‖q_T − q̃‖² / mean(1 − ‖q̃‖²)`` (the denominator is
+  ``E‖e_ỹ − q̃‖²`` under ``ỹ ~ q̃``). Rule: < 1.
+* **T2-b (B = 1)** gradient distance ratio ``‖g_KD − ḡ‖ / ‖g_OH − ḡ‖`` for single-example batches
+  (root of the expected squared distance, exact over batches; the variance statement of the paper),
+  averaged over the 8 evaluation points. Rule: < 1.
+* **T2-b (B = n)** the same for the full batch (systematic error of the teacher vs the label
+  noise that averages out over ``n``). Rule: < 1.
 
-Verdict rule: *supported* when the teacher's targets give a smaller ``tr Σ`` than one-hot labels
-at every checkpoint after initialization for both models, both Monte-Carlo checks agree with the
-closed form within 3 standard errors, and the least confident 20% of points carry more than 20%
-of the removed noise.
+Per-seed values, then paired 95% t intervals of their means over seeds ``0 … 9``. The claim's
+verdict is T2-b at ``B = 1``: *supported* when supported on every data set, *not supported* when
+not supported on at least one, *inconclusive* otherwise; T2-a and ``B = n`` are decided and
+reported beside it. Secondary (no verdict): ``tr Σ`` of the per-example distillation gradients
+over that of the one-hot gradients (a lower ``tr Σ`` is not denoising: targets equal to the
+model's own outputs give ``tr Σ = 0``). The teacher's stop time: T2-a along every checkpoint of
+the teacher (all seeds), and T2-a, T2-b over the map's stop times (``map_seeds`` seeds).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from kdtheory.data import gaussian_mixture
+from kdtheory.experiments import paired
 from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import JOINT, Effect, Outcome
+from kdtheory.experiments.result import Outcome
+from kdtheory.stats import Rule, t_interval
 
-__all__ = ["EXPERIMENT", "Config", "figure", "measure"]
+__all__ = ["EXPERIMENT", "figure", "measure"]
 
-CLAIM = "The distillation gradient is the one-hot gradient minus noise concentrated on low-confidence points"
+CLAIM = "The distillation gradient is closer to the clean expected gradient than the one-hot gradient"
 
-
-@dataclass(frozen=True)
-class Config:
-    """Configuration of :func:`measure`.
-
-    Attributes:
-      n: training points; label_noise: fraction of flipped training labels.
-      hidden: MLP width; steps: training steps; learning_rate: GD step size.
-      checkpoints: number of (log-spaced) checkpoints.
-      draws: Monte-Carlo label draws.
-      seed: data and initialization seed.
-    """
-
-    n: int = 400
-    label_noise: float = 0.2
-    hidden: int = 64
-    steps: int = 2000
-    learning_rate: float = 0.5
-    checkpoints: int = 12
-    draws: int = 20_000
-    seed: int = 0
+LESS = Rule(1.0, "less")
+CONTROL_T = "one-hot labels: expected distance E‖e_ỹ − q̃‖² = 1 − ‖q̃‖² (ratio 1 = no denoising)"
+CONTROL_G = "one-hot gradient at the same parameters (ratio 1 = no denoising)"
 
 
-def measure(cfg: Config, say) -> Outcome:
-    """Gradient-noise statistics along one-hot training, their decomposition and the Bayes identity."""
-    import jax
-    from jax.flatten_util import ravel_pytree
-
-    from kdtheory.gradients import distillation_gradients, per_example_jacobians, statistics_along
-    from kdtheory.noise import bayes_monte_carlo, decompose
-    from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model
-
-    data = gaussian_mixture(cfg.n, 10, label_noise=cfg.label_noise, seed=cfg.seed)
-    d, k = data.X.shape[1], data.Y.shape[1]
-    ck = np.unique(np.r_[0, np.geomspace(1, cfg.steps, cfg.checkpoints - 1).round().astype(int)])
-    opt = Optimizer(learning_rate=cfg.learning_rate)
-    ce = Loss("ce", normalization="mean")
-    out: dict = {}
-    final = {}
-    net = mlp([d, cfg.hidden, k])
-    teacher = train_model(net, data.X, data.Y, t=[0, cfg.steps], loss=ce, optimizer=opt, seed=cfg.seed + 100)
-    z = teacher.train[-1]  # one teacher (the MLP) for both students
-    for name, model in {"MLP": net, "linear": linear_model(d, k)}.items():
-        template = model.init(jax.random.PRNGKey(0))
-        _, unravel = ravel_pytree(template)
-        student = train_model(
-            model, data.X, data.Y, t=ck, loss=ce, optimizer=opt, seed=cfg.seed, project=lambda p: ravel_pytree(p)[0]
-        )
-        s_oh = statistics_along(model, template, student.projection, data.X, data.Y)
-        s_kd = statistics_along(
-            model, template, student.projection, data.X, data.Y, loss=Loss("ce", teacher_weight=1.0), teacher=z
-        )
-        tr_oh, tr_kd = [s.trace for s in s_oh], [s.trace for s in s_kd]
-        b_oh, b_kd = [s.b_simple for s in s_oh], [s.b_simple for s in s_kd]
-        out[name] = {k_: np.array(v) for k_, v in (("oh", tr_oh), ("kd", tr_kd), ("b_oh", b_oh), ("b_kd", b_kd))}
-        final[name] = (unravel(student.projection[-1]), z, student.train[-1], model)
-        gap = (out[name]["oh"] - out[name]["kd"]) / out[name]["oh"]
-        out[name]["gap"] = gap
-        say(f"{name}: tr Σ one-hot {tr_oh[-1]:.4g} vs teacher {tr_kd[-1]:.4g} at step {ck[-1]}")
-
-    # where the removed noise comes from (MLP, last checkpoint)
-    params, z, f, model = final["MLP"]
-    dec = decompose(*distillation_gradients(model, params, data.X, data.Y, z), z)
-    low20 = float(dec.bin_share[:2].sum())
-    # Monte-Carlo checks of the Bayes identity
-    mc_logit = bayes_monte_carlo(z, f, draws=cfg.draws, seed=cfg.seed)
-    lp, lz, lf, lmodel = final["linear"]
-    J = per_example_jacobians(lmodel.apply, lp, data.X)
-
-    mc_param = bayes_monte_carlo(lz, lf, J, draws=cfg.draws, seed=cfg.seed + 1)
-    z_scores = [(m - c) / s for m, s, c in (mc_logit, mc_param)]
-    lower_everywhere = {name: bool(np.all(v["kd"][1:] < v["oh"][1:])) for name, v in out.items()}
-    mc_ok = all(abs(zs) < 3 for zs in z_scores)
-    concentrated = low20 > 0.2
-    verdict = "supported" if all(lower_everywhere.values()) and mc_ok and concentrated else "not supported"
-    peak = {name: int(ck[1:][np.argmax(v["gap"][1:])]) for name, v in out.items()}
-
-    control = "the one-hot gradient at the same parameters"
-    none = "none: one seed, no interval computed"
-    ratio_rule = "tr Σ_KD < tr Σ_OH at every checkpoint after initialization, for both models"
-    effects = tuple(
-        Effect(f"{m}: final tr Σ_KD / tr Σ_OH", float(out[m]["kd"][-1] / out[m]["oh"][-1]), None, None, 1, control,
-               ratio_rule, none, verdict, JOINT)
-        for m in out
-    ) + (
-        Effect("share of the removed noise on the lowest-20% teacher-confidence points", low20, None, None, 1,
-               "the uniform share 0.2", "> 0.2", none, verdict, JOINT),
-        Effect("Bayes identity, Monte Carlo z-score (MLP, logit space)", float(z_scores[0]), None, None, 1,
-               "the closed form", "|z| < 3", f"none: {cfg.draws} Monte Carlo draws give the z-score itself",
-               verdict, JOINT),
+def _effects(rows: list[dict], tag: str):
+    return (
+        paired.mean_effect(f"{tag}: T2-a target distance ratio, teacher / one-hot", rows, "target_ratio", LESS,
+                           CONTROL_T),
+        paired.mean_effect(f"{tag}: T2-b gradient distance ratio KD / one-hot, B = 1", rows, "gradient_ratio_b1",
+                           LESS, CONTROL_G),
+        paired.mean_effect(f"{tag}: T2-b gradient distance ratio KD / one-hot, B = n", rows, "gradient_ratio_bn",
+                           LESS, CONTROL_G),
     )  # fmt: skip
-    return Outcome(
-        verdict,
-        (
-            f"tr Σ with teacher targets below one-hot at every checkpoint: {lower_everywhere}; "
-            f"final ratio tr Σ_KD/tr Σ_OH MLP {out['MLP']['kd'][-1] / out['MLP']['oh'][-1]:.3f}, linear "
-            f"{out['linear']['kd'][-1] / out['linear']['oh'][-1]:.3f}; Bayes identity Monte Carlo "
-            f"({cfg.draws} draws) z-scores {z_scores[0]:.2f} (MLP, logit space), {z_scores[1]:.2f} (linear, parameter "
-            f"space), |z| < 3 required; lowest-20% teacher-confidence points carry {100 * low20:.1f}% of the removed "
-            f"noise (> 20% required). Relative noise gap largest at step {peak['MLP']} (MLP) / {peak['linear']} "
-            f"(linear) of {cfg.steps}"
-        ),
-        measured={
-            "steps": ck.tolist(),
-            **{f"{name}_trace_onehot": v["oh"].tolist() for name, v in out.items()},
-            **{f"{name}_trace_teacher": v["kd"].tolist() for name, v in out.items()},
-            **{f"{name}_b_simple_onehot": v["b_oh"].tolist() for name, v in out.items()},
-            **{f"{name}_b_simple_teacher": v["b_kd"].tolist() for name, v in out.items()},
-            **{f"{name}_relative_gap": v["gap"].tolist() for name, v in out.items()},
-            "removed_noise_share_by_confidence_decile": dec.bin_share.tolist(),
-            "bayes_mc_logit": list(mc_logit),
-            "bayes_mc_linear_parameters": list(mc_param),
-            "peak_gap_step": peak,
-        },
-        effects=effects,
-        figure_data={"t": ck, "stats": out, "bin_share": dec.bin_share, "bayes_logit": tuple(mc_logit)},
+
+
+def _iv(values) -> list[float]:
+    iv = t_interval(np.asarray(values, dtype=float))
+    return [iv.estimate, iv.low, iv.high]
+
+
+def measure(cfg: paired.Suite, say) -> Outcome:
+    """Headline designs over ``cfg.seeds`` seeds and the map's stop times; the rule above."""
+    heads = paired.headline(cfg, say)
+    effects, per_set, decisive = [], {}, []
+    for design, rows in heads:
+        tag = f"{design.dataset} (η={design.label_noise:g})"
+        eff = _effects(rows, tag)
+        effects.extend(eff)
+        decisive.append((tag, eff))
+        ratio_t = np.array([r["target_ratio_along_t"] for r in rows])
+        b1 = np.array([[a / b for a, b in r["gradient_b1"]] for r in rows])
+        bn = np.array([[a / b for a, b in r["gradient_bn"]] for r in rows])
+        per_set[design.dataset] = {
+            "design": design.label,
+            "teacher_t": rows[0]["teacher_t"],
+            "target_ratio_along_teacher_t": [_iv(ratio_t[:, j]) for j in range(ratio_t.shape[1])],
+            "teacher_stop": [r["teacher_stop"] for r in rows],
+            "gradient_t": rows[0]["gradient_t"],
+            "gradient_arm": rows[0]["gradient_arm"],
+            "gradient_ratio_b1_along_t": [_iv(b1[:, j]) for j in range(b1.shape[1])],
+            "gradient_ratio_bn_along_t": [_iv(bn[:, j]) for j in range(bn.shape[1])],
+            "trace_ratio": _iv([r["trace_ratio_mean"] for r in rows]),
+            "target_teacher": float(np.mean([r["target_teacher"] for r in rows])),
+            "target_onehot": float(np.mean([r["target_onehot"] for r in rows])),
+        }
+    say("confounder map (mixture)")
+    table = []
+    for c in paired.confounder_map(cfg, say):
+        a, b, n = _effects(c.rows, f"{c.axis}={c.value}")
+        table.append({"axis": c.axis, "value": str(c.value), "seeds": len(c.rows),
+                      "teacher_stop": float(np.mean([r["teacher_stop"] for r in c.rows])),
+                      "target_ratio": [a.estimate, a.ci_low, a.ci_high], "target_verdict": a.verdict,
+                      "b1": [b.estimate, b.ci_low, b.ci_high], "b1_verdict": b.verdict,
+                      "bn": [n.estimate, n.ci_low, n.ci_high], "bn_verdict": n.verdict})  # fmt: skip
+    v = [eff[1].verdict for _, eff in decisive]
+    verdict = (
+        "supported" if all(x == "supported" for x in v) else "not supported" if "not supported" in v else "inconclusive"
     )
+    parts = [
+        f"{tag}: B=1 {e[1].estimate:.3f} [{e[1].ci_low:.3f}, {e[1].ci_high:.3f}] → {e[1].verdict}; B=n "
+        f"{e[2].estimate:.3f} [{e[2].ci_low:.3f}, {e[2].ci_high:.3f}] → {e[2].verdict}; targets "
+        f"{e[0].estimate:.3f} [{e[0].ci_low:.3f}, {e[0].ci_high:.3f}] → {e[0].verdict}"
+        for tag, e in decisive
+    ]
+    fails = [f"{r['axis']}={r['value']} (B=1 {r['b1_verdict']}, B=n {r['bn_verdict']})" for r in table
+             if r["b1_verdict"] != "supported" or r["bn_verdict"] != "supported"]  # fmt: skip
+    reason = (
+        f"T2-b at B = 1 decides (95% t interval of the mean ratio < 1 on every data set): {'; '.join(parts)}. "
+        f"Map (mixture, {cfg.map_seeds} seeds/cell): cells where B=1 or B=n is not supported: "
+        f"{', '.join(fails) or 'none'}"
+    )
+    return Outcome(
+        verdict, reason, measured={"datasets": per_set, "map": table}, effects=tuple(effects),
+        figure_data={"datasets": per_set, "map": table},
+    )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Config):
-    r"""Gradient noise along training, one-hot against teacher targets, and where the removed noise sits.
+def figure(outcome: Outcome, cfg: paired.Suite):
+    r"""T2-a over the teacher's stop time, T2-b along training, and the map.
+
+    Left: target distance ratio teacher / one-hot (mean and paired 95% t interval over seeds) for a
+    teacher taken at each recorded step; triangles mark the noisy-validation stops. Middle: gradient
+    distance ratio ``‖g_KD − ḡ‖ / ‖g_OH − ḡ‖`` at ``B = 1`` (solid) and ``B = n`` (dashed) along the
+    student's (circles) and the twin's (squares) trajectories. Right: the map on the mixture (T2-a,
+    B = 1, B = n per cell). Below 1 (dotted): distillation is closer to the clean gradient.
 
     Args:
-      outcome: :func:`measure`'s outcome; ``figure_data`` holds the checkpoints ``t``, the noise
-        statistics per model, the removed-noise share per decile and the Bayes Monte Carlo.
-      cfg: the configuration (label noise, for the title).
+      outcome: :func:`measure`'s outcome.
+      cfg: the :class:`~kdtheory.experiments.paired.Suite`.
 
     Returns:
-      Three panels: tr Σ and B_simple along training; the removed noise per confidence decile.
+      A matplotlib Figure.
     """
-    d = outcome.figure_data
-    bin_share = d["bin_share"]
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    x = np.maximum(d["t"], 0.8)
-    for k, (name, v) in enumerate(d["stats"].items()):
-        axes[0].plot(x, v["oh"], color=f"C{k}", lw=2, label=f"{name}: one-hot targets")
-        axes[0].plot(x, v["kd"], color=f"C{k}", lw=2, ls="--", label=f"{name}: teacher targets")
-        axes[1].plot(x, v["b_oh"], color=f"C{k}", lw=2, label=f"{name}: one-hot")
-        axes[1].plot(x, v["b_kd"], color=f"C{k}", lw=2, ls="--", label=f"{name}: teacher")
-    for ax, ylabel in ((axes[0], "tr Σ of per-example gradients"), (axes[1], "B_simple = tr Σ / ‖G‖²")):
-        ax.set(xscale="log", yscale="log", xlabel="training step (one-hot run)", ylabel=ylabel)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    axes[0].set_title("gradient noise at the same parameters", fontsize=10)
-    axes[1].set_title("simple noise scale", fontsize=10)
-    axes[2].bar(np.arange(1, bin_share.size + 1), bin_share, color="C3")
-    axes[2].axhline(1 / bin_share.size, color="0.4", ls="--", lw=1, label="uniform share")
-    axes[2].set(xlabel="teacher-confidence decile (1 = least confident)", ylabel="share of the removed noise Σ‖ξ_i‖²")
-    axes[2].set_title("where the noise that distillation removes comes from")
-    axes[2].legend(fontsize=8)
-    axes[2].grid(alpha=0.3, axis="y")
-    mean, se, closed = d["bayes_logit"][:3]
-    return finish(
-        fig,
-        f"Gradient denoising on a Gaussian mixture with {100 * cfg.label_noise:.0f}% label noise; "
-        f"Bayes identity (MC, logit space): {mean:.4g} ± {se:.2g} vs {closed:.4g}",
-    )
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
+    for i, (name, d) in enumerate(outcome.figure_data["datasets"].items()):
+        t = np.maximum(np.array(d["teacher_t"], dtype=float), 0.5)
+        r = np.array(d["target_ratio_along_teacher_t"])
+        ax[0].plot(t, r[:, 0], color=f"C{i}", label=name)
+        ax[0].fill_between(t, r[:, 1], r[:, 2], color=f"C{i}", alpha=0.25)
+        stops = np.array(d["teacher_stop"], dtype=float)
+        ax[0].plot(np.maximum(stops, 0.5), np.interp(np.maximum(stops, 0.5), t, r[:, 0]), "v", color=f"C{i}", ms=4)
+        gt = np.maximum(np.array(d["gradient_t"], dtype=float), 0.5)
+        arms = np.array(d["gradient_arm"])
+        for key, ls in (("gradient_ratio_b1_along_t", "-"), ("gradient_ratio_bn_along_t", "--")):
+            g = np.array(d[key])
+            for arm, mk in (("student", "o"), ("twin", "s")):
+                s = arms == arm
+                ax[1].errorbar(gt[s], g[s, 0], yerr=[g[s, 0] - g[s, 1], g[s, 2] - g[s, 0]], color=f"C{i}", ls=ls,
+                               marker=mk, ms=4, capsize=2,
+                               label=f"{name} {key[15:17]} {arm}")  # fmt: skip
+    for a in ax[:2]:
+        a.set_xscale("log")
+        a.axhline(1, color="k", ls=":", lw=1)
+    ax[0].set(xlabel="teacher's stop step", ylabel="mean‖q_T − q̃‖² / (1 − ‖q̃‖²)",
+              title="T2-a: teacher targets vs one-hot, by teacher stop (95% t)")  # fmt: skip
+    ax[0].legend(fontsize=7)
+    ax[1].set(xlabel="training step of the evaluation parameters", ylabel="‖g_KD − ḡ‖ / ‖g_OH − ḡ‖",
+              title="T2-b along training (solid B=1, dashed B=n; o student, □ twin)")  # fmt: skip
+    ax[1].legend(fontsize=6, ncol=2)
+    rows = outcome.figure_data["map"]
+    x = np.arange(len(rows))
+    for k, (key, lab) in enumerate((("target_ratio", "T2-a targets"), ("b1", "T2-b B=1"), ("bn", "T2-b B=n"))):
+        v = np.array([r[key] for r in rows], dtype=float)
+        ax[2].errorbar(x + 0.12 * (k - 1), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^"[k],
+                       capsize=3, label=lab)  # fmt: skip
+    ax[2].axhline(1, color="k", ls=":", lw=1)
+    ax[2].set_xticks(x, [f"{r['axis'].replace('teacher_', '').replace('student_t', 'budget')}={r['value']}"
+                         for r in rows], rotation=60, fontsize=7)  # fmt: skip
+    ax[2].set(title=f"map on the mixture ({cfg.map_seeds} seeds per cell; < 1 = denoising)")
+    ax[2].legend(fontsize=7)
+    return finish(fig, f"Gradient denoising (T2) against the clean expected gradient, {cfg.seeds} seeds per data set")
 
 
 EXPERIMENT = Experiment(
-    "gradient_denoising", "claim", CLAIM, full=Config(),
-    quick=Config(n=200, hidden=16, steps=300, checkpoints=6, draws=20_000), measure=measure, figure=figure,
-)  # fmt: skip
+    "gradient_denoising", "claim", CLAIM, full=paired.Suite(), quick=paired.QUICK, measure=measure, figure=figure
+)
