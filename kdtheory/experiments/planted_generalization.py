@@ -97,15 +97,17 @@ class Config:
     val_sizes: tuple[int, ...] = (50, 200)
 
 
-def _seed(cfg: Config, sigma: float, n_val: int, seed: int, Ts: np.ndarray, ts: np.ndarray, *, ceiling: bool):
-    """One seed of one map cell: the validation selection and, if asked, the population-selected ceiling."""
+def _seed(cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray):
+    """One training sample: the validation selection for each validation size, and the population-selected ceiling."""
     s = cfg.first_seed + seed
     p = planted_linear(cfg.n, cfg.d, exponent=cfg.exponent, signal_exponent=cfg.signal_exponent, noise=sigma, seed=s)
-    v = planted_linear(n_val, cfg.d, exponent=cfg.exponent, signal=p.theta_star, noise=sigma, seed=10**6 + s)
     spec = Spectrum.from_features(p.X)
     kw = dict(teacher_t=Ts, student_t=ts, teacher_weight=cfg.teacher_weights, recipe=RECIPE)
-    sel = select_on_validation(spec, p.y, v.X, v.y, p.theta_star, p.cov_evals, **kw)
-    return sel, (search_best(spec, p.y, p.theta_star, p.cov_evals, **kw).gain if ceiling else None)
+    sels = []
+    for n_val in cfg.val_sizes:
+        v = planted_linear(n_val, cfg.d, exponent=cfg.exponent, signal=p.theta_star, noise=sigma, seed=10**6 + s)
+        sels.append(select_on_validation(spec, p.y, v.X, v.y, p.theta_star, p.cov_evals, **kw))
+    return sels, search_best(spec, p.y, p.theta_star, p.cov_evals, **kw).gain
 
 
 def measure(cfg: Config, say) -> Outcome:
@@ -118,24 +120,20 @@ def measure(cfg: Config, say) -> Outcome:
     ceiling = {}
     headline = None
     for sigma in cfg.noise_levels:
-        ceil = []
-        for n_val in cfg.val_sizes:
-            sels = []
-            for seed in range(cfg.seeds):
-                first = n_val == cfg.val_sizes[0]  # the ceiling does not depend on the validation sample
-                sel, gain = _seed(cfg, sigma, n_val, seed, Ts, ts, ceiling=first)
-                sels.append(sel)
-                if first:
-                    ceil.append(gain)
+        per_seed = [_seed(cfg, sigma, seed, Ts, ts) for seed in range(cfg.seeds)]
+        ceiling[sigma] = np.array([gain for _, gain in per_seed])
+        for k, n_val in enumerate(cfg.val_sizes):
+            sels = [chosen[k] for chosen, _ in per_seed]
             r_t = np.array([s.teacher_risk for s in sels])
             r_s = np.array([s.student_risk for s in sels])
+            # the metric is −risk (higher is better), so treatment − control is the gain R(teacher) − R(student)
             eff = paired_effect(
                 f"σ = {sigma:g}, n_val = {n_val}: population-risk gain R(teacher) − R(student)",
                 -r_s,
                 -r_t,
                 control=CONTROL,
                 rule=RULE,
-            )  # fmt: skip  (metric −risk: the difference is the gain)
+            )
             cell = {
                 "noise": sigma, "n_val": n_val, "effect": eff, "teacher_risk_mean": float(r_t.mean()),
                 "student_risk_mean": float(r_s.mean()), "student_wins": int(np.sum(r_s < r_t)),
@@ -148,7 +146,6 @@ def measure(cfg: Config, say) -> Outcome:
                 f"σ = {sigma:g}, n_val = {n_val}: gain {eff.estimate:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] "
                 f"({100 * eff.estimate / r_t.mean():.1f}% of the teacher's risk) -> {eff.verdict}"
             )
-        ceiling[sigma] = np.array(ceil)
 
     h = headline["effect"]
     rel = h.estimate / headline["teacher_risk_mean"]
