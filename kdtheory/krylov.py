@@ -273,15 +273,15 @@ class _Checkpoint:
         else:
             self.resid = np.zeros(self.a.shape[0])
 
-    def floor_train(self, n: int) -> np.ndarray:
-        """Round-off floor of the train predictions per time: ``10 √n ε (‖c‖ + θ_max ‖s_a ∘ Sᵀc‖)``."""
+    def floor_train(self, rel: float) -> np.ndarray:
+        """Round-off floor of the train predictions per time: ``rel (‖c‖ + θ_max ‖s_a ∘ Sᵀc‖)``."""
         scn = np.linalg.norm(self.sc, axis=1)
-        return 10 * np.sqrt(n) * _EPS * (self.cnorm + self.top * np.linalg.norm(self.sens_a * scn, axis=1))
+        return rel * (self.cnorm + self.top * np.linalg.norm(self.sens_a * scn, axis=1))
 
-    def floor_norm(self, n: int) -> np.ndarray:
-        """Round-off floor of the norm: ``δ‖f‖²_H ≈ 10 √n ε θ_max Σ_i s_h,i ‖(Sᵀc)_i‖²``, halved over ‖f‖."""
+    def floor_norm(self, rel: float) -> np.ndarray:
+        """Round-off floor of the norm: ``δ‖f‖²_H ≈ rel θ_max Σ_i s_h,i ‖(Sᵀc)_i‖²``, halved over ‖f‖."""
         scn2 = np.sum(self.sc * self.sc, axis=1)
-        d2 = 10 * np.sqrt(n) * _EPS * (self.norm**2 + self.top * (self.sens_h @ scn2))
+        d2 = rel * (self.norm**2 + self.top * (self.sens_h @ scn2))
         return np.where(self.norm > 0, d2 / (2 * np.where(self.norm > 0, self.norm, 1.0)), np.sqrt(d2))
 
 
@@ -626,7 +626,10 @@ def apply_filter(
             continue
         next_check = lz.products + max(1, -(-lz.products // 8))
         cur = _Checkpoint(lz, filter, rank_rtol, k)
-        floor = cur.floor_train(n)
+        # relative size of the perturbation of K behind T: round-off, or, once the space is
+        # declared invariant, the dropped residual (below 10 n ε ‖K‖)
+        rel = 10 * (n if lz.exhausted else np.sqrt(n)) * _EPS
+        floor = cur.floor_train(rel)
         if lz.exhausted:  # invariant Krylov space: exact up to round-off
             err_train = cur.resid + floor
             err_norm = np.zeros_like(err_train)
@@ -643,7 +646,7 @@ def apply_filter(
         if Kx is not None and (ok or final):
             KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
             P = np.einsum("im,tmk->tik", KxV[:, : cur.M], cur.D, optimize=True)
-            floor = 10 * _EPS * _test_roundoff(KxV[:, : cur.M], cur)
+            floor = rel / np.sqrt(n) * _test_roundoff(KxV[:, : cur.M], cur)
             if lz.exhausted:
                 err_test = floor
             elif prev is None:
@@ -752,7 +755,7 @@ def _finish(
     loss = 0.5 * np.einsum("tmk,tmk->t", res, res) / div
     # |½‖r + δ‖² − ½‖r‖²| ≤ ‖δ‖ (‖r‖ + ‖δ‖): the loss estimate follows from the train estimate
     err_loss = err_train * (np.sqrt(2 * div * loss) + err_train) / div
-    err_norm = err_norm + cur.floor_norm(n)
+    err_norm = err_norm + cur.floor_norm(10 * (n if lz.exhausted else np.sqrt(n)) * _EPS)
 
     def shape(x):
         if x is None:
