@@ -55,12 +55,12 @@ def test_rbf_blocks_equal_scipy_distances(block, symmetric):
 
 
 @pytest.mark.parametrize("depth", [0, 1, 3])
-@pytest.mark.parametrize("kernel_cls, index", [(ReluNNGP, 0), (ReluNTK, 1)])
-def test_relu_blocks_equal_relu_ntk(kernel_cls, index, depth):
+@pytest.mark.parametrize("kernel_cls, field", [(ReluNNGP, "nngp"), (ReluNTK, "ntk")])
+def test_relu_blocks_equal_relu_ntk(kernel_cls, field, depth):
     X, T, V = _data(31, 6, seed=depth)
     kern = kernel_cls(depth=depth, weight_std=1.3, bias_std=0.4)
-    K = relu_ntk(X, depth=depth, weight_std=1.3, bias_std=0.4)[index]
-    Kt = relu_ntk(T, X, depth=depth, weight_std=1.3, bias_std=0.4)[index]
+    K = getattr(relu_ntk(X, depth=depth, weight_std=1.3, bias_std=0.4), field)
+    Kt = getattr(relu_ntk(T, X, depth=depth, weight_std=1.3, bias_std=0.4), field)
     op = FunctionKernel(X, kern, block_size=8)
     assert_close(op.dense(), K, rtol=1e-13, what="dense")
     assert_close(op.cross(T).matmat(V), Kt @ V, rtol=1e-13, what="cross")
