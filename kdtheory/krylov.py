@@ -127,6 +127,7 @@ class ConvergenceError(RuntimeError):
     """
 
     def __init__(self, message: str, trajectory: Trajectory):
+        """Carry the message and the unconverged trajectory."""
         super().__init__(message)
         self.trajectory = trajectory
 
@@ -142,6 +143,7 @@ class _BlockLanczos:
     """
 
     def __init__(self, op: KernelOperator, R: np.ndarray):
+        """Carry the message and the unconverged trajectory."""
         self.op, self.n = op, R.shape[0]
         self.V = np.empty((self.n, max(4 * R.shape[1], 16)))
         self.H = np.zeros((self.V.shape[1], self.V.shape[1]))
@@ -223,6 +225,7 @@ class _Checkpoint:
     """The approximation on the ``known`` basis: coordinates in ``V`` for every time."""
 
     def __init__(self, lz: _BlockLanczos, filter_of: FilterOf, rank_rtol: float, k: int):
+        """Carry the message and the unconverged trajectory."""
         M = lz.known
         theta, S = np.linalg.eigh(lz.projected(M))
         theta, S = theta[::-1], S[:, ::-1]

@@ -109,6 +109,7 @@ class _Rows:
     """Rows ``0..n-1`` padded to ``ndev × blocks × block`` and split over a mesh axis ``"rows"``."""
 
     def __init__(self, n: int, block_size: int | None, n_cols: int, mesh: Mesh):
+        """Lay out ``n`` rows in blocks over the mesh."""
         self.n, self.mesh = n, mesh
         ndev = mesh.devices.size
         per = -(-n // ndev)
@@ -169,6 +170,7 @@ class _Tiles:
     """
 
     def __init__(self, n_rows: int, n_cols: int, tile: int, mesh: Mesh, *, symmetric: bool):
+        """List the tiles and split the list over the mesh."""
         self.tile = max(1, min(int(tile), max(n_rows, n_cols)))
         self.rows_pad = -(-n_rows // self.tile) * self.tile
         self.cols_pad = -(-n_cols // self.tile) * self.tile
@@ -217,6 +219,7 @@ class _Precision:
     """Scoped JAX precision: float64 products inside ``jax.enable_x64(True)``, float32 as is."""
 
     def __init__(self, dtype: Any):
+        """Choose float32 or float64 (anything else raises)."""
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -269,6 +272,7 @@ class KernelOperator(abc.ABC):
         return out[:, 0] if vec else out
 
     def __matmul__(self, V: ArrayLike) -> np.ndarray:
+        """``K @ V``, the same as :meth:`matmat`."""
         return self.matmat(V)
 
     @abc.abstractmethod
@@ -320,6 +324,7 @@ class KernelOperator(abc.ABC):
         return self.matmat(v)  # symmetric
 
     def __repr__(self) -> str:
+        """The class and the shape."""
         return f"{type(self).__name__}(shape={self.shape})"
 
 
@@ -356,6 +361,7 @@ class FeatureKernel(KernelOperator):
         devices: Sequence[Any] | None = None,
         dtype: Any = np.float64,
     ):
+        """Build the operator (arguments: see the class docstring)."""
         Phi = as_float_array(features, "features", ndim=(2,))
         if Phi.size == 0:
             raise ValueError(f"features must be non-empty, got shape {Phi.shape}")
@@ -383,7 +389,17 @@ class FeatureKernel(KernelOperator):
         return self._diag.copy()
 
     def cross(self, test: ArrayLike) -> KernelOperator:
-        """``Φ_test Φᵀ`` for test features ``Φ_test`` (``n_test × p``)."""
+        """``Φ_test Φᵀ`` for test features.
+
+        Args:
+          test: test features ``Φ_test``, shape ``(n_test, p)``.
+
+        Returns:
+          The ``(n_test, n)`` cross-kernel operator.
+
+        Raises:
+          ValueError: ``test`` not 2-D with ``p`` columns.
+        """
         T = as_float_array(test, "test", ndim=(2,))
         p = self._phi.shape[1]
         if T.shape[1] != p:
@@ -393,6 +409,7 @@ class FeatureKernel(KernelOperator):
 
 class _FeatureCross(KernelOperator):
     def __init__(self, train: FeatureKernel, T: np.ndarray):
+        """The cross-kernel of ``train`` at test features ``T``."""
         self.shape = (T.shape[0], train.n)
         self._train = train
         self._rows = _Rows(T.shape[0], train._block, T.shape[1], train._mesh)
@@ -419,11 +436,22 @@ class RBF:
     variance: float = 1.0
 
     def __post_init__(self):
+        """Validate the parameters (a clear ValueError naming the bad one)."""
         positive_scalar(self.lengthscale, "lengthscale")
         positive_scalar(self.variance, "variance")
 
     def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
-        """The block ``k(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        """The block ``k(A, B)``.
+
+        Args:
+          A: points ``(a, d)``.
+          B: points ``(b, d)``.
+          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
+            diagonal of a training kernel, made exact), or ``None``.
+
+        Returns:
+          The ``(a, b)`` kernel block (``jax.numpy``).
+        """
         sq = jnp.sum(A * A, 1)[:, None] + jnp.sum(B * B, 1)[None, :] - 2.0 * (A @ B.T)
         sq = jnp.maximum(sq, 0.0)
         if same is not None:
@@ -431,7 +459,14 @@ class RBF:
         return self.variance * jnp.exp(sq * (-0.5 / self.lengthscale**2))
 
     def diag(self, A: np.ndarray) -> np.ndarray:
-        """``k(x_i, x_i) = variance``."""
+        """``k(x_i, x_i) = variance`` on the diagonal.
+
+        Args:
+          A: points ``(n, d)`` (numpy).
+
+        Returns:
+          ``(n,)`` float64.
+        """
         return np.full(A.shape[0], float(self.variance))
 
 
@@ -442,6 +477,7 @@ class _ReluKernel:
     bias_std: float = 0.0
 
     def __post_init__(self):
+        """Validate the parameters (a clear ValueError naming the bad one)."""
         if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
         positive_scalar(self.weight_std, "weight_std")
@@ -497,11 +533,28 @@ class ReluNNGP(_ReluKernel):
     """
 
     def __call__(self, A, B, same=None):
-        """The block ``Σ(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        """The block ``Σ(A, B)``.
+
+        Args:
+          A: points ``(a, d)``.
+          B: points ``(b, d)``.
+          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
+            diagonal of a training kernel, made exact), or ``None``.
+
+        Returns:
+          The ``(a, b)`` kernel block (``jax.numpy``).
+        """
         return self._both(A, B, same)[0]
 
     def diag(self, A: np.ndarray) -> np.ndarray:
-        """``Σ(x_i, x_i)``."""
+        """``Σ(x_i, x_i)`` on the diagonal.
+
+        Args:
+          A: points ``(n, d)`` (numpy).
+
+        Returns:
+          ``(n,)`` float64.
+        """
         return self._diag_both(A)[0]
 
 
@@ -518,11 +571,28 @@ class ReluNTK(_ReluKernel):
     """
 
     def __call__(self, A, B, same=None):
-        """The block ``Θ(A, B)``; ``same[i, j]`` marks ``A_i`` and ``B_j`` as the same point."""
+        """The block ``Θ(A, B)``.
+
+        Args:
+          A: points ``(a, d)``.
+          B: points ``(b, d)``.
+          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
+            diagonal of a training kernel, made exact), or ``None``.
+
+        Returns:
+          The ``(a, b)`` kernel block (``jax.numpy``).
+        """
         return self._both(A, B, same)[1]
 
     def diag(self, A: np.ndarray) -> np.ndarray:
-        """``Θ(x_i, x_i)``."""
+        """``Θ(x_i, x_i)`` on the diagonal.
+
+        Args:
+          A: points ``(n, d)`` (numpy).
+
+        Returns:
+          ``(n,)`` float64.
+        """
         return self._diag_both(A)[1]
 
 
@@ -563,6 +633,7 @@ class FunctionKernel(KernelOperator):
         devices: Sequence[Any] | None = None,
         dtype: Any = np.float64,
     ):
+        """Build the operator (arguments: see the class docstring)."""
         if not callable(kernel):
             raise ValueError(f"kernel must be callable kernel(A, B, same=None), got {kernel!r}")
         Xn = as_float_array(X, "X", ndim=(2,))
@@ -606,7 +677,17 @@ class FunctionKernel(KernelOperator):
         return None if diag is None else np.asarray(diag(self._X), dtype=np.float64)
 
     def cross(self, test: ArrayLike) -> KernelOperator:
-        """``k(X_test, X)`` for test inputs ``X_test`` (``n_test × d``)."""
+        """``k(X_test, X)`` for test inputs.
+
+        Args:
+          test: test inputs ``X_test``, shape ``(n_test, d)``.
+
+        Returns:
+          The ``(n_test, n)`` cross-kernel operator (tiled, sharded like the training products).
+
+        Raises:
+          ValueError: ``test`` not 2-D with ``d`` columns.
+        """
         T = as_float_array(test, "test", ndim=(2,))
         if T.shape[1] != self._X.shape[1]:
             raise ValueError(f"test has {T.shape[1]} features but X has d={self._X.shape[1]}")
@@ -615,6 +696,7 @@ class FunctionKernel(KernelOperator):
 
 class _FunctionCross(KernelOperator):
     def __init__(self, train: FunctionKernel, T: np.ndarray):
+        """The cross-kernel of ``train`` at test inputs ``T``."""
         self.shape = (T.shape[0], train.n)
         self._train = train
         self._tiles = _Tiles(T.shape[0], train.n, train._tiles.tile, train._mesh, symmetric=False)
@@ -659,6 +741,7 @@ class StoredKernel(KernelOperator):
         devices: Sequence[Any] | None = None,
         check: bool = True,
     ):
+        """Build the operator (arguments: see the class docstring)."""
         if not isinstance(K, np.ndarray) or K.ndim != 2:
             raise ValueError(f"K must be a 2-D numpy array or memmap, got {type(K).__name__} {np.shape(K)}")
         if K.dtype not in (np.float32, np.float64):
@@ -704,7 +787,17 @@ class StoredKernel(KernelOperator):
         return np.asarray(np.diagonal(self._K), dtype=np.float64).copy() if self.shape[0] == self.shape[1] else None
 
     def cross(self, test: np.ndarray) -> KernelOperator:
-        """A stored cross-kernel ``(n_test, n)`` as an operator (not checked for symmetry)."""
+        """A stored cross-kernel as an operator (read by row blocks, not checked for symmetry).
+
+        Args:
+          test: the stored matrix ``k(X_test, X)``, shape ``(n_test, n)`` (array or memory map).
+
+        Returns:
+          A :class:`StoredKernel` of shape ``(n_test, n)``.
+
+        Raises:
+          ValueError: ``test`` is not a 2-D array with ``n`` columns.
+        """
         if not isinstance(test, np.ndarray) or test.ndim != 2 or test.shape[1] != self.shape[1]:
             raise ValueError(f"test must be a stored (n_test, {self.shape[1]}) matrix, got shape {np.shape(test)}")
         return StoredKernel(test, block_size=self._block, check=False)
@@ -744,6 +837,7 @@ class NTKOperator(KernelOperator):
         devices: Sequence[Any] | None = None,
         dtype: Any = np.float64,
     ):
+        """Build the operator (arguments: see the class docstring)."""
         if trace not in ("mean", "sum", None):
             raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
         Xn = as_float_array(X, "X")
@@ -803,7 +897,17 @@ class NTKOperator(KernelOperator):
         return out.reshape(self.shape[0], V.shape[1])
 
     def cross(self, test: ArrayLike) -> KernelOperator:
-        """``Θ(X_test, X)`` (traced like the operator) for test inputs of the same trailing shape."""
+        """``Θ(X_test, X)``, traced like the operator, through NTK-vector products.
+
+        Args:
+          test: test inputs, shape ``(n_test, …)`` with the per-point shape of ``X``.
+
+        Returns:
+          The ``(n_test, n)`` (traced) or ``(n_test·k, n·k)`` (full) cross-kernel operator.
+
+        Raises:
+          ValueError: the per-point shape differs from ``X``'s.
+        """
         T = as_float_array(test, "test")
         if T.shape[1:] != tuple(self._x.shape[1:]):
             raise ValueError(f"test inputs have shape {T.shape[1:]} per point, expected {tuple(self._x.shape[1:])}")
@@ -812,6 +916,7 @@ class NTKOperator(KernelOperator):
 
 class _NTKCross(KernelOperator):
     def __init__(self, train: NTKOperator, T: np.ndarray):
+        """The cross-kernel of ``train`` at test inputs ``T``."""
         self._train = train
         nt = T.shape[0] * (train._k if train._trace is None else 1)
         self.shape = (nt, train.n)
