@@ -155,6 +155,40 @@ def test_distillation_composite_equals_dense(problem, teacher_lam_t, weight):
     _check(kr, de, y, spec, tol=1e-6)
 
 
+@pytest.mark.slow
+@settings(max_examples=10)
+@given(
+    spectra(size=240, kinds=("power_law", "gapped", "ill_conditioned")),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["flow", "gd", "distill"]),
+)
+def test_larger_spectra_without_exhaustion(lam, seed, kind):
+    """n = 240 with decaying spectra: the estimate, not exhaustion, decides when to stop."""
+    Q = random_orthogonal(lam.size, seed)
+    K = (Q * lam) @ Q.T
+    K = 0.5 * (K + K.T)
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((lam.size, 3))
+    Kt = rng.standard_normal((4, lam.size)) @ K / lam.size
+    spec = Spectrum.from_kernel(K)
+    lam1 = spec.evals[0]
+    if kind == "gd":
+        t = np.array([0, 3, 30, 300])
+        kw = dict(method="gd", learning_rate=1.0 / lam1)
+        kr, de = (
+            _run(train, StoredKernel(K), y, t, test_kernel=Kt, **kw),
+            dynamics.train(spec, y, t, test_kernel=Kt, **kw),
+        )
+    elif kind == "flow":
+        t = np.geomspace(0.1, 1e3, 12) / lam1
+        kr, de = _run(train, StoredKernel(K), y, t, test_kernel=Kt), dynamics.train(spec, y, t, test_kernel=Kt)
+    else:
+        t = np.geomspace(0.1, 1e3, 12) / lam1
+        kw = dict(teacher_t=10.0 / lam1, test_kernel=Kt)
+        kr, de = _run(distill, StoredKernel(K), y, t, **kw), dense_distill.distill(spec, y, t, **kw)
+    _check(kr, de, y, spec, tol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def rbf_problem():
     """n = 400 points in 8 dimensions, RBF kernel: the Krylov space does not exhaust (non-trivial estimate)."""
