@@ -127,3 +127,24 @@ def test_design_refuses_bad_values(field, value):
 def test_unknown_arm_is_refused():
     with pytest.raises(ValueError, match="arm"):
         paired.arm_run(TINY, "teacher", 0)
+
+
+@pytest.mark.parametrize("sizes", [(5, 7, 3), (4, 6, 5, 10)])
+def test_gradient_moments_match_explicit_per_example_jacobians(sizes):
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from kdtheory.gradients import per_example_jacobians
+
+    model = paired._model(sizes)
+    params = model.init(jax.random.PRNGKey(3))
+    params = jax.tree_util.tree_map(lambda a: a + 0.1, params)  # nonzero biases
+    flat = np.asarray(ravel_pytree(params)[0])
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(9, sizes[0])).astype(np.float32)
+    R = rng.normal(size=(2, 9, sizes[-1]))
+    J = per_example_jacobians(model, params, X).astype(np.float64)  # (n, k, P), the explicit oracle
+    V = np.einsum("nkp,mnk->mnp", J, R)
+    m2, e2 = paired._gradient_moments(sizes, flat, X, R)
+    np.testing.assert_allclose(m2, np.sum(V.mean(1) ** 2, axis=1), rtol=1e-4)
+    np.testing.assert_allclose(e2, np.mean(np.sum(V**2, axis=2), axis=1), rtol=1e-4)

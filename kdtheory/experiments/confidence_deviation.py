@@ -134,7 +134,12 @@ def measure(cfg: paired.Suite, say) -> Outcome:
         + (f"at {', '.join(exaggerates)}" if exaggerates else "nowhere: not on any data set and in no cell of the map")
     )
     return Outcome(
-        verdict, reason, measured={"datasets": per_set, "map": table}, effects=tuple(effects),
+        verdict, reason, effects=tuple(effects),
+        measured={"datasets": per_set, "map": table, "map_table": [
+            f"{r['axis']}={r['value']} ({r['seeds']} seeds): low Δφ(s − twin) {paired.interval_text(r['low'])} "
+            f"{r['low_verdict']}; contrast {paired.interval_text(r['contrast'])} {r['contrast_verdict']}; slope "
+            f"{paired.interval_text(r['slope'])} {r['slope_verdict']} (vs twin {paired.interval_text(r['slope_diff'])})"
+            for r in table]},
         figure_data={"datasets": per_set, "map": table},
     )  # fmt: skip
 

@@ -112,7 +112,11 @@ def measure(cfg: paired.Suite, say) -> Outcome:
         f"{', '.join(fails) or 'none'}"
     )
     return Outcome(
-        verdict, reason, measured={"datasets": per_set, "map": table}, effects=tuple(effects),
+        verdict, reason, effects=tuple(effects),
+        measured={"datasets": per_set, "map": table, "map_table": [
+            f"{r['axis']}={r['value']} ({r['seeds']} seeds; teacher stop {r['teacher_stop']:.0f}): targets "
+            f"{paired.interval_text(r['target_ratio'])} {r['target_verdict']}; B=1 {paired.interval_text(r['b1'])} "
+            f"{r['b1_verdict']}; B=n {paired.interval_text(r['bn'])} {r['bn_verdict']}" for r in table]},
         figure_data={"datasets": per_set, "map": table},
     )  # fmt: skip
 

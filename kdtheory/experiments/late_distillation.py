@@ -159,7 +159,11 @@ def measure(cfg: paired.Suite, say) -> Outcome:
     )
     return Outcome(
         verdict, reason,
-        measured={"datasets": per_set, "map": table, "linear_risk_mean": lin_mean,
+        measured={"datasets": per_set, "map": table, "map_table": [
+                      f"{r['axis']}={r['value']} ({r['seeds']} seeds; teacher stop {r['teacher_stop']:.0f}, train "
+                      f"agreement {r['teacher_train_agree']:.2f}): gain {paired.interval_text(r['gain'], 100, 1)} pts "
+                      f"{r['gain_verdict']}; share f=0.5 {paired.interval_text(r['share'])} {r['share_verdict']}"
+                      for r in table], "linear_risk_mean": lin_mean,
                   "linear_risk_per_seed": {k: v.tolist() for k, v in lin.items()}},
         effects=tuple(effects),
         figure_data={"datasets": per_set, "map": table, "effects": effects},

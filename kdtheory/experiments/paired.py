@@ -83,6 +83,7 @@ __all__ = [
     "MAP_AXES",
     "confounder_map",
     "headline",
+    "interval_text",
     "BINS",
 ]
 
@@ -406,47 +407,49 @@ def _confidence(teacher: np.ndarray, student: np.ndarray, twin: np.ndarray, spli
 
 
 @functools.lru_cache(maxsize=4)
-def _jacobian_fn(sizes: tuple[int, ...]):
-    import jax
-
-    model = _model(sizes)
-
-    @jax.jit
-    def jac(flat, X, unravel_like):
-        from jax.flatten_util import ravel_pytree
-
-        _, unravel = ravel_pytree(unravel_like)
-
-        def single(x):
-            return jax.jacrev(lambda fl: model.apply(unravel(fl), x[None])[0])(flat)
-
-        return jax.vmap(single)(X), model.apply(unravel(flat), X)
-
-    return jac
-
-
-def _gradient_moments(sizes, flat: np.ndarray, X: np.ndarray, residuals: np.ndarray, chunk: int):
-    """For residual sets ``r`` (m, n, k): ``‖mean_i J_iᵀ r_i‖²`` (m,), ``mean_i ‖J_iᵀ r_i‖²`` (m,), probabilities."""
+def _moments_fn(sizes: tuple[int, ...]):
     import jax
     import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
 
     model = _model(sizes)
-    like = model.init(jax.random.PRNGKey(0))
-    jac = _jacobian_fn(sizes)
-    n = X.shape[0]
-    total = np.zeros((residuals.shape[0], flat.size))
-    quad = np.zeros(residuals.shape[0])
-    outs = []
-    for i0 in range(0, n, chunk):
-        J, out = jac(jnp.asarray(flat), jnp.asarray(X[i0 : i0 + chunk], jnp.float32), like)
-        J = np.asarray(J, np.float64)  # (b, k, P)
-        R = residuals[:, i0 : i0 + chunk]  # (m, b, k)
-        V = np.einsum("bkp,mbk->mbp", J, R)
-        total += V.sum(1)
-        quad += np.einsum("mbp,mbp->m", V, V)
-        outs.append(np.asarray(out))
-    mean = total / n
-    return np.einsum("mp,mp->m", mean, mean), quad / n, softmax(np.concatenate(outs), axis=1)
+    _, unravel = ravel_pytree(model.init(jax.random.PRNGKey(0)))
+
+    @jax.jit
+    def outputs(flat, X):
+        return model.apply(unravel(flat), X)
+
+    @jax.jit
+    def moments(flat, X, R):
+        # Per-example gradients of a dense layer are outer products (Goodfellow 2015): for the scalar
+        # Σ_i f(x_i)·r_i, example i's gradient on W_l is h_li ⊗ δ_li and on b_l it is s_l δ_li, with h
+        # the layer's input and δ the error at its pre-activation (obtained through the model's taps).
+        params = unravel(flat)
+        _, shapes = jax.eval_shape(lambda: model.structure(params, X, None))
+        taps0 = [jnp.zeros(lay.preactivation.shape, lay.preactivation.dtype) for lay in shapes]
+        _, vjp_fn, layers = jax.vjp(lambda taps: model.structure(params, X, taps), taps0, has_aux=True)
+        (deltas,) = jax.vmap(vjp_fn)(R)  # per layer (m, n, w)
+        sq, mean2 = 0.0, 0.0
+        for lay, d in zip(layers, deltas, strict=True):
+            s2 = float(lay.bias_scale) ** 2
+            h2 = jnp.sum(lay.inputs * lay.inputs, axis=1) + s2  # (n,)
+            sq = sq + jnp.sum(d * d, axis=2) * h2
+            G = jnp.einsum("nd,mnw->mdw", lay.inputs, d)
+            mean2 = mean2 + jnp.sum(G * G, axis=(1, 2)) + s2 * jnp.sum(jnp.sum(d, axis=1) ** 2, axis=1)
+        n = X.shape[0]
+        return mean2 / (n * n), jnp.mean(sq, axis=1)
+
+    return outputs, moments
+
+
+def _gradient_moments(sizes, flat: np.ndarray, X: np.ndarray, residuals: np.ndarray):
+    """For residual sets ``r`` (m, n, k): ``‖mean_i J_iᵀ r_i‖²`` (m,) and ``mean_i ‖J_iᵀ r_i‖²`` (m,)."""
+    import jax.numpy as jnp
+
+    _, moments = _moments_fn(sizes)
+    flat = jnp.asarray(flat)
+    m2, e2 = moments(flat, jnp.asarray(X, flat.dtype), jnp.asarray(residuals, flat.dtype))
+    return np.asarray(m2, np.float64), np.asarray(e2, np.float64)
 
 
 def _batch_sq(m2: np.ndarray, e2: np.ndarray, B: int, n: int) -> np.ndarray:
@@ -463,9 +466,6 @@ def _gradients(design: Design, seed: int, teacher_probs: np.ndarray) -> dict[str
     q = _data.clean_gradient_target(data)[sub]
     X, Y, T = data.X[sub], data.Y[sub], teacher_probs[sub]
     n = sub.size
-    chunk = max(
-        1, min(n, 10_000_000 // (sizes[-1] * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))))
-    )
     out: dict[str, Any] = {
         "gradient_t": [],
         "gradient_b1": [],
@@ -473,20 +473,22 @@ def _gradients(design: Design, seed: int, teacher_probs: np.ndarray) -> dict[str
         "gradient_arm": [],
         "trace_ratio": [],
     }
+    import jax.numpy as jnp
+
+    outputs, _ = _moments_fn(sizes)
     for which in ("student", "twin"):
         arm = arm_run(design, which, seed)
         C = len(arm.t)
         for j in sorted({0, C // 4, C // 2, 3 * C // 4, C - 1} - {C // 4}):
             flat = arm.params[j]
-            # residual sets: distillation q̃ − q_T, one-hot q̃ − y (the clean one needs p: second pass)
-            res = np.stack([q - T, q - Y])
-            m2, e2, p = _gradient_moments(sizes, flat, X, res, chunk)
-            c2, ce2, _ = _gradient_moments(sizes, flat, X, np.stack([p - q, p - T, p - Y]), chunk)
-            g2 = max(float(c2[0]), 1e-300)
+            p = softmax(np.asarray(outputs(jnp.asarray(flat), jnp.asarray(X, flat.dtype)), np.float64), axis=1)
+            # residual sets: distillation q̃ − q_T, one-hot q̃ − y, clean p − q̃; then p − q_T, p − y (tr Σ)
+            m2, e2 = _gradient_moments(sizes, flat, X, np.stack([q - T, q - Y, p - q, p - T, p - Y]))
+            g2 = max(float(m2[2]), 1e-300)
             # secondary: tr Σ of the per-example distillation and one-hot gradients (not denoising by itself)
-            out["trace_ratio"].append(float((ce2[1] - c2[1]) / max(ce2[2] - c2[2], 1e-300)))
-            b1 = np.sqrt(_batch_sq(m2, e2, 1, n) / g2)
-            bn = np.sqrt(m2 / g2)
+            out["trace_ratio"].append(float((e2[3] - m2[3]) / max(e2[4] - m2[4], 1e-300)))
+            b1 = np.sqrt(_batch_sq(m2[:2], e2[:2], 1, n) / g2)
+            bn = np.sqrt(m2[:2] / g2)
             out["gradient_t"].append(int(arm.t[j]))
             out["gradient_arm"].append(which)
             out["gradient_b1"].append([float(b1[0]), float(b1[1])])
@@ -748,6 +750,25 @@ def confounder_map(suite: Suite, say=None) -> list[Cell]:
             d = dataclasses.replace(base, **{axis: v})
             cells.append(Cell(axis, v, d, collect(d, suite.map_seeds, say)))
     return cells
+
+
+def interval_text(values, scale: float = 1.0, digits: int = 3) -> str:
+    """``"estimate [low, high]"`` of a ``[estimate, low, high]`` triple (``—`` for a missing end).
+
+    Args:
+      values: ``[estimate, low, high]`` (ends may be ``None``).
+      scale: factor applied to all three (e.g. 100 for percentage points).
+      digits: decimals.
+
+    Returns:
+      The text.
+    """
+
+    def one(v):
+        return "—" if v is None or not np.isfinite(v) else f"{scale * v:+.{digits}f}"
+
+    est, lo, hi = values
+    return f"{one(est)} [{one(lo)}, {one(hi)}]"
 
 
 def headline(suite: Suite, say=None) -> list[tuple[Design, list[dict]]]:
