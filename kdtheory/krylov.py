@@ -43,16 +43,19 @@ decreases monotonically, a change bounds the error at the earlier checkpoint and
 later one; taking two changes guards against one accidentally small step (CG-like convergence at
 ``t = ∞`` is erratic). The residual term is zero exactly when the filter is a polynomial of degree
 below ``m − 1`` (``s`` steps of GD with ``s ≤ m − 2``), where Lanczos is exact. The round-off floor
-is ``ε ‖K‖`` times the filter's largest divided difference on the Ritz values (Daleckii–Krein): the
-accuracy to which *any* method that perturbs ``K`` by round-off can apply the filter (``ε κ`` for
-the pseudo-inverse). Test predictions get the same from ``k(x, X) V G_t(T) Vᵀ R``. This is an
-estimate, not a proof: it assumes convergence that does not stagnate for two checkpoints. The
-call iterates until every time meets
+is ``10 √n ε θ_max`` (``10 n ε`` once the space is declared invariant) times the filter's
+sensitivity per Ritz value — its derivative (by a relative finite difference of 1e-7) or its
+divided differences with the neighbouring Ritz values, the larger (Daleckii–Krein) — weighted by
+``R``'s coordinates: the accuracy to which *any* method that perturbs ``K`` by round-off can apply
+the filter (``ε κ`` relative for the pseudo-inverse). Test predictions get the same from
+``k(x, X) V G_t(T) Vᵀ R``. This is an estimate, not a proof: it assumes convergence that does not
+stagnate for two checkpoints. The call iterates until every time meets
 
     train: ``estimate ≤ tolerance · ‖R‖``;  test: ``estimate ≤ tolerance · ‖R‖ · √(n_test/n)``
 
 (the same root-mean-square accuracy per point), and raises :class:`ConvergenceError` when
-``max_iterations`` is reached first (``strict=False`` returns the result marked unconverged).
+``max_iterations`` is reached first, or when the space is complete and the round-off floor itself
+exceeds the tolerance (``strict=False`` returns the result marked unconverged).
 Every result carries its estimates in ``Trajectory.recipe`` (``error_train``, ``error_test``,
 ``error_loss``, ``error_norm``, ``converged``, ``iterations``, ``basis_size``, ``ritz_values``).
 
