@@ -613,8 +613,9 @@ class FunctionKernel(KernelOperator):
       kernel: a callable ``kernel(A, B, same=None) -> (|A|, |B|)`` in ``jax.numpy`` (for example
         :class:`RBF`, :class:`ReluNNGP`, :class:`ReluNTK`); a ``diag(X)`` method, when present,
         gives :meth:`diagonal`.
-      block_size: tile edge (``None``: 512); with ``symmetric=False``, rows per block (``None``:
-        about 2²⁴ kernel entries per row block).
+      block_size: tile edge (``None``: 512, cache-sized for CPUs; on a GPU larger tiles, e.g.
+        4096, keep it busy); with ``symmetric=False``, rows per block (``None``: about 2²⁴ kernel
+        entries per row block).
       symmetric: evaluate each tile of the symmetric kernel once (see above).
       devices: JAX devices to shard the tiles or rows over (``None``: all).
       dtype: ``float64`` (default) or ``float32`` arithmetic.
