@@ -55,7 +55,15 @@ class Config:
 
 
 def measure(cfg: Config, say) -> Outcome:
-    """Closed form against an explicit GD loop on one kernel, per step and per mode; the rule above."""
+    """Closed form against an explicit GD loop on one kernel, per step and per mode; the rule above.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     kern = power_law_kernel(cfg.n, exponent=cfg.exponent, seed=cfg.seed)
     Y, _ = one_hot_labels(kern.basis, cfg.num_classes, seed=cfg.seed + 1)
     spec = Spectrum.from_kernel(kern.K)

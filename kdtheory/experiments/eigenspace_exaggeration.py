@@ -93,7 +93,15 @@ def _grid_margins(spec: Spectrum, grid: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def measure(cfg: Config, say) -> Outcome:
-    """Paths, per-direction ratios, margins of E1–E3 at the informative grid points, E3 with label energy; the rule."""
+    """Paths, per-direction ratios, margins of E1–E3 at the informative grid points, E3 with label energy; the rule.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     kern = power_law_kernel(cfg.n, exponent=cfg.exponent, seed=0)
     # the spectrum is known exactly; the basis does not matter for filters
     spec = Spectrum(evals=kern.evals, U=np.eye(cfg.n), V=None, rank_tol=0.0)

@@ -111,7 +111,15 @@ def _seed(cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray):
 
 
 def measure(cfg: Config, say) -> Outcome:
-    """The validation-selected teacher and student per seed and map cell; the rule of the module docstring."""
+    """The validation-selected teacher and student per seed and map cell; the rule of the module docstring.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     if cfg.noise not in cfg.noise_levels or cfg.n_val not in cfg.val_sizes:
         raise ValueError("noise_levels must contain noise, and val_sizes must contain n_val (the headline cell)")
     Ts = np.geomspace(1e-2, 1e5, cfg.grid)

@@ -83,7 +83,15 @@ def _effective_dimension(B: np.ndarray) -> np.ndarray:
 
 
 def measure(cfg: Config, say) -> Outcome:
-    """Mobahi and Borup rounds on one noisy 1-D regression problem; test error and filters per round."""
+    """Mobahi and Borup rounds on one noisy 1-D regression problem; test error and filters per round.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     rng = np.random.default_rng(cfg.seed)
     x = np.sort(rng.uniform(0, 1, cfg.n))
     y = np.sin(2 * np.pi * x) + cfg.noise * rng.standard_normal(cfg.n)

@@ -150,7 +150,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def _numpy(value: Any) -> Any:
-    """numpy arrays and scalars as Python values (``json.dumps``'s ``default``)."""
+    """Numpy arrays and scalars as Python values (``json.dumps``'s ``default``)."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
