@@ -290,31 +290,45 @@ def linearized(
     )
 
 
-def project_residual(spectrum: Spectrum, outputs: ArrayLike, init: ArrayLike, targets: ArrayLike) -> np.ndarray:
+def project_residual(spectrum: Spectrum, outputs: ArrayLike, init: ArrayLike, y: ArrayLike) -> np.ndarray:
     r"""Fraction of each eigendirection's target component learned by a network.
 
     Summed over outputs: ``a_k = Σ_c z_kc (u_kᵀ(f_c − f0_c)) / Σ_c z_kc²`` with ``z = Uᵀ(y − f_0)``.
-    For a network following its kernel dynamics this is the spectral filter.
+    For a network following its kernel dynamics this is the spectral filter. Directions where the
+    target has no component (``Σ_c z_kc² = 0``) give 0.
 
     Args:
-      spectrum: spectrum of the (traced) NTK on the training inputs.
-      outputs: network outputs ``(…, n, k)``; init: ``f_0`` ``(n, k)``; targets: ``y`` ``(n, k)``.
+      spectrum: spectrum of the (traced) NTK on the training inputs, ``m`` modes.
+      outputs: network outputs on the training inputs, shape ``(…, n, k)`` (e.g. a trajectory's
+        ``train``).
+      init: the initial outputs ``f_0``, shape ``(n, k)``.
+      y: the targets the network was trained towards, shape ``(n, k)``.
 
     Returns:
-      ``(…, m)``.
+      The measured filter, shape ``(…, m)``.
     """
     F = np.asarray(outputs, dtype=float)
     f0 = np.asarray(init, dtype=float)
-    z = spectrum.U.T @ (np.asarray(targets, float) - f0)
+    z = spectrum.U.T @ (np.asarray(y, float) - f0)
     proj = np.einsum("nm,...nk->...mk", spectrum.U, F - f0)
     den = np.sum(z * z, axis=1)
     return np.sum(proj * z, axis=-1) / np.where(den > 0, den, 1.0)
 
 
 def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
-    r"""Energy of first-layer weights ``W`` (``d × h``) along the input covariance eigendirections.
+    r"""Energy of first-layer weights ``W`` along the input covariance eigendirections.
 
-    Returns ``‖v_jᵀ W‖²`` for the eigenvectors ``v_j`` of ``XᵀX/n`` (descending eigenvalues).
+    Computes ``‖v_jᵀ W‖²`` for the eigenvectors ``v_j`` of ``XᵀX/n`` (descending eigenvalues).
+
+    Args:
+      W: first-layer weights, shape ``(d, h)``.
+      X: inputs, shape ``(n, d)``.
+
+    Returns:
+      The energies, shape ``(min(n, d),)``.
+
+    Raises:
+      ValueError: ``W`` and ``X`` disagree on ``d``, or are not finite 2-D arrays.
     """
     Wn = as_float_array(W, "W", ndim=(2,))
     Xn = as_float_array(X, "X", ndim=(2,))
