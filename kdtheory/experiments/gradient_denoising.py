@@ -109,7 +109,8 @@ def measure(cfg: paired.Suite, say) -> Outcome:
     reason = (
         f"T2-b at B = 1 decides (95% t interval of the mean ratio < 1 on every data set): {'; '.join(parts)}. "
         f"Map (mixture, {cfg.map_seeds} seeds/cell): cells where B=1 or B=n is not supported: "
-        f"{', '.join(fails) or 'none'}"
+        f"{', '.join(fails) or 'none'} (T2 uses the τ = 1 targets: the τ cells differ only through the evaluation "
+        "parameters, the budget cells share the teacher)"
     )
     return Outcome(
         verdict, reason, effects=tuple(effects),

@@ -182,7 +182,8 @@ def figure(outcome: Outcome, cfg: paired.Suite):
     ``f = 0`` is distillation throughout, ``f = 1`` the twin itself, 0 by construction); dashed:
     reverse switch (teacher first); stars: O2-c (both early-stopped on the noisy validation split).
     Middle: the recovered share at each switch fraction with its Fieller interval (no interval
-    where the gain's interval contains 0). Right: the map — O2-a gain and O2-b share per cell.
+    where the gain's interval contains 0). Right: the map on the mixture — O2-a gain and O2-b share
+    per cell, each with its 95% interval.
 
     Args:
       outcome: :func:`measure`'s outcome.
@@ -192,7 +193,7 @@ def figure(outcome: Outcome, cfg: paired.Suite):
       A matplotlib Figure.
     """
     plt = pyplot()
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig, ax = plt.subplots(1, 4, figsize=(21, 4.8))
     data = outcome.figure_data["datasets"]
     for i, (name, d) in enumerate(data.items()):
         fr = np.array(d["fractions"])
@@ -229,15 +230,15 @@ def figure(outcome: Outcome, cfg: paired.Suite):
     x = np.arange(len(rows))
     g = 100 * np.array([r["gain"] for r in rows], dtype=float)
     s = np.array([[np.nan if v is None else v for v in r["share"]] for r in rows], dtype=float)
-    ax[2].errorbar(x - 0.1, g[:, 0] / 20, yerr=[(g[:, 0] - g[:, 1]) / 20, (g[:, 2] - g[:, 0]) / 20], fmt="s",
-                   color="C3", capsize=3, label="O2-a gain / 20 pts")  # fmt: skip
-    ax[2].errorbar(x + 0.1, s[:, 0], yerr=[s[:, 0] - s[:, 1], s[:, 2] - s[:, 0]], fmt="o", color="C0", capsize=3,
-                   label="O2-b share f=0.5")  # fmt: skip
-    ax[2].axhline(0.5, color="C0", ls=":", lw=1)
+    ax[2].errorbar(x, g[:, 0], yerr=[g[:, 0] - g[:, 1], g[:, 2] - g[:, 0]], fmt="s", color="C3", capsize=3)
     ax[2].axhline(0, color="k", lw=0.8)
-    ax[2].set_xticks(x, labels, rotation=60, fontsize=7)
-    ax[2].set(title=f"map on the mixture ({cfg.map_seeds} seeds per cell, 95% intervals)")
-    ax[2].legend(fontsize=7)
+    ax[2].set(ylabel="test accuracy − twin's (points)", title=f"map (mixture, {cfg.map_seeds} seeds/cell): O2-a gain")
+    ax[3].errorbar(x, s[:, 0], yerr=[s[:, 0] - s[:, 1], s[:, 2] - s[:, 0]], fmt="o", color="C0", capsize=3)
+    ax[3].axhline(0.5, color="k", ls=":", lw=1)
+    ax[3].axhline(0, color="k", lw=0.8)
+    ax[3].set(ylabel="recovered share at f = 0.5", title="map: O2-b share (rule > 0.5, dotted)")
+    for a in ax[2:]:
+        a.set_xticks(x, labels, rotation=60, fontsize=7)
     return finish(fig, f"Late distillation (O2): paired design, {cfg.seeds} seeds per data set")
 
 

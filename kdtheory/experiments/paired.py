@@ -278,7 +278,7 @@ def _teacher(dkey: tuple, tkey: tuple, teacher_t: int, points: int, seed: int) -
         X_test=np.r_[data.X_val, data.X_test], seed=1000 + seed, project=_flat,
     )  # fmt: skip
     val, test = _accuracies(run.test, m, data)
-    return TeacherRun(run.t, run.train, run.test[:, m:], val, test)
+    return TeacherRun(run.t, run.train, run.test[:, m:].copy(), val, test)  # copies: free the full buffers
 
 
 def teacher_run(design: Design, seed: int) -> TeacherRun:
@@ -345,7 +345,7 @@ def _arm(design: Design, arm: str, seed: int) -> Arm:
     )  # fmt: skip
     val, test = _accuracies(run.test, m, data)
     keep = arm in ("student", "twin")
-    return Arm(run.t, run.train[-1], run.test[-1, m:], val, test, run.projection if keep else None)
+    return Arm(run.t, run.train[-1].copy(), run.test[-1, m:].copy(), val, test, run.projection if keep else None)
 
 
 def arm_run(design: Design, arm: str, seed: int) -> Arm:
@@ -667,7 +667,7 @@ DIGITS = Design(dataset="digits", n=None, validation=300, hidden=(128,), gradien
 #: lr 0.01, 6000 steps, η = 0.2 (at η = 0.1 the noisy validation split stops the teacher late).
 MNIST1D = Design(
     dataset="mnist1d", n=4000, n_test=10_000, validation=500, label_noise=0.2, hidden=(100, 100),
-    learning_rate=0.01, momentum=0.9, batch_size=100, teacher_t=6000, student_t=6000, gradient_points=500,
+    learning_rate=0.01, momentum=0.9, batch_size=100, teacher_t=6000, student_t=6000, gradient_points=4000,
 )  # fmt: skip
 
 
