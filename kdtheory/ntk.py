@@ -21,6 +21,9 @@ r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearize
   THEORY.md's two-layer formula (no ``1/√d`` on the first layer) is this with ``x`` scaled by ``√d``.
 * :func:`linearized` — the closed-form dynamics of :mod:`kdtheory.dynamics` with the empirical
   NTK at initialization (MSE, gradient descent), the prediction a wide network should track.
+* :func:`lag_at_matched_progress` — THEORY.md §3's E2 measurement on any filter, closed-form or
+  measured on a network (:func:`project_residual`): the student's lag on the lower directions at
+  the reference run's time that matches its progress along the top direction.
 """
 
 from __future__ import annotations
@@ -41,7 +44,15 @@ from kdtheory.simulate import Model
 from kdtheory.structured_ntk import structured_ntk
 from kdtheory.trajectory import Trajectory
 
-__all__ = ["empirical_ntk", "ReluKernels", "relu_ntk", "linearized", "project_residual", "project_first_layer"]
+__all__ = [
+    "empirical_ntk",
+    "ReluKernels",
+    "relu_ntk",
+    "linearized",
+    "project_residual",
+    "project_first_layer",
+    "lag_at_matched_progress",
+]
 
 Trace = Literal["mean", "sum"] | None
 METHODS = ("auto", "structured", "jacobian", "ntvp", "per_example")
@@ -336,3 +347,62 @@ def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
         raise ValueError(f"W has {Wn.shape[0]} rows but X has {Xn.shape[1]} features")
     V = Spectrum.from_features(Xn).V
     return np.sum((V.T @ Wn) ** 2, axis=1)
+
+
+def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directions: int) -> float:
+    r"""The student's mean lag on directions ``2..K`` at the reference's matched top-direction progress.
+
+    THEORY.md §3, E2 (matched progress): with ``r(t)`` the reference run's filter (the one-hot
+    twin) along its time axis and ``s`` the student's filter at its time, ``t'`` is the first time
+    the reference reaches the student's progress along the top direction, ``r_1(t') = s_1``, and
+
+        lag = (1/(K − 1)) Σ_{k=2..K} (r_k(t') − s_k).
+
+    ``t'`` is located between the two recorded rows that bracket the first crossing, and every
+    direction is interpolated linearly in ``r_1`` between them (exact where the reference is
+    recorded at ``t'``; otherwise the error is second order in the spacing of the rows). For the
+    composed filter of a distilled student the lag is positive (THEORY.md §3, E2); for a student
+    that is itself a reference run it is 0. The filters may be closed forms
+    (:meth:`kdtheory.eigen.Recipe.filter`, :func:`kdtheory.distill.distill_filter`) or measured
+    on a network (:func:`project_residual`), so the same function gives a prediction and a
+    measurement.
+
+    Args:
+      reference: the reference run's filter, shape ``(T, m)``, rows in increasing time, columns
+        the directions in order of decreasing eigenvalue.
+      student: the student's filter at its time, shape ``(m,)``.
+      directions: ``K``, the number of top directions compared, ``2 ≤ K ≤ m``.
+
+    Returns:
+      The mean lag over directions ``2..K`` (positive: the student lags behind the reference).
+
+    Raises:
+      ValueError: shapes that do not match, non-finite values, ``K`` outside ``[2, m]``, or a
+        student top-direction progress the reference never reaches within its rows (or starts
+        above): extend the reference's time axis.
+    """
+    R = as_float_array(reference, "reference", ndim=(2,))
+    S = as_float_array(student, "student", ndim=(1,))
+    if R.shape[1] != S.shape[0]:
+        raise ValueError(f"reference has {R.shape[1]} directions but student has {S.shape[0]}")
+    if isinstance(directions, bool) or int(directions) != directions or not 2 <= directions <= S.shape[0]:
+        raise ValueError(f"directions must be an integer in [2, {S.shape[0]}], got {directions!r}")
+    K = int(directions)
+    top, target = R[:, 0], S[0]
+    if top[0] > target:
+        raise ValueError(
+            f"the reference starts beyond the student's top-direction progress ({top[0]:.4g} > {target:.4g})"
+        )
+    reached = np.flatnonzero(top >= target)
+    if reached.size == 0:
+        raise ValueError(
+            f"the reference never reaches the student's top-direction progress {target:.4g} (its largest is "
+            f"{top.max():.4g}): extend the reference's time axis"
+        )
+    j = int(reached[0])
+    if j == 0 or top[j] == target:
+        matched = R[j, :K]
+    else:
+        w = (target - top[j - 1]) / (top[j] - top[j - 1])
+        matched = R[j - 1, :K] + w * (R[j, :K] - R[j - 1, :K])
+    return float(np.mean(matched[1:] - S[1:K]))

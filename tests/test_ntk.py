@@ -110,7 +110,7 @@ def test_lag_measurement_on_the_linearized_network_matches_the_kernel():
     # prediction (up to the off-diagonal output blocks the traced kernel drops); a first version
     # saturated the top direction, where matching is degenerate, and reported noise of either sign
     from kdtheory.distill import Recipe, distill_filter
-    from kdtheory.experiments.ntk_bridge import _lag
+    from kdtheory.ntk import lag_at_matched_progress
 
     rng = np.random.default_rng(7)
     n = 40
@@ -124,9 +124,13 @@ def test_lag_measurement_on_the_linearized_network_matches_the_kernel():
     twin = linearized(m.apply, p, X, Y, ck, learning_rate=1.0, normalization="mean")
     i_T = int(np.searchsorted(ck, T))
     st = linearized(m.apply, p, X, twin.train[i_T], [0, T], learning_rate=1.0, normalization="mean")
-    measured = _lag(project_residual(spec, twin.train, f0, Y), project_residual(spec, st.train, f0, Y), 10)
+    measured = lag_at_matched_progress(
+        project_residual(spec, twin.train, f0, Y), project_residual(spec, st.train[-1], f0, Y), directions=10
+    )
     rec = Recipe("gd", learning_rate=1.0 / n, allow_unstable=True)
-    predicted = _lag(rec.filter(spec, ck).a, distill_filter(spec, [0, T], teacher_t=float(T), teacher=rec).a, 10)
+    predicted = lag_at_matched_progress(
+        rec.filter(spec, ck).a, distill_filter(spec, T, teacher_t=float(T), teacher=rec).a, directions=10
+    )
     assert predicted > 0 and measured == pytest.approx(predicted, rel=0.15)
 
 
