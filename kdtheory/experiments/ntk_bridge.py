@@ -254,12 +254,14 @@ def measure(cfg: Config, say) -> Outcome:
         verdict = "not supported"
     else:
         verdict = "inconclusive"
-    power = sum(e.verdict == "not supported" for e in narrow)
-    power_text = (
-        f"the test has power: out of the lazy regime it rejects agreement on {power} of {len(narrow)} data sets"
-        if power
-        else "the test showed NO power: out of the lazy regime its interval did not exclude agreement on any data set"
-    )
+    pairs = list(zip(DATASETS, narrow, strict=True))
+    rejected = [d for d, e in pairs if e.verdict == "not supported"]
+    missed = [f"{d} ({e.verdict}: its interval does not exclude agreement)" for d, e in pairs if d not in rejected]
+    if rejected:
+        power_text = f"the test has power: out of the lazy regime it rejects agreement on {', '.join(rejected)}"
+        power_text += f"; not on {', '.join(missed)}" if missed else " (every data set)"
+    else:
+        power_text = "the test showed NO power: out of the lazy regime its interval excluded agreement on no data set"
 
     def line(e: Effect) -> str:
         ntk = 100 * float(np.mean(e.extra["ntk_change"]))
@@ -284,7 +286,7 @@ def measure(cfg: Config, say) -> Outcome:
         reason,
         measured={
             "tolerance": TOLERANCE,
-            "power_check_rejections": power,
+            "power_check_rejections": rejected,
             "regimes": {
                 f"{regime}/{d}": {
                     "width": regimes[regime],
