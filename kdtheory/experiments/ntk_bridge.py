@@ -265,10 +265,12 @@ def measure(cfg: Config, say) -> Outcome:
 
     def line(e: Effect) -> str:
         ntk = 100 * float(np.mean(e.extra["ntk_change"]))
-        m, p = np.mean(e.extra["measured_lag"]), np.mean(e.extra["predicted_lag"])
+        meas = np.asarray(e.extra["measured_lag"])
+        m, p = meas.mean(), np.mean(e.extra["predicted_lag"])
         return (
             f"{e.name.split(':')[0]}: {100 * e.estimate:.1f}% [{100 * e.ci_low:.1f}%, {100 * e.ci_high:.1f}%] "
-            f"(lag measured {m:.4f} vs predicted {p:.4f}; NTK moved {ntk:.0f}%) -> {e.verdict}"
+            f"(lag measured {m:.4f} vs predicted {p:.4f}, signed {100 * e.extra['signed_mean']:+.1f}%; measured "
+            f"lag > 0 in {int(np.sum(meas > 0))}/{meas.size} seeds; NTK moved {ntk:.0f}%) -> {e.verdict}"
         )
 
     gaps = _sweep(cfg, say)
