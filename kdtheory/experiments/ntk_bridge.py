@@ -381,7 +381,9 @@ def figure(outcome: Outcome, cfg: Config):
                   f"{cfg.sweep_steps} GD steps)")  # fmt: skip
     ax3.legend(fontsize=8)
     ax3.grid(alpha=0.3)
-    return finish(fig, f"NTK bridge: does the kernel predict the distilled network's lag? verdict: {outcome.verdict}")
+    return finish(
+        fig, f"NTK bridge: does the kernel predict the self-distilled network's lag? (tolerance {100 * TOLERANCE:g}%)"
+    )
 
 
 EXPERIMENT = Experiment(
