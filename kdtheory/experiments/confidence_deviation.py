@@ -17,7 +17,9 @@ teacher-confidence points):
 * **O1-b** pattern, not a level shift: (low mean) − (high mean) of ``φ_student − φ_twin`` (test).
   Rule: < 0 (a student less confident *everywhere* gives ≥ 0).
 * **O1-c** exaggeration (the paper's stronger wording): Theil–Sen slope of ``φ_student`` on
-  ``φ_teacher`` (test). Rule: > 1; and the slope difference student − twin. Rule: > 0.
+  ``φ_teacher`` (test). Rule: > 1; the slope difference student − twin. Rule: > 0; and the
+  other form of THEORY.md §8, the mean of ``φ_student − φ_teacher`` over the high points (test):
+  more confident than the teacher where the teacher is confident. Rule: > 0.
 
 The claim (low-confidence underfitting) is *supported* when O1-a (test) and O1-b are supported on
 every data set; *not supported* when either is not supported on at least one; *inconclusive*
@@ -45,6 +47,7 @@ UNDERFIT = Rule(-paired.TOL, "less")
 CONTRAST = Rule(0.0, "less")
 EXAGGERATE = Rule(1.0, "greater")
 STEEPER = Rule(0.0, "greater")
+EXAGGERATE_TOP = Rule(0.0, "greater")
 CONTROL = "one-hot twin: same initialization, optimizer, budget and minibatch order (paired by seed)"
 
 
@@ -58,6 +61,8 @@ def _effects(rows: list[dict], tag: str):
                                  "test_low_student_twin", "test_high_student_twin", CONTRAST, CONTROL),
         paired.difference_effect(f"{tag}: O1-c test Theil–Sen slope of φ_student on φ_teacher", rows,
                                  "test_slope_student", "zero", EXAGGERATE, "fixed reference: slope 1"),
+        paired.difference_effect(f"{tag}: O1-c test Δφ student − teacher, 10% highest teacher confidence", rows,
+                                 "test_high_student_teacher", "zero", EXAGGERATE_TOP, "the teacher itself"),
         paired.difference_effect(f"{tag}: O1-c test slope student − twin", rows, "test_slope_student",
                                  "test_slope_twin", STEEPER, CONTROL),
     )  # fmt: skip
@@ -103,11 +108,12 @@ def measure(cfg: paired.Suite, say) -> Outcome:
     table = []
     for c in paired.confounder_map(cfg, say):
         rows = [{**r, "zero": 0.0} for r in c.rows]
-        a, _, b, s, d = _effects(rows, f"{c.axis}={c.value}")
+        a, _, b, s, top, d = _effects(rows, f"{c.axis}={c.value}")
         table.append({"axis": c.axis, "value": str(c.value), "seeds": len(rows),
                       **{k: [e.estimate, e.ci_low, e.ci_high] for k, e in
-                         (("low", a), ("contrast", b), ("slope", s), ("slope_diff", d))},
-                      "low_verdict": a.verdict, "contrast_verdict": b.verdict, "slope_verdict": s.verdict})  # fmt: skip
+                         (("low", a), ("contrast", b), ("slope", s), ("slope_diff", d), ("top", top))},
+                      "low_verdict": a.verdict, "contrast_verdict": b.verdict, "slope_verdict": s.verdict,
+                      "top_verdict": top.verdict})  # fmt: skip
     va = [e[0].verdict for _, e in decisive] + [e[2].verdict for _, e in decisive]
     verdict = (
         "supported"
@@ -120,17 +126,19 @@ def measure(cfg: paired.Suite, say) -> Outcome:
         f"{tag}: low Δφ(s − twin) test {e[0].estimate:+.3f} [{e[0].ci_low:+.3f}, {e[0].ci_high:+.3f}] → "
         f"{e[0].verdict}, train {e[1].estimate:+.3f} [{e[1].ci_low:+.3f}, {e[1].ci_high:+.3f}]; contrast "
         f"{e[2].estimate:+.3f} [{e[2].ci_low:+.3f}, {e[2].ci_high:+.3f}] → {e[2].verdict}; slope "
-        f"{e[3].estimate:.3f} [{e[3].ci_low:.3f}, {e[3].ci_high:.3f}] (twin − diff {e[4].estimate:+.3f})"
+        f"{e[3].estimate:.3f} [{e[3].ci_low:.3f}, {e[3].ci_high:.3f}] (student − twin {e[5].estimate:+.3f}); "
+        f"high-point Δφ student − teacher {e[4].estimate:+.3f} [{e[4].ci_low:+.3f}, {e[4].ci_high:+.3f}]"
         for tag, e in decisive
     ]
-    exaggerates = [f"{r['axis']}={r['value']}" for r in table if r["slope_verdict"] == "supported"]
-    exaggerates += [tag for tag, e in decisive if e[3].verdict == "supported"]
+    exaggerates = [f"{r['axis']}={r['value']}" for r in table if "supported" in (r["slope_verdict"], r["top_verdict"])]
+    exaggerates += [tag for tag, e in decisive if "supported" in (e[3].verdict, e[4].verdict)]
     underfits = [f"{r['axis']}={r['value']}" for r in table
                  if r["low_verdict"] == "supported" and r["contrast_verdict"] == "supported"]  # fmt: skip
     reason = (
         f"Rule: O1-a (test) < −{paired.TOL:g} and O1-b < 0 on every data set (95% t intervals). {'; '.join(parts)}. "
         f"Map (mixture, {cfg.map_seeds} seeds/cell): low-confidence underfitting as a pattern (O1-a and O1-b "
-        f"supported) at {', '.join(underfits) or 'no cell'}; exaggeration (Theil–Sen slope > 1) holds "
+        f"supported) at {', '.join(underfits) or 'no cell'}; exaggeration (Theil–Sen slope > 1, or Δφ student "
+        "− teacher > 0 on the high points) holds "
         + (f"at {', '.join(exaggerates)}" if exaggerates else "nowhere: not on any data set and in no cell of the map")
     )
     return Outcome(
@@ -138,7 +146,9 @@ def measure(cfg: paired.Suite, say) -> Outcome:
         measured={"datasets": per_set, "map": table, "map_table": [
             f"{r['axis']}={r['value']} ({r['seeds']} seeds): low Δφ(s − twin) {paired.interval_text(r['low'])} "
             f"{r['low_verdict']}; contrast {paired.interval_text(r['contrast'])} {r['contrast_verdict']}; slope "
-            f"{paired.interval_text(r['slope'])} {r['slope_verdict']} (vs twin {paired.interval_text(r['slope_diff'])})"
+            f"{paired.interval_text(r['slope'])} {r['slope_verdict']} (vs twin "
+            f"{paired.interval_text(r['slope_diff'])}); high-point Δφ s − teacher "
+            f"{paired.interval_text(r['top'])} {r['top_verdict']}"
             for r in table]},
         figure_data={"datasets": per_set, "map": table},
     )  # fmt: skip
@@ -150,7 +160,8 @@ def figure(outcome: Outcome, cfg: paired.Suite):
     Left: mean ``φ_student − φ_twin`` per teacher-confidence decile (paired 95% t interval over
     seeds), test solid, train dashed; the dotted line is the −0.05 tolerance. Middle: the same with
     the teacher as reference (``φ_student − φ_teacher``, no control). Right: the map on the mixture —
-    O1-a (low), O1-b (contrast) and the student's Theil–Sen slope minus 1 per cell.
+    O1-a (low), O1-b (contrast), the student's Theil–Sen slope minus 1 and the high-point
+    ``φ_student − φ_teacher`` per cell (exaggeration would put the last two above 0).
 
     Args:
       outcome: :func:`measure`'s outcome.
@@ -179,16 +190,17 @@ def figure(outcome: Outcome, cfg: paired.Suite):
     rows = outcome.figure_data["map"]
     x = np.arange(len(rows))
     for k, (key, lab, shift) in enumerate((("low", "O1-a low Δφ (s − twin)", 0.0), ("contrast", "O1-b contrast", 0.0),
-                                           ("slope", "O1-c slope − 1", 1.0))):  # fmt: skip
+                                           ("slope", "O1-c slope − 1", 1.0),
+                                           ("top", "O1-c high-point Δφ (s − teacher)", 0.0))):  # fmt: skip
         v = np.array([r[key] for r in rows], dtype=float) - shift
-        ax[2].errorbar(x + 0.12 * (k - 1), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^"[k],
+        ax[2].errorbar(x + 0.1 * (k - 1.5), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^D"[k],
                        capsize=3, label=lab)  # fmt: skip
     ax[2].axhline(0, color="k", lw=0.8)
     ax[2].set_xticks(x, [f"{r['axis'].replace('teacher_', '').replace('student_t', 'budget')}={r['value']}"
                          for r in rows], rotation=60, fontsize=7)  # fmt: skip
     ax[2].set(
         title=f"map, mixture ({cfg.map_seeds} seeds/cell): claim low < −0.05, contrast < 0;\n"
-        "exaggeration: slope − 1 > 0"
+        "exaggeration: slope − 1 > 0 or high-point Δφ (s − teacher) > 0"
     )
     ax[2].set_yscale("symlog", linthresh=0.1)
     ax[2].legend(fontsize=7)

@@ -106,7 +106,7 @@ class Design:
       dataset: ``"mixture"`` (``gaussian_mixture``, d = 20, 3 classes, separation 2),
         ``"digits"`` (scikit-learn 8×8) or ``"mnist1d"`` (Greydanus 2020, ``data_seed=42`` pool).
       n: training points (digits: ``None`` = every image left after the test and validation splits).
-      n_test: test points (mixture, mnist1d; digits uses its 40% test split).
+      n_test: test points (mixture, mnist1d; digits ignores it and uses its 40% test split).
       validation: noisy validation points (teacher and twin early stopping).
       label_noise: η, the flip-to-another-class rate of training and validation labels.
       hidden: hidden widths of the MLP (ReLU).
@@ -661,7 +661,7 @@ def bin_intervals(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, n
 MIXTURE = Design()
 
 #: scikit-learn digits, η = 0.3, every image left after the test and 300 validation images (n = 778).
-DIGITS = Design(dataset="digits", n=None, validation=300, hidden=(128,), gradient_points=778)
+DIGITS = Design(dataset="digits", n=None, n_test=0, validation=300, hidden=(128,), gradient_points=778)
 
 #: MNIST-1D (n = 4000, 10,000 test signals), MLP 40-100-100-10, SGD with momentum 0.9, batch 100,
 #: lr 0.01, 6000 steps, η = 0.2 (at η = 0.1 the noisy validation split stops the teacher late).
