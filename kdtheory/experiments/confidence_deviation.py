@@ -94,7 +94,15 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def measure(cfg: paired.Suite, say) -> Outcome:
-    """Headline designs over ``cfg.seeds`` seeds and the map over ``cfg.map_seeds``; the rule above."""
+    """Headline designs over ``cfg.seeds`` seeds and the map over ``cfg.map_seeds``; the rule above.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     heads = paired.headline(cfg, say)
     effects, per_set, decisive = [], {}, []
     for design, rows in heads:

@@ -61,7 +61,15 @@ def _iv(values) -> list[float]:
 
 
 def measure(cfg: paired.Suite, say) -> Outcome:
-    """Headline designs over ``cfg.seeds`` seeds and the map's stop times; the rule above."""
+    """Headline designs over ``cfg.seeds`` seeds and the map's stop times; the rule above.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     heads = paired.headline(cfg, say)
     effects, per_set, decisive = [], {}, []
     for design, rows in heads:

@@ -120,7 +120,15 @@ def _curves(design: paired.Design, rows: list[dict]) -> dict:
 
 
 def measure(cfg: paired.Suite, say) -> Outcome:
-    """Headline designs over ``cfg.seeds`` seeds, the map over ``cfg.map_seeds``, the linear side; rule above."""
+    """Headline designs over ``cfg.seeds`` seeds, the map over ``cfg.map_seeds``, the linear side; rule above.
+
+    Args:
+      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
+      say: called with one-line progress messages.
+
+    Returns:
+      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+    """
     heads = paired.headline(cfg, say)
     effects, per_set, verdicts = [], {}, []
     for design, rows in heads:
