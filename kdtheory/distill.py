@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_times, choice
 from kdtheory.dynamics import _outputs, apply_filter
-from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum
+from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum, loss_divisor
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
@@ -599,7 +599,7 @@ def student_time(
     T = teacher.filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=k)
     target = w * T + (1.0 - w) * one
     perp = float(np.sum(spectrum.complement(y2) ** 2))
-    div = 1.0 / student.eigenvalue_scale(spectrum.n, k)
+    div = loss_divisor(student.normalization, spectrum.n, k)
 
     def crit(t: float) -> float:
         S = student.filter(spectrum, t, outputs=k)

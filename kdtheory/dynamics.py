@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
-from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum
+from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.trajectory import Trajectory
 
 __all__ = ["train", "apply_filter"]
@@ -218,7 +218,7 @@ def apply_filter(
     sq = np.einsum("tmk,tmk->t", modes, modes)
     if perp is not None:
         sq = sq + float(np.sum(perp * perp))
-    loss_val = 0.5 * sq * Recipe(normalization=normalization).eigenvalue_scale(spectrum.n, k)
+    loss_val = 0.5 * sq / loss_divisor(normalization, spectrum.n, k)
     norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a2, g2, c * c), 0.0))
 
     dual = -g2[:, :, None] * c[None]  # coordinates of α(t) in the eigenbasis, (T, m, k)

@@ -49,6 +49,7 @@ __all__ = [
     "Method",
     "Normalization",
     "NORMALIZATIONS",
+    "loss_divisor",
 ]
 
 Method = Literal["flow", "gd", "momentum"]
@@ -479,6 +480,45 @@ Normalization = Literal["sum", "mean", "per_output"]
 NORMALIZATIONS = ("sum", "mean", "per_output")
 
 
+def loss_divisor(normalization: Normalization, n: int, outputs: int | None = None) -> float:
+    r"""The divisor ``D`` of the loss ``½‖f − y‖² / D`` under a normalization: the one place it is defined.
+
+    ``"sum"``: ``D = 1``; ``"mean"``: ``D = n`` (points, or the examples of a minibatch);
+    ``"per_output"``: ``D = n·k`` (neural-tangents' convention). Gradient descent on the
+    normalized loss sees the kernel's eigenvalues divided by ``D``
+    (:meth:`Recipe.eigenvalue_scale` is ``1/D``); the JAX engine's losses
+    (:class:`kdtheory.simulate.Loss`), the Krylov solver and the linearized network divide by it.
+
+    Args:
+      normalization: ``"sum"``, ``"mean"`` or ``"per_output"``.
+      n: number of points ``n ≥ 1``.
+      outputs: number of outputs ``k`` (needed, and only used, by ``"per_output"``).
+
+    Returns:
+      ``D`` as a float.
+
+    Raises:
+      ValueError: an unknown normalization, ``n < 1``, or ``"per_output"`` without a positive
+        integer ``outputs``.
+
+    Examples:
+      >>> loss_divisor("mean", 10), loss_divisor("per_output", 10, 3)
+      (10.0, 30.0)
+    """
+    choice(normalization, "normalization", NORMALIZATIONS)
+    if normalization == "sum":
+        return 1.0
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if normalization == "mean":
+        return float(n)
+    if outputs is None:
+        raise ValueError("normalization='per_output' needs outputs (the number k of outputs)")
+    if isinstance(outputs, bool) or int(outputs) != outputs or outputs < 1:
+        raise ValueError(f"outputs must be a positive integer, got {outputs!r}")
+    return float(n) * int(outputs)
+
+
 @dataclass(frozen=True)
 class Recipe:
     r"""How a model is trained: optimizer, step size, loss normalization — and its filter.
@@ -534,15 +574,7 @@ class Recipe:
         Raises:
           ValueError: ``"per_output"`` without ``outputs``, or ``outputs < 1``.
         """
-        if self.normalization == "sum":
-            return 1.0
-        if self.normalization == "mean":
-            return 1.0 / n
-        if outputs is None:
-            raise ValueError("normalization='per_output' needs outputs (the number k of outputs)")
-        if isinstance(outputs, bool) or int(outputs) != outputs or outputs < 1:
-            raise ValueError(f"outputs must be a positive integer, got {outputs!r}")
-        return 1.0 / (n * int(outputs))
+        return 1.0 / loss_divisor(self.normalization, n, outputs)
 
     def _lam(self, spectrum: Spectrum | ArrayLike, outputs: int | None) -> tuple[np.ndarray, float]:
         if isinstance(spectrum, Spectrum):

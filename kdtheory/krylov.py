@@ -87,7 +87,7 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, as_times, choice, positive_scalar
 from kdtheory.distill import distill_filter
-from kdtheory.eigen import GRADIENT_FLOW, NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum
+from kdtheory.eigen import GRADIENT_FLOW, NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.operators import KernelOperator, StoredKernel
 from kdtheory.trajectory import Trajectory
 
@@ -757,7 +757,7 @@ def _finish(
     train = f0[None] + np.einsum("nm,tmk->tnk", Vm, cur.Z, optimize=True)
     test = None if KxV is None else ft0[None] + np.einsum("im,tmk->tik", KxV[:, :M], cur.D, optimize=True)
     res = (1.0 - cur.a)[:, :, None] * cur.sc[None]  # (T, M, k): coordinates of y − f along the Ritz vectors
-    div = {"sum": 1.0, "mean": float(n), "per_output": float(n * k)}[normalization]
+    div = loss_divisor(normalization, n, k)
     loss = 0.5 * np.einsum("tmk,tmk->t", res, res) / div
     # |½‖r + δ‖² − ½‖r‖²| ≤ ‖δ‖ (‖r‖ + ‖δ‖): the loss estimate follows from the train estimate
     err_loss = err_train * (np.sqrt(2 * div * loss) + err_train) / div

@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_scalar
 from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum
+from kdtheory.eigen import NORMALIZATIONS, Normalization, Spectrum, loss_divisor
 from kdtheory.gradients import per_example_jacobians
 from kdtheory.simulate import Model
 from kdtheory.structured_ntk import structured_ntk
@@ -242,7 +242,7 @@ def linearized(
     *,
     learning_rate: float,
     X_test: ArrayLike | None = None,
-    normalization: Literal["sum", "mean", "per_output"] = "sum",
+    normalization: Normalization = "sum",
 ) -> Trajectory:
     r"""Closed-form gradient descent of the network linearized at ``params`` (Lee et al. 2019).
 
@@ -269,7 +269,7 @@ def linearized(
     Raises:
       ValueError: bad shapes, a non-positive learning rate, an unknown normalization.
     """
-    choice(normalization, "normalization", ("sum", "mean", "per_output"))
+    choice(normalization, "normalization", NORMALIZATIONS)
     fn = apply.apply if isinstance(apply, Model) else apply
     Xn = _batch(X, "X")
     Y = as_float_array(y, "y", ndim=(2,))
@@ -284,7 +284,7 @@ def linearized(
         Xt = _batch(X_test, "X_test")
         kw["test_kernel"] = empirical_ntk(apply, params, Xt, Xn, trace=None)
         kw["test_init"] = np.asarray(fn(params, jnp.asarray(Xt, f0.dtype))).reshape(-1)
-    div = {"sum": 1.0, "mean": float(n), "per_output": float(n * k)}[normalization]
+    div = loss_divisor(normalization, n, k)
     # the flattened problem has n·k "points": scale the step by hand, keep the loss's divisor
     spec = Spectrum.from_kernel(K)
     tr = train(spec, Y.reshape(-1), t, method="gd", learning_rate=eta / div, init=f0.reshape(-1), **kw)

@@ -51,6 +51,7 @@ from jax import lax
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_scalar
+from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.structured_ntk import Layer
 from kdtheory.trajectory import Trajectory
 
@@ -75,8 +76,6 @@ _ACTIVATIONS: dict[str, Callable] = {
     "erf": jax.scipy.special.erf,
     "identity": lambda x: x,
 }
-
-NORMALIZATIONS = ("sum", "mean", "per_output")
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,7 +312,7 @@ class Loss:
 
     kind: Literal["mse", "ce"] = "ce"
     _: KW_ONLY
-    normalization: Literal["sum", "mean", "per_output"] = "sum"
+    normalization: Normalization = "sum"
     temperature: float = 1.0
     teacher_weight: float | None = None
     truth_weight: float | None = None
@@ -369,7 +368,7 @@ class Loss:
                 raise ValueError("a nonzero teacher weight needs teacher outputs (teacher=...)")
             teacher = jnp.zeros_like(outputs)
         b, k = outputs.shape
-        div = {"sum": 1.0, "mean": float(b), "per_output": float(b * k)}[self.normalization]
+        div = loss_divisor(self.normalization, b, k)
         if self.kind == "mse":
             r = outputs - ((1.0 - w) * y + w * teacher)
             return 0.5 * jnp.sum(r * r) / div
