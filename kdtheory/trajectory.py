@@ -41,6 +41,9 @@ class Trajectory:
       params: simulations: the parameters at the last point of the axis (numpy pytree).
       recipe: how it was trained, for the record (``method``, ``learning_rate``, ``momentum``,
         ``normalization``, ``seed``, …); JSON-serializable values.
+      solver: how it was computed, apart from how it was trained (diffrax's ``Solution.stats``):
+        the Lanczos solver's certificate (``converged``, error estimates, iterations, products),
+        a simulation's status (``diverged``); ``None`` for exact closed forms. JSON-serializable.
     """
 
     t: np.ndarray | None
@@ -57,6 +60,7 @@ class Trajectory:
     projection: np.ndarray | None = None
     params: Any = None
     recipe: Mapping[str, Any] = field(default_factory=dict)
+    solver: Mapping[str, Any] | None = None
 
     @property
     def axis(self) -> np.ndarray:
