@@ -23,6 +23,7 @@ import numpy as np
 from kdtheory.data import one_hot_labels, power_law_kernel
 from kdtheory.dynamics import train
 from kdtheory.eigen import Spectrum, max_learning_rate
+from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
 
@@ -45,13 +46,13 @@ class Config:
       seed: seed of the kernel basis and labels.
     """
 
-    n: int = 300
-    exponent: float = 1.5
-    num_classes: int = 3
-    lr_fraction: float = 1.0
-    steps: int = 20_000
-    num_records: int = 60
-    seed: int = 0
+    n: int = param(300, "kernel size", low=2)
+    exponent: float = param(1.5, "spectral decay: λ_j = j^(−exponent)", above=0)
+    num_classes: int = param(3, "one-hot label dimension", low=1)
+    lr_fraction: float = param(1.0, "learning rate as a fraction of 1/λ_max (GD is stable below 2)", above=0, below=2)
+    steps: int = param(20_000, "GD steps simulated", low=1)
+    num_records: int = param(60, "recorded steps (log-spaced, 0 included)", low=2)
+    seed: int = param(0, "seed of the kernel basis and the labels", low=0)
 
 
 def measure(cfg: Config, say) -> Outcome:

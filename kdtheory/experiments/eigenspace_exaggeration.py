@@ -44,6 +44,7 @@ from kdtheory.data import planted_linear, power_law_kernel
 from kdtheory.distill import Recipe, distill_filter, distill_log_remaining
 from kdtheory.eigen import Spectrum
 from kdtheory.exaggeration import RESOLUTION, STATEMENTS, compare, informative, statement_margin, worst_case
+from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
 
@@ -70,18 +71,23 @@ class Config:
       seeds: number of planted samples (seeds ``0 … seeds − 1``).
     """
 
-    n: int = 200
-    exponent: float = 1.5
-    teacher_time: float = 3.0
-    student_time: float = 3.0
-    directions: tuple[int, int] = (0, 4)
-    grid: int = 25
-    planted_n: int = 100
-    planted_d: int = 200
-    planted_exponent: float = 1.5
-    planted_signal_exponent: float = 0.5
-    planted_noise: float = 0.5
-    seeds: int = 3
+    n: int = param(200, "kernel size (eigenvalues j^(−exponent))", low=2)
+    exponent: float = param(1.5, "spectral decay", above=0)
+    teacher_time: float = param(3.0, "teacher time T of the plotted pair (units of 1/λ_1)", above=0)
+    student_time: float = param(3.0, "student time t of the plotted pair (units of 1/λ_1)", above=0)
+    directions: tuple[int, int] = param((0, 4), "0-based indices of the top and bottom directions plotted", low=0)
+    grid: int = param(25, "log-spaced T and t values in [1e-2, 1e4]", low=2)
+    planted_n: int = param(100, "training size of the planted samples (E3's label energy)", low=2)
+    planted_d: int = param(200, "dimension of the planted samples", low=1)
+    planted_exponent: float = param(1.5, "covariance decay of the planted samples", above=0)
+    planted_signal_exponent: float = param(0.5, "signal decay θ*_j ∝ j^(−signal_exponent)", low=0)
+    planted_noise: float = param(0.5, "label-noise standard deviation of the planted samples", low=0)
+    seeds: int = param(3, "planted samples (seeds 0 … seeds − 1)", low=1)
+
+    def __post_init__(self) -> None:
+        i, j = self.directions
+        if not i < j < self.n:
+            raise ValueError(f"directions must be two indices i < j < n = {self.n}, got {self.directions}")
 
 
 def _grid_margins(spec: Spectrum, grid: np.ndarray) -> dict[str, np.ndarray]:

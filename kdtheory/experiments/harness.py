@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtheory._mpl import pyplot
+from kdtheory.experiments import config
 from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
 
 __all__ = ["Experiment", "Progress", "finish", "pyplot", "run"]
@@ -47,8 +48,9 @@ class Experiment:
         or ``None`` for an experiment without a figure.
 
     Raises:
-      ValueError: for an unknown kind, configurations that are not instances of one dataclass, or
-        a configuration without seeds.
+      ValueError: for an unknown kind, configurations that are not instances of one dataclass, a
+        configuration without seeds, or one whose values its declaration
+        (:func:`kdtheory.experiments.config.param`) refuses.
     """
 
     name: str
@@ -67,6 +69,11 @@ class Experiment:
             raise ValueError(f"{self.name}: full and quick must be instances of one dataclass")
         if not any("seed" in f.name for f in dataclasses.fields(self.full)):
             raise ValueError(f"{self.name}: the configuration must declare its seeds (a field named *seed*)")
+        for size, cfg in (("full", self.full), ("quick", self.quick)):
+            try:
+                config.check(cfg)
+            except config.ConfigError as exc:
+                raise ValueError(f"{self.name}: its {size} configuration does not meet its declaration: {exc}") from exc
 
     def config(self, *, quick: bool = False) -> Any:
         """The configuration at quick or full size.

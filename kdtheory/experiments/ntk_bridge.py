@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kdtheory.data import digits, gaussian_mixture
+from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
 from kdtheory.stats import Effect, Rule, decide, t_interval
@@ -95,19 +96,23 @@ class Config:
       sweep_seeds: seeds of the sweep.
     """
 
-    n: int = 200
-    lazy_width: int = 512
-    narrow_width: int = 8
-    step_fraction: float = 0.2
-    teacher_time: float = 2.0
-    student_time: float = 2.0
-    directions: int = 10
-    seeds: int = 10
-    first_seed: int = 100
-    widths: tuple[int, ...] = (8, 32, 128, 512, 2048)
-    sweep_n: int = 40
-    sweep_steps: int = 200
-    sweep_seeds: int = 3
+    n: int = param(200, "training points of the bridge runs", low=2)
+    lazy_width: int = param(512, "hidden width of the lazy regime (the claim)", low=1)
+    narrow_width: int = param(8, "hidden width out of the lazy regime (the power check)", low=1)
+    step_fraction: float = param(0.2, "ηλ_1/n, the step along the top NTK direction", above=0, below=2)
+    teacher_time: float = param(2.0, "teacher's training length in units of n/(ηλ_1) steps", above=0)
+    student_time: float = param(2.0, "student's training length in the same units", above=0)
+    directions: int = param(10, "K, the top NTK directions compared (<= n)", low=1)
+    seeds: int = param(10, "seeds per regime and data set (≥ 5 at full size)", low=2)
+    first_seed: int = param(100, "data and initialization seed of the first seed", low=0)
+    widths: tuple[int, ...] = param((8, 32, 128, 512, 2048), "hidden widths of the linearization-gap sweep", low=1)
+    sweep_n: int = param(40, "training points of the sweep", low=2)
+    sweep_steps: int = param(200, "GD steps of the sweep", low=1)
+    sweep_seeds: int = param(3, "seeds of the sweep", low=1)
+
+    def __post_init__(self) -> None:
+        if self.directions > self.n:
+            raise ValueError(f"directions must be <= n = {self.n}, got {self.directions}")
 
 
 def _initializer(model):

@@ -56,6 +56,7 @@ from scipy.special import softmax
 
 from kdtheory import data as _data
 from kdtheory.confidence import analyze, logit_confidence
+from kdtheory.experiments.config import param
 from kdtheory.stats import Effect, Rule, paired_effect, ratio_effect
 
 __all__ = [
@@ -121,22 +122,28 @@ class Design:
       points: recorded checkpoints per run (geometric, with 0 and the budget).
     """
 
-    dataset: str = "mixture"
-    n: int | None = 1000
-    n_test: int = 20_000
-    validation: int = 500
-    label_noise: float = 0.3
-    hidden: tuple[int, ...] = (128,)
-    learning_rate: float = 0.1
-    momentum: float = 0.0
-    batch_size: int | None = None
-    teacher_t: int = 2000
-    student_t: int = 2000
-    teacher_stop: str | int = "val"
-    temperature: float = 1.0
-    switch_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    gradient_points: int = 1000
-    points: int = 40
+    dataset: str = param("mixture", "data set", choices=DATASETS, key=True)
+    n: int | None = param(1000, "training points (digits: none = every image left after the splits)", low=1)
+    n_test: int = param(20_000, "test points (mixture, mnist1d; digits uses its 40% test split)", low=0)
+    validation: int = param(500, "noisy validation points (teacher and twin early stopping)", low=1)
+    label_noise: float = param(
+        0.3, "η, the flip-to-another-class rate of training and validation labels", low=0, below=1
+    )
+    hidden: tuple[int, ...] = param((128,), "hidden widths of the MLP (ReLU)", low=1)
+    learning_rate: float = param(0.1, "learning rate of every run", above=0)
+    momentum: float = param(0.0, "momentum of every run", low=0, below=1)
+    batch_size: int | None = param(None, "minibatch size (none: full batch)", low=1)
+    teacher_t: int = param(2000, "the teacher's budget (steps)", low=1)
+    student_t: int = param(2000, "the budget of every arm (steps)", low=1)
+    teacher_stop: str | int = param(
+        "val", "teacher checkpoint: val (best noisy validation), last, or a step", choices=("val", "last"), low=0
+    )
+    temperature: float = param(1.0, "τ of the distillation term", above=0)
+    switch_fractions: tuple[float, ...] = param(
+        (0.25, 0.5, 0.75), "late / reverse switch fractions f", above=0, below=1
+    )
+    gradient_points: int = param(1000, "training points for the T2 gradient statistics", low=1)
+    points: int = param(40, "recorded checkpoints per run (geometric, with 0 and the budget)", low=1)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -685,13 +692,17 @@ class Suite:
       map_budget: student budgets of the map (the teacher keeps ``teacher_t``).
     """
 
-    seeds: int = 10
-    designs: tuple[Design, ...] = (MIXTURE, DIGITS, MNIST1D)
-    map_seeds: int = 5
-    map_stop: tuple[str | int, ...] = ("val", 200, 500, "last")
-    map_temperature: tuple[float, ...] = (1.0, 2.0, 4.0)
-    map_noise: tuple[float, ...] = (0.1, 0.3, 0.45)
-    map_budget: tuple[int, ...] = (200, 600, 2000)
+    seeds: int = param(10, "seeds 0 … seeds − 1 of the headline designs", low=2)
+    designs: tuple[Design, ...] = param(
+        (MIXTURE, DIGITS, MNIST1D), "the headline designs (the first is the map's base)"
+    )
+    map_seeds: int = param(5, "seeds of each cell of the confounder map", low=2)
+    map_stop: tuple[str | int, ...] = param(
+        ("val", 200, 500, "last"), "teacher stop rules of the map", choices=("val", "last"), low=0
+    )
+    map_temperature: tuple[float, ...] = param((1.0, 2.0, 4.0), "temperatures τ of the map", above=0)
+    map_noise: tuple[float, ...] = param((0.1, 0.3, 0.45), "label-noise rates η of the map", low=0, below=1)
+    map_budget: tuple[int, ...] = param((200, 600, 2000), "student budgets of the map (steps)", low=1)
 
 
 #: the quick (smoke) suite: tiny sizes, 2 seeds, two data sets, a two-value map.

@@ -47,6 +47,7 @@ import numpy as np
 
 from kdtheory.data import planted_linear
 from kdtheory.eigen import Recipe, Spectrum
+from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
 from kdtheory.planted import search_best, select_on_validation
@@ -83,18 +84,24 @@ class Config:
       val_sizes: validation sizes of the map (must contain ``n_val``).
     """
 
-    n: int = 100
-    d: int = 200
-    exponent: float = 1.5
-    signal_exponent: float = 0.5
-    noise: float = 0.5
-    n_val: int = 50
-    seeds: int = 20
-    first_seed: int = 100
-    grid: int = 40
-    teacher_weights: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    noise_levels: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)
-    val_sizes: tuple[int, ...] = (50, 200)
+    n: int = param(100, "training size", low=2)
+    d: int = param(200, "dimension", low=1)
+    exponent: float = param(1.5, "population covariance eigenvalues j^(−exponent)", above=0)
+    signal_exponent: float = param(0.5, "signal θ*_j ∝ j^(−signal_exponent)", low=0)
+    noise: float = param(0.5, "the headline label-noise standard deviation σ (θ*ᵀΣθ* = 1)", low=0)
+    n_val: int = param(50, "the headline validation size", low=1)
+    seeds: int = param(20, "seeds (training samples); ≥ 10 at full size", low=2)
+    first_seed: int = param(100, "training seed of the first seed", low=0)
+    grid: int = param(40, "log-spaced times in [1e-2, 1e5] for T and t", low=2)
+    teacher_weights: tuple[float, ...] = param(
+        (0.25, 0.5, 0.75, 1.0), "weights on the teacher searched for the student", low=0, high=1
+    )
+    noise_levels: tuple[float, ...] = param((0.1, 0.25, 0.5, 1.0, 2.0), "σ values of the map (contain noise)", low=0)
+    val_sizes: tuple[int, ...] = param((50, 200), "validation sizes of the map (contain n_val)", low=1)
+
+    def __post_init__(self) -> None:
+        if self.noise not in self.noise_levels or self.n_val not in self.val_sizes:
+            raise ValueError("noise_levels must contain noise, and val_sizes must contain n_val (the headline cell)")
 
 
 def _seed(cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray):

@@ -28,6 +28,7 @@ import numpy as np
 
 from kdtheory.dynamics import apply_filter
 from kdtheory.eigen import Spectrum
+from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
 from kdtheory.ridge_family import borup_filters, mobahi_rounds
@@ -57,16 +58,16 @@ class Config:
       seed: data seed.
     """
 
-    n: int = 200
-    n_test: int = 500
-    noise: float = 0.5
-    length_scale: float = 0.08
-    nugget: float = 1e-6
-    epsilon_fraction: float = 0.05
-    reg: float = 1e-2
-    truth_weights: tuple[float, ...] = (0.0, 0.3)
-    rounds: int = 14
-    seed: int = 0
+    n: int = param(200, "training points", low=2)
+    n_test: int = param(500, "test grid size", low=1)
+    noise: float = param(0.5, "label noise σ", low=0)
+    length_scale: float = param(0.08, "RBF length scale", above=0)
+    nugget: float = param(1e-6, "added to the kernel's diagonal (keeps it full rank)", low=0)
+    epsilon_fraction: float = param(0.05, "Mobahi's ε as a fraction of the noise variance σ²", above=0)
+    reg: float = param(1e-2, "Borup's fixed ridge regularization (units of the kernel's λ_max)", above=0)
+    truth_weights: tuple[float, ...] = param((0.0, 0.3), "Borup's α values", low=0, high=1)
+    rounds: int = param(14, "rounds (round 0 is the teacher)", low=2)
+    seed: int = param(0, "data seed", low=0)
 
 
 def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
