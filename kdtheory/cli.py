@@ -1,16 +1,25 @@
 """The ``kdtheory`` command.
 
 Subcommands:
-  ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...]`` — run the registered
-  experiments and write ``report.md``, ``results.json`` and the figures into DIR.
-  ``kdtheory list`` — the registered experiments and the claims they check.
+  ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...] [--set PATH=VALUE ...]
+  [--config FILE.toml] [--verbose]`` — run the registered experiments and write ``report.md``,
+  ``results.json`` and the figures into DIR; print a summary table (``--verbose``: every reason).
+  ``--set`` and ``--config`` override the experiments' declared parameters
+  (:mod:`kdtheory.experiments.config`; such a run is not the registered evidence).
+  ``kdtheory list [NAME ...]`` — the registered experiments, the claims they check and their
+  parameters (with NAME: every parameter's default at both sizes, range and meaning).
   ``kdtheory confidence TEACHER STUDENT (--logits | --probabilities) [--labels LABELS] [--out DIR]``
   — confidence deviations between any teacher's and student's predictions stored as
   ``.npy``/``.npz`` (:func:`kdtheory.confidence.analyze`).
 
+``kdtheory --version``: the package, Python and dependency versions, JAX's devices and the git
+commit when run from a checkout.
+
 Exit status: 0 on success; 2 for a usage or input error (one line on stderr naming the
 problem, no traceback); 1 when writing fails or memory runs out (one line); 130 when
-interrupted (Ctrl-C), printing ``interrupted``.
+interrupted (Ctrl-C), printing ``interrupted``. Run as the command, an interrupted process ends
+with ``os._exit(130)`` once the output folder is cleaned up, so that the interpreter does not tear
+down JAX's runtime threads while they may still be running (it crashed there, issue 19 row 9).
 
 ``summary.json`` (``confidence --out``) is strict JSON: non-finite numbers are written as the
 strings ``"inf"``, ``"-inf"``, ``"nan"`` (an infinite ``kl_teacher_student`` is ``"inf"``), and
@@ -20,12 +29,12 @@ undefined statistics as ``null``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
-from kdtheory import __version__
+from typing import Any
 
 __all__ = ["main"]
 
@@ -41,15 +50,55 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="kdtheory", description="The theory of knowledge distillation, made computable.")
-    p.add_argument("--version", action="version", version=f"kdtheory {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("reproduce", help="run the experiments and write the report")
+class _Version(argparse.Action):
+    """``--version``: versions, devices and git commit (imports JAX only when asked)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102 - argparse hook
+        from kdtheory import _provenance
+
+        print(_provenance.describe(_provenance.versions()))
+        parser.exit(0)
+
+
+def _commands(sub) -> None:
+    """The ``reproduce`` and ``list`` subcommands."""
+    r = sub.add_parser(
+        "reproduce",
+        help="run the experiments and write the report",
+        description="Run the registered experiments; write report.md, results.json and the figures into --out.",
+    )
     r.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     r.add_argument("--out", default="kdtheory-out", help="output directory (default: %(default)s)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
-    sub.add_parser("list", help="list the registered experiments")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a parameter of the --only experiments, e.g. seeds=3, designs.mixture.teacher_t=500, "
+        "map_noise=0.1,0.3 (see kdtheory list NAME); the run is then not the registered evidence",
+    )
+    r.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="overrides from a TOML file: a [NAME] table per experiment (without --only, runs those)",
+    )
+    r.add_argument("--verbose", action="store_true", help="print every experiment's full reason, not the summary")
+    ls = sub.add_parser("list", help="list the experiments and their parameters")
+    ls.add_argument("names", nargs="*", metavar="NAME", help="show these experiments' parameters in full")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kdtheory", description="The theory of knowledge distillation, made computable.")
+    p.add_argument("--version", action=_Version, help="show the versions, devices and git commit, and exit")
+    # not required=True: argparse would then report a missing command before an unknown option
+    sub = p.add_subparsers(dest="command", metavar="{reproduce,list,confidence}", parser_class=_Parser)
+    _commands(sub)
     c = sub.add_parser(
         "confidence",
         help="confidence deviations of a student from its teacher (O1)",
@@ -98,21 +147,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as exc:  # argparse: --help, --version, or a usage error already printed
             return exc.code if isinstance(exc.code, int) else 2
+        if args.command is None:
+            raise _InputError("a command is required: reproduce, list or confidence (see kdtheory --help)")
         command = f"kdtheory {args.command}"
         if args.command == "confidence":
             return _confidence(args)
         if args.command == "list":
-            return _list()
+            return _list(args.names)
         return _reproduce(args)
     except _InputError as exc:
         _say(command, f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         _say(command, "interrupted")
+        if argv is None:  # the command itself: leave without tearing down JAX's threads mid-flight
+            _hard_exit(130)
         return 130
     except MemoryError:
         _say(command, "error: out of memory")
         return 1
+    except BrokenPipeError:  # the reader of stdout left (kdtheory list | head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _hard_exit(status: int) -> None:
+    """End the process now: flush the standard streams, skip the interpreter's teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def _say(command: str, message: str) -> None:
@@ -138,28 +205,129 @@ def _check_out(out: str) -> Path:
     return path
 
 
-def _list() -> int:
-    from kdtheory import experiments
+def _list(selected: Sequence[str]) -> int:
+    import textwrap
 
-    for name in experiments.names():
-        print(f"{name}: {experiments.load(name).claim}")
+    from kdtheory import experiments
+    from kdtheory.experiments import config
+
+    try:
+        chosen = list(dict.fromkeys(selected)) or experiments.names()
+        exps = [experiments.load(name) for name in chosen]
+    except ValueError as exc:
+        raise _InputError(str(exc)) from exc
+    for exp in exps:
+        params = config.parameters(exp.full, exp.quick)
+        if not selected:
+            groups: dict[str, list[str]] = {}
+            flat = []
+            for p in params:
+                if ".<" in p.path:
+                    head, field = p.path.rsplit(".", 1)
+                    groups.setdefault(head, []).append(field)
+                else:
+                    flat.append(f"{p.path}={p.full}")
+            flat += [f"{head}.{{{', '.join(fields)}}}" for head, fields in groups.items()]
+            print(f"{exp.name}: {exp.claim} ({exp.kind})")
+            print(
+                textwrap.fill("parameters: " + ", ".join(flat), 100, initial_indent="    ", subsequent_indent="      ")
+            )
+            continue
+        print(f"{exp.name} ({exp.kind}): {exp.claim}")
+        print(f"\nParameters — set with: kdtheory reproduce --only {exp.name} --set PATH=VALUE")
+        print("(the value at full size; at quick size in brackets where it differs)\n")
+        for p in params:
+            quick = "" if p.quick == p.full else f" [quick: {p.quick}]"
+            print(f"  {p.path} = {p.full}{quick}")
+            admits = f"{p.type}{', ' + p.admits if p.admits else ''}"
+            print(textwrap.fill(f"{admits} — {p.help}", 100, initial_indent="      ", subsequent_indent="      "))
+        if len(exps) > 1:
+            print()
     return 0
 
 
-def _reproduce(args: argparse.Namespace) -> int:
-    _check_out(args.out)
-    from kdtheory.experiments.reproduce import reproduce
+def _assignment(text: str) -> tuple[str, str]:
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise _InputError(f"--set {text}: expected PATH=VALUE, e.g. seeds=3 (see kdtheory list NAME)")
+    return path.strip(), value
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    import tomllib
 
     try:
-        results = reproduce(args.out, quick=args.quick, only=args.only)
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise _InputError(f"--config {path}: cannot read ({exc.strerror or exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _InputError(f"--config {path}: not valid TOML ({exc})") from exc
+
+
+def _overrides(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The experiments to run and each one's overrides, every override checked (nothing runs before)."""
+    from kdtheory import experiments
+    from kdtheory.experiments import config
+    from kdtheory.experiments.reproduce import select
+
+    sections: dict[str, dict[str, Any]] = {}
+    loose: dict[str, Any] = {}
+    if args.config is not None:
+        for key, value in _read_toml(args.config).items():
+            if key in experiments.REGISTRY and isinstance(value, dict):
+                sections[key] = value
+            else:
+                loose[key] = value
+    sets = [_assignment(text) for text in args.overrides]
+    try:
+        selected = select(args.only or [n for n in experiments.names() if n in sections] or None)
+    except ValueError as exc:
+        raise _InputError(str(exc)) from exc
+    if (sets or loose) and not args.only:
+        what = f"--set {args.overrides[0]}" if sets else f"--config {args.config}: top-level key {next(iter(loose))!r}"
+        raise _InputError(f"{what}: name the experiments it configures with --only NAME (or use a [NAME] table)")
+    stray = [n for n in sections if n not in selected]
+    if stray:
+        raise _InputError(f"--config {args.config}: configures {', '.join(stray)}, which --only does not select")
+    plan: dict[str, dict[str, Any]] = {}
+    for name in selected:
+        cfg = experiments.load(name).config(quick=args.quick)
+        steps = [(f"--config {args.config} [{name}]", p, v) for p, v in config.flatten(sections.get(name, {}))]
+        steps += [(f"--config {args.config}", p, v) for p, v in config.flatten(loose)]
+        steps += [(f"--set {p}={v}", p, v) for p, v in sets]
+        given: dict[str, Any] = {}
+        for where, path, value in steps:
+            try:
+                cfg = config.override(cfg, {path: value})
+            except config.ConfigError as exc:
+                label = f"{where} ({name})" if len(selected) > 1 else where
+                raise _InputError(f"{label}: {exc}") from exc
+            given.pop(path, None)
+            given[path] = value
+        if given:
+            plan[name] = given
+    return selected, plan
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    selected, overrides = _overrides(args)
+    _check_out(args.out)
+    from kdtheory.experiments.reproduce import reproduce, summary
+
+    try:
+        results = reproduce(args.out, quick=args.quick, only=selected, overrides=overrides)
     except ValueError as exc:
         raise _InputError(str(exc)) from exc
     except OSError as exc:
         _say("kdtheory reproduce", f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}")
         return 1
-    width = max(len(r.name) for r in results)
-    for r in results:
-        print(f"{r.name:<{width}}  {r.verdict:<14} {r.reason}")
+    if args.verbose:
+        width = max(len(r.name) for r in results)
+        for r in results:
+            print(f"{r.name:<{width}}  {r.verdict:<14} {r.reason}")
+    else:
+        print("\n".join(summary(results, args.out)))
     return 0
 
 

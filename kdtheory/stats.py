@@ -21,6 +21,20 @@ Over the seeds:
   the claim); *inconclusive*: the interval contains or touches the threshold. Every outcome
   comes with a reason that quotes the numbers.
 
+Degenerate and extreme inputs (issue 19 row 7):
+
+* **Zero variance across seeds** (every per-seed effect equal, up to rounding: spread ≤ 16 ε ·
+  max |d_s|): the interval collapses to a point. That is not evidence — the seeds did not vary
+  the outcome, so nothing measures its uncertainty (a seed that changes neither the data nor
+  the initialization, or a metric that saturates). The interval functions return the point with
+  ``degenerate=True`` and say so in ``method``; :func:`decide` with ``degenerate=True``,
+  :func:`paired_effect` and :func:`ratio_effect` give **inconclusive** with the reason "zero
+  variance across seeds". A ratio is degenerate when ``a_s − ρ̂ b_s`` has no spread.
+* **Effects near the float64 maximum**: the intervals are computed on the values scaled by a
+  power of two (exact), so sums of squares and means do not overflow; an interval end that is
+  itself beyond the float64 range is refused with a ``ValueError`` naming the argument (never an
+  ``inf``/``nan`` end). So is a per-seed difference ``treatment − control`` that overflows.
+
 :class:`Effect` is the record of one decided effect, as written to ``results.json``.
 
 This module imports numpy and scipy only.
@@ -75,6 +89,8 @@ class Interval:
       level: the confidence level, e.g. 0.95.
       seeds: the number of seeds ``S``.
       method: how the interval was computed, in words.
+      degenerate: every seed gave the same value (up to rounding): the interval is the point
+        ``[estimate, estimate]`` and measures no uncertainty (see the module docstring).
     """
 
     estimate: float
@@ -83,6 +99,7 @@ class Interval:
     level: float
     seeds: int
     method: str
+    degenerate: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,8 @@ class RatioInterval:
       level: the confidence level.
       seeds: the number of seeds.
       method: how the interval was computed, in words.
+      degenerate: ``a_s − ρ̂ b_s`` is the same (zero, up to rounding) for every seed: the
+        per-seed ratios agree and the interval is a point that measures no uncertainty.
     """
 
     estimate: float
@@ -108,6 +127,7 @@ class RatioInterval:
     level: float
     seeds: int
     method: str
+    degenerate: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,34 @@ def _seed_values(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
+#: relative spread (in units of ε · max |value|) at or below which per-seed values count as equal.
+_TIES = 16
+
+
+def _pow2_scale(x: np.ndarray) -> float:
+    """A power of two near ``max |x|`` (1 for all zeros): dividing by it is exact and keeps sums finite."""
+    top = float(np.max(np.abs(x)))
+    if top == 0:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(top)[1])
+
+
+def _no_spread(x: np.ndarray) -> bool:
+    """Whether the values ``x`` are all equal up to rounding."""
+    top = float(np.max(np.abs(x)))
+    with np.errstate(over="ignore"):
+        spread = float(np.max(x) - np.min(x))
+    return spread <= _TIES * np.finfo(float).eps * top
+
+
+def _finite_ends(low: float, high: float, name: str) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"{name}: an end of the interval lies beyond the float64 range ({low:g}, {high:g}); "
+            "express the values in a larger unit"
+        )
+
+
 def _resamples(resamples: int) -> int:
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 1000:
         raise ValueError(f"resamples must be an integer >= 1000, got {resamples!r}")
@@ -251,20 +299,31 @@ def paired_differences(treatment: ArrayLike, control: ArrayLike) -> np.ndarray:
       ``(S,)`` float64 differences.
 
     Raises:
-      ValueError: non-finite values, not 1-D, or different lengths.
+      ValueError: non-finite values, not 1-D, different lengths, or a difference beyond the
+        float64 range.
     """
     a = as_float_array(treatment, "treatment", ndim=(1,))
     b = as_float_array(control, "control", ndim=(1,))
     if a.shape != b.shape:
         raise ValueError(f"treatment and control must pair up seed by seed, got {a.size} and {b.size} values")
-    return a - b
+    with np.errstate(over="ignore"):
+        d = a - b
+    if not np.all(np.isfinite(d)):
+        s = int(np.flatnonzero(~np.isfinite(d))[0])
+        raise ValueError(
+            f"treatment − control overflows float64 at seed {s} ({a[s]:g} − {b[s]:g}); "
+            "express the metric in a larger unit"
+        )
+    return d
 
 
 def t_interval(effects: ArrayLike, *, level: float = 0.95) -> Interval:
     r"""Student-t interval of the mean of per-seed effects.
 
-    ``d̄ ± t_{(1+level)/2, S−1} · s/√S`` with ``s`` the sample standard deviation (``ddof=1``).
-    Exact coverage for normal effects; all seeds equal gives the exact point interval.
+    ``d̄ ± t_{(1+level)/2, S−1} · s/√S`` with ``s`` the sample standard deviation (``ddof=1``),
+    computed on the effects scaled by a power of two (exact; no overflow near the float64
+    maximum). Exact coverage for normal effects. All seeds equal (up to rounding) gives the point
+    interval flagged ``degenerate`` (no uncertainty is measured; see the module docstring).
 
     Args:
       effects: per-seed effects, shape ``(S,)``, ``S ≥ 2``.
@@ -274,14 +333,24 @@ def t_interval(effects: ArrayLike, *, level: float = 0.95) -> Interval:
       :class:`Interval`.
 
     Raises:
-      ValueError: fewer than 2 seeds, non-finite effects, ``level`` outside ``(0, 1)``.
+      ValueError: fewer than 2 seeds, non-finite effects, ``level`` outside ``(0, 1)``, or an
+        interval end beyond the float64 range.
     """
     d = _seed_values(effects, "effects")
     lv = _level(level)
     S = d.size
-    m = float(d.mean())
-    half = float(_sps.t.ppf(0.5 + lv / 2, S - 1) * d.std(ddof=1) / math.sqrt(S))
-    return Interval(m, m - half, m + half, lv, S, f"Student t over {S} seeds ({100 * lv:g}%)")
+    scale = _pow2_scale(d)
+    u = d / scale
+    mu = float(u.mean())
+    half = float(_sps.t.ppf(0.5 + lv / 2, S - 1) * u.std(ddof=1) / math.sqrt(S))
+    with np.errstate(over="ignore"):
+        m, low, high = mu * scale, (mu - half) * scale, (mu + half) * scale
+    _finite_ends(low, high, "effects")
+    flat = _no_spread(d)
+    if flat:
+        low = high = m
+    method = f"Student t over {S} seeds ({100 * lv:g}%)" + ("; zero variance across seeds: a point" if flat else "")
+    return Interval(m, low, high, lv, S, method, flat)
 
 
 def _boot_index(S: int, resamples: int, seed: int) -> np.ndarray:
@@ -295,7 +364,9 @@ def bootstrap_interval(
 
     Resample the ``S`` seeds with replacement ``resamples`` times (one ``(resamples, S)`` index
     array, vectorised), and take the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the
-    resampled means (numpy's linear interpolation). Deterministic given ``seed``.
+    resampled means (numpy's linear interpolation). Deterministic given ``seed``. Means are
+    taken of the effects scaled by a power of two (no overflow); all seeds equal gives the point
+    flagged ``degenerate``.
 
     Args:
       effects: per-seed effects, shape ``(S,)``, ``S ≥ 2``.
@@ -312,12 +383,17 @@ def bootstrap_interval(
     d = _seed_values(effects, "effects")
     lv = _level(level)
     R = _resamples(resamples)
-    means = d[_boot_index(d.size, R, seed)].mean(axis=1)
+    scale = _pow2_scale(d)
+    u = d / scale
+    means = u[_boot_index(d.size, R, seed)].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - lv) / 2, (1 + lv) / 2])
-    return Interval(
-        float(d.mean()), float(lo), float(hi), lv, d.size,
-        f"percentile bootstrap over {d.size} seeds, {R} resamples ({100 * lv:g}%)",
-    )  # fmt: skip
+    m = float(u.mean()) * scale
+    lo, hi = float(lo) * scale, float(hi) * scale
+    flat = _no_spread(d)
+    if flat:
+        lo = hi = m
+    method = f"percentile bootstrap over {d.size} seeds, {R} resamples ({100 * lv:g}%)"
+    return Interval(m, lo, hi, lv, d.size, method + ("; zero variance across seeds: a point" if flat else ""), flat)
 
 
 def ratio_interval(
@@ -351,6 +427,11 @@ def ratio_interval(
     Used for O2's recovered share: ``a_s`` = late switch − one-hot twin, ``b_s`` = full
     distillation − one-hot twin (paired gains per seed).
 
+    Both are computed on ``a`` and ``b`` scaled by powers of two (exact; no overflow), the ratio
+    scaled back; a ratio or an interval end beyond the float64 range is refused. When the
+    per-seed ratios agree (``a_s − ρ̂ b_s`` has no spread) the interval is the point, flagged
+    ``degenerate``.
+
     Args:
       numerator: per-seed ``a_s``, shape ``(S,)``.
       denominator: per-seed ``b_s``, shape ``(S,)``.
@@ -364,16 +445,40 @@ def ratio_interval(
 
     Raises:
       ValueError: fewer than 2 seeds, lengths that differ, non-finite values, bad ``method``,
-        ``level`` or ``resamples``.
+        ``level`` or ``resamples``, or a ratio or interval end beyond the float64 range.
 
     References:
       Fieller (1954), *Some problems in interval estimation*, JRSS B 16:175–185.
     """
-    a = _seed_values(numerator, "numerator")
-    b = _seed_values(denominator, "denominator")
-    if a.shape != b.shape:
-        raise ValueError(f"numerator and denominator must pair up seed by seed, got {a.size} and {b.size}")
+    a0 = _seed_values(numerator, "numerator")
+    b0 = _seed_values(denominator, "denominator")
+    if a0.shape != b0.shape:
+        raise ValueError(f"numerator and denominator must pair up seed by seed, got {a0.size} and {b0.size}")
+    if method not in ("fieller", "bootstrap"):
+        raise ValueError(f"method must be 'fieller' or 'bootstrap', got {method!r}")
     lv = _level(level)
+    sa, sb = _pow2_scale(a0), _pow2_scale(b0)
+    a, b = a0 / sa, b0 / sb  # the ratio of the scaled means is rho · sb / sa
+    back = sa / sb
+    ri = _ratio_scaled(a, b, method, lv, resamples, seed)
+    d = ri.denominator
+    den = Interval(d.estimate * sb, d.low * sb, d.high * sb, d.level, d.seeds, d.method, d.degenerate)
+    with np.errstate(over="ignore"):
+        est, lo, hi = ri.estimate * back, ri.low * back, ri.high * back
+    if math.isinf(est) or (ri.defined and method == "fieller" and not (math.isfinite(lo) and math.isfinite(hi))):
+        raise ValueError(
+            f"numerator/denominator: the ratio ({ri.estimate:g} × {back:g}) or an end of its interval lies beyond "
+            "the float64 range; express the values in comparable units"
+        )
+    flat = bool(ri.defined and _no_spread(a - ri.estimate * b))
+    if flat:
+        lo = hi = est
+    method_text = ri.method + ("; the per-seed ratios agree: a point" if flat else "")
+    return RatioInterval(est, lo, hi, den, ri.defined, lv, ri.seeds, method_text, flat)
+
+
+def _ratio_scaled(a: np.ndarray, b: np.ndarray, method: str, lv: float, resamples: int, seed: int) -> RatioInterval:
+    """:func:`ratio_interval` on values of order 1 (the caller scales them)."""
     S = a.size
     bm = float(b.mean())
     est = float(a.mean() / bm) if bm != 0 else math.nan
@@ -393,8 +498,6 @@ def ratio_interval(
             lo, hi = (est - shift - half) / (1 - g), (est - shift + half) / (1 - g)
         desc = f"Fieller interval of a ratio of paired means over {S} seeds ({100 * lv:g}%)"
         return RatioInterval(est, lo, hi, den, defined, lv, S, desc)
-    if method != "bootstrap":
-        raise ValueError(f"method must be 'fieller' or 'bootstrap', got {method!r}")
     R = _resamples(resamples)
     idx = _boot_index(S, R, seed)
     sa, sb = a[idx].sum(axis=1), b[idx].sum(axis=1)
@@ -408,18 +511,21 @@ def ratio_interval(
     return RatioInterval(est, float(lo), float(hi), den, defined, lv, S, desc)
 
 
-def decide(low: float, high: float, rule: Rule, *, what: str = "the interval") -> Decision:
+def decide(low: float, high: float, rule: Rule, *, what: str = "the interval", degenerate: bool = False) -> Decision:
     r"""The three-outcome rule on an interval ``[low, high]`` and a rule fixed in advance.
 
     For ``side="greater"`` and threshold ``c``: *supported* if ``low > c``; *not supported* if
     ``high < c``; *inconclusive* otherwise (the interval contains or touches ``c``). ``"less"``
-    mirrors it. A NaN end (an undefined interval) is inconclusive.
+    mirrors it. A NaN end (an undefined interval) is inconclusive, and so is a degenerate
+    interval (zero variance across seeds: pass ``degenerate=interval.degenerate``).
 
     Args:
       low: lower end of the interval.
       high: upper end (``high ≥ low``).
       rule: the :class:`Rule`.
       what: how the reason names the interval.
+      degenerate: the interval is a point because every seed gave the same value
+        (:attr:`Interval.degenerate`): inconclusive, whatever its position.
 
     Returns:
       :class:`Decision` with the verdict and a reason quoting the numbers.
@@ -442,6 +548,12 @@ def decide(low: float, high: float, rule: Rule, *, what: str = "the interval") -
     span = f"{what} [{lo:.4g}, {hi:.4g}]"
     if math.isnan(lo) or math.isnan(hi):
         return Decision("inconclusive", f"{what} is undefined")
+    if degenerate:
+        return Decision(
+            "inconclusive",
+            f"zero variance across seeds: {span} is a point, not an interval (the seeds did not vary the outcome); "
+            "no verdict",
+        )
     above, below = lo > c, hi < c
     claim_side, other = (above, below) if rule.side == "greater" else (below, above)
     rel = ">" if rule.side == "greater" else "<"
@@ -493,7 +605,7 @@ def paired_effect(
         iv = bootstrap_interval(d, level=rule.level, resamples=resamples, seed=seed)
     else:
         raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
-    dec = decide(iv.low, iv.high, rule)
+    dec = decide(iv.low, iv.high, rule, degenerate=iv.degenerate)
     return Effect(
         name, iv.estimate, iv.low, iv.high, iv.seeds, control, str(rule), iv.method, dec.verdict, dec.reason,
         {"per_seed": d.tolist()},
@@ -539,7 +651,7 @@ def ratio_effect(
         return Effect(
             name, ri.estimate, None, None, ri.seeds, control, str(rule), ri.method, dec.verdict, dec.reason, extra
         )
-    dec = decide(ri.low, ri.high, rule)
+    dec = decide(ri.low, ri.high, rule, degenerate=ri.degenerate)
     return Effect(
         name, ri.estimate, ri.low, ri.high, ri.seeds, control, str(rule), ri.method, dec.verdict, dec.reason, extra
     )

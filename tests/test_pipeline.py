@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kdtheory import cli, experiments
+from kdtheory.experiments.folder import MARKER
 from kdtheory.experiments.reproduce import reproduce
 from kdtheory.experiments.result import SMOKE
 
@@ -55,7 +56,7 @@ def test_quick_run_report(quick_run):
                 assert isinstance(e["estimate"], float) and e["seeds"] >= 1 and e["control"] and e["rule"]
         assert res["figures"] == [f"{name}.png"]
         assert (out / f"{name}.png").stat().st_size > 10_000 and f"]({name}.png)" in report
-    assert {p.name for p in out.iterdir()} == {f"{n}.png" for n in names} | {"report.md", "results.json"}
+    assert {p.name for p in out.iterdir()} == {f"{n}.png" for n in names} | {"report.md", "results.json", MARKER}
     assert any(line.startswith(f"[1/{len(names)}] eigen_dynamics: running") for line in lines)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from kdtheory import cli, experiments
 from kdtheory.experiments import harness
-from kdtheory.experiments.folder import StagedFolder
+from kdtheory.experiments.folder import MARKER, StagedFolder
 from kdtheory.experiments.reproduce import reproduce
 from kdtheory.experiments.result import SMOKE
 
@@ -45,7 +45,7 @@ def _check_complete(folder: Path) -> dict:
     report = (folder / "report.md").read_text()
     figures = {f for r in data["experiments"].values() for f in r["figures"]}
     assert set(data["files"]) == figures
-    assert {p.name for p in folder.iterdir()} == figures | {"report.md", "results.json"}
+    assert {p.name for p in folder.iterdir()} == figures | {"report.md", "results.json", MARKER}
     for f, digest in data["files"].items():
         assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == digest
         assert f"]({f})" in report

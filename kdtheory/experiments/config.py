@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConfigError", "Param", "Parameter", "check", "format_value", "override", "param", "parameters"]
+__all__ = ["ConfigError", "Param", "Parameter", "check", "flatten", "format_value", "override", "param", "parameters"]
 
 #: the key of :func:`param`'s declaration in a dataclass field's ``metadata``.
 METADATA_KEY = "kdtheory.param"
@@ -387,13 +387,21 @@ def _convert(value: Any, tp: _Type, decl: Param | None, path: str) -> Any:
 # ---------------------------------------------------------------- overrides
 
 
-def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested mappings (a TOML document) as ``(dotted path, value)`` pairs, in order."""
+def flatten(overrides: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested mappings (a TOML document) as ``(dotted path, value)`` pairs, in order.
+
+    Args:
+      overrides: path or name -> value or a nested mapping.
+      prefix: prepended to every path.
+
+    Returns:
+      The pairs.
+    """
     out: list[tuple[str, Any]] = []
     for k, v in overrides.items():
         path = f"{prefix}{k}"
         if isinstance(v, Mapping):
-            out += _flatten(v, f"{path}.")
+            out += flatten(v, f"{path}.")
         else:
             out.append((path, v))
     return out
@@ -415,7 +423,7 @@ def override(config: Any, overrides: Mapping[str, Any]) -> Any:
       ConfigError: an unknown path, a value of the wrong type or out of range, or one the
         dataclass's own checks refuse; the one-line message names the path and what it admits.
     """
-    for path, value in _flatten(overrides):
+    for path, value in flatten(overrides):
         config = _set(config, path.split("."), value, "")
     if overrides:
         check(config)
@@ -615,8 +623,8 @@ def _params(full: Any, quick: Any, prefix: str) -> list[Parameter]:
             out.append(Parameter(path, _type_text(tp), ",".join(fl), ",".join(ql), "a selection of its items", help_))
             slot = f"<{key}>" if key and fl != [str(i) for i in range(len(fl))] else "<i>"
             for sub, (_, stp, sdecl) in _fields(tp.cls).items():
-                if stp is None or stp.kind not in ("scalar", "tuple"):
-                    continue
+                if stp is None or stp.kind not in ("scalar", "tuple") or sub == key:
+                    continue  # the key field names the items: listed with the tuple itself
                 out.append(Parameter(
                     f"{path}.{slot}.{sub}", _type_text(stp), _per_item(f_val, fl, sub), _per_item(q_val, ql, sub),
                     _admits(stp, sdecl), sdecl.help if sdecl else "",

@@ -17,9 +17,18 @@
   serialized by a lock on the parent directory, so two runs into one folder leave the later
   commit's complete run.
 
-The output folder may only hold a previous run's files (those listed in its ``results.json``,
-plus ``report.md`` and ``results.json``): a folder with other files is refused rather than
-replaced, so a mistyped ``--out`` cannot delete a user's files.
+Ownership (issue 19 row 8): every committed run carries a marker file, :data:`MARKER`
+(``.kdtheory-output.json``), holding a kdtheory signature and the SHA-256 of every file of the
+run. A non-empty output folder is replaced only when its marker is valid and every other entry is
+a file the marker lists, with the content kdtheory wrote. Anything else is refused before any work
+is done, and again, under the lock, just before the swap:
+
+* files the marker does not list (a user's ``notes.txt``, a user's own ``results.json`` and
+  ``report.md`` in a folder without a marker — a file *name* proves nothing);
+* a listed file whose content changed since kdtheory wrote it (an edited ``report.md``);
+* a folder without a marker (including one written by kdtheory 0.2 or earlier, which wrote
+  none): the message says how to proceed — delete the folder or give a new one; kdtheory never
+  guesses that an unmarked folder is its own.
 """
 
 from __future__ import annotations
@@ -27,53 +36,139 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 try:  # POSIX; without it (Windows) runs are not protected against each other
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["StagedFolder", "run_files"]
+__all__ = ["MARKER", "SIGNATURE", "StagedFolder", "foreign", "run_files", "write_marker"]
 
 _OWNER = ".owner.lock"
+
+#: the marker file every committed run holds.
+MARKER = ".kdtheory-output.json"
+
+#: the marker's signature field: what the folder is.
+SIGNATURE = "kdtheory reproduce output folder: every file listed here was written by kdtheory"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def run_files(folder: Path) -> set[str] | None:
-    """Names of the files a kdtheory run wrote into ``folder``, from its ``results.json``.
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_marker(folder: Path, **info: Any) -> None:
+    """Write :data:`MARKER` into ``folder``, listing every file in it with its SHA-256.
+
+    Args:
+      folder: a run's (staging) folder, every file written.
+      **info: further JSON values recorded in the marker (e.g. the kdtheory version).
+
+    Raises:
+      ValueError: ``folder`` holds something other than plain files (a run writes files only).
+    """
+    files = {}
+    for entry in sorted(os.listdir(folder)):
+        if entry in (MARKER, _OWNER):
+            continue
+        path = folder / entry
+        if path.is_symlink() or not path.is_file():
+            raise ValueError(f"a run writes plain files only; {path} is not one")
+        files[entry] = _sha256(path)
+    payload = {"signature": SIGNATURE, "format": 1, **info, "files": files}
+    (folder / MARKER).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def run_files(folder: Path) -> dict[str, str] | None:
+    """The files a kdtheory run wrote into ``folder``, from its marker.
 
     Args:
       folder: an output folder.
 
     Returns:
-      ``report.md``, ``results.json`` and the figures listed in ``results.json``; ``None`` when
-      ``folder`` holds no readable ``results.json``.
+      File name -> SHA-256 as written; ``None`` when ``folder`` holds no valid :data:`MARKER`.
     """
     try:
-        payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        figures = set(payload.get("files", {}))
-        for res in payload.get("experiments", {}).values():  # reports written before "files" existed
-            figures.update(res.get("figures", []))
-    except (OSError, ValueError, AttributeError, TypeError):
+        payload = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        if payload.get("signature") != SIGNATURE:
+            return None
+        files = payload["files"]
+        if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            return None
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return None
-    return {"report.md", "results.json"} | {str(f) for f in figures}
+    return files
 
 
-def _foreign(folder: Path) -> list[str]:
-    """Entries of ``folder`` that no kdtheory run wrote (empty when it is absent or empty)."""
+def foreign(folder: Path) -> str | None:
+    """Why ``folder`` may not be replaced by a run, or ``None`` when it may.
+
+    It may when it is absent or empty, or when it holds a valid :data:`MARKER` and otherwise only
+    the files the marker lists, unchanged.
+
+    Args:
+      folder: an output folder.
+
+    Returns:
+      ``None``, or the reason in words (naming up to five entries).
+    """
     if not folder.exists():
-        return []
+        return None
     entries = sorted(os.listdir(folder))
-    ours = run_files(folder) or set()
-    # hidden staging folders and temporary files of the in-folder scheme of kdtheory <= 0.1
-    return [e for e in entries if e not in ours and not e.startswith((".staging-", ".report-", ".results-"))]
+    if not entries:
+        return None
+
+    def shown(names: list[str]) -> str:
+        return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+    ours = run_files(folder)
+    if ours is None:
+        old = _written_by_old_kdtheory(folder, entries)
+        if old:
+            return (
+                f"holds a report written by kdtheory {old} or earlier, without the marker {MARKER} that "
+                "kdtheory now requires before replacing a folder; delete the folder (or move it) and run again, "
+                "or give a new --out folder"
+            )
+        return (
+            f"holds files that are not from a kdtheory run ({shown(entries)}): it has no {MARKER} marker; "
+            "give a new or empty folder"
+        )
+    others = [e for e in entries if e != MARKER and e not in ours]
+    if others:
+        return f"holds files that are not from a kdtheory run ({shown(others)}); give a new or empty folder"
+    changed = [e for e in entries if e in ours and (not (folder / e).is_file() or _sha256(folder / e) != ours[e])]
+    if changed:
+        return (
+            f"holds files changed since kdtheory wrote them ({shown(changed)}); move them out of the folder "
+            "or give a new one"
+        )
+    return None
+
+
+def _written_by_old_kdtheory(folder: Path, entries: list[str]) -> str | None:
+    """The kdtheory version that wrote an unmarked folder, when its results.json says one did (else None)."""
+    try:
+        payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        version = payload["versions"]["kdtheory"]
+        listed = {"report.md", "results.json"} | set(payload.get("files", {}))
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return None
+    return str(version) if isinstance(version, str) and set(entries) <= listed else None
 
 
 @contextlib.contextmanager
@@ -117,7 +212,8 @@ class StagedFolder:
 
     Raises:
       ValueError: when ``out`` is an existing file, the current directory or one of its parents,
-        or a folder holding files that no kdtheory run wrote.
+        or a folder that :func:`foreign` refuses (not marked as a kdtheory run's, or holding files
+        kdtheory did not write or that changed since).
     """
 
     def __init__(self, out: str | os.PathLike) -> None:
@@ -132,13 +228,9 @@ class StagedFolder:
         self._refuse_foreign()
 
     def _refuse_foreign(self) -> None:
-        foreign = _foreign(self.out)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise ValueError(
-                f"out_dir {str(self.out)!r} holds files that are not from a kdtheory run ({shown}); "
-                "give a new or empty folder, or one holding only a previous report"
-            )
+        why = foreign(self.out)
+        if why:
+            raise ValueError(f"out_dir {str(self.out)!r} {why}")
 
     @property
     def _prefix(self) -> str:
@@ -179,8 +271,11 @@ class StagedFolder:
             # no lock file: its owner died between a swap and the removal of the old run
             shutil.rmtree(stale, ignore_errors=True)
 
-    def commit(self) -> None:
-        """Swap the staging folder in as the output folder and delete the previous run's files.
+    def commit(self, **info: Any) -> None:
+        """Mark the run (:func:`write_marker`), swap it in as the output folder, delete the previous run.
+
+        Args:
+          **info: JSON values recorded in the marker besides the files (e.g. the kdtheory version).
 
         Raises:
           ValueError: when files that no kdtheory run wrote appeared in the output folder meanwhile.
@@ -188,6 +283,7 @@ class StagedFolder:
         """
         if self.path is None or self._owner_fd is None:
             raise RuntimeError("commit() must be called once, inside the with block")
+        write_marker(self.path, **info)
         with _locked(self.out.parent):
             self._refuse_foreign()
             os.unlink(self.path / _OWNER)  # the lock file stays open (and locked) until __exit__

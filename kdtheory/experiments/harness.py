@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ def run(
     config: Any = None,
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
     """Run one experiment: measure, decide, draw, time and record.
 
@@ -104,9 +105,12 @@ def run(
       config: a configuration to use instead of the declared one (of the same type).
       out_dir: directory where ``<name>.png`` is written (no figure when ``None``).
       progress: receives the experiment's one-line progress messages.
+      overrides: the overrides that made ``config`` (path -> value, recorded as given; see
+        :func:`kdtheory.experiments.config.override`).
 
     Returns:
-      The :class:`~kdtheory.experiments.result.ExperimentResult`.
+      The :class:`~kdtheory.experiments.result.ExperimentResult`; its ``registered`` is whether
+      the configuration used equals the declared one at this size.
 
     Raises:
       ValueError: for a configuration of another type, a ``measure`` that returns no
@@ -144,6 +148,8 @@ def run(
         config=dataclasses.asdict(cfg),
         seconds=time.perf_counter() - t0,
         rule_verdict=outcome.verdict,
+        overrides=dict(overrides or {}),
+        registered=cfg == experiment.config(quick=quick),
     )
 
 

@@ -94,6 +94,10 @@ class ExperimentResult:
       seconds: wall time of the run (measurement and figure).
       rule_verdict: what the rule gives on these numbers (equal to ``verdict`` at full size; at
         quick size kept for tests only, not written to ``results.json``).
+      overrides: the user's overrides of the declared configuration, path -> value as given
+        (``kdtheory reproduce --set`` / ``--config``; empty when none).
+      registered: ``True`` when the configuration used is the experiment's declared one at this
+        size — the registered evidence; ``False`` for a run with overrides.
     """
 
     name: str
@@ -108,6 +112,8 @@ class ExperimentResult:
     config: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     rule_verdict: Verdict = "inconclusive"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    registered: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """A strict-JSON-ready dict for ``results.json`` (see :func:`jsonable`).
@@ -128,6 +134,8 @@ class ExperimentResult:
                 "measured": self.measured,
                 "figures": list(self.figures),
                 "config": self.config,
+                "overrides": self.overrides,
+                "registered": self.registered,
                 "seconds": self.seconds,
             }
         )
