@@ -20,8 +20,10 @@ duration:
 * inside :meth:`Interrupts.critical` an interrupt is only recorded (the commit of a run's folder
   is not cut in half); the next safe point raises it.
 
-Outside the main thread, or when another handler than Python's default is installed (a notebook
-kernel's, a user's), the context manager changes nothing.
+Nested use shares one state: ``with Interrupts() as intr`` inside an active one gives the outer
+instance (the command installs it for its whole run, :func:`kdtheory.experiments.reproduce.reproduce`
+uses the same). Outside the main thread, or when another handler than Python's default is
+installed (a notebook kernel's, a user's), the context manager changes nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from types import FrameType
 __all__ = ["Interrupts"]
 
 _RECHECK_S = 0.01
+
+#: the installed instance (nested ``with Interrupts()`` blocks share it).
+_active: Interrupts | None = None
 _UNSAFE_FILES = {weakref.__file__, getattr(__import__("_weakrefset"), "__file__", "")}
 
 
@@ -64,6 +69,7 @@ class Interrupts:
     def __init__(self) -> None:
         self.pending = False
         self.installed = False
+        self._nested = False
         self._critical = 0
         self._previous = None
         self._lock = threading.Lock()
@@ -72,15 +78,25 @@ class Interrupts:
         self._timer: threading.Timer | None = None
 
     def __enter__(self) -> Interrupts:
+        global _active
+        if _active is not None and threading.current_thread() is threading.main_thread():
+            self._nested = True
+            return _active
         if threading.current_thread() is threading.main_thread() and (
             signal.getsignal(signal.SIGINT) is signal.default_int_handler
         ):
             self._previous = signal.signal(signal.SIGINT, self._handler)
             self.installed = True
+            _active = self
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        global _active
+        if self._nested:
+            self._nested = False
+            return
         if self.installed:
+            _active = None
             with self._lock:
                 self.installed = False
                 timer, self._timer = self._timer, None

@@ -311,6 +311,13 @@ def _overrides(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str,
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from kdtheory._interrupt import Interrupts
+
+    with Interrupts():  # Ctrl-C is never lost, from here to the summary (issue 19 row 9)
+        return _reproduce_run(args)
+
+
+def _reproduce_run(args: argparse.Namespace) -> int:
     selected, overrides = _overrides(args)
     _check_out(args.out)
     from kdtheory.experiments.reproduce import reproduce, summary

@@ -71,7 +71,7 @@ def power_law_kernel(n: int, *, exponent: float = 1.5, scale: float = 1.0, seed:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     a = positive_scalar(exponent, "exponent")
     s = positive_scalar(scale, "scale")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     Q = q * np.sign(np.diag(r))
     lam = s * np.arange(1, n + 1, dtype=float) ** -a
@@ -105,7 +105,7 @@ def one_hot_labels(
     n = basis.shape[0]
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     W = rng.standard_normal((signal_modes, num_classes))
     scores = np.sqrt(n) * basis[:, :signal_modes] @ W + noise * rng.standard_normal((n, num_classes))
     classes = scores.argmax(axis=1)
@@ -156,7 +156,7 @@ def planted_linear(
         raise ValueError(f"n and d must be positive integers, got {n!r}, {d!r}")
     a = positive_scalar(exponent, "exponent", allow_zero=True)
     sigma = positive_scalar(noise, "noise", allow_zero=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     cov = np.arange(1, d + 1, dtype=float) ** -a
     if isinstance(signal, str):
         if signal != "decay":
@@ -232,6 +232,14 @@ def _noise_rate(label_noise: float) -> float:
     return eta
 
 
+def _seed(x: int, name: str, *, maximum: int | None = None) -> int:
+    """A seed: an integer >= 0 (and <= ``maximum``), or raise naming ``name``."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0 or (maximum is not None and x > maximum):
+        bound = f"in [0, {maximum}]" if maximum is not None else ">= 0"
+        raise ValueError(f"{name} must be an integer {bound}, got {x!r}")
+    return int(x)
+
+
 def _count(x: int, name: str, *, minimum: int = 0) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {x!r}")
@@ -273,7 +281,7 @@ def flip_labels(
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= K):
         raise ValueError(f"labels must lie in [0, {K}), got range [{y.min()}, {y.max()}]")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(_seed(rng, "rng"))
     flip = gen.random(y.size) < eta
     shift = gen.integers(1, K, y.size)
     noisy = np.where(flip, (y + shift) % K, y)
@@ -421,7 +429,7 @@ def gaussian_mixture(
     K = _count(classes, "classes", minimum=2)
     sep = positive_scalar(separation, "separation")
     eta = _noise_rate(label_noise)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     means = rng.standard_normal((K, d))
     means *= sep / np.linalg.norm(means, axis=1, keepdims=True)
 
@@ -476,7 +484,7 @@ def digits(
     data = load_digits()
     X = data.data.astype(float)
     total = X.shape[0]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     perm = rng.permutation(total)
     n_test = int(round(test_fraction * total))
     available = total - n_test - m
@@ -566,7 +574,11 @@ def mnist1d(
     m = _count(validation, "validation")
     eta = _noise_rate(label_noise)
     total = n + m + n_test
-    x, c = _mnist1d_pool(-(-total // 10) * 10, int(seed if data_seed is None else data_seed))
+    seed = _seed(seed, "seed")
+    pool_seed = seed if data_seed is None else _seed(data_seed, "data_seed", maximum=2**32 - 1)
+    if pool_seed > 2**32 - 1:
+        raise ValueError(f"seed must be <= {2**32 - 1} when it seeds the generator (data_seed=None), got {seed}")
+    x, c = _mnist1d_pool(-(-total // 10) * 10, pool_seed)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(x.shape[0])[:total]
     tr, va, te = perm[:n], perm[n : n + m], perm[n + m :]

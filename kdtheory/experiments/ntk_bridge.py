@@ -209,7 +209,7 @@ def _agreement(regime: str, dname: str, width: int, runs: list[dict]) -> Effect:
         raise ValueError(f"{dname}, width {width}: the kernel predicts a lag {pred.min():.3g} ≤ 0 (E2 says > 0)")
     rel = np.abs(meas - pred) / pred
     iv = t_interval(rel, level=RULE.level)
-    dec = decide(iv.low, iv.high, RULE)
+    dec = decide(iv.low, iv.high, RULE, degenerate=iv.degenerate)
     return Effect(
         f"{regime} (width {width}), {dname}: |measured − predicted lag| / predicted lag", iv.estimate, iv.low,
         iv.high, iv.seeds, CONTROL, str(RULE), iv.method, dec.verdict, dec.reason,
