@@ -263,7 +263,7 @@ def _pow2_scale(x: np.ndarray) -> float:
     top = float(np.max(np.abs(x)))
     if top == 0:
         return 1.0
-    return math.ldexp(1.0, math.frexp(top)[1])
+    return math.ldexp(1.0, math.frexp(top)[1] - 1)  # max |x| / scale in [1, 2)
 
 
 def _no_spread(x: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from kdtheory import cli, experiments
 from kdtheory.experiments.folder import MARKER
-from kdtheory.experiments.reproduce import reproduce
+from kdtheory.experiments.reproduce import WIDTH, reproduce, summary
 from kdtheory.experiments.result import SMOKE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,15 @@ def test_quick_run_report(quick_run):
         assert (out / f"{name}.png").stat().st_size > 10_000 and f"]({name}.png)" in report
     assert {p.name for p in out.iterdir()} == {f"{n}.png" for n in names} | {"report.md", "results.json", MARKER}
     assert any(line.startswith(f"[1/{len(names)}] eigen_dynamics: running") for line in lines)
+
+
+@pytest.mark.slow
+def test_terminal_summary_of_the_quick_run_fits_120_columns(quick_run):
+    out, results, _ = quick_run
+    lines = summary(list(results.values()), out)
+    assert all(len(ln) <= WIDTH for ln in lines), max(lines, key=len)
+    rows = lines[1 : 1 + len(results)]
+    assert [r.split()[0] for r in rows] == list(results) and all("smoke run" in r for r in rows)
 
 
 @pytest.mark.slow
