@@ -28,6 +28,7 @@ installed (a notebook kernel's, a user's), the context manager changes nothing.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import signal
@@ -133,7 +134,10 @@ class Interrupts:
             self._armed = False
             if self.installed:
                 self._resent = True
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                if hasattr(signal, "pthread_kill"):  # a real signal: it also wakes a blocking call
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                else:  # pragma: no cover - Windows
+                    _thread.interrupt_main(signal.SIGINT)
 
     def check(self) -> None:
         """A safe point: raise ``KeyboardInterrupt`` if an interrupt is pending (outside a critical section).
