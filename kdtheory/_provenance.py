@@ -80,8 +80,9 @@ def versions(*, with_devices: bool = True) -> dict[str, Any]:
       with_devices: also list JAX's devices (imports JAX).
 
     Returns:
-      ``{"kdtheory", "python", "platform", <each of DEPENDENCIES>: version or "not installed",
-      "devices": [...], "git": {...} or None}``.
+      A dict with the keys ``kdtheory``, ``python``, ``platform``, one per entry of
+      :data:`DEPENDENCIES` (its version, or ``"not installed"``), ``devices`` (when asked) and
+      ``git`` (a dict, or ``None``).
     """
     out: dict[str, Any] = {
         "kdtheory": __version__,

@@ -167,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(command, "error: out of memory")
         return 1
     except BrokenPipeError:  # the reader of stdout left (kdtheory list | head): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:  # no "Exception ignored" when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 0
 
 

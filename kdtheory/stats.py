@@ -23,8 +23,8 @@ Over the seeds:
 
 Degenerate and extreme inputs (issue 19 row 7):
 
-* **Zero variance across seeds** (every per-seed effect equal, up to rounding: spread ≤ 16 ε ·
-  max |d_s|): the interval collapses to a point. That is not evidence — the seeds did not vary
+* **Zero variance across seeds** (every per-seed effect equal, up to rounding: spread ≤ ``16 ε
+  · max |d_s|``): the interval collapses to a point. That is not evidence — the seeds did not vary
   the outcome, so nothing measures its uncertainty (a seed that changes neither the data nor
   the initialization, or a metric that saturates). The interval functions return the point with
   ``degenerate=True`` and say so in ``method``; :func:`decide` with ``degenerate=True``,
