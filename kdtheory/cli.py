@@ -1,16 +1,17 @@
 """The ``kdtheory`` command.
 
 Subcommands:
-  ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...] [--set PATH=VALUE ...]
-  [--config FILE.toml] [--verbose]`` — run the registered experiments and write ``report.md``,
-  ``results.json`` and the figures into DIR; print a summary table (``--verbose``: every reason).
-  ``--set`` and ``--config`` override the experiments' declared parameters
-  (:mod:`kdtheory.experiments.config`; such a run is not the registered evidence).
-  ``kdtheory list [NAME ...]`` — the registered experiments, the claims they check and their
-  parameters (with NAME: every parameter's default at both sizes, range and meaning).
+  ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...]`` — run the registered
+  experiments and write ``report.md``, ``results.json`` and the figures into DIR.
+  ``kdtheory list`` — the registered experiments and the claims they check.
   ``kdtheory confidence TEACHER STUDENT (--logits | --probabilities) [--labels LABELS] [--out DIR]``
   — confidence deviations between any teacher's and student's predictions stored as
   ``.npy``/``.npz`` (:func:`kdtheory.confidence.analyze`).
+
+``reproduce`` also takes ``--set PATH=VALUE ...`` and ``--config FILE.toml``, overrides of the
+experiments' declared parameters (:mod:`kdtheory.experiments.config`; such a run is not the
+registered evidence), and ``--verbose`` (every reason instead of the summary table);
+``kdtheory list NAME ...`` shows each parameter's value at both sizes, its range and meaning.
 
 ``kdtheory --version``: the package, Python and dependency versions, JAX's devices and the git
 commit when run from a checkout.
