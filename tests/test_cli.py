@@ -117,10 +117,16 @@ def test_row13_sigint_during_reproduce_prints_interrupted(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6.0)  # past the imports, inside the JAX experiments
+    first = []
+    for line in proc.stderr:  # past the imports: wait for the JAX experiments to run (a fixed sleep
+        first.append(line)  # could land in the imports on a loaded machine)
+        if "confidence_deviation: running" in line:
+            break
+    time.sleep(1.0)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    err = "".join(first) + err
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "kdtheory reproduce: interrupted", err
 
