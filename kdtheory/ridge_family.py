@@ -174,7 +174,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: i
     n = spectrum.n
     ridge_mean = Recipe("ridge", normalization="mean")  # Mobahi's K/n: eigenvalues d = λ/n
     d = spectrum.evals * ridge_mean.eigenvalue_scale(n)
-    yt = spectrum._labels(y, "y")
+    yt = spectrum.check_labels(y, name="y")
     z = spectrum.U.T @ yt.reshape(n, -1)
     perp = float(np.sum(spectrum.complement(yt) ** 2))
     z2 = np.sum(z * z, axis=1)
