@@ -7,6 +7,8 @@ traceback from deep inside numpy.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -95,7 +97,7 @@ def as_times(t: ArrayLike, name: str = "t", *, integer: bool = False) -> np.ndar
     return arr
 
 
-def positive_scalar(x: float, name: str, *, allow_zero: bool = False) -> float:
+def positive_scalar(x: object, name: str, *, allow_zero: bool = False) -> float:
     """Return ``x`` as a finite positive float, or raise naming ``name``.
 
     Args:
@@ -110,16 +112,16 @@ def positive_scalar(x: float, name: str, *, allow_zero: bool = False) -> float:
       TypeError: ``x`` is not a real number (a bool is not).
       ValueError: ``x`` is not finite, negative, or zero without ``allow_zero``.
     """
-    if isinstance(x, bool) or not np.isscalar(x) or not np.isreal(x):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # numpy's scalars are Real; str, complex are not
         raise TypeError(f"{name} must be a real number, got {x!r}")
-    x = float(x)
-    if not np.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+    value = float(x)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {x!r}")
-    return x
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return value
 
 
-def below_one(x: float, name: str) -> float:
+def below_one(x: object, name: str) -> float:
     """Return ``x`` as a float in ``[0, 1)`` (a momentum β, a fraction), or raise naming ``name``.
 
     Args:

@@ -343,7 +343,7 @@ def _remainder_complex(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> 
     wide = v > 0.5
     th = np.where(wide, 0.0, 2.0 * np.arcsin(np.sqrt(v / 2.0)))
     psi = np.where(wide, np.arcsin(np.clip(np.abs(g.b) / (2.0 * r), 0.0, 1.0)), 0.0)
-    cos_s, sin_s = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
+    _, sin_s = _quarter_turns(np.where(wide, 2.0 * s, 0.0), s * psi, s * th)
     cos_h, sin_h = _quarter_turns(np.where(wide, 2.0 * s + 1.0, 0.0), (s + 0.5) * psi, (s + 0.5) * th)
     cos_1, sin_1 = _quarter_turns(np.where(wide, 1.0, 0.0), 0.5 * psi, 0.5 * th)
     _, sin_th = _quarter_turns(np.where(wide, 2.0, 0.0), psi, th)

@@ -28,9 +28,10 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -55,6 +56,11 @@ __all__ = [
 ]
 
 Method = Literal["flow", "gd", "momentum"]
+
+
+def _finite_real(w: object) -> bool:
+    """A finite real scalar (Python's or numpy's; not a bool, complex, array or Filter)."""
+    return not isinstance(w, bool) and isinstance(w, numbers.Real) and bool(np.isfinite(float(w)))
 
 
 def _float64(x: ArrayLike, name: str) -> np.ndarray:
@@ -186,13 +192,14 @@ class Filter:
 
     def __mul__(self, w: float) -> Filter:
         """A filter scaled by a finite number ``w``."""
-        if isinstance(w, Filter) or isinstance(w, bool) or not np.isscalar(w) or not np.isfinite(w):
+        if not _finite_real(w):
             return NotImplemented
+        w = float(w)  # numpy's or Python's real scalar: the same float64 product
         return Filter(w * self.a, w * self.a_over_eval)
 
     __rmul__ = __mul__
 
-    def __getitem__(self, index) -> Filter:
+    def __getitem__(self, index: Any) -> Filter:
         """Index the leading axes ``S`` (the last axis, the modes, is kept)."""
         return Filter(self.a[index], self.a_over_eval[index])
 
@@ -410,7 +417,7 @@ class Recipe:
         """
         return np.exp(self.log_remaining(spectrum, at, outputs=outputs))
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The recipe as JSON-serializable metadata (``Trajectory.recipe``).
 
         Returns:

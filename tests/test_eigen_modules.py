@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdtheory import _checks, _filter_numerics, eigen, filters, spectrum
+from kdtheory import _checks, _filter_numerics, eigen, exaggeration, filters, noise, planted, ridge_family, spectrum
 from kdtheory.eigen import (
     Filter,
     Recipe,
@@ -199,3 +199,45 @@ def test_numerics_stability_bound_is_the_one_max_learning_rate_uses():
         with pytest.raises(ValueError, match="beyond stability"):
             momentum_filter(lam, 3, learning_rate=eta, momentum=beta)
         momentum_filter(lam, 3, learning_rate=np.nextafter(eta, 0), momentum=beta)  # just inside: fine
+
+
+# the modules built on the spectral core validate through the same checks: a ragged list is named
+FEATURES = Spectrum.from_features(np.random.default_rng(0).standard_normal((4, 3)))
+KERNEL3 = Spectrum.from_kernel(np.eye(3))
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: noise.gradient_statistics(RAGGED), ValueError, r"^per_example must be a rectangular"),
+        (lambda: noise.two_batch_estimates(RAGGED, [1.0, 2.0], b_small=1, b_big=2), ValueError, r"^g_small must be"),
+        (lambda: noise.decompose(RAGGED, np.ones((2, 2)), np.ones((2, 2))), ValueError, r"^onehot must be a rect"),
+        (lambda: noise.least_squares_noise_floor(RAGGED, [1.0, 2.0]), ValueError, r"^X must be a rectangular"),
+        (lambda: ridge_family.borup_filters(RAGGED, ridge=1.0, truth_weight=0.5, rounds=2), ValueError, r"^evals"),
+        (lambda: ridge_family.mobahi_rounds(KERNEL3, RAGGED, epsilon=0.1, rounds=2), ValueError, r"^y must be a rect"),
+        (lambda: ridge_family.das_sanghavi([1.0, 0.5], RAGGED, noise_var=0.1, ridge=1.0), ValueError, r"^theta_star"),
+        (lambda: ridge_family.pareek_polynomial(RAGGED), ValueError, r"^teacher_weights must be a rectangular"),
+        (lambda: ridge_family.pareek_polynomial(["a"]), TypeError, r"^teacher_weights must be a sequence of real"),
+        (lambda: ridge_family.pareek_filter([1.0], ridge=1.0, teacher_weights=[[0.5]]), TypeError, r"^teacher_weig"),
+        (lambda: ridge_family.pareek_weights([1.0, 0.5], ridge=1.0, target=RAGGED), ValueError, r"^target must be"),
+        (
+            lambda: planted.population_risk(FEATURES, np.ones(4), RAGGED, np.ones(3), Recipe().filter(FEATURES, 1.0)),
+            ValueError,
+            r"^theta_star must be a rectangular",
+        ),
+        (lambda: exaggeration.compare(KERNEL3, teacher_t=1.0, student_t=2.0, label_energy=RAGGED), ValueError, "^lab"),
+        (lambda: exaggeration.informative(KERNEL3, teacher_t=RAGGED, student_t=[1.0]), ValueError, r"^teacher_t must"),
+        (lambda: exaggeration.informative(KERNEL3, teacher_t=[1.0], student_t=[-1.0]), ValueError, r"^student_t must"),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)
+
+
+def test_pareek_weights_as_any_real_sequence_give_the_same_filter():
+    ints = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=[1, 2])
+    floats = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=np.array([1.0, 2.0]))
+    assert np.array_equal(ints.a, floats.a) and np.array_equal(ints.a_over_eval, floats.a_over_eval)
+    assert ridge_family.pareek_polynomial([]) == ridge_family.pareek_polynomial(np.zeros(0))
