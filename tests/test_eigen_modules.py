@@ -241,3 +241,39 @@ def test_pareek_weights_as_any_real_sequence_give_the_same_filter():
     floats = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=np.array([1.0, 2.0]))
     assert np.array_equal(ints.a, floats.a) and np.array_equal(ints.a_over_eval, floats.a_over_eval)
     assert ridge_family.pareek_polynomial([]) == ridge_family.pareek_polynomial(np.zeros(0))
+
+
+# ---------------------------------------------------------------------- what the annotations showed
+def test_trajectory_without_an_axis_says_so():
+    from kdtheory.trajectory import Trajectory
+
+    traj = Trajectory(t=None, train=np.zeros((1, 2)), loss=np.zeros(1))
+    with pytest.raises(ValueError, match="no axis: both t and ridge are None"):
+        _ = traj.axis
+    assert "ridge()" in repr(traj)  # the one-line repr still works, as before
+    assert Trajectory(t=np.arange(3.0), train=np.zeros((3, 2)), loss=np.zeros(3)).axis.shape == (3,)
+
+
+def test_filters_scale_by_real_scalars_only():
+    assert np.array_equal((np.float64(2.0) * F2).a, 2 * F2.a) and np.array_equal((F2 * 2).a_over_eval, 2 * F2.a)
+    for bad in (1j, np.complex128(1.0), True, np.ones(2), float("inf"), "2"):
+        with pytest.raises(TypeError):
+            F2 * bad
+
+
+def test_scalars_are_real_numbers_not_strings():
+    with pytest.raises(TypeError, match=r"^learning_rate must be a real number, got '1.5'"):
+        Recipe(learning_rate="1.5")
+    with pytest.raises(TypeError, match=r"^momentum must be a real number"):
+        Recipe("momentum", momentum=0.5 + 0j)
+    assert Recipe(learning_rate=np.float32(0.5)).learning_rate == 0.5
+
+
+def test_label_strategy_names_a_bad_outputs():
+    from hypothesis import find
+
+    from kdtheory.testing import labels
+
+    with pytest.raises(ValueError, match="outputs must be None, a positive integer or 'any', got 'bogus'"):
+        find(labels(3, outputs="bogus"), lambda y: True)
+    assert find(labels(3, outputs=2, one_hot=True), lambda y: True).shape == (3, 2)
