@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice
+from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory.distill import distill_filter, distill_log_remaining, solve_time
 from kdtheory.eigen import GRADIENT_FLOW, Recipe, Spectrum
 
@@ -124,14 +124,14 @@ def compare(
     else:
         if match == "norm":
 
-            def crit(s):
+            def crit(s: float) -> float:
                 f = recipe.filter(spectrum, s)
                 return float(np.sqrt(np.sum(f.a * f.a_over_eval * z2)))
 
             target = float(np.sqrt(np.sum(student * g_st * z2)))
         else:
 
-            def crit(s):
+            def crit(s: float) -> float:
                 return float(np.sum(recipe.remaining(spectrum, s) ** 2 * z2))
 
             target = float(np.sum(e_st**2 * z2))
@@ -226,8 +226,9 @@ def informative(
     """
     top = Spectrum(evals=spectrum.evals[:1], U=spectrum.U[:, :1], V=None, rank_tol=spectrum.rank_tol)  # same n
     log_eps = np.log(RESOLUTION)
-    le_T = recipe.log_remaining(top, teacher_t)[..., 0]
-    le_t = recipe.log_remaining(top, student_t)[..., 0]
+    steps = recipe.method == "gd"  # validated here so that errors name the argument
+    le_T = recipe.log_remaining(top, as_times(teacher_t, "teacher_t", integer=steps))[..., 0]
+    le_t = recipe.log_remaining(top, as_times(student_t, "student_t", integer=steps))[..., 0]
     return np.logical_and.outer(le_T > log_eps, le_t > log_eps)
 
 
@@ -294,7 +295,7 @@ def statement_margin(
             d = c.student_log_remaining[lower] - c.onehot_log_remaining[lower]
             r = c.onehot_remaining[lower] * np.expm1(d) / c.onehot[lower]
         return float(np.min(np.where(np.isfinite(d), r, 0.0)))
-    match = "norm" if statement == "E3_norm" else "loss"
+    match: Match = "norm" if statement == "E3_norm" else "loss"
     c = compare(
         spectrum, teacher_t=teacher_t, student_t=student_t, recipe=recipe, match=match, label_energy=label_energy
     )
@@ -378,7 +379,7 @@ def worst_case(
     count = 0
     for i, T in enumerate(teacher_t):
         for j, t in enumerate(student_t):
-            if informative_only and not mask[i, j]:  # mask exists: checked above
+            if informative_only and mask is not None and not mask[i, j]:  # mask exists: checked above
                 continue
             mgn = statement_margin(
                 spectrum, statement, teacher_t=T, student_t=t, recipe=recipe, label_energy=label_energy

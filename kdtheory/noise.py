@@ -131,9 +131,7 @@ class TwoBatchEstimates(NamedTuple):
     trace: float
 
 
-def two_batch_estimates(
-    g_small: ArrayLike, g_big: ArrayLike, *, b_small: int, b_big: int
-) -> TwoBatchEstimates:
+def two_batch_estimates(g_small: ArrayLike, g_big: ArrayLike, *, b_small: int, b_big: int) -> TwoBatchEstimates:
     r"""Unbiased estimates of ``‖G‖²`` and ``tr Σ`` from two minibatch-mean gradients.
 
     ``‖G‖² ≈ (B_big ‖g_big‖² − B_small ‖g_small‖²)/(B_big − B_small)``,
@@ -186,9 +184,7 @@ class NoiseDecomposition:
     bin_share: np.ndarray
 
 
-def decompose(
-    onehot: ArrayLike, distill: ArrayLike, teacher: ArrayLike, *, bins: int = 10
-) -> NoiseDecomposition:
+def decompose(onehot: ArrayLike, distill: ArrayLike, teacher: ArrayLike, *, bins: int = 10) -> NoiseDecomposition:
     r"""Split the one-hot gradient into the distillation gradient and the per-point noise.
 
     ``ξ_i = g_OH,i − g_KD,i``; each point's share of ``Σ_i ‖ξ_i‖²``, by teacher-confidence

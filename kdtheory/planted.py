@@ -40,11 +40,13 @@ __all__ = [
 ]
 
 
-def _check_features(spectrum: Spectrum, who: str) -> None:
+def _check_features(spectrum: Spectrum, who: str) -> np.ndarray:
+    """The weight-space eigenvectors ``V`` of a features spectrum, or a clear error."""
     if not isinstance(spectrum, Spectrum):
         raise TypeError(f"spectrum must be a kdtheory.eigen.Spectrum, got {type(spectrum).__name__}")
     if spectrum.V is None:
         raise ValueError(f"{who} needs a features spectrum (Spectrum.from_features)")
+    return spectrum.V
 
 
 def _coefficients(spectrum: Spectrum, y: ArrayLike, filter: Filter) -> np.ndarray:
@@ -81,17 +83,17 @@ def population_risk(
       ValueError: a kernel spectrum, or shapes that do not match.
       TypeError: ``filter`` is not a Filter.
     """
-    _check_features(spectrum, "population_risk")
+    V = _check_features(spectrum, "population_risk")
     th = as_float_array(theta_star, "theta_star", ndim=(1,))
     C = as_float_array(cov, "cov", ndim=(1, 2))
-    d = spectrum.V.shape[0]
+    d = V.shape[0]
     if th.shape != (d,):
         raise ValueError(f"theta_star must have shape ({d},), got {th.shape}")
     if C.shape not in ((d,), (d, d)):
         raise ValueError(f"cov must have shape ({d},) or ({d}, {d}), got {C.shape}")
     coef = _coefficients(spectrum, y, filter)
-    SV = (C[:, None] * spectrum.V) if C.ndim == 1 else C @ spectrum.V  # Σ V
-    M = spectrum.V.T @ SV  # Vᵀ Σ V
+    SV = (C[:, None] * V) if C.ndim == 1 else C @ V  # Σ V
+    M = V.T @ SV  # Vᵀ Σ V
     b = SV.T @ th  # Vᵀ Σ θ*
     c0 = float(th @ (C * th if C.ndim == 1 else C @ th))
     flat = coef.reshape(-1, coef.shape[-1])
@@ -118,16 +120,16 @@ def validation_mse(spectrum: Spectrum, y: ArrayLike, X_val: ArrayLike, y_val: Ar
       ValueError: a kernel spectrum, an empty validation sample, or shapes that do not match.
       TypeError: ``filter`` is not a Filter.
     """
-    _check_features(spectrum, "validation_mse")
+    V = _check_features(spectrum, "validation_mse")
     Xv = as_float_array(X_val, "X_val", ndim=(2,))
     yv = as_float_array(y_val, "y_val", ndim=(1,))
-    d = spectrum.V.shape[0]
+    d = V.shape[0]
     if Xv.shape[0] == 0 or Xv.shape[1] != d:
         raise ValueError(f"X_val must have shape (n_val >= 1, {d}), got {Xv.shape}")
     if yv.shape != (Xv.shape[0],):
         raise ValueError(f"y_val must have shape ({Xv.shape[0]},) to match X_val, got {yv.shape}")
     coef = _coefficients(spectrum, y, filter)
-    pred = coef @ (Xv @ spectrum.V).T  # S + (n_val,)
+    pred = coef @ (Xv @ V).T  # S + (n_val,)
     return np.mean((pred - yv) ** 2, axis=-1)
 
 
@@ -144,14 +146,23 @@ def _student_grid(spectrum: Spectrum, Ts: np.ndarray, ts: np.ndarray, weights: n
     return student.train_from(zero, target)
 
 
-def _grid_axes(teacher_t, student_t, teacher_weight, truth_weight):
+def _grid_axes(
+    teacher_t: ArrayLike,
+    student_t: ArrayLike,
+    teacher_weight: Sequence[float] | None,
+    truth_weight: Sequence[float] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Ts = np.atleast_1d(as_times(teacher_t, "teacher_t")).ravel()
     ts = np.atleast_1d(as_times(student_t, "student_t")).ravel()
     if Ts.size == 0 or ts.size == 0:
         raise ValueError("teacher_t and student_t must not be empty")
-    if teacher_weight is None and truth_weight is None:
-        teacher_weight = (1.0,)
-    grid = teacher_weight if teacher_weight is not None else truth_weight
+    grid: Sequence[float]
+    if teacher_weight is not None:
+        grid = teacher_weight
+    elif truth_weight is not None:
+        grid = truth_weight
+    else:
+        teacher_weight = grid = (1.0,)
     n_w = np.size(grid)
     if n_w == 0:
         raise ValueError("the grid of teacher weights must not be empty")
@@ -235,7 +246,7 @@ def search_best(
         lo = np.log(Ts[max(i - 1, 0)])
         hi = np.log(Ts[min(i + 1, Ts.size - 1)]) if np.isfinite(Ts[min(i + 1, Ts.size - 1)]) else np.log(T_best) + 5
 
-        def risk_at(logT):
+        def risk_at(logT: float) -> float:
             return float(population_risk(spectrum, y, theta_star, cov, recipe.filter(spectrum, np.exp(logT))))
 
         opt = scipy.optimize.minimize_scalar(risk_at, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})

@@ -30,7 +30,7 @@ import scipy.optimize
 from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, positive_scalar
+from kdtheory._checks import as_array, as_float_array, positive_scalar
 from kdtheory.eigen import Filter, Recipe, Spectrum, ridge_filter
 
 __all__ = [
@@ -51,6 +51,14 @@ def _evals(evals: ArrayLike) -> np.ndarray:
     if (lam < 0).any():
         raise ValueError("evals must be >= 0")
     return lam
+
+
+def _step_weights(teacher_weights: Sequence[float]) -> list[float]:
+    """The weights ξ as Python floats (any real values, NaN/inf left to the caller), or a named error."""
+    w = as_array(teacher_weights, "teacher_weights")
+    if w.ndim != 1 or not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise TypeError(f"teacher_weights must be a sequence of real numbers, got {teacher_weights!r}")
+    return [float(x) for x in w]
 
 
 def _alpha(truth_weight: float) -> float:
@@ -174,7 +182,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: i
     n = spectrum.n
     ridge_mean = Recipe("ridge", normalization="mean")  # Mobahi's K/n: eigenvalues d = λ/n
     d = spectrum.evals * ridge_mean.eigenvalue_scale(n)
-    yt = spectrum._labels(y, "y")
+    yt = spectrum.check_labels(y, name="y")
     z = spectrum.U.T @ yt.reshape(n, -1)
     perp = float(np.sum(spectrum.complement(yt) ** 2))
     z2 = np.sum(z * z, axis=1)
@@ -200,7 +208,7 @@ def mobahi_rounds(spectrum: Spectrum, y: ArrayLike, *, epsilon: float, rounds: i
                     f"= {budget:.4g}; the constraint cannot be met (Mobahi et al. assume a full-rank kernel)"
                 )
 
-            def lhs(logc, z2=z2, perp=perp):
+            def lhs(logc: float, z2: np.ndarray = z2, perp: float = perp) -> float:
                 c = np.exp(logc)
                 return float(np.sum((c / (c + d)) ** 2 * z2) + perp) - budget
 
@@ -310,8 +318,7 @@ def pareek_polynomial(teacher_weights: Sequence[float]) -> Polynomial:
       The polynomial ``p_k``.
     """
     p = Polynomial([1.0])
-    for xi in teacher_weights:
-        xi = float(xi)
+    for xi in _step_weights(teacher_weights):
         p = xi * Polynomial([0.0, 1.0]) * p + (1.0 - xi)
     return p
 
@@ -334,8 +341,7 @@ def pareek_filter(evals: ArrayLike, *, ridge: float, teacher_weights: Sequence[f
     M = ridge_filter(lam, positive_scalar(ridge, "ridge"))
     zero, one = Filter.zero(lam.size), Filter.labels(lam)
     F = M.train_from(zero, one)
-    for xi in teacher_weights:
-        xi = float(xi)
+    for xi in _step_weights(teacher_weights):
         if not np.isfinite(xi):
             raise ValueError(f"teacher_weights must be finite, got {xi!r}")
         F = M.train_from(zero, xi * F + (1.0 - xi) * one)

@@ -17,8 +17,11 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
+from numpy.typing import ArrayLike
 
 __all__ = [
     "spectra",
@@ -61,7 +64,8 @@ def random_orthogonal(n: int, seed: int) -> np.ndarray:
 
 @st.composite
 def spectra(
-    draw,
+    draw: st.DrawFn,
+    /,
     *,
     size: int | None = None,
     min_size: int = 1,
@@ -104,6 +108,7 @@ def spectra(
     n = size if size is not None else draw(st.integers(min_size, max_size))
     kind = draw(st.sampled_from(kinds))
     j = np.arange(1, n + 1, dtype=float)
+    lam: np.ndarray
     if kind == "power_law":
         lam = j ** -draw(st.floats(0.5, 3.0))
     elif kind == "gapped":
@@ -129,7 +134,7 @@ def spectra(
 
 
 @st.composite
-def psd_matrices(draw, *, min_size: int = 1, max_size: int = 12, **spectrum_kw) -> np.ndarray:
+def psd_matrices(draw: st.DrawFn, /, *, min_size: int = 1, max_size: int = 12, **spectrum_kw: Any) -> np.ndarray:
     r"""Symmetric PSD matrices ``Q diag(λ) Qᵀ`` with ``λ`` from :func:`spectra`.
 
     Covers full-rank, rank-deficient (exact zero eigenvalues), ill-conditioned and
@@ -153,7 +158,7 @@ def psd_matrices(draw, *, min_size: int = 1, max_size: int = 12, **spectrum_kw) 
 
 
 @st.composite
-def labels(draw, n: int, *, outputs: int | None | str = "any", one_hot: bool | str = "any") -> np.ndarray:
+def labels(draw: st.DrawFn, /, n: int, *, outputs: int | None | str = "any", one_hot: bool | str = "any") -> np.ndarray:
     """Label vectors ``(n,)`` or matrices ``(n, k)``: Gaussian regression targets or one-hot classes.
 
     Gaussian values are independent standard normals; one-hot rows put a 1 in a column drawn
@@ -171,7 +176,9 @@ def labels(draw, n: int, *, outputs: int | None | str = "any", one_hot: bool | s
     Returns:
       A strategy for float64 arrays of shape ``(n,)`` or ``(n, k)``.
     """
-    k = draw(st.sampled_from([None, 1, 2, 3, 4])) if outputs == "any" else outputs
+    if isinstance(outputs, str) and outputs != "any":
+        raise ValueError(f"outputs must be None, a positive integer or 'any', got {outputs!r}")
+    k = draw(st.sampled_from([None, 1, 2, 3, 4])) if isinstance(outputs, str) else outputs
     hot = draw(st.booleans()) if one_hot == "any" else bool(one_hot)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if k is None:
@@ -183,7 +190,7 @@ def labels(draw, n: int, *, outputs: int | None | str = "any", one_hot: bool | s
 
 @st.composite
 def kernel_problems(
-    draw, *, min_size: int = 1, max_size: int = 10, max_outputs: int = 3, **spectrum_kw
+    draw: st.DrawFn, /, *, min_size: int = 1, max_size: int = 10, max_outputs: int = 3, **spectrum_kw: Any
 ) -> KernelProblem:
     r"""A kernel regression problem: features ``X`` (``n × d``), ``K = X Xᵀ``, labels, test points.
 
@@ -278,7 +285,7 @@ def times(*, max_time: float = 1e3, allow_inf: bool = True) -> st.SearchStrategy
     return st.one_of(finite, st.just(float("inf"))) if allow_inf else finite
 
 
-def stable_learning_rates(lam_max: float, *, monotone: bool = False, momentum: float = 0.0):
+def stable_learning_rates(lam_max: float, *, monotone: bool = False, momentum: float = 0.0) -> st.SearchStrategy[float]:
     """Learning rates strictly inside the stability region of GD / heavy ball on ``λ_max``.
 
     ``η λ_max`` is drawn from ``[1e-3, 1]`` when ``monotone``, else from
@@ -353,7 +360,7 @@ def momenta(*, max_momentum: float = 1 - 1e-9) -> st.SearchStrategy[float]:
 
 @st.composite
 def edge_spectra(
-    draw, *, min_size: int = 1, max_size: int = 6, top: tuple[float, float] = (1e-100, 1e100)
+    draw: st.DrawFn, /, *, min_size: int = 1, max_size: int = 6, top: tuple[float, float] = (1e-100, 1e100)
 ) -> np.ndarray:
     r"""Descending eigenvalues with the edge cases of the filters: zeros, subnormals, near-ties.
 
@@ -430,7 +437,7 @@ def rate_fractions(*, max_fraction: float = 1 - 1e-9) -> st.SearchStrategy[float
 
 
 @st.composite
-def near_double_root_rates(draw, lam: float, momentum: float, *, max_offset: float = 1e-6) -> float:
+def near_double_root_rates(draw: st.DrawFn, /, lam: float, momentum: float, *, max_offset: float = 1e-6) -> float:
     r"""Learning rates η putting ``η λ`` at or near a double root of heavy ball.
 
     ``η λ = (1 ± √β)² (1 + δ)`` with ``δ = 0`` or ``|δ|`` on a log scale in
@@ -461,7 +468,7 @@ def near_double_root_rates(draw, lam: float, momentum: float, *, max_offset: flo
     return float(q / lam)
 
 
-def relative_error(actual, expected) -> float:
+def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     r"""Norm-wise relative error ``‖actual − expected‖ / ‖expected‖`` (Frobenius; 0 if equal).
 
     Args:
@@ -486,7 +493,9 @@ def relative_error(actual, expected) -> float:
     return diff / max(float(np.linalg.norm(e.ravel())), np.finfo(float).tiny)
 
 
-def assert_close(actual, expected, *, rtol: float = 1e-10, atol: float = 0.0, what: str = "") -> None:
+def assert_close(
+    actual: ArrayLike, expected: ArrayLike, *, rtol: float = 1e-10, atol: float = 0.0, what: str = ""
+) -> None:
     r"""Assert ``‖actual − expected‖ ≤ atol + rtol ‖expected‖`` (Frobenius norms over the array).
 
     The one tolerance rule of kdtheory's test suite: errors are measured norm-wise over the whole

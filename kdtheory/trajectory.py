@@ -59,23 +59,30 @@ class Trajectory:
     test_accuracy: np.ndarray | None = None
     projection: np.ndarray | None = None
     params: Any = None
-    recipe: Mapping[str, Any] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict[str, Any])
     solver: Mapping[str, Any] | None = None
 
     @property
     def axis(self) -> np.ndarray:
-        """The axis the trajectory is indexed by: ``t``, or ``ridge`` for ridge recipes."""
-        return self.t if self.t is not None else self.ridge
+        """The axis the trajectory is indexed by: ``t``, or ``ridge`` for ridge recipes.
+
+        Raises:
+          ValueError: a trajectory built with neither ``t`` nor ``ridge``.
+        """
+        axis = self.t if self.t is not None else self.ridge
+        if axis is None:
+            raise ValueError("this Trajectory has no axis: both t and ridge are None")
+        return axis
 
     def __repr__(self) -> str:
         """One line: method, axis, shapes and the final loss."""
         method = self.recipe.get("method", "custom")
         name = "t" if self.t is not None else "ridge"
         extra = "".join(
-            f", {f}{getattr(self, f).shape}"
-            for f in ("test", "weights")
-            if isinstance(getattr(self, f), np.ndarray)
+            f", {f}{getattr(self, f).shape}" for f in ("test", "weights") if isinstance(getattr(self, f), np.ndarray)
         )
         loss = np.ravel(self.loss)
         last = f", final loss={loss[-1]:.4g}" if loss.size else ""
-        return f"Trajectory(method={method!r}, {name}{np.shape(self.axis)}, train{self.train.shape}{extra}{last})"
+        axis = self.t if self.t is not None else self.ridge
+        shape = () if axis is None else axis.shape
+        return f"Trajectory(method={method!r}, {name}{shape}, train{self.train.shape}{extra}{last})"

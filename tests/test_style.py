@@ -1,5 +1,18 @@
 """House style, enforced: ruff (its pydocstyle rules, Google convention, on the package; see
-pyproject.toml) and an ``Args:`` entry for every argument of every public function and method of ``kdtheory``."""
+pyproject.toml) and an ``Args:`` entry for every argument of every public function and method of ``kdtheory``.
+
+Where an entry would be a copy, the argument may be documented in one other place:
+
+* a ``__call__`` by its class: an argument of ``__call__`` that its own ``Args:`` lacks counts as
+  documented when the class docstring lists it under ``Args:`` or ``Attributes:`` (a call that
+  overrides an attribute of the same name, e.g. ``Loss.__call__(..., temperature=)``);
+* by a pointer, a docstring line ``Args: see :class:`~module.Name``` (or ``:func:``, ``:meth:``,
+  ``:obj:``): the arguments are those documented by the target (its ``Args:``, for a class also
+  its ``Attributes:`` and its ``__call__``'s ``Args:``). One hop: the target must document them
+  itself, and a pointer that does not resolve is an error. This is how every experiment's
+  ``measure(cfg, say)`` points to :class:`kdtheory.experiments.harness.Measure`. (``Args: see``
+  on one line is deliberately not a pydocstyle section, so ruff's D417 does not ask for entries.)
+"""
 
 import importlib
 import inspect
@@ -16,6 +29,8 @@ import kdtheory
 
 ROOT = Path(__file__).resolve().parents[1]
 
+POINTER = re.compile(r"^\s*Args: see :(?:class|func|meth|obj):`~?([\w.]+)`", re.M)
+
 
 def _ruff() -> list[str]:
     exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
@@ -31,6 +46,7 @@ def test_ruff_lint_and_docstrings():
 
 
 def _public_callables():
+    """``(qualified name, function, owning class or None)`` for every public function and method."""
     for info in pkgutil.walk_packages(kdtheory.__path__, "kdtheory."):
         if info.name.rsplit(".", 1)[-1].startswith("_"):
             continue
@@ -40,25 +56,198 @@ def _public_callables():
             if getattr(obj, "__module__", None) != mod.__name__:
                 continue  # re-exported: checked where it is defined
             if inspect.isfunction(obj):
-                yield f"{mod.__name__}.{name}", obj
+                yield f"{mod.__name__}.{name}", obj, None
             elif inspect.isclass(obj):
                 for attr, value in vars(obj).items():
                     if attr.startswith("_") and attr != "__call__":
                         continue
                     fn = value.__func__ if isinstance(value, classmethod | staticmethod) else value
                     if inspect.isfunction(fn):
-                        yield f"{mod.__name__}.{name}.{attr}", fn
+                        yield f"{mod.__name__}.{name}.{attr}", fn, obj
+
+
+def _entries(doc: str, *headers: str) -> str:
+    """The text after the first of ``headers`` found in ``doc`` (to its end), or ``""``.
+
+    As lenient as the rule has always been: an entry is any indented ``name ...:`` line after the header.
+    """
+    for header in headers:
+        if re.search(rf"^\s*{header}:\s*$", doc, re.M):
+            return re.split(rf"^\s*{header}:\s*$", doc, maxsplit=1, flags=re.M)[1]
+    return ""
+
+
+def _documents(text: str, param: str) -> bool:
+    return re.search(rf"^\s+\*{{0,2}}{re.escape(param)}\b.*:", text, re.M) is not None
+
+
+def _resolve(target: str):
+    """The object a dotted name points to: the longest importable module prefix, then attributes."""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+        return obj
+    return None
+
+
+def _target_docs(obj) -> str:
+    """The argument documentation a pointer's target offers (its own text only: one hop)."""
+    doc = inspect.getdoc(obj) or ""
+    if inspect.isclass(obj):
+        text = _entries(doc, "Args") + "\n" + _entries(doc, "Attributes")
+        call = vars(obj).get("__call__")
+        if inspect.isfunction(call):
+            text += "\n" + _entries(inspect.getdoc(call) or "", "Args")
+        return text
+    return _entries(doc, "Args")
+
+
+def undocumented(fn, owner=None) -> list[str]:
+    """The arguments of ``fn`` (a method of ``owner`` when given) that no allowed place documents.
+
+    Raises:
+      AssertionError: a pointer whose target does not resolve.
+    """
+    params = [p for p in inspect.signature(fn).parameters if p not in ("self", "cls")]
+    doc = inspect.getdoc(fn) or ""
+    text = _entries(doc, "Args")
+    if owner is not None and fn.__name__ == "__call__":
+        cls_doc = inspect.getdoc(owner) or ""
+        text += "\n" + _entries(cls_doc, "Args") + "\n" + _entries(cls_doc, "Attributes")
+    for target in POINTER.findall(doc):
+        obj = _resolve(target)
+        assert obj is not None, f"{fn.__qualname__}: 'Args: see' points to {target!r}, which does not resolve"
+        text += "\n" + _target_docs(obj)
+    return [p for p in params if not _documents(text, p)]
 
 
 def test_every_public_argument_is_documented():
     missing = []
-    for qualname, fn in _public_callables():
-        params = [p for p in inspect.signature(fn).parameters if p not in ("self", "cls")]
-        if not params:
-            continue
-        doc = inspect.getdoc(fn) or ""
-        args = doc.split("Args:", 1)[1] if "Args:" in doc else ""
-        undocumented = [p for p in params if not re.search(rf"^\s+\*{{0,2}}{re.escape(p)}\b.*:", args, re.M)]
-        if undocumented:
-            missing.append(f"{qualname}: {', '.join(undocumented)}")
+    for qualname, fn, owner in _public_callables():
+        gaps = undocumented(fn, owner)
+        if gaps:
+            missing.append(f"{qualname}: {', '.join(gaps)}")
     assert not missing, "public arguments without an Args: entry:\n" + "\n".join(missing)
+
+
+# ---------------------------------------------------------------------- the checker itself
+def _missing_entry(x, y):
+    """Add.
+
+    Args:
+      x: the first.
+
+    Returns:
+      The sum.
+    """
+    return x + y
+
+
+def _documented(x, *, y=1, **options):
+    """Add.
+
+    Args:
+      x: the first.
+      y: the second.
+      **options: ignored.
+    """
+    return x + y
+
+
+def _no_docstring(x):
+    return x
+
+
+def _points_to_measure(cfg, say):
+    """Measure.
+
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
+    """
+
+
+def _points_but_extra(cfg, say, extra):
+    """Measure, with an argument the target does not document.
+
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
+    """
+
+
+def _dangling_pointer(cfg):
+    """Measure.
+
+    Args: see :class:`~kdtheory.experiments.harness.NoSuchThing`.
+    """
+
+
+def _pointer_to_undocumented(x):
+    """Points to a target that documents nothing.
+
+    Args: see :func:`tests.test_style._no_docstring`.
+    """
+
+
+def _mentions_without_pointing(cfg, say):
+    """Says cfg: and say: only in prose, before any Args section, which is not documentation.
+
+    cfg: the configuration.
+    """
+
+
+class _Kernel:
+    """A kernel whose call is documented by the class.
+
+    Args:
+      A: points.
+
+    Attributes:
+      scale: the scale; ``__call__`` may override it.
+    """
+
+    def __call__(self, A, scale=None):
+        """The block."""
+
+    def other(self, A):
+        """Not a call: the class docstring does not count here."""
+
+
+class _BadKernel:
+    """A kernel whose class documents only part of its call.
+
+    Attributes:
+      scale: the scale.
+    """
+
+    def __call__(self, A, B, scale=None):
+        """The block.
+
+        Args:
+          A: points.
+        """
+
+
+def test_checker_catches_a_missing_entry():
+    assert undocumented(_missing_entry) == ["y"]
+    assert undocumented(_no_docstring) == ["x"]
+    assert undocumented(_mentions_without_pointing) == ["cfg", "say"]
+    assert undocumented(_documented) == []
+
+
+def test_checker_follows_one_pointer_and_still_catches_gaps():
+    assert undocumented(_points_to_measure) == []
+    assert undocumented(_points_but_extra) == ["extra"]
+    assert undocumented(_pointer_to_undocumented) == ["x"]
+    with pytest.raises(AssertionError, match="does not resolve"):
+        undocumented(_dangling_pointer)
+
+
+def test_checker_lets_a_class_document_its_call_only():
+    assert undocumented(_Kernel.__call__, _Kernel) == []
+    assert undocumented(_Kernel.other, _Kernel) == ["A"]  # only __call__ may lean on the class
+    assert undocumented(_Kernel.__call__) == ["A", "scale"]  # without its class, nothing documents it
+    assert undocumented(_BadKernel.__call__, _BadKernel) == ["B"]
+

@@ -58,9 +58,7 @@ class Config:
 def measure(cfg: Config, say) -> Outcome:
     """Closed form against an explicit GD loop on one kernel, per step and per mode; the rule above.
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
       The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.

@@ -101,9 +101,7 @@ def _grid_margins(spec: Spectrum, grid: np.ndarray) -> dict[str, np.ndarray]:
 def measure(cfg: Config, say) -> Outcome:
     """Paths, per-direction ratios, margins of E1–E3 at the informative grid points, E3 with label energy; the rule.
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
       The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.

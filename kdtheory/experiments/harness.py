@@ -19,16 +19,37 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kdtheory._mpl import pyplot
 from kdtheory.experiments import config
 from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
 
-__all__ = ["Experiment", "Progress", "finish", "pyplot", "run"]
+__all__ = ["Experiment", "Measure", "Progress", "finish", "pyplot", "run"]
 
 #: a callable receiving one-line progress messages.
 Progress = Callable[[str], None]
+
+
+class Measure(Protocol):
+    """An experiment's ``measure(cfg, say) -> Outcome``: measure at one size and apply the rule.
+
+    Every experiment module defines one; its docstring says what it measures and decides, and
+    points here for the arguments (``Args: see``), which are the same for all of them.
+    """
+
+    def __call__(self, cfg: Any, say: Progress, /) -> Outcome:
+        """Run the measurements and decide.
+
+        Args:
+          cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``, or another
+            instance of the same dataclass).
+          say: called with one-line progress messages.
+
+        Returns:
+          The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ class Experiment:
     claim: str
     full: Any
     quick: Any
-    measure: Callable[[Any, Progress], Outcome]
+    measure: Measure
     figure: Callable[[Outcome, Any], Any] | None = None
 
     def __post_init__(self) -> None:

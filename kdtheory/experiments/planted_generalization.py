@@ -120,9 +120,7 @@ def _seed(cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray):
 def measure(cfg: Config, say) -> Outcome:
     """The validation-selected teacher and student per seed and map cell; the rule of the module docstring.
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
       The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.

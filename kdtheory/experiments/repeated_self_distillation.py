@@ -86,9 +86,7 @@ def _effective_dimension(B: np.ndarray) -> np.ndarray:
 def measure(cfg: Config, say) -> Outcome:
     """Mobahi and Borup rounds on one noisy 1-D regression problem; test error and filters per round.
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
       The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
