@@ -76,5 +76,9 @@ def test_four_host_devices_equal_one():
     assert out["iterations"][0] == out["iterations"][1]
     for name, value in out.items():
         if name not in ("iterations", "shards"):
-            # the same numbers up to the order of floating-point sums (psum over devices)
-            assert value <= 1e-13, (name, value)
+            # Products: the same numbers up to the order of floating-point sums (psum over devices).
+            # Trajectories pass those sums through the Lanczos recurrence and a small eigensolve,
+            # which amplify a 1e-16 reordering by the basis' loss of orthogonality (measured
+            # 1.4e-13 on CI); 1e-11 is still six orders below the solver's default tolerance.
+            bound = 1e-11 if name.startswith("trajectory") else 1e-13
+            assert value <= bound, (name, value)
