@@ -207,7 +207,7 @@ def _whole_file_map(x: object) -> bool:
     """
     return (
         isinstance(x, np.memmap)
-        and isinstance(x.base, mmap.mmap)
+        and isinstance(getattr(x, "base", None), mmap.mmap)
         and x.ndim == 2
         and x.flags.c_contiguous
         and bool(getattr(x, "filename", None))
