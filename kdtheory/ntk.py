@@ -40,6 +40,7 @@ from kdtheory._checks import as_float_array, choice, positive_scalar
 from kdtheory.dynamics import train
 from kdtheory.eigen import NORMALIZATIONS, Normalization, Spectrum, loss_divisor
 from kdtheory.gradients import per_example_jacobians
+from kdtheory.operators import NTKOperator, relu_kernels
 from kdtheory.simulate import Model
 from kdtheory.structured_ntk import structured_ntk
 from kdtheory.trajectory import Trajectory
@@ -120,11 +121,9 @@ def empirical_ntk(
     A, B = jnp.asarray(A, dt), jnp.asarray(B, dt)
     blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
     blocks2 = [slice(i, i + bs) for i in range(0, B.shape[0], bs)] if bs else [slice(None)]
-    rows = []
     if method == "ntvp":
-        for s1 in blocks1:
-            rows.append([np.asarray(_ntk_ntvp(fn, params, A[s1], B[s2], trace)) for s2 in blocks2])
-        return np.block(rows)
+        return _ntk_ntvp(fn, params, A, None if X2 is None else B, trace, bs)
+    rows = []
     jac = _jacobians_batched if method == "jacobian" else per_example_jacobians
     same = X2 is None
     for s1 in blocks1:
@@ -148,24 +147,14 @@ def _jacobians_batched(apply, params, A) -> np.ndarray:
     return np.asarray(jax.jacrev(lambda fl, x: apply(unravel(fl), x))(flat, A))
 
 
-def _ntk_ntvp(apply, params, A, B, trace):
-    """Θ(A, B) column by column: u = J(B)ᵀ e (vjp), then J(A) u (jvp); J is never formed."""
-    _, vjp_fn = jax.vjp(lambda p: apply(p, B), params)
-    n2 = B.shape[0]
-    out0 = apply(params, B[:1])
-    k = out0.shape[1]
-    basis = jnp.eye(n2 * k, dtype=out0.dtype).reshape(n2 * k, n2, k)
-
-    def column(cot):
-        (u,) = vjp_fn(cot)
-        return jax.jvp(lambda p: apply(p, A), (params,), (u,))[1]  # (n1, k)
-
-    cols = jax.lax.map(column, basis)  # (n2·k, n1, k): Θ[(a, c), (b, c')] at [(b, c'), a, c]
-    full = cols.reshape(n2, k, A.shape[0], k).transpose(2, 3, 0, 1)  # (n1, k, n2, k)
-    if trace is None:
-        return full.reshape(A.shape[0] * k, n2 * k)
-    K = jnp.einsum("akbk->ab", full)
-    return K / k if trace == "mean" else K
+def _ntk_ntvp(apply, params, A, B, trace, block_size) -> np.ndarray:
+    """Θ(A, B) as the dense form of :class:`~kdtheory.operators.NTKOperator` (its NTK-vector products)."""
+    dt = A.dtype
+    op = NTKOperator(apply, params, A if B is None else B, trace=trace, block_size=block_size, dtype=dt)
+    target = op if B is None else op.cross(np.asarray(A))
+    per_column = op.outputs * int(ravel_pytree(params)[0].size)  # tangent entries one column of V makes
+    cols = max(1, min(op.n, 2**25 // max(per_column, 1)))
+    return target.dense(block_size=cols).astype(dt)
 
 
 class ReluKernels(NamedTuple):
@@ -208,29 +197,11 @@ def relu_ntk(
         raise ValueError(f"X1 has {A.shape[1]} features but X2 has {B.shape[1]}")
     if int(depth) != depth or depth < 0:
         raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-    sw2 = positive_scalar(weight_std, "weight_std") ** 2
-    sb2 = positive_scalar(bias_std, "bias_std", allow_zero=True) ** 2
-    d = A.shape[1]
-    cross = sw2 * (A @ B.T) / d + sb2
-    diag1 = sw2 * np.sum(A * A, 1) / d + sb2
-    diag2 = sw2 * np.sum(B * B, 1) / d + sb2
-    theta = cross.copy()
-    for _ in range(depth):
-        norm = np.sqrt(np.outer(diag1, diag2))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.clip(np.where(norm > 0, cross / np.where(norm > 0, norm, 1.0), 1.0), -1.0, 1.0)
-        # θ from atan2: exact 0 on the diagonal, where arccos(1 − δ) loses half the digits
-        ang = np.arctan2(np.sqrt(np.maximum(np.outer(diag1, diag2) - cross * cross, 0.0)), cross)
-        if X2 is None:  # a point with itself: θ = 0 exactly (the square root would amplify round-off)
-            np.fill_diagonal(ang, 0.0)
-            np.fill_diagonal(cos, 1.0)
-        cross_next = sw2 * norm * (np.sin(ang) + (np.pi - ang) * cos) / (2 * np.pi) + sb2
-        dot = sw2 * (np.pi - ang) / (2 * np.pi)
-        theta = theta * dot + cross_next
-        cross = cross_next
-        diag1 = sw2 * diag1 / 2 + sb2  # E[relu(u)²] = Σ_xx / 2
-        diag2 = sw2 * diag2 / 2 + sb2
-    return ReluKernels(cross, theta)
+    positive_scalar(weight_std, "weight_std")
+    positive_scalar(bias_std, "bias_std", allow_zero=True)
+    same = np.eye(A.shape[0], dtype=bool) if X2 is None else None  # a point with itself: θ = 0 exactly
+    nngp, theta = relu_kernels(A, B, depth=int(depth), weight_std=weight_std, bias_std=bias_std, same=same, xp=np)
+    return ReluKernels(nngp, theta)
 
 
 def linearized(
