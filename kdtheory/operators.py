@@ -51,6 +51,7 @@ References:
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -75,6 +76,7 @@ __all__ = [
     "ReluNNGP",
     "ReluNTK",
     "relu_kernels",
+    "ntk_vector_product",
     "device_mesh",
 ]
 
@@ -685,6 +687,68 @@ class StoredKernel(KernelOperator):
 
 
 # ---------------------------------------------------------------------- empirical NTK
+def _pullback(apply: Callable, params: Any, x: Any, Vb: Any, trace: str | None) -> Any:
+    r"""``Jᵀ V`` on a block of inputs: one ``jax.vjp``, pulled back once per cotangent (vmapped).
+
+    ``Vb`` is ``(blk, b)`` (traced: column ``j`` is put on every output ``c`` in turn, ``b·k``
+    cotangents) or ``(blk, k, b)`` (full kernel). Returns a pytree like ``params`` with a leading
+    axis of the cotangents.
+    """
+    out, pull = jax.vjp(lambda p: apply(p, x), params)
+    k = out.shape[1]
+    if trace is None:  # (blk, k, b) -> (b, blk, k)
+        cot = jnp.moveaxis(Vb, -1, 0)
+    else:  # (blk, b) -> (b·k, blk, k): column j on output c
+        eye = jnp.eye(k, dtype=Vb.dtype)
+        cot = (Vb.T[:, None, :, None] * eye[None, :, None, :]).reshape(-1, Vb.shape[0], k)
+    return jax.vmap(lambda c: pull(c)[0])(cot.astype(out.dtype))
+
+
+def _pushforward(apply: Callable, params: Any, x: Any, U: Any, trace: str | None) -> Any:
+    r"""``J u`` on a block of inputs for every tangent of :func:`_pullback`, contracted to ``Θ V``."""
+    outs = jax.vmap(lambda u: jax.jvp(lambda p: apply(p, x), (params,), (u,))[1])(U)
+    if trace is None:  # (b, blk, k) -> (blk, k, b)
+        return jnp.moveaxis(outs, 0, -1)
+    k = outs.shape[-1]
+    outs = outs.reshape(-1, k, x.shape[0], k)  # (b, c, blk, k'): keep c == k'
+    diag = jnp.einsum("jcac->aj", outs)
+    return diag / k if trace == "mean" else diag
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _ntvp(apply, params, X_rows, X_cols, V, trace):
+    return _pushforward(apply, params, X_rows, _pullback(apply, params, X_cols, V, trace), trace)
+
+
+def ntk_vector_product(
+    apply: Callable,
+    params: Any,
+    X_rows: Any,
+    X_cols: Any,
+    V: Any,
+    *,
+    trace: Literal["mean", "sum"] | None = "mean",
+) -> jax.Array:
+    r"""``Θ(X_rows, X_cols) V`` for the empirical NTK ``Θ = J Jᵀ`` of ``apply``, never forming ``J``.
+
+    ``Jᵀ V`` by one ``jax.vjp`` (pulled back once per column and output), then ``J (Jᵀ V)`` by
+    ``jax.jvp`` — the NTK-vector product of :class:`NTKOperator` (which runs the same two halves
+    sharded over row blocks and devices), here on one block, compiled once per network.
+
+    Args:
+      apply: the network ``apply(params, x) -> (batch, k)`` (hashable: it is a static argument).
+      params: a pytree of parameters.
+      X_rows: inputs ``(n1, …)``.
+      X_cols: inputs ``(n2, …)``.
+      V: ``(n2, b)`` for a traced kernel, ``(n2, k, b)`` for the full one.
+      trace: ``"mean"`` (``(1/k) Σ_c``), ``"sum"`` or ``None`` (full kernel, point-major).
+
+    Returns:
+      ``(n1, b)`` (traced) or ``(n1, k, b)`` (full), a JAX array in the computation's dtype.
+    """
+    return _ntvp(apply, params, X_rows, X_cols, V, trace)
+
+
 class NTKOperator(KernelOperator):
     r"""Empirical NTK ``Θ(X, X) = J Jᵀ``, ``J = ∂f(X)/∂θ``, through NTK-vector products.
 
@@ -735,7 +799,6 @@ class NTKOperator(KernelOperator):
         if len(out.shape) != 2:
             raise ValueError(f"apply(params, x) must return (batch, k), got shape {out.shape}")
         self._n_in, self._k = Xn.shape[0], int(out.shape[1])
-        self._out_dtype = out.dtype  # may differ from dtype (e.g. float64 constants under x64)
         n = self._n_in * (self._k if trace is None else 1)
         self.shape = (n, n)
         self._rows = _Rows(self._n_in, self._block, 1, self._mesh)
@@ -749,30 +812,15 @@ class NTKOperator(KernelOperator):
         """``k``, the network's outputs per input."""
         return self._k
 
-    def _cotangents(self, Vb):
-        """Block of V -> cotangents ``(c, blk, k)`` of the network outputs, one per column/output."""
-        k = self._k
-        if self._trace is None:  # Vb (blk, k, b) -> (b, blk, k)
-            return jnp.moveaxis(Vb, -1, 0)
-        eye = jnp.eye(k, dtype=Vb.dtype)  # Vb (blk, b) -> (b·k, blk, k): column j on output c
-        return (Vb.T[:, None, :, None] * eye[None, :, None, :]).reshape(-1, Vb.shape[0], k)
-
     def _vjp_block(self, rv, params):
         x, Vb = rv
         # Parameters are replicated; marked device-varying here, the vjp is this shard's own sum
         # (otherwise shard_map's transpose would psum it, and the explicit psum would count it twice).
         params = jax.tree_util.tree_map(lambda p: jax.lax.pcast(p, "rows", to="varying"), params)
-        _, pull = jax.vjp(lambda p: self._apply_fn(p, x), params)
-        return jax.vmap(lambda c: pull(c)[0])(self._cotangents(Vb).astype(self._out_dtype))
+        return _pullback(self._apply_fn, params, x, Vb, self._trace)
 
     def _jvp_block(self, x, params, U):
-        outs = jax.vmap(lambda u: jax.jvp(lambda p: self._apply_fn(p, x), (params,), (u,))[1])(U)
-        k = self._k
-        if self._trace is None:  # (b, blk, k) -> (blk, k, b)
-            return jnp.moveaxis(outs, 0, -1)
-        outs = outs.reshape(-1, k, x.shape[0], k)  # (b, c, blk, k'): keep c == k'
-        diag = jnp.einsum("jcac->aj", outs)
-        return diag / k if self._trace == "mean" else diag
+        return _pushforward(self._apply_fn, params, x, U, self._trace)
 
     def _tangents(self, V):
         Vr = V.reshape(self._n_in, self._k, -1) if self._trace is None else V
