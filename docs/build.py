@@ -240,16 +240,20 @@ def write_evidence(stage: Path, results: Path) -> None:
         ]
     lines += ["## Where each claim stands", "", "| experiment | kind | claim | verdict |", "|---|---|---|---|"]
     for name, e in experiments.items():
-        lines.append(f"| [{name}](#{name.replace('_', '-')}) | {_cell(e.get('kind', ''))} | "
-                     f"{_cell(e.get('claim', ''))} | **{_cell(e.get('verdict', ''))}** |")
+        lines.append(
+            f"| [{name}](#{name.replace('_', '-')}) | {_cell(e.get('kind', ''))} | "
+            f"{_cell(e.get('claim', ''))} | **{_cell(e.get('verdict', ''))}** |"
+        )
     lines.append("")
     for name, e in experiments.items():
         lines += [f"## {name}", "", f"*{_cell(e.get('kind', ''))}*: {e.get('claim', '')}", ""]
         lines += [f"**Verdict: {e.get('verdict', '')}.** {e.get('reason', '')}", ""]
         effects = e.get("effects") or []
         if effects:
-            lines += ["| effect | estimate | 95% interval | seeds | control | rule | verdict |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += [
+                "| effect | estimate | 95% interval | seeds | control | rule | verdict |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for f in effects:
                 lines.append(
                     f"| {_cell(f.get('name', ''))} | {_num(f.get('estimate'))} | {_interval(f)} | "
@@ -325,8 +329,21 @@ def build(out: Path, *, results: Path | None, skip_notebooks: bool, keep_stage: 
         write_benchmarks(stage)
         if out.exists():
             shutil.rmtree(out)
-        cmd = [sys.executable, "-m", "sphinx", "-W", "-n", "--keep-going", "-q", "-b", "html",
-               "-d", str(Path(tmp) / "doctrees"), str(stage), str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-n",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(Path(tmp) / "doctrees"),
+            str(stage),
+            str(out),
+        ]
         _say("sphinx-build -W -n --keep-going -b html (strict)")
         code = subprocess.run(cmd, cwd=ROOT).returncode
         if keep_stage:
@@ -348,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.results is not None and not args.results.is_file():
         parser.error(f"--results: no such file: {args.results}")
-    return build(args.out.resolve(), results=args.results, skip_notebooks=args.skip_notebooks,
-                 keep_stage=args.keep_stage)
+    return build(
+        args.out.resolve(), results=args.results, skip_notebooks=args.skip_notebooks, keep_stage=args.keep_stage
+    )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def _escape_bars(lines):
             math_indent = None
         if stripped.startswith(".. math::"):
             math_indent = indent
-            rest = stripped[len(".. math::"):]
+            rest = stripped[len(".. math::") :]
             if rest.strip():  # one-line math directive: its argument is math
                 continue
             continue
@@ -197,7 +197,10 @@ def _canonical(app, env, node, contnode):
     # a field of a documented class (``:attr:`low``` inside ``Interval``, or ``Interval.low``): link
     # the class, whose ``Attributes`` describe it
     owner, _, field = target.rpartition(".")
-    owners = [f"{mod}.{cls}"] if cls and not owner else [n for n in objects if owner and (n == owner or n.endswith("." + owner))]
+    if cls and not owner:
+        owners = [f"{mod}.{cls}"]
+    else:
+        owners = [n for n in objects if owner and (n == owner or n.endswith("." + owner))]
     for name in owners:
         holder = load(name)
         if name in objects and holder is not None and _has_field(holder, field or target):
@@ -223,7 +226,8 @@ def _has_field(cls, name: str) -> bool:
     except (TypeError, ValueError):
         pass
     init = getattr(cls.__init__, "__code__", None)  # instance attributes set in __init__ (``self.path = ...``)
-    return name in fields or isinstance(getattr(cls, name, None), property) or (init is not None and name in init.co_names)
+    in_init = init is not None and name in init.co_names
+    return name in fields or isinstance(getattr(cls, name, None), property) or in_init
 
 
 def _signature(app, what, name, obj, options, signature, return_annotation):  # noqa: ARG001 - Sphinx's event
