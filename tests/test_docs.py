@@ -6,7 +6,8 @@ a ``results.json``, and the docstring hooks of ``docs/conf.py``. The slow tests 
 ``docs/build.py`` (strict: warnings are errors; skipped with a message when the ``docs`` extra is not
 installed) and open it in headless Chromium (skipped with a message when no Chromium is installed;
 ``.ci/run`` installs it from the system packages). ``KDTHEORY_DOCS_SITE=DIR`` makes them check an
-already built site (CI checks the one it just built) instead of building their own.
+already built site (CI checks the one it just built) instead of building their own;
+``KDTHEORY_DOCS_REQUIRE_BROWSER=1`` (set by CI) turns the missing-Chromium skip into a failure.
 """
 
 from __future__ import annotations
@@ -339,7 +340,10 @@ def browser_report(site, tmp_path_factory):
     """Open the pages in headless Chromium (served on 127.0.0.1) and report what rendered."""
     chromium = _chromium()
     if chromium is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run installs it)")
+        message = "no Chromium on this machine (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("KDTHEORY_DOCS_REQUIRE_BROWSER"):
+            pytest.fail(message + " and KDTHEORY_DOCS_REQUIRE_BROWSER is set")
+        pytest.skip(message)
     root = tmp_path_factory.mktemp("served")
     shutil.copytree(site, root / "site")
     checks = [
