@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import log_softmax, logsumexp
 
-from kdtheory.confidence import Options, analyses, analyze, analyze_seeds, inputs, logit_confidence, open_predictions
+from kdtheory.confidence import (
+    Options,
+    analyses,
+    analyze,
+    analyze_seeds,
+    inputs,
+    logit_confidence,
+    open_predictions,
+    point_confidences,
+)
 
 FIELDS = ("teacher_logit", "student_logit", "teacher_prob", "classes", "bin_delta", "bin_teacher")
 SCALARS = ("slope", "robust_slope", "agreement", "kl", "low_underfit", "high_overfit", "above", "below")
@@ -184,3 +193,23 @@ def test_analyze_seeds_without_control_says_so_and_decides_against_the_teacher_i
 def test_block_size_follows_the_number_of_classes():
     assert open_predictions(np.zeros((10, 3)) + [0, 1, 2], "x").rows_per_block == inputs.BLOCK_ELEMENTS // 3
     assert open_predictions(np.zeros((10, 10**6)), "x").rows_per_block == 1
+
+
+def test_the_result_does_not_depend_on_the_number_of_threads(tmp_path):
+    t, s, c = _logits(3000, 200)
+    np.save(tmp_path / "t.npy", t)
+    one = point_confidences(str(tmp_path / "t.npy"), s, c, kind="logits", threads=1)
+    for threads in (2, 5):
+        many = point_confidences(str(tmp_path / "t.npy"), s, c, kind="logits", threads=threads)
+        for a, b in zip(one, many, strict=True):
+            if isinstance(a, tuple):
+                for x, y in zip(a, b, strict=True):
+                    np.testing.assert_array_equal(x, y)
+            else:
+                np.testing.assert_array_equal(a, b)
+    t[2999, 3] = np.inf  # the last block fails: the same message from any number of threads
+    for threads in (1, 4):
+        with pytest.raises(ValueError, match="teacher: contains inf at row 2999, column 3"):
+            point_confidences(t, s, c, kind="logits", threads=threads)
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        point_confidences(t, s, c, kind="logits", threads=0)

@@ -45,10 +45,10 @@ __all__ = [
     "tail_shares",
 ]
 
-POINT_BOOTSTRAP_LIMIT = 1 << 18
+POINT_BOOTSTRAP_LIMIT = 1 << 16
 """Up to this many points the bootstrap resamples points; above, groups (module docstring)."""
 
-BOOTSTRAP_GROUPS = 1 << 16
+BOOTSTRAP_GROUPS = 1 << 15
 """Groups of the random partition resampled above :data:`POINT_BOOTSTRAP_LIMIT` points."""
 
 _BOOT_BLOCK = 1 << 20  # resampled indices drawn at once by the bootstrap
