@@ -80,7 +80,6 @@ __all__ = [
     "device_mesh",
 ]
 
-
 # ---------------------------------------------------------------------- the interface
 class KernelOperator(abc.ABC):
     r"""A (possibly rectangular) kernel matrix ``K`` given by its products ``K V``.
