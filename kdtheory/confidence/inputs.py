@@ -284,7 +284,9 @@ class BlockChecker:
           ValueError: a non-finite entry, or rows that cannot be probabilities when that is the
             stated kind, naming the array, the row and what was seen.
         """
-        if not np.isfinite(b).all():
+        # one summing pass: NaN and ±inf make the sum non-finite; only then (or when a huge finite
+        # sum overflows) look entry by entry
+        if not np.isfinite(b.sum()) and not np.isfinite(b).all():
             finite = np.isfinite(b)
             i, j = (int(v) for v in np.argwhere(~finite)[0])
             raise ValueError(
