@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         help="O1-underfit's tolerance over seeds, in φ units, >= 0 (kdtheory.deviation.TOLERANCE = 0.1)",
     )
     c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and robust-slope subsample (0)")
+    c.add_argument("--threads", type=int, default=None, help="threads reading row blocks (default: CPUs, at most 8)")
     c.add_argument(
         "--accept-clipping",
         action="store_true",
@@ -466,6 +467,7 @@ def _confidence(args: argparse.Namespace) -> int:
             tol=args.tol,
             seed=args.seed,
             accept_clipping=args.accept_clipping,
+            threads=args.threads,
         )
         if args.tolerance is not None and not (args.tolerance >= 0 and np.isfinite(args.tolerance)):
             raise ValueError(f"tolerance must be a finite number >= 0, got {args.tolerance}")
@@ -486,7 +488,7 @@ def _confidence(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         message = str(exc)
-        for option in ("bins", "bootstrap", "quantile", "tol", "tolerance", "seed", "reference"):
+        for option in ("bins", "bootstrap", "quantile", "tol", "tolerance", "seed", "reference", "threads"):
             if message.startswith(f"{option} must"):
                 message = f"--{message}"  # the command's spelling of the argument
         raise _InputError(message) from exc

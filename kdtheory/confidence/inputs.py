@@ -97,6 +97,9 @@ class PredictionSource:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise ValueError(f"{self.name}: cannot read ({exc.strerror or exc})") from exc
+        if hasattr(os, "posix_fadvise"):  # a hint: read ahead generously, the file is read front to back
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
             yield functools.partial(self._pread, fd)
         finally:

@@ -57,6 +57,10 @@ __all__ = ["LogitConfidence", "PointConfidences", "logit_confidence", "point_con
 
 REFERENCES = ("teacher_top1", "label", "control_top1")
 
+READ_ROWS_FACTOR = 8
+"""Each thread reads this many compute blocks of rows at once per file (8 × 1 MB of float32): large
+reads keep a disk streaming; the compute then runs block by block on data in the cache."""
+
 
 class LogitConfidence(NamedTuple):
     """Per-point confidence in a reference class, from :func:`logit_confidence`.
@@ -302,16 +306,23 @@ def point_confidences(
     cls, top_t, top_s = (np.empty(n, np.int64) for _ in range(3))
     kl, pmax_t, pmax_s = (np.empty(n) for _ in range(3))
     conf = [(np.empty(n), np.empty(n), np.zeros(n, bool)) for _ in srcs]
-    rows = min(src.rows_per_block for src in srcs)
+    rows = min(src.rows_per_block for src in srcs)  # rows computed at once (cache-sized)
+    span = rows * max(1, READ_ROWS_FACTOR)  # rows read at once per file (one preadv each)
 
     scratch = _Scratch()
     work = np.float32 if all(src.dtype in (np.float32, np.float16) for src in srcs) else np.float64
 
-    def block(start: int, readers: list[Callable[..., np.ndarray]]) -> None:
-        stop = min(n, start + rows)
+    def block(begin: int, readers: list[Callable[..., np.ndarray]]) -> None:
+        end = min(n, begin + span)
+        chunks = [read(begin, end, scratch.get(f"in{i}", (span, k), src.dtype))
+                  for i, (read, src) in enumerate(zip(readers, srcs, strict=True))]  # fmt: skip
+        for start in range(begin, end, rows):
+            stop = min(end, start + rows)
+            data = [chunk[start - begin : stop - begin] for chunk in chunks]
+            _compute(start, stop, data)
+
+    def _compute(start: int, stop: int, data: list[np.ndarray]) -> None:
         shape = (rows, k)
-        data = [read(start, stop, scratch.get(f"in{i}", shape, src.dtype))
-                for i, (read, src) in enumerate(zip(readers, srcs, strict=True))]  # fmt: skip
         e_bufs = [scratch.get(f"e{i}", shape, work)[: stop - start] for i in range(len(srcs))]
         for chk, blk in zip(checkers, data, strict=True):
             chk.check(start, blk)
@@ -335,7 +346,7 @@ def point_confidences(
 
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(src.reader()) for src in srcs]
-        starts = range(0, n, rows)
+        starts = range(0, n, span)
         workers = _threads() if threads is None else count(threads, "threads", minimum=1)
         if workers == 1 or len(starts) == 1:
             for start in starts:
