@@ -216,3 +216,23 @@ def test_the_result_does_not_depend_on_the_number_of_threads(tmp_path):
             point_confidences(t, s, c, kind="logits", threads=threads)
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
         point_confidences(t, s, c, kind="logits", threads=0)
+
+
+def test_control_top1_reference_and_probability_files(tmp_path):
+    from scipy.special import softmax
+
+    t, s, c = _logits(900, 7, dtype=np.float64)
+    r = analyze(t, s, kind="logits", control=c, reference="control_top1", bootstrap=0)
+    np.testing.assert_array_equal(r.classes, c.argmax(1))
+    assert r.o1 is not None and r.o1.reference == "control_top1"
+    with pytest.raises(ValueError, match="needs a control"):
+        analyze(t, s, kind="logits", reference="control_top1")
+    pt, ps = (softmax(a, axis=1).astype(np.float32) for a in (t, s))
+    np.save(tmp_path / "pt.npy", pt)
+    np.save(tmp_path / "ps.npy", ps)
+    _same(
+        analyze(pt, ps, kind="probabilities", bootstrap=0),
+        analyze(str(tmp_path / "pt.npy"), str(tmp_path / "ps.npy"), kind="probabilities", bootstrap=0),
+    )
+    with pytest.raises(ValueError, match="pt.npy: kind='logits' but every row is non-negative and sums to 1"):
+        analyze(str(tmp_path / "pt.npy"), str(tmp_path / "ps.npy"), kind="logits", names=("pt.npy", "ps.npy"))
