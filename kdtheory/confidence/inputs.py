@@ -76,21 +76,25 @@ class PredictionSource:
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Callable[..., np.ndarray]]:
-        """A function ``read(start, stop, out=None)`` returning rows ``start:stop`` (thread-safe).
+        """A function ``read(start, stop, out=None, prefetch=None)`` returning rows ``start:stop`` (thread-safe).
 
-        In memory: a view of the array (``out`` unused). From a file: ``out[: stop − start]`` (or
-        a fresh array) filled by ``os.preadv`` at the rows' offset — no shared file position, so
-        threads may read at once; ``out`` must be C-contiguous, of the stored dtype, ``k`` wide.
+        In memory: a view of the array (``out`` and ``prefetch`` unused). From a file:
+        ``out[: stop − start]`` (or a fresh array) filled by ``os.preadv`` at the rows' offset — no
+        shared file position, so threads may read at once; ``out`` must be C-contiguous, of the
+        stored dtype, ``k`` wide. ``prefetch=(a, b)`` asks the kernel to start reading rows
+        ``a:b`` in the background (``POSIX_FADV_WILLNEED``), so the disk works while the caller
+        computes.
 
         Yields:
-          The function ``read(start, stop, out=None) -> (stop − start, k) array`` in the stored dtype.
+          The function ``read(start, stop, out=None, prefetch=None) -> (stop − start, k) array`` in
+          the stored dtype.
 
         Raises:
           ValueError: the file cannot be opened or ends early, naming the file.
         """
         if self.array is not None:
             arr = self.array
-            yield lambda a, b, out=None: arr[a:b]
+            yield lambda a, b, out=None, prefetch=None: arr[a:b]
             return
         assert self.path is not None
         try:
@@ -105,11 +109,18 @@ class PredictionSource:
         finally:
             os.close(fd)
 
-    def _pread(self, fd: int, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+    def _pread(
+        self, fd: int, start: int, stop: int, out: np.ndarray | None = None, prefetch: tuple[int, int] | None = None
+    ) -> np.ndarray:
         k = self.shape[1]
+        row_bytes = k * self.dtype.itemsize
+        if prefetch is not None and hasattr(os, "posix_fadvise"):
+            a, b = max(0, prefetch[0]), min(self.shape[0], prefetch[1])
+            if b > a:
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, self.offset + a * row_bytes, (b - a) * row_bytes, os.POSIX_FADV_WILLNEED)
         out = np.empty((stop - start, k), dtype=self.dtype) if out is None else out[: stop - start]
         view = memoryview(out).cast("B")  # type: ignore[arg-type]
-        row_bytes = k * self.dtype.itemsize
         offset = self.offset + start * row_bytes
         got = 0
         try:

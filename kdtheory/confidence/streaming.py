@@ -312,9 +312,12 @@ def point_confidences(
     scratch = _Scratch()
     work = np.float32 if all(src.dtype in (np.float32, np.float16) for src in srcs) else np.float64
 
+    workers = _threads() if threads is None else count(threads, "threads", minimum=1)
+    ahead = workers * span  # the next span no thread has asked for yet: its reading starts now
+
     def block(begin: int, readers: list[Callable[..., np.ndarray]]) -> None:
         end = min(n, begin + span)
-        chunks = [read(begin, end, scratch.get(f"in{i}", (span, k), src.dtype))
+        chunks = [read(begin, end, scratch.get(f"in{i}", (span, k), src.dtype), (begin + ahead, end + ahead))
                   for i, (read, src) in enumerate(zip(readers, srcs, strict=True))]  # fmt: skip
         for start in range(begin, end, rows):
             stop = min(end, start + rows)
@@ -347,7 +350,6 @@ def point_confidences(
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(src.reader()) for src in srcs]
         starts = range(0, n, span)
-        workers = _threads() if threads is None else count(threads, "threads", minimum=1)
         if workers == 1 or len(starts) == 1:
             for start in starts:
                 block(start, readers)
