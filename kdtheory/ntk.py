@@ -250,11 +250,9 @@ def _gap(fn, params, A, B, K, trace) -> float | None:
 
 def _declared_mismatch(model, params, A, gap: float) -> str:
     """The message for a declared structure that is not the network's: the gap and the parameters it covers."""
-    _, layers = jax.eval_shape(lambda: model.structure(params, A[:1], None))
-    covered = sum(
-        lay.inputs.shape[-1] * lay.preactivation.shape[-1] + (lay.preactivation.shape[-1] if lay.bias_scale else 0)
-        for lay in layers
-    )
+    _, layers = model.structure(params, A[:1], None)  # one example, concretely (bias scales are numbers)
+    widths = [(lay.inputs.shape[-1], lay.preactivation.shape[-1], float(lay.bias_scale)) for lay in layers]
+    covered = sum(d * w + (w if s else 0) for d, w, s in widths)
     total = int(ravel_pytree(params)[0].size)
     return (
         f"the structured NTK of {model.name} differs from its Jacobian NTK by {gap:.3g} (relative) on random vectors: "
@@ -269,12 +267,12 @@ def _check_params(model, fn, params, A, x_name: str) -> None:
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ValueError("params holds no arrays: the NTK needs trainable parameters")
-    for i, leaf in enumerate(leaves):
-        arr = np.asarray(leaf)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        arr, where = np.asarray(leaf), f"params{jax.tree_util.keystr(path)}"
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"params leaf {i} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float params")
+            raise ValueError(f"{where} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float parameters")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"params leaf {i} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
+            raise ValueError(f"{where} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
     if model is not None:
         want = jax.eval_shape(model.init, jax.random.PRNGKey(0))
         want_leaves, want_def = jax.tree_util.tree_flatten(want)

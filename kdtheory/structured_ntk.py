@@ -163,9 +163,9 @@ def structured_ntk(
     for name, arr in (("X1", A), ("X2", B)):
         if arr is not None and not bool(jnp.all(jnp.isfinite(arr))):
             raise ValueError(f"{name} contains {'NaN' if bool(jnp.any(jnp.isnan(arr))) else 'inf'} values")
-    for i, leaf in enumerate(jax.tree_util.tree_leaves(params)):
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         if not bool(jnp.all(jnp.isfinite(leaf))):
-            raise ValueError(f"params leaf {i} (shape {jnp.shape(leaf)}) contains NaN or inf")
+            raise ValueError(f"params{jax.tree_util.keystr(path)} (shape {jnp.shape(leaf)}) contains NaN or inf")
     if block_size is None:
         return np.asarray(_block(structure, params, (A, B), trace, form))
     bs = int(block_size)

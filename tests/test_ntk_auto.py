@@ -79,7 +79,8 @@ def _dense_apply(params, x):
     return h
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # caplog cleared per call
+# caplog is cleared before every call it is read for
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     widths=st.lists(st.integers(1, 9), min_size=0, max_size=3),
     k=st.sampled_from([1, 3, 10]),
