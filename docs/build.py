@@ -90,9 +90,14 @@ def _members(module: str) -> tuple[list[str] | None, list[tuple[str, str]]]:
 
 
 def _first_sentence(module: str) -> str:
+    """The first sentence of a module's docstring, as markdown (roles become code spans)."""
     doc = importlib.import_module(module).__doc__ or ""
-    para = doc.strip().split("\n\n")[0].replace("\n", " ")
-    return re.split(r"(?<=[.:])\s", para, maxsplit=1)[0] if para else ""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)(?<! al\.)(?<!e\.g\.)(?<!i\.e\.)\s", para, maxsplit=1)[0] if para else ""
+    if len(sentence) > 160:
+        sentence = sentence[:160].rsplit(" ", 1)[0] + " …"
+    sentence = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", sentence)
+    return re.sub(r"``([^`]+)``", r"`\1`", sentence)
 
 
 def write_api(stage: Path) -> list[str]:
