@@ -34,6 +34,7 @@ import importlib.util
 import inspect
 import json
 import math
+import os
 import pkgutil
 import re
 import shutil
@@ -317,9 +318,25 @@ def write_benchmarks(stage: Path) -> None:
 # ------------------------------------------------------------------------------------------- build
 
 
+def _this_checkout_first() -> None:
+    """Document the code of this checkout, not another installed copy of kdtheory.
+
+    The repository root goes first on ``sys.path`` here and on ``PYTHONPATH`` for what this script
+    starts (the notebook kernels, ``kdtheory reproduce``, Sphinx).
+    """
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    for name in [m for m in sys.modules if m == "kdtheory" or m.startswith("kdtheory.")]:
+        del sys.modules[name]
+
+
 def build(out: Path, *, results: Path | None, skip_notebooks: bool, keep_stage: bool = False) -> int:
     """Assemble the sources in a staging folder and run Sphinx on them; Sphinx's exit status."""
     start = time.perf_counter()
+    _this_checkout_first()
+    import kdtheory
+
+    _say(f"documenting kdtheory {kdtheory.__version__} from {Path(kdtheory.__file__).parent}")
     with tempfile.TemporaryDirectory(prefix="kdtheory-docs-") as tmp:
         stage = Path(tmp) / "src"
         stage.mkdir()
