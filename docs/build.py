@@ -311,7 +311,8 @@ def write_benchmarks(stage: Path) -> None:
     for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or "(no docstring)"
         lines += [f"### `{path.name}`", "", "```{eval-rst}", doc, "```", ""]
-        lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
+        if "Run:" not in doc:
+            lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
     (stage / "benchmarks.md").write_text("\n".join(lines))
 
 

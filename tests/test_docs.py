@@ -320,6 +320,7 @@ function check(c) {
       const side = d.querySelector(".sidebar-drawer");
       r.sidebar = side ? side.getBoundingClientRect().width : 0;
       r.sheets = d.styleSheets.length;
+      r.results = d.querySelectorAll("#search-results li").length;
       out[c.name] = r; resolve();
     }, 500);
     f.src = c.url; document.body.appendChild(f);
@@ -333,11 +334,11 @@ function check(c) {
 def _complete(report: dict) -> bool:
     """Whether every page of the probe rendered what the tests below look for."""
     try:
-        f, nb, ev = report["filter"], report["notebook"], report["evidence"]
+        f, nb, ev, search = report["filter"], report["notebook"], report["evidence"], report["search"]
     except KeyError:
         return False
     images = all(r["images"] >= 1 and len(r["loaded"]) == r["images"] for r in (nb, ev))
-    return f["found"] and f["visible"] and f["sheets"] > 0 and f["sidebar"] > 100 and images
+    return f["found"] and f["visible"] and f["sheets"] > 0 and f["sidebar"] > 100 and images and search["results"] > 0
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -364,6 +365,7 @@ def browser_report(site, tmp_path_factory):
             "images": ".cell_output img, .output img",
         },
         {"name": "evidence", "url": "site/evidence.html", "images": "figure img"},
+        {"name": "search", "url": "site/search.html?q=train_from"},
     ]
     (root / "probe.html").write_text(PROBE % json.dumps(checks))
     handler = functools.partial(_QuietHandler, directory=str(root))
@@ -441,3 +443,8 @@ def test_browser_renders_a_notebook_figure(browser_report):
 def test_browser_renders_the_evidence_figures(browser_report):
     r = browser_report["evidence"]
     assert r["images"] >= 1 and len(r["loaded"]) == r["images"], r
+
+
+@pytest.mark.slow
+def test_browser_search_finds_the_composition_rule(browser_report):
+    assert browser_report["search"]["results"] >= 1, browser_report["search"]
