@@ -34,6 +34,7 @@ import importlib.util
 import inspect
 import json
 import math
+import os
 import pkgutil
 import re
 import shutil
@@ -90,9 +91,14 @@ def _members(module: str) -> tuple[list[str] | None, list[tuple[str, str]]]:
 
 
 def _first_sentence(module: str) -> str:
+    """The first sentence of a module's docstring, as markdown (roles become code spans)."""
     doc = importlib.import_module(module).__doc__ or ""
-    para = doc.strip().split("\n\n")[0].replace("\n", " ")
-    return re.split(r"(?<=[.:])\s", para, maxsplit=1)[0] if para else ""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)(?<! al\.)(?<!e\.g\.)(?<!i\.e\.)\s", para, maxsplit=1)[0] if para else ""
+    if len(sentence) > 160:
+        sentence = sentence[:160].rsplit(" ", 1)[0] + " …"
+    sentence = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", sentence)
+    return re.sub(r"``([^`]+)``", r"`\1`", sentence)
 
 
 def write_api(stage: Path) -> list[str]:
@@ -305,16 +311,33 @@ def write_benchmarks(stage: Path) -> None:
     for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or "(no docstring)"
         lines += [f"### `{path.name}`", "", "```{eval-rst}", doc, "```", ""]
-        lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
+        if "Run:" not in doc:
+            lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
     (stage / "benchmarks.md").write_text("\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------------- build
 
 
+def _this_checkout_first() -> None:
+    """Document the code of this checkout, not another installed copy of kdtheory.
+
+    The repository root goes first on ``sys.path`` here and on ``PYTHONPATH`` for what this script
+    starts (the notebook kernels, ``kdtheory reproduce``, Sphinx).
+    """
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    for name in [m for m in sys.modules if m == "kdtheory" or m.startswith("kdtheory.")]:
+        del sys.modules[name]
+
+
 def build(out: Path, *, results: Path | None, skip_notebooks: bool, keep_stage: bool = False) -> int:
     """Assemble the sources in a staging folder and run Sphinx on them; Sphinx's exit status."""
     start = time.perf_counter()
+    _this_checkout_first()
+    import kdtheory
+
+    _say(f"documenting kdtheory {kdtheory.__version__} from {Path(kdtheory.__file__).parent}")
     with tempfile.TemporaryDirectory(prefix="kdtheory-docs-") as tmp:
         stage = Path(tmp) / "src"
         stage.mkdir()

@@ -320,6 +320,7 @@ function check(c) {
       const side = d.querySelector(".sidebar-drawer");
       r.sidebar = side ? side.getBoundingClientRect().width : 0;
       r.sheets = d.styleSheets.length;
+      r.results = d.querySelectorAll("#search-results li").length;
       out[c.name] = r; resolve();
     }, 500);
     f.src = c.url; document.body.appendChild(f);
@@ -328,6 +329,16 @@ function check(c) {
 (async () => { for (const c of checks) { await check(c); }
   document.getElementById("result").textContent = JSON.stringify(out); })();
 </script></body></html>"""
+
+
+def _complete(report: dict) -> bool:
+    """Whether every page of the probe rendered what the tests below look for."""
+    try:
+        f, nb, ev, search = report["filter"], report["notebook"], report["evidence"], report["search"]
+    except KeyError:
+        return False
+    images = all(r["images"] >= 1 and len(r["loaded"]) == r["images"] for r in (nb, ev))
+    return f["found"] and f["visible"] and f["sheets"] > 0 and f["sidebar"] > 100 and images and search["results"] > 0
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -354,6 +365,7 @@ def browser_report(site, tmp_path_factory):
             "images": ".cell_output img, .output img",
         },
         {"name": "evidence", "url": "site/evidence.html", "images": "figure img"},
+        {"name": "search", "url": "site/search.html?q=train_from"},
     ]
     (root / "probe.html").write_text(PROBE % json.dumps(checks))
     handler = functools.partial(_QuietHandler, directory=str(root))
@@ -372,19 +384,34 @@ def browser_report(site, tmp_path_factory):
             "--virtual-time-budget=20000",
             "--window-size=1280,1000",
         ]
-        done = subprocess.run([*base, "--dump-dom", f"{url}/probe.html"], capture_output=True, text=True, timeout=180)
-        m = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, flags=re.S)
+        # A loaded machine can starve a headless browser (a page drawn before its stylesheet or
+        # images arrived); the pages are static, so a check that comes back incomplete is run again,
+        # at most three times, and the attempts are reported.
+        attempts = 0
+        while attempts < 3:
+            attempts += 1
+            done = subprocess.run(
+                [*base, "--dump-dom", f"{url}/probe.html"], capture_output=True, text=True, timeout=180
+            )
+            m = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, flags=re.S)
+            if m and m.group(1) != "pending":
+                report = json.loads(m.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+                if _complete(report):
+                    break
         assert m and m.group(1) != "pending", (
             f"the probe page did not finish:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
-        report = json.loads(m.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+        report["attempts"] = attempts
         shot = root / "filter.png"
-        subprocess.run(
-            [*base, f"--screenshot={shot}", f"{url}/site/api/kdtheory.eigen.html#kdtheory.eigen.Filter"],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        for _ in range(3):
+            subprocess.run(
+                [*base, f"--screenshot={shot}", f"{url}/site/api/kdtheory.eigen.html#kdtheory.eigen.Filter"],
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            if shot.is_file() and shot.stat().st_size > 10_000:
+                break
         report["screenshot"] = shot.stat().st_size if shot.is_file() else 0
         if os.environ.get("KDTHEORY_DOCS_SCREENSHOT"):
             shutil.copy2(shot, os.environ["KDTHEORY_DOCS_SCREENSHOT"])
@@ -401,8 +428,8 @@ def test_browser_renders_the_filter_api_page(browser_report):
     assert r["found"] and r["visible"], r
     assert "kdtheory.eigen." in r["text"] and "Filter" in r["text"]
     assert "train_from" in r["text"] and "a_over_eval" in r["text"], r["text"][:500]
-    assert r["sheets"] > 0 and r["sidebar"] > 100, "the theme's stylesheet applied (its sidebar is laid out)"
-    assert browser_report["screenshot"] > 10_000, "Chromium drew the page"
+    assert r["sheets"] > 0 and r["sidebar"] > 100, f"the theme's stylesheet applied (its sidebar is laid out): {r}"
+    assert browser_report["screenshot"] > 10_000, f"Chromium drew the page: {browser_report}"
 
 
 @pytest.mark.slow
@@ -416,3 +443,8 @@ def test_browser_renders_a_notebook_figure(browser_report):
 def test_browser_renders_the_evidence_figures(browser_report):
     r = browser_report["evidence"]
     assert r["images"] >= 1 and len(r["loaded"]) == r["images"], r
+
+
+@pytest.mark.slow
+def test_browser_search_finds_the_composition_rule(browser_report):
+    assert browser_report["search"]["results"] >= 1, browser_report["search"]
