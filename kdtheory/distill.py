@@ -291,9 +291,11 @@ def _outputs(y: ArrayLike) -> int:
 
 
 def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
-    """The filter for :func:`kdtheory.dynamics.apply_filter`: evaluated on a spectrum; on an
-    operator, checked on a one-point probe (bad options fail before any kernel product) and
-    passed on as a function of the Ritz values."""
+    """The filter for :func:`kdtheory.dynamics.apply_filter`: evaluated on a spectrum.
+
+    On an operator it is checked on a one-point probe (bad options fail before any kernel
+    product) and passed on as a function of the Ritz values.
+    """
     if is_operator(source):
         filter_of(RitzSpectrum(np.zeros(1), None, None, 0.0, points=source.n))
         return filter_of
@@ -362,7 +364,8 @@ def distill(
     ``w ŷ + (1 − w) y`` (``filter`` is then the student's own filter).
 
     Args:
-      spectrum: the training kernel's spectrum (shared by teacher and student), or the kernel as a :class:`~kdtheory.operators.KernelOperator` (certified Krylov solver).
+      spectrum: the training kernel's spectrum (shared by teacher and student), or the kernel as
+        a :class:`~kdtheory.operators.KernelOperator` (certified Krylov solver).
       y: labels ``(n[, k])``.
       t: the student's axis (times, steps, or ridge strengths for a ridge student), any shape.
       teacher_t: the teacher's time/steps/ridge strength (scalar; ``np.inf`` allowed for times).

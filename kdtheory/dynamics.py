@@ -21,7 +21,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,9 +37,9 @@ __all__ = ["train", "apply_filter", "Source", "FilterArg"]
 
 #: What the closed forms evaluate on: a dense :class:`~kdtheory.spectrum.Spectrum`, or a kernel
 #: operator (then the certified block-Lanczos solver of :mod:`kdtheory.krylov` evaluates the filter).
-Source = Union[Spectrum, KernelOperator]
+Source = Spectrum | KernelOperator
 #: A filter already evaluated on a spectrum, or a function ``Spectrum -> Filter`` (needed on operators).
-FilterArg = Union[Filter, Callable[[Spectrum], Filter]]
+FilterArg = Filter | Callable[[Spectrum], Filter]
 
 
 def train(
@@ -220,7 +220,9 @@ def apply_filter(
         if init_weights is not None or test_features is not None:
             raise ValueError("init_weights and test_features need a features spectrum (Spectrum.from_features)")
         if compress is not None:
-            raise ValueError("compress applies to a Spectrum; on an operator the solver options are solver=Lanczos(...)")
+            raise ValueError(
+                "compress applies to a Spectrum; on an operator the solver options are solver=Lanczos(...)"
+            )
         return _apply_operator(
             spectrum, y, filter, (t, ridge), normalization, (init, test_kernel, test_init), recipe, solver
         )
@@ -288,7 +290,9 @@ def apply_filter(
     )
 
 
-def _axes(t: ArrayLike | None, ridge: ArrayLike | None, S: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _axes(
+    t: ArrayLike | None, ridge: ArrayLike | None, S: tuple[int, ...]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The trajectory's ``t`` and ``ridge`` checked against the filter's leading shape ``S``."""
     axis = None if t is None else as_times(t, "t")
     ridge_axis = None if ridge is None else as_times(ridge, "ridge")

@@ -98,7 +98,16 @@ from kdtheory.filters import Filter
 from kdtheory.operators import KernelOperator, StoredKernel
 from kdtheory.spectrum import Spectrum
 
-__all__ = ["Lanczos", "KrylovResult", "solve", "check", "RitzSpectrum", "ConvergenceError", "is_operator", "basis_bytes"]
+__all__ = [
+    "Lanczos",
+    "KrylovResult",
+    "solve",
+    "check",
+    "RitzSpectrum",
+    "ConvergenceError",
+    "is_operator",
+    "basis_bytes",
+]
 
 _EPS = np.finfo(np.float64).eps
 FilterOf = Callable[[Spectrum], Filter]
@@ -538,9 +547,10 @@ class _Checkpoint:
             G = np.abs(g[:, None] - g[None, :]) * inv
             G[same] = np.broadcast_to(self.sens_g[i][:, None], G.shape)[same]
             rss = np.sqrt((G * G) @ (scn * scn))
-            out[i] = self.delta * np.linalg.norm(w * rss) / np.sqrt(th.size) + rel * self.gmax[i] * np.linalg.norm(
-                KxV
-            ) * self.cnorm
+            out[i] = (
+                self.delta * np.linalg.norm(w * rss) / np.sqrt(th.size)
+                + rel * self.gmax[i] * np.linalg.norm(KxV) * self.cnorm
+            )
         return out
 
 
@@ -761,7 +771,5 @@ def check(trajectory: Any, options: Lanczos) -> Any:
     """
     stats = trajectory.solver or {}
     if not stats.get("converged", True) and options.strict:
-        raise ConvergenceError(
-            stats["reason"] + " (strict=False returns the result with its bounds)", trajectory
-        )
+        raise ConvergenceError(stats["reason"] + " (strict=False returns the result with its bounds)", trajectory)
     return trajectory
