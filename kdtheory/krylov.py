@@ -549,7 +549,7 @@ class _Checkpoint:
             rss = np.sqrt((G * G) @ (scn * scn))
             out[i] = (
                 self.delta * np.linalg.norm(w * rss) / np.sqrt(th.size)
-                + rel * self.gmax[i] * np.linalg.norm(KxV) * self.cnorm
+                + rel * float(np.sum(np.abs(g) * w * scn))  # each direction's coefficient, through K_x
             )
         return out
 
