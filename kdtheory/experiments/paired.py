@@ -40,8 +40,8 @@ Per seed, :func:`seed_metrics` returns the numbers the three claims decide on:
   ``gradient_points`` training points, at 4 times along the student's and the twin's
   trajectories.
 
-:func:`paired_effects` turns the per-seed numbers of seeds ``0 … S−1`` into
-:class:`kdtheory.stats.Effect` records (paired 95% t intervals; Fieller for a ratio of gains).
+:func:`mean_effect`, :func:`difference_effect` and :func:`share_effect` turn the per-seed numbers
+of seeds ``0 … S−1`` into :class:`kdtheory.stats.Effect` records (paired 95% t intervals; Fieller for a ratio of gains).
 """
 
 from __future__ import annotations
