@@ -138,7 +138,7 @@ def train(
     if is_operator(spectrum):
         # validate the recipe and the axis before any kernel product
         recipe.filter(RitzSpectrum(np.zeros(1), None, None, 0.0, points=spectrum.n), at, outputs=k)
-        filt: FilterArg = lambda spec: recipe.filter(spec, at, outputs=k)  # noqa: E731
+        filt: FilterArg = _RecipeFilter(recipe, at, k, spectrum.n)
     else:
         filt = recipe.filter(spectrum, at, outputs=k)
     return apply_filter(
@@ -290,6 +290,26 @@ def apply_filter(
     )
 
 
+class _RecipeFilter:
+    """``Spectrum -> Filter`` of a recipe at an axis, carrying what the Krylov residual bounds need."""
+
+    def __init__(self, recipe: Recipe, at: ArrayLike, k: int, n: int):
+        """Bind the recipe, axis and outputs; derive the :data:`kdtheory.krylov.Structure`."""
+        self.recipe, self.at, self.k = recipe, at, k
+        scale = recipe.eigenvalue_scale(n, k)
+        axis = np.ravel(as_times(at, "ridge" if recipe.method == "ridge" else "t"))
+        if recipe.method in ("flow", "gd"):
+            self.structure: tuple[str, float, np.ndarray] | None = (recipe.method, recipe.learning_rate * scale, axis)
+        elif recipe.method == "ridge":
+            self.structure = ("ridge", scale, axis)
+        else:
+            self.structure = None
+
+    def __call__(self, spec: Spectrum) -> Filter:
+        """The recipe's filter on ``spec``."""
+        return self.recipe.filter(spec, self.at, outputs=self.k)
+
+
 def _axes(
     t: ArrayLike | None, ridge: ArrayLike | None, S: tuple[int, ...]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -369,7 +389,7 @@ def _apply_operator(
     R = y2 - f0
     if not np.any(R):
         raise ValueError("y − init is zero: there is nothing to train (every filter leaves f = init)")
-    res = solve(operator, R, filter, opts, test_kernel=test_kernel)
+    res = solve(operator, R, filter, opts, test_kernel=test_kernel, structure=getattr(filter, "structure", None))
     S = res.axis_shape
     axes_checked = _axes(axes[0], axes[1], S)
     test = None

@@ -111,6 +111,11 @@ __all__ = [
 
 _EPS = np.finfo(np.float64).eps
 FilterOf = Callable[[Spectrum], Filter]
+#: What the filter is, when it is a plain recipe: ``(method, rate, axis)`` with method ``"flow"``
+#: (``F = 1 − e^{−rate·t·λ}``), ``"gd"`` (``F = 1 − (1 − rate·λ)^s``) or ``"ridge"``
+#: (``F = λ/(λ + c/rate)``), ``rate`` the learning rate times the normalization's eigenvalue scale
+#: (1/scale for ridge) and ``axis`` the flat times/steps/strengths. It enables the residual bounds.
+Structure = tuple[str, float, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -393,7 +398,16 @@ def _pair_bound(
 class _Checkpoint:
     """The approximation on the ``known`` basis, its certified bounds and round-off floors."""
 
-    def __init__(self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, k: int, want_test: bool):
+    def __init__(
+        self,
+        lz: _BlockLanczos,
+        filter_of: FilterOf,
+        opts: Lanczos,
+        k: int,
+        want_test: bool,
+        structure: Structure | None = None,
+        upper: float | None = None,
+    ):
         """Evaluate the filter on the Ritz values and bound the error (module docstring)."""
         M = lz.known
         T, asym = lz.projected(M)
@@ -429,29 +443,38 @@ class _Checkpoint:
         lo = lz.bounds[lz.bounds.index(M) - 1] if not lz.exhausted else M
         if lz.B.shape[0] and not lz.exhausted:
             b = lz.B @ S[lo:M]  # (r, M)
-            self.beta = np.linalg.norm(b, axis=0)
         else:
-            self.beta = np.zeros(M)
+            b = np.zeros((0, M))
+        self.beta = np.linalg.norm(b, axis=0) if b.size else np.zeros(M)
+        # the top of the spectrum: θ_max + ‖B‖₂ (an estimate: Kahan places an eigenvalue within β of
+        # each θ, not none above), and tr K where the operator knows it (a proof, λ_max ≤ tr K)
+        self.Lam = max(top + (float(np.linalg.norm(b, 2)) if b.size else 0.0), np.finfo(float).tiny)
+        self.upper = float(upper) if upper is not None and np.isfinite(upper) else self.Lam
         self.Z = np.einsum("ij,tj,jk->tik", S, a, self.sc, optimize=True)  # train coordinates (T, M, k)
         self.D = np.einsum("ij,tj,jk->tik", S, g, self.sc, optimize=True)  # dual coordinates
         self.norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a, g, self.sc * self.sc), 0.0))
         self.bound_train, self.bound_dual = self._bounds(lz, filter_of, opts, want_test)
+        if structure is not None and b.size and self.a.shape[0] == np.size(structure[2]):
+            bt, bd = _residual_bounds(structure, theta, b, self.sc, self.Lam, self.jumps)
+            self.bound_train = np.minimum(self.bound_train, bt)
+            self.bound_dual = np.minimum(self.bound_dual, bd)
         self._sensitivities(filter_of, lz.n)
 
     def _bounds(self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool):
         nT = self.a.shape[0]
+        self.jumps = (np.zeros(nT), np.zeros(nT))
         if not np.any(self.beta > 0):
             z = np.zeros(nT)
             return z, z
         theta, beta, thr = self.theta, self.beta, self.thr
-        i_top = int(np.argmax(theta))
-        Lam = max(self.top + float(beta[i_top]), np.finfo(float).tiny)
+        Lam = self.Lam
         deg = lz.blocks - 2  # h of degree m − 2: p = λ h has degree m − 1 (exact)
         ncheb = int(min(max(2 * deg + 64, 96), 1536))
         lo_geo = max(thr, Lam * 1e-18)
-        grid = np.concatenate(
-            [[0.0, thr], _cheb_nodes(0.0, Lam, ncheb), np.geomspace(lo_geo * (1 + 1e-9), Lam, 160), [Lam]]
-        )
+        parts = [[0.0, thr], _cheb_nodes(0.0, Lam, ncheb), np.geomspace(lo_geo * (1 + 1e-9), Lam, 160), [Lam]]
+        if self.upper > Lam:  # up to the proven upper bound tr K: the polynomial's growth there counts
+            parts.append(np.geomspace(Lam, self.upper, 48))
+        grid = np.concatenate(parts)
         if opts.spectrum_floor is not None:
             grid = grid[(grid <= thr) | (grid >= float(opts.spectrum_floor))]
         grid = np.unique(grid)
@@ -495,6 +518,7 @@ class _Checkpoint:
         dist = theta - thr
         share = np.where(dist > 0, np.minimum(1.0, beta / np.where(dist > 0, dist, 1.0)), 1.0)
         low = float(np.sum(cn * share))
+        self.jumps = (jumpF * low, jumpG * low)
         return bt + jumpF * low, bd + jumpG * low
 
     def _sensitivities(self, filter_of: FilterOf, n: int) -> None:
@@ -552,6 +576,78 @@ class _Checkpoint:
                 + rel * float(np.sum(np.abs(g) * w * scn))  # each direction's coefficient, through K_x
             )
         return out
+
+
+def _residual_bounds(
+    structure: Structure,
+    theta: np.ndarray,
+    b: np.ndarray,
+    sc: np.ndarray,
+    Lam: float,
+    jumps: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Residual bounds of plain recipes (train, dual) per time; ``inf`` where they do not apply.
+
+    With ``ρ(σ) = B E_mᵀ φ(T) c`` the residual of the Lanczos iterate in the recursion the recipe
+    solves (exact, cancellations included), and ``K ⪰ 0`` making the propagator a contraction:
+
+    * flow, ``u' = −K u``: ``‖e(τ)‖ ≤ ∫_0^τ ‖B E_mᵀ e^{−σT} c‖ dσ``; the dual ``α = ∫_0^τ u`` has
+      ``‖e_α‖ ≤ ∫_0^τ (τ − σ) ‖ρ(σ)‖ dσ`` (trapezoid on a fine linear+geometric grid of the smooth
+      integrand, times 1.1);
+    * gd, ``u_{j+1} = (I − ηK) u_j`` with ``η Λ ≤ 2``: ``‖e_s‖ ≤ η Σ_{j<s} ‖B E_mᵀ (I − ηT)^j c‖``
+      (0 for ``s ≤ m − 1``: exact), the dual ``η Σ_{j<s} ‖e_j‖``;
+    * ridge ``c > 0``: the residual ``r = B E_mᵀ (T + c)^{-1} c`` of ``(K + c) α = R`` gives
+      ``‖e_f‖ ≤ ‖r‖`` (``‖K (K + c)^{-1}‖ ≤ 1``) and ``‖e_α‖ ≤ ‖r‖/c``.
+
+    They compare with the unthresholded filter; the rank-threshold ``jumps`` are added.
+    """
+    method, rate, axis = structure
+    axis = np.asarray(axis, float).ravel()
+    nT = axis.size
+    inf = np.full(nT, np.inf)
+    th = np.maximum(theta, 0.0)
+    bt, bd = inf.copy(), inf.copy()
+    if method == "flow":
+        tau = rate * axis
+        fin = np.isfinite(tau)
+        if not np.any(fin & (tau > 0)):
+            bt[fin], bd[fin] = 0.0, 0.0
+            return bt + jumps[0], bd + jumps[1]
+        tmax = float(np.max(tau[fin]))
+        grid = np.unique(np.concatenate([[0.0], np.linspace(0, tmax, 600), np.geomspace(tmax * 1e-9, tmax, 600)]))
+        W = np.exp(-np.outer(grid, th))  # (Ns, M)
+        rho = np.linalg.norm(np.einsum("rm,sm,mk->srk", b, W, sc, optimize=True).reshape(grid.size, -1), axis=1)
+        d = np.diff(grid)
+        E = np.concatenate([[0.0], np.cumsum(0.5 * d * (rho[1:] + rho[:-1]))])  # ∫_0^σ ‖ρ‖
+        A = np.concatenate([[0.0], np.cumsum(0.5 * d * (E[1:] + E[:-1]))])  # ∫_0^σ E
+        bt[fin] = 1.1 * np.interp(tau[fin], grid, E)
+        bd[fin] = 1.1 * np.interp(tau[fin], grid, A)
+    elif method == "gd":
+        if rate * Lam > 2.0:
+            return inf, inf
+        steps = axis
+        fin = np.isfinite(steps)
+        smax = int(np.max(steps[fin])) if np.any(fin) else 0
+        if smax > 20000:
+            fin &= steps <= 20000
+            smax = 20000
+        q = 1.0 - rate * th
+        rho = np.empty(smax)
+        P = sc.copy()
+        for j in range(smax):  # ρ_j = η B E_mᵀ (I − ηT)^j c along the Ritz basis
+            rho[j] = rate * float(np.linalg.norm(b @ P))
+            P *= q[:, None]
+        E = np.concatenate([[0.0], np.cumsum(rho)])  # ‖e_s‖ ≤ Σ_{j<s} ρ_j
+        A = np.concatenate([[0.0], rate * np.cumsum(E[:-1])])  # ‖e_α,s‖ ≤ η Σ_{j<s} ‖e_j‖
+        idx = steps[fin].astype(int)
+        bt[fin], bd[fin] = E[idx], A[idx]
+    elif method == "ridge":
+        c = axis / rate
+        pos = c > 0
+        for i in np.flatnonzero(pos):
+            r = float(np.linalg.norm(b @ (sc / (th + c[i])[:, None])))
+            bt[i], bd[i] = r, r / c[i]
+    return bt + jumps[0], bd + jumps[1]
 
 
 _BUMP = 1e-7  # relative step of the finite-difference derivatives of the filter
@@ -634,6 +730,7 @@ def solve(
     filter_of: FilterOf,
     options: Lanczos,
     test_kernel: KernelOperator | ArrayLike | None = None,
+    structure: Structure | None = None,
 ) -> KrylovResult:
     r"""``F(K) R`` (and ``K_x G(K) R``) for a filter of the algebra, certified (module docstring).
 
@@ -644,6 +741,8 @@ def solve(
         ``lambda s: Recipe("gd", learning_rate=0.1).filter(s, t)``.
       options: the :class:`Lanczos` options.
       test_kernel: ``k(X_test, X)`` as an operator or an array ``(n_test, n)``.
+      structure: ``(method, rate, axis)`` when the filter is a plain flow / gd / ridge recipe
+        (:data:`Structure`): adds the residual bounds of the module docstring, much tighter there.
 
     Returns:
       A :class:`KrylovResult`; ``stats["converged"]`` says whether the bound met the tolerance
@@ -673,6 +772,10 @@ def solve(
     tol = float(options.tolerance)
     train_goal = tol * ref
     test_goal = None if Kx is None else tol * ref * np.sqrt(Kx.shape[0] / n)
+    try:
+        upper = operator.trace()  # λ_max ≤ tr K for K ⪰ 0 (None where the diagonal is not cheap)
+    except (NotImplementedError, ValueError):  # pragma: no cover - operators without a diagonal
+        upper = None
     lz = _BlockLanczos(operator, R, max_cols=min(n, k * (options.max_iterations + 1)))
     KxV = None if Kx is None else np.zeros((Kx.shape[0], 0))
     prev = None
@@ -684,7 +787,7 @@ def solve(
         if lz.products < next_check and not final:
             continue
         next_check = lz.products + max(1, -(-lz.products // 8))
-        cur = _Checkpoint(lz, filter_of, options, k, want_test=Kx is not None)
+        cur = _Checkpoint(lz, filter_of, options, k, want_test=Kx is not None, structure=structure, upper=upper)
         err_train = cur.bound_train + cur.floor_train()
         ok = bool(np.all(err_train <= train_goal))
         if Kx is not None:
