@@ -504,7 +504,10 @@ class _Checkpoint:
         if deg >= 0:
             nodes = _cheb_nodes(0.0, Lam, deg + 1)
             # the data at the nodes themselves (no rank threshold): h interpolates the smooth G
-            _, Gn = _filter_on(filter_of, nodes, lz.n, 0.0)
+            try:
+                _, Gn = _filter_on(filter_of, nodes, lz.n, 0.0)
+            except ValueError:  # e.g. gd/momentum beyond stability above θ_max: no such candidate
+                Gn = np.full((nT, 1), np.inf)
             if np.all(np.isfinite(Gn)):
                 coef = _cheb_coeffs(Gn)
                 h_grid, h_th = _cheb_eval(coef, 0.0, Lam, grid), _cheb_eval(coef, 0.0, Lam, theta)
