@@ -379,8 +379,17 @@ def _split_noise(c: np.ndarray, n: int, K: int, eta: float, rng: np.random.Gener
 
 
 def _assemble(
-    name: str, K: int, X: np.ndarray, c: np.ndarray, X_test: np.ndarray, c_test: np.ndarray,
-    X_val: np.ndarray, c_val: np.ndarray, eta: float, rng: np.random.Generator, **extra: Any,
+    name: str,
+    K: int,
+    X: np.ndarray,
+    c: np.ndarray,
+    X_test: np.ndarray,
+    c_test: np.ndarray,
+    X_val: np.ndarray,
+    c_val: np.ndarray,
+    eta: float,
+    rng: np.random.Generator,
+    **extra: Any,
 ) -> Classification:
     tr, va = _split_noise(np.r_[c, c_val], c.size, K, eta, rng)
     eye = np.eye(K)
