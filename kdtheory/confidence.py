@@ -54,7 +54,9 @@ __all__ = [
     "LogitConfidence",
     "analyze",
     "class_indices",
+    "confidence_groups",
     "expected_calibration_error",
+    "least_squares_slope",
     "logit_confidence",
     "validate_predictions",
 ]
@@ -484,25 +486,22 @@ def analyze(
 
     slope = intercept = ci = robust = robust_ci = None
     m = min(n, robust_points)
+    fit = least_squares_slope(phit, phis)
+    if fit is not None:
+        slope, intercept = fit
+        if bootstrap:
+            xc, yc = phit - phit.mean(), phis - phis.mean()
+            sl = _bootstrap_slopes(xc, yc, bootstrap, np.random.default_rng([seed, 0]))
+            if sl.size:
+                ci = (float(np.percentile(sl, 2.5)), float(np.percentile(sl, 97.5)))
     if n >= 2 and np.ptp(phit) > 0:
-        xm, ym = phit.mean(), phis.mean()
-        xc, yc = phit - xm, phis - ym
-        sxx = float(xc @ xc)
-        if sxx > 0:
-            slope = float(xc @ yc) / sxx
-            intercept = float(ym - slope * xm)
-            if bootstrap:
-                sl = _bootstrap_slopes(xc, yc, bootstrap, np.random.default_rng([seed, 0]))
-                if sl.size:
-                    ci = (float(np.percentile(sl, 2.5)), float(np.percentile(sl, 97.5)))
         sub = np.random.default_rng([seed, 1]).choice(n, size=m, replace=False) if m < n else slice(None)
         if np.ptp(phit[sub]) > 0:
             res = theilslopes(phis[sub], phit[sub], alpha=0.95)
             robust, robust_ci = float(res.slope), (float(res.low_slope), float(res.high_slope))
 
     order = np.argsort(phit, kind="stable")
-    g = max(1, int(round(quantile * n)))
-    low, high = order[:g], order[-g:]
+    low, high = confidence_groups(phit, quantile, order=order)
     nb = min(bins, n)
     size, extra = divmod(n, nb)
     count = np.array([size + 1] * extra + [size] * (nb - extra))  # the sizes np.array_split gives
@@ -554,6 +553,70 @@ def analyze(
         clipped_student=int(clip_s.sum()),
         bootstrap=bootstrap,
     )
+
+
+def least_squares_slope(x: ArrayLike, y: ArrayLike) -> tuple[float, float] | None:
+    r"""Ordinary least squares ``y ≈ slope · x + intercept``, on centred data.
+
+    ``slope = Σ (x − x̄)(y − ȳ) / Σ (x − x̄)²``, ``intercept = ȳ − slope · x̄``. The slope of
+    ``φ_student`` on ``φ_teacher`` (confidence exaggeration when above 1, docs/theory.md §11) and
+    the paired slopes of :mod:`kdtheory.deviation` all come from here.
+
+    Args:
+      x: the regressor, ``(n,)``, finite.
+      y: the response, ``(n,)``, finite, same length.
+
+    Returns:
+      ``(slope, intercept)``, or ``None`` when ``x`` has no spread (``n < 2`` or all equal): the
+      slope is undefined there.
+
+    Raises:
+      ValueError: ``x`` and ``y`` not 1-D of one length, or not finite.
+    """
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 1 or ya.shape != xa.shape:
+        raise ValueError(f"x and y must be 1-D of one length, got shapes {xa.shape} and {ya.shape}")
+    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
+        raise ValueError("x and y must be finite")
+    if xa.size < 2 or np.ptp(xa) == 0:
+        return None
+    xm, ym = xa.mean(), ya.mean()
+    xc = xa - xm
+    sxx = float(xc @ xc)
+    if sxx <= 0:
+        return None
+    slope = float(xc @ (ya - ym)) / sxx
+    return slope, float(ym - slope * xm)
+
+
+def confidence_groups(
+    phi_teacher: ArrayLike, fraction: float, *, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``fraction`` least and most confident points, by a model's ``φ``.
+
+    The group size is ``g = max(1, round(fraction · n))``; the points are sorted by ``φ`` with a
+    stable sort (ties keep their index order), the low group is the first ``g`` and the high
+    group the last ``g``. With ``fraction = 0.5`` and odd ``n`` the middle point is in both.
+
+    Args:
+      phi_teacher: the selecting model's logit confidence per point, ``(n,)``, ``n ≥ 1``.
+      fraction: the share ``q`` in ``(0, 0.5]``.
+      order: ``np.argsort(phi_teacher, kind="stable")`` when the caller already has it.
+
+    Returns:
+      ``(low, high)``: int64 index arrays of ``g`` points each, lowest ``φ`` first.
+
+    Raises:
+      ValueError: ``phi_teacher`` not 1-D and non-empty, or ``fraction`` outside ``(0, 0.5]``.
+    """
+    fraction = _open_interval(fraction, "fraction", 0.0, 0.5, closed_high=True)
+    phi = np.asarray(phi_teacher)
+    if phi.ndim != 1 or phi.size == 0:
+        raise ValueError(f"phi_teacher must be 1-D and non-empty, got shape {phi.shape}")
+    if order is None:
+        order = np.argsort(phi, kind="stable")
+    g = max(1, int(round(fraction * phi.size)))
+    return order[:g], order[-g:]
 
 
 def _row_pass(t: np.ndarray, s: np.ndarray, kind: str, labels: np.ndarray | None, eps: float):
