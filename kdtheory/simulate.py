@@ -47,11 +47,11 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice, positive_scalar
+from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
+from kdtheory.schedules import Schedule
 from kdtheory.structured_ntk import Layer
 from kdtheory.trajectory import Trajectory
 
@@ -64,7 +64,10 @@ __all__ = [
     "Loss",
     "Optimizer",
     "as_teacher_logits",
+    "Run",
     "train_model",
+    "train_batch",
+    "MEMORY_BYTES",
     "TeacherStudent",
     "teacher_student",
 ]
@@ -387,28 +390,42 @@ def _unit(x: float, name: str) -> float:
 
 @dataclass(frozen=True)
 class Optimizer:
-    """Full-batch or minibatch (heavy-ball) gradient descent: ``v ← β v − η g``, ``θ ← θ + v``.
+    """Full-batch or minibatch (heavy-ball) gradient descent: ``v ← β v − η m(s) g``, ``θ ← θ + v``.
+
+    ``m(s)`` is the learning-rate schedule's multiplier at update ``s`` (:mod:`kdtheory.schedules`;
+    the default constant schedule is exactly 1).
 
     Attributes:
-      learning_rate: η > 0.
+      learning_rate: η > 0, the base learning rate.
       momentum: β in [0, 1).
-      batch_size: minibatch size ``B`` (``None``: full batch). Sampled without replacement
-        within each epoch: a random permutation of the ``n`` points per epoch, cut into ``⌊n/B⌋``
-        batches (the last ``n mod B`` points of each permutation sit that epoch out).
+      batch_size: minibatch size ``B`` (``None``: full batch), a positive whole number. Sampled
+        without replacement within each epoch: a random permutation of the ``n`` points per epoch,
+        cut into ``⌊n/B⌋`` batches (the last ``n mod B`` points of each permutation sit that epoch
+        out).
+      schedule: a :class:`kdtheory.schedules.Schedule` (default :func:`~kdtheory.schedules.constant`).
 
     Raises:
-      ValueError: η ≤ 0 or β outside [0, 1).
+      ValueError: η ≤ 0, β outside [0, 1), a batch size that is not a positive whole number, or a
+        schedule that is not a :class:`~kdtheory.schedules.Schedule`.
     """
 
     _: KW_ONLY
     learning_rate: float = 0.1
     momentum: float = 0.0
     batch_size: int | None = None
+    schedule: Schedule = Schedule()
 
     def __post_init__(self) -> None:
         positive_scalar(self.learning_rate, "learning_rate")
-        if not 0.0 <= self.momentum < 1.0:
+        if isinstance(self.momentum, bool) or not np.isscalar(self.momentum) or not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", positive_integer(self.batch_size, "batch_size"))
+        if not isinstance(self.schedule, Schedule):
+            raise ValueError(
+                f"schedule must be a kdtheory.schedules.Schedule (constant(), step(...), cosine(...), "
+                f"warmup_cosine(...)), got {self.schedule!r}"
+            )
 
 
 def as_teacher_logits(
@@ -455,121 +472,6 @@ def as_teacher_logits(
     return T
 
 
-def _epoch_batches(key: jax.Array, n: int, batch_size: int, num_steps: int) -> jax.Array:
-    r"""The minibatch indices of every step: sampling without replacement within each epoch.
-
-    Epoch ``e`` is a uniform random permutation of the ``n`` training points (key ``e`` of
-    ``jax.random.split(key, epochs)``), cut into ``⌊n/B⌋`` consecutive batches of ``B`` points; the
-    last ``n mod B`` points of each permutation are left out of that epoch (a different random
-    subset each epoch, "drop last"). Step ``s`` uses batch ``s`` of the concatenated epochs, so every
-    point appears at most once per epoch, and exactly once when ``B`` divides ``n``.
-
-    Args:
-      key: the run's sampling key.
-      n: number of training points.
-      batch_size: ``B`` in ``[1, n]``.
-      num_steps: number of updates (at least one row is returned, so a run of 0 steps still traces).
-
-    Returns:
-      int32 indices of shape ``(max(num_steps, 1), B)``.
-    """
-    per = n // batch_size
-    rows = max(num_steps, 1)
-    epochs = -(-rows // per)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
-    return perms[:, : per * batch_size].reshape(epochs * per, batch_size)[:rows]
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled(
-    model: Model,
-    kind: str,
-    normalization: str,
-    batch_size: int | None,
-    num_steps: int,
-    n: int,
-    has_test: bool,
-    project,
-):
-    """Build (and cache) the jitted training loop for one configuration.
-
-    Only what fixes the computation's structure is static (the model, the loss's kind and
-    normalization, the batch size, the number of steps, ``n``, a test set, the projection); the
-    learning rate, momentum, temperature, the teacher weights before and after the switch and the
-    switch step are traced arguments (``hyper``), so one compilation serves a whole sweep over them.
-    """
-    objective = Loss(kind, normalization=normalization)
-    B = batch_size
-
-    def grads_at(params, X, Y, Tt, w, tau, idx):
-        if B is not None:
-            Xb, Yb, Tb = X[idx], Y[idx], Tt[idx]
-        else:
-            Xb, Yb, Tb = X, Y, Tt
-
-        def obj(f):
-            return objective(f, Yb, Tb, teacher_weight=w, temperature=tau)
-
-        if model.functional:
-            f = model.apply(params, Xb)
-            gf = jax.grad(obj)(f)
-            if B is not None:
-                gf = jnp.zeros_like(params["alpha"]).at[idx].set(gf)
-            return {"alpha": gf}
-        return jax.grad(lambda p: obj(model.apply(p, Xb)))(params)
-
-    def run(params, X, Y, Tt, Xt, ckpts, key, hyper):
-        C = ckpts.shape[0]
-        lr, beta, tau = hyper["learning_rate"], hyper["momentum"], hyper["temperature"]
-        f0 = model.apply(params, X)
-        rec = {
-            "train": jnp.zeros((C,) + f0.shape, f0.dtype),
-            "loss": jnp.zeros((C,), f0.dtype),
-        }
-        if has_test:
-            rec["test"] = jnp.zeros((C, Xt.shape[0], f0.shape[1]), f0.dtype)
-        if project is not None:
-            p0 = project(params)
-            rec["proj"] = jnp.zeros((C,) + p0.shape, p0.dtype)
-        vel = jax.tree_util.tree_map(jnp.zeros_like, params)
-
-        def write(rec, params, idx, w):
-            f = model.apply(params, X)
-            new = dict(rec)
-            new["train"] = rec["train"].at[idx].set(f)
-            new["loss"] = rec["loss"].at[idx].set(objective(f, Y, Tt, teacher_weight=w, temperature=tau))
-            if has_test:
-                new["test"] = rec["test"].at[idx].set(model.apply(params, Xt))
-            if project is not None:
-                new["proj"] = rec["proj"].at[idx].set(project(params))
-            return new
-
-        def weight(step):
-            return jnp.where(step < hyper["switch_t"], hyper["weight_before"], hyper["weight_after"])
-
-        def body(carry, xs):
-            step, batch = xs
-            params, vel, idx, rec = carry
-            w = weight(step)
-            hit = step == ckpts[jnp.minimum(idx, C - 1)]
-            rec = lax.cond(hit, lambda r: write(r, params, idx, w), lambda r: r, rec)
-            idx = idx + hit.astype(idx.dtype)
-            g = grads_at(params, X, Y, Tt, w, tau, batch)
-            vel = jax.tree_util.tree_map(lambda v, g_: beta * v - lr * g_, vel, g)
-            params = jax.tree_util.tree_map(lambda p, v: p + v, params, vel)
-            return (params, vel, idx, rec), None
-
-        steps = jnp.arange(num_steps)
-        batches = _epoch_batches(key, n, B, num_steps)[:num_steps] if B is not None else steps
-        init = (params, vel, jnp.zeros((), jnp.int32), rec)
-        (params, _, idx, rec), _ = lax.scan(body, init, (steps, batches))
-        # the last point of t is the state after num_steps updates
-        rec = write(rec, params, idx, weight(num_steps))
-        return rec, params
-
-    return jax.jit(run)
-
-
 def _check_inputs(model: Model, params: Any, X: np.ndarray, name: str) -> None:
     """Refuse inputs whose per-example shape the model cannot take, naming them and the expected shape."""
     if model.input_shape is not None:
@@ -582,6 +484,52 @@ def _check_inputs(model: Model, params: Any, X: np.ndarray, name: str) -> None:
         jax.eval_shape(model.apply, params, jax.ShapeDtypeStruct((1,) + X.shape[1:], jnp.float32))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} of shape {X.shape} does not fit {model!r}: {exc}") from exc
+
+
+MEMORY_BYTES = 2**30
+"""Default ``memory_bytes`` of :func:`train_batch`: 1 GiB of recorded outputs and state per chunk."""
+
+
+@dataclass(frozen=True)
+class Run:
+    r"""What may differ between the runs of one :func:`train_batch` batch.
+
+    Attributes:
+      init_seed: seed of the initialization ``model.init(split(PRNGKey(init_seed))[0])``
+        (ignored when ``params`` is given); a non-negative whole number.
+      order_seed: seed of the minibatch order (key ``split(PRNGKey(order_seed))[1]``);
+        ``None``: ``init_seed``. With both equal this is :func:`train_model`'s ``seed``.
+      loss: the :class:`Loss`; its temperature, weights and switch step are traced, its ``kind``
+        and ``normalization`` must be the same across a batch.
+      optimizer: the :class:`Optimizer`; learning rate, momentum and schedule are traced, its
+        ``batch_size`` must be the same across a batch.
+      teacher: this run's teacher on the training inputs ``(n, k)`` (logits for CE), or ``None``.
+      params: initial parameters (a pytree shaped like ``model.init``'s), or ``None``.
+
+    Raises:
+      ValueError: a seed that is not a non-negative whole number, or a loss / optimizer of the
+        wrong type.
+    """
+
+    init_seed: int = 0
+    order_seed: int | None = None
+    loss: Loss = Loss()
+    optimizer: Optimizer = Optimizer()
+    teacher: ArrayLike | None = None
+    params: Any = None
+
+    def __post_init__(self) -> None:
+        for name in ("init_seed", "order_seed"):
+            v = getattr(self, name)
+            if v is None and name == "order_seed":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative whole number, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        if not isinstance(self.loss, Loss):
+            raise ValueError(f"loss must be a kdtheory.simulate.Loss, got {self.loss!r}")
+        if not isinstance(self.optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a kdtheory.simulate.Optimizer, got {self.optimizer!r}")
 
 
 def train_model(
@@ -603,6 +551,9 @@ def train_model(
 ) -> Trajectory:
     r"""Train ``model`` by (minibatch, momentum) gradient descent and record it along ``t``.
 
+    The one-run case of :func:`train_batch` (the same compiled program with a batch of one), except
+    that a diverging run raises instead of being reported.
+
     Args:
       model: a :class:`Model`.
       X: training inputs ``(n, …)`` (kernel models: the training kernel ``(n, n)``).
@@ -610,15 +561,15 @@ def train_model(
       t: the steps at which to record, non-negative whole numbers (sorted and made unique; the run
         lasts ``max(t)`` updates, the budget).
       loss: the objective, :class:`Loss` (normalization ``"sum"`` by default).
-      optimizer: :class:`Optimizer`.
+      optimizer: :class:`Optimizer` (with its learning-rate schedule).
       teacher: the teacher on the training inputs, ``(n, k)``: logits (CE) or outputs (MSE);
         needed when any teacher weight is nonzero.
       teacher_kind: ``"logits"`` or ``"probabilities"`` (see :func:`as_teacher_logits`).
       X_test: test inputs (kernel models: cross-kernel rows ``(n_test, n)``).
       y_test: test targets ``(n_test, k)`` (for accuracy).
-      params: initial parameters (default ``model.init(PRNGKey(seed))``).
+      params: initial parameters (default ``model.init(split(PRNGKey(seed))[0])``).
       seed: the seed of initialization and of the per-epoch minibatch permutations (the same seed
-        gives the same run).
+        gives the same run); ``Run(init_seed=seed)``.
       dtype: ``jnp.float32`` (default) or ``jnp.float64`` (needs x64 mode).
       project: ``params -> array`` recorded at each step of ``t`` (e.g. weights onto a basis).
 
@@ -626,21 +577,97 @@ def train_model(
       A :class:`~kdtheory.trajectory.Trajectory` with ``t``, ``train`` ``(T, n, k)``, ``loss``
       ``(T,)`` (the objective, with the teacher weight in force at that step), ``test``,
       ``train_accuracy``/``test_accuracy`` (top-1 against the labels' argmax; ``None`` for one
-      output), ``projection``, the final ``params`` and ``recipe`` (``method`` ``"gd"`` or
+      output), ``projection``, the final ``params``, ``recipe`` (``method`` ``"gd"`` or
       ``"momentum"``, ``learning_rate``, ``momentum``, ``normalization``, ``seed``,
-      ``batch_size``, ``loss``, ``temperature``).
+      ``order_seed``, ``batch_size``, ``loss``, ``temperature``, ``schedule``) and ``solver``
+      (``{"status": "ok"}``).
 
     Raises:
-      ValueError: inputs of the wrong width, shape mismatches, non-finite inputs, float64 without
-        x64 mode, a teacher weight without a teacher, a teacher of the wrong kind, a bad ``t``.
+      ValueError: inputs of the wrong width, parameters that do not fit the model, shape
+        mismatches, non-finite inputs, float64 without x64 mode, a teacher weight without a
+        teacher, a teacher of the wrong kind, a bad ``t``.
       FloatingPointError: the run diverged.
     """
+    run = Run(init_seed=seed, loss=loss, optimizer=optimizer, teacher=teacher, params=params)
+    (traj,) = train_batch(
+        model, X, y, [run], t=t, teacher_kind=teacher_kind, X_test=X_test, y_test=y_test, dtype=dtype,
+        project=project,
+    )  # fmt: skip
+    if traj.solver["status"] != "ok":
+        raise FloatingPointError(
+            f"training diverged (non-finite outputs from t={traj.solver['first_nonfinite_t']}); lower the learning rate"
+        )
+    return traj
+
+
+def train_batch(
+    model: Model,
+    X: ArrayLike,
+    y: ArrayLike,
+    runs: Sequence[Run],
+    *,
+    t: ArrayLike,
+    teacher_kind: Literal["logits", "probabilities"] = "logits",
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    dtype: Any = jnp.float32,
+    project: Callable[[Any], jax.Array] | None = None,
+    memory_bytes: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Trajectory]:
+    r"""Train a batch of runs of one model on one data set in one compiled program (``jax.vmap``).
+
+    Each run is the training of :func:`train_model` — heavy-ball (minibatch) gradient descent,
+    ``v ← β v − η m(s) ∇L``, ``θ ← θ + v``, recorded at the steps ``t`` — with its own
+    initialization, minibatch order, loss weights and temperature, learning rate, momentum,
+    schedule, teacher and initial parameters (:class:`Run`). The runs train side by side: one
+    update of all of them is one batched computation, so small networks fill the machine's matrix
+    units, and with several JAX devices the run axis is sharded over all of them
+    (``NamedSharding`` on a mesh axis ``"runs"``, the batch padded to a multiple of the device
+    count). Runs never interact: a run equals the same run trained alone up to the order of
+    floating-point sums inside a batched matrix product.
+
+    Memory: the batch is cut into chunks of at most ``memory_bytes`` of recorded outputs and state
+    per chunk (``itemsize × [C·(n + n_test)·k + C·(1 + projection size) + 3·params + n·k]`` per run,
+    ``C = len(t)``); equal chunks reuse one compiled program.
+
+    Args:
+      model: the :class:`Model` every run trains (one architecture per batch).
+      X: training inputs ``(n, …)`` (kernel models: the training kernel ``(n, n)``).
+      y: targets ``(n, k)``.
+      runs: the runs, a non-empty sequence of :class:`Run`; the losses must share ``kind`` and
+        ``normalization``, the optimizers ``batch_size``.
+      t: the steps at which to record, shared by every run (see :func:`train_model`).
+      teacher_kind: how every run's teacher is given, ``"logits"`` or ``"probabilities"``.
+      X_test: test inputs, shared.
+      y_test: test targets ``(n_test, k)``, shared.
+      dtype: ``jnp.float32`` (default) or ``jnp.float64`` (needs x64 mode).
+      project: ``params -> array`` recorded at each step of ``t``.
+      memory_bytes: the chunk budget in bytes (default :data:`MEMORY_BYTES`, 1 GiB); a chunk holds
+        at least one run.
+      progress: called as ``progress(done, total)`` (runs) after each chunk.
+
+    Returns:
+      One :class:`~kdtheory.trajectory.Trajectory` per run, in order (fields as
+      :func:`train_model`). ``solver`` is ``{"status": "ok"}``, or for a run whose outputs became
+      non-finite ``{"status": "diverged", "first_nonfinite_t": s}`` (its NaN stays in its own
+      trajectory; the other runs are unaffected). ``recipe["seed"]`` is the run's ``init_seed``.
+
+    Raises:
+      ValueError: as :func:`train_model`; runs that cannot share a batch (different loss kinds,
+        normalizations or batch sizes, parameters of another architecture), naming the run and
+        what differs; an empty ``runs``; a bad ``memory_bytes``.
+    """
+    from kdtheory import _engine
+
     dtype = jnp.dtype(dtype)
     if jax.dtypes.canonicalize_dtype(dtype) != dtype:
         raise ValueError(
             f"dtype {dtype} needs JAX's x64 mode: call jax.config.update('jax_enable_x64', True) first "
             "(kdtheory never switches it on itself)"
         )
+    runs = _check_runs(runs)
+    first = runs[0]
     Xn = as_float_array(X, "X")
     if Xn.ndim < 2:
         raise ValueError(f"X must have a leading axis of examples and at least one more, got shape {Xn.shape}")
@@ -650,21 +677,12 @@ def train_model(
         raise ValueError(f"y has {Yn.shape[0]} rows but X has {n}")
     if Yn.shape[1] != model.outputs:
         raise ValueError(f"y has {Yn.shape[1]} columns but the model has {model.outputs} outputs")
-    key = jax.random.PRNGKey(seed)
-    k_init, k_run = jax.random.split(key)
-    p0 = model.init(k_init) if params is None else params
-    _check_inputs(model, p0, Xn, "X")
-    if teacher is None:
-        if loss.uses_teacher:
-            raise ValueError("a nonzero teacher weight needs teacher outputs (teacher=...)")
-        Tn = np.zeros_like(Yn)
-    else:
-        Tn = as_teacher_logits(teacher, teacher_kind=teacher_kind, loss_kind=loss.kind)
-        if Tn.shape != Yn.shape:
-            raise ValueError(f"teacher must have the shape of y {Yn.shape}, got {Tn.shape}")
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    _check_inputs(model, template, Xn, "X")
     ck = _as_steps(t)
-    if optimizer.batch_size is not None and not 1 <= optimizer.batch_size <= n:
-        raise ValueError(f"batch_size must lie in [1, n={n}], got {optimizer.batch_size}")
+    B = first.optimizer.batch_size
+    if B is not None and not 1 <= B <= n:
+        raise ValueError(f"batch_size must lie in [1, n={n}], got {B}")
     has_test = X_test is not None
     if has_test:
         Xt = as_float_array(X_test, "X_test")
@@ -672,50 +690,178 @@ def train_model(
             raise ValueError(f"X_test has per-example shape {Xt.shape[1:]} but X has {Xn.shape[1:]}")
     else:
         Xt = np.zeros((1,) + Xn.shape[1:])
-    p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), p0)
-    num_steps = int(ck[-1])
-    fn = _compiled(model, loss.kind, loss.normalization, optimizer.batch_size, num_steps, n, has_test, project)
-    cast = functools.partial(jnp.asarray, dtype=dtype)
-    switched = loss.teacher_weight_after is not None
-    hyper = {
-        "learning_rate": cast(optimizer.learning_rate),
-        "momentum": cast(optimizer.momentum),
-        "temperature": cast(loss.temperature),
-        "weight_before": cast(loss.teacher_weight),
-        "weight_after": cast(loss.teacher_weight_after if switched else loss.teacher_weight),
-        "switch_t": jnp.asarray(min(loss.switch_t, num_steps + 1) if switched else num_steps + 1, jnp.int32),
-    }
-    rec, final = fn(p0, cast(Xn), cast(Yn), cast(Tn), cast(Xt), jnp.asarray(ck, jnp.int32), k_run, hyper)
-    rec = jax.tree_util.tree_map(np.asarray, rec)
-    if not np.all(np.isfinite(rec["train"])):
-        raise FloatingPointError("training diverged (non-finite outputs); lower the learning rate")
-    test_out = rec.get("test")
-    test_acc = None
+    Ytn = None
     if has_test and y_test is not None:
         Ytn = as_float_array(y_test, "y_test", ndim=(2,))
         if Ytn.shape != (Xt.shape[0], model.outputs):
             raise ValueError(f"y_test must have shape {(Xt.shape[0], model.outputs)}, got {Ytn.shape}")
-        test_acc = _accuracy(test_out, Ytn)
+    teachers = []
+    for i, r in enumerate(runs):
+        if r.teacher is None:
+            if r.loss.uses_teacher:
+                raise ValueError(f"runs[{i}]: a nonzero teacher weight needs teacher outputs (teacher=...)")
+            teachers.append(np.zeros_like(Yn))
+            continue
+        Tn = as_teacher_logits(r.teacher, teacher_kind=teacher_kind, loss_kind=r.loss.kind)
+        if Tn.shape != Yn.shape:
+            raise ValueError(f"runs[{i}].teacher must have the shape of y {Yn.shape}, got {Tn.shape}")
+        teachers.append(Tn)
+    for i, r in enumerate(runs):
+        if r.params is not None:
+            _check_params(r.params, template, f"runs[{i}].params" if len(runs) > 1 else "params", model)
+    num_steps = int(ck[-1])
+    table = max(len(r.optimizer.schedule.boundaries) for r in runs)
+    fn = _engine.compiled(model, Loss(first.loss.kind, normalization=first.loss.normalization), B, num_steps, n,
+                          has_test, project)  # fmt: skip
+    per_run = _run_bytes(model, template, project, len(ck), n, Xt.shape[0] if has_test else 0, dtype)
+    budget = MEMORY_BYTES if memory_bytes is None else positive_integer(memory_bytes, "memory_bytes")
+    chunk = max(1, min(len(runs), budget // per_run))
+    size, put_batched, put_shared = _engine.placement(chunk)
+    cast = functools.partial(jnp.asarray, dtype=dtype)
+    shared = put_shared((cast(Xn), cast(Yn), cast(Xt), jnp.asarray(ck, jnp.int32)))
+    out: list[Trajectory] = []
+    for start in range(0, len(runs), chunk):
+        members = list(range(start, min(start + chunk, len(runs))))
+        padded = members + [members[0]] * (size - len(members))  # padding runs repeat a member; dropped
+        params, keys, hyper = _stack(model, [runs[i] for i in padded], dtype, num_steps, table)
+        T = np.stack([teachers[i] for i in padded])
+        args = put_batched((params, cast(T), keys, hyper))
+        rec, final = fn(args[0], shared[0], shared[1], args[1], shared[2], shared[3], args[2], args[3])
+        rec = jax.tree_util.tree_map(np.asarray, rec)
+        final = jax.tree_util.tree_map(np.asarray, final)
+        for j, i in enumerate(members):
+            out.append(_trajectory(runs[i], j, rec, final, ck, Yn, Ytn, has_test))
+        if progress is not None:
+            progress(len(out), len(runs))
+    return out
+
+
+def _check_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs as a list, refusing a batch that cannot be formed (naming the run and the field)."""
+    if isinstance(runs, Run) or not isinstance(runs, Sequence) or len(runs) == 0:
+        raise ValueError(f"runs must be a non-empty sequence of kdtheory.simulate.Run, got {runs!r}")
+    runs = list(runs)
+    for i, r in enumerate(runs):
+        if not isinstance(r, Run):
+            raise ValueError(f"runs[{i}] must be a kdtheory.simulate.Run, got {r!r}")
+    first = runs[0]
+    for i, r in enumerate(runs[1:], 1):
+        for what, a, b in (
+            ("loss.kind", first.loss.kind, r.loss.kind),
+            ("loss.normalization", first.loss.normalization, r.loss.normalization),
+            ("optimizer.batch_size", first.optimizer.batch_size, r.optimizer.batch_size),
+        ):
+            if a != b:
+                raise ValueError(
+                    f"runs[{i}].{what} is {b!r} but runs[0].{what} is {a!r}: one batch shares the loss kind, "
+                    "normalization and batch size (they fix the compiled program); train them in separate batches"
+                )
+    return runs
+
+
+def _check_params(params: Any, template: Any, name: str, model: Model) -> None:
+    """Refuse initial parameters whose tree or leaf shapes differ from ``model.init``'s."""
+    got, want = jax.tree_util.tree_structure(params), jax.tree_util.tree_structure(template)
+    if got != want:
+        raise ValueError(f"{name} do not have the structure of {model!r}'s parameters: got {got}, expected {want}")
+    paths = jax.tree_util.tree_flatten_with_path(template)[0]
+    for (path, leaf), value in zip(paths, jax.tree_util.tree_leaves(params), strict=True):
+        shape = np.shape(value)
+        if shape != tuple(leaf.shape):
+            where = jax.tree_util.keystr(path)
+            raise ValueError(
+                f"{name}{where} has shape {shape} but {model!r} has {tuple(leaf.shape)} there "
+                "(parameters of another architecture?)"
+            )
+        if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or infinite values")
+
+
+def _run_bytes(model: Model, template: Any, project: Callable | None, C: int, n: int, n_test: int, dtype) -> int:
+    """Bytes of recorded outputs and state one run holds (the chunking estimate of train_batch)."""
+    k = model.outputs
+    P = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(template))
+    proj = 0
+    if project is not None:
+        proj = int(np.prod(jax.eval_shape(project, template).shape))
+    return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k) + 8 * n
+
+
+@functools.lru_cache(maxsize=16)
+def _init_many(model: Model) -> Callable:
+    """``model.init`` over a batch of keys, compiled once per model."""
+    return jax.jit(jax.vmap(model.init))
+
+
+def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
+    """The batched inputs of a chunk: parameters, sampling keys and traced hyperparameters."""
+    seeds = [(r.init_seed, r.init_seed if r.order_seed is None else r.order_seed) for r in runs]
+    init_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
+    order_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(b))[1] for _, b in seeds])
+    need = [i for i, r in enumerate(runs) if r.params is None]
+    drawn = _init_many(model)(init_keys[np.array(need)]) if need else None
+    leaves = []
+    for i, r in enumerate(runs):
+        if r.params is None:
+            j = need.index(i)
+            leaves.append(jax.tree_util.tree_map(lambda a, j=j: a[j], drawn))
+        else:
+            leaves.append(r.params)
+    params = jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(x, dtype) for x in a]), *leaves)
+
+    def col(values):
+        return np.asarray(values, dtype)
+
+    hyper = {
+        "learning_rate": col([r.optimizer.learning_rate for r in runs]),
+        "momentum": col([r.optimizer.momentum for r in runs]),
+        "temperature": col([r.loss.temperature for r in runs]),
+        "weight_before": col([r.loss.teacher_weight for r in runs]),
+        "weight_after": col([
+            r.loss.teacher_weight if r.loss.teacher_weight_after is None else r.loss.teacher_weight_after for r in runs
+        ]),
+        "switch_t": np.asarray([
+            num_steps + 1 if r.loss.switch_t is None else min(r.loss.switch_t, num_steps + 1) for r in runs
+        ], np.int32),
+        "schedule": jax.tree_util.tree_map(
+            lambda *a: np.stack(a), *[r.optimizer.schedule.params(dtype, table) for r in runs]
+        ),
+    }  # fmt: skip
+    return params, order_keys, hyper
+
+
+def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn, has_test: bool) -> Trajectory:
+    """Run ``j`` of a chunk's records as a Trajectory, with its status."""
+    train = rec["train"][j]
+    bad = ~np.all(np.isfinite(train.reshape(len(ck), -1)), axis=1)
+    solver: dict[str, Any] = {"status": "ok"}
+    if bad.any():
+        solver = {"status": "diverged", "first_nonfinite_t": int(ck[int(np.argmax(bad))])}
+    test = rec["test"][j] if has_test else None
+    opt, loss = run.optimizer, run.loss
     recipe = {
-        "method": "momentum" if optimizer.momentum else "gd",
-        "learning_rate": float(optimizer.learning_rate),
-        "momentum": float(optimizer.momentum),
+        "method": "momentum" if opt.momentum else "gd",
+        "learning_rate": float(opt.learning_rate),
+        "momentum": float(opt.momentum),
         "normalization": loss.normalization,
-        "seed": int(seed),
-        "batch_size": optimizer.batch_size,
+        "seed": run.init_seed,
+        "order_seed": run.init_seed if run.order_seed is None else run.order_seed,
+        "batch_size": opt.batch_size,
         "loss": loss.kind,
         "temperature": float(loss.temperature),
+        "schedule": opt.schedule.describe(),
     }
     return Trajectory(
         t=ck,
-        train=rec["train"],
-        loss=rec["loss"],
-        test=test_out,
-        train_accuracy=_accuracy(rec["train"], Yn),
-        test_accuracy=test_acc,
-        projection=rec.get("proj"),
-        params=jax.tree_util.tree_map(np.asarray, final),
+        train=train,
+        loss=rec["loss"][j],
+        test=test,
+        train_accuracy=_accuracy(train, Yn),
+        test_accuracy=None if Ytn is None else _accuracy(test, Ytn),
+        projection=rec["proj"][j] if "proj" in rec else None,
+        params=jax.tree_util.tree_map(lambda a: a[j], final),
         recipe=recipe,
+        solver=solver,
     )
 
 

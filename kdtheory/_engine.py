@@ -1,0 +1,187 @@
+r"""The compiled training program of :mod:`kdtheory.simulate`: a batch of runs in one ``jax.jit``.
+
+Private: :func:`kdtheory.simulate.train_batch` is the public entry point and states the
+conventions (docs/theory.md §10 for the models; the optimizer and loss in
+:class:`kdtheory.simulate.Optimizer` and :class:`kdtheory.simulate.Loss`).
+
+Structure. The runs of a batch carry a leading axis ``S`` (parameters, velocities, teachers, the
+sampling keys and every traced hyperparameter). The loop over steps is a ``lax.scan`` *outside*
+``jax.vmap``: one update of all ``S`` runs is ``vmap(update)``, so the matrices of the ``S``
+networks are multiplied as one batched product, while what is common to every run — the step
+counter, which step is recorded, the epoch structure of the minibatches — stays unbatched (a
+checkpoint is written under a real ``lax.cond``, never a select over the record buffers).
+Minibatches: an outer scan over epochs draws each run's permutation of the ``n`` points once per
+epoch; an inner scan walks its ``⌊n/B⌋`` batches (memory ``O(S·n)``, not ``O(S·steps·B)``); a
+last partial epoch runs the remaining steps.
+
+Sharding. When the batch spans ``D > 1`` devices, every batched input is placed with
+``NamedSharding(Mesh(devices, ("runs",)), PartitionSpec("runs"))`` and the shared data are
+replicated; the runs never communicate, so each device trains its share.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from kdtheory.schedules import multiplier
+
+
+def epoch_keys(key: jax.Array, n: int, batch_size: int, num_steps: int) -> jax.Array:
+    """The keys of the per-epoch permutations: ``jax.random.split(key, epochs)``.
+
+    ``epochs = ⌈max(num_steps, 1) / ⌊n/B⌋⌉``; epoch ``e`` permutes the points with key ``e``.
+
+    Args:
+      key: the run's sampling key.
+      n: number of training points.
+      batch_size: ``B`` in ``[1, n]``.
+      num_steps: number of updates.
+
+    Returns:
+      ``(epochs, 2)`` keys.
+    """
+    per = n // batch_size
+    return jax.random.split(key, -(-max(num_steps, 1) // per))
+
+
+@functools.lru_cache(maxsize=64)
+def compiled(
+    model: Any,
+    objective: Any,
+    batch_size: int | None,
+    num_steps: int,
+    n: int,
+    has_test: bool,
+    project: Callable | None,
+) -> Callable:
+    """Build (and cache) the jitted program that trains a batch of runs of one configuration.
+
+    Static: the model (by identity), the objective's kind and normalization (``objective`` is a
+    :class:`~kdtheory.simulate.Loss` whose other fields are unused), the batch size, the number of
+    steps, ``n``, a test set and the projection. Traced, per run: parameters, teacher, sampling key
+    and ``hyper`` (learning rate, momentum, temperature, teacher weights before/after the switch,
+    switch step, the schedule's numbers). The batch size ``S`` and the checkpoint count are array
+    shapes: ``jax.jit`` compiles once per shape.
+
+    Returns:
+      ``run(params, X, Y, T, Xt, ckpts, keys, hyper) -> (records, final params)``; records
+      ``train (S, C, n, k)``, ``loss (S, C)``, optionally ``test (S, C, n_test, k)`` and
+      ``proj (S, C, …)``.
+    """
+    B = batch_size
+
+    def weight(h, step):
+        return jnp.where(step < h["switch_t"], h["weight_before"], h["weight_after"])
+
+    def grads(params, X, Y, T, w, tau, idx):
+        if B is not None:
+            X, Y, T = X[idx], Y[idx], T[idx]
+
+        def obj(f):
+            return objective(f, Y, T, teacher_weight=w, temperature=tau)
+
+        if model.functional:
+            gf = jax.grad(obj)(model.apply(params, X))
+            if B is not None:
+                gf = jnp.zeros_like(params["alpha"]).at[idx].set(gf)
+            return {"alpha": gf}
+        return jax.grad(lambda p: obj(model.apply(p, X)))(params)
+
+    def run(params, X, Y, T, Xt, ckpts, keys, hyper):
+        C = ckpts.shape[0]
+        S = keys.shape[0]
+
+        def observe(p, t_, h, step):
+            f = model.apply(p, X)
+            value = objective(f, Y, t_, teacher_weight=weight(h, step), temperature=h["temperature"])
+            out = {"train": f, "loss": value}
+            if has_test:
+                out["test"] = model.apply(p, Xt)
+            if project is not None:
+                out["proj"] = project(p)
+            return out
+
+        obs_shape = jax.eval_shape(
+            jax.vmap(observe, in_axes=(0, 0, 0, None)), params, T, hyper, jax.ShapeDtypeStruct((), jnp.int32)
+        )
+        rec = {k: jnp.zeros((S, C) + v.shape[1:], v.dtype) for k, v in obs_shape.items()}
+
+        def write(rec, params, idx, step):
+            new = jax.vmap(observe, in_axes=(0, 0, 0, None))(params, T, hyper, step)
+            return {k: rec[k].at[:, idx].set(new[k]) for k in rec}
+
+        def one_update(p, v, t_, h, idx, step):
+            lr = h["learning_rate"] * multiplier(jnp, h["schedule"], step)
+            g = grads(p, X, Y, t_, weight(h, step), h["temperature"], idx)
+            v = jax.tree_util.tree_map(lambda v_, g_: h["momentum"] * v_ - lr * g_, v, g)
+            return jax.tree_util.tree_map(lambda p_, v_: p_ + v_, p, v), v
+
+        update = jax.vmap(one_update, in_axes=(0, 0, 0, 0, 0 if B is not None else None, None))
+
+        def body(carry, step, idx):
+            params, vel, i, rec = carry
+            hit = step == ckpts[jnp.minimum(i, C - 1)]
+            rec = lax.cond(hit, lambda r: write(r, params, i, step), lambda r: r, rec)
+            i = i + hit.astype(i.dtype)
+            params, vel = update(params, vel, T, hyper, idx, step)
+            return params, vel, i, rec
+
+        carry = (params, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.zeros((), jnp.int32), rec)
+        if B is None:
+            carry, _ = lax.scan(lambda c, s: (body(c, s, None), None), carry, jnp.arange(num_steps))
+        else:
+            per = n // B
+            ek = jax.vmap(lambda k: epoch_keys(k, n, B, num_steps))(keys)  # (S, epochs, 2)
+            full, rest = divmod(num_steps, per)
+
+            def epoch(carry, e, length):
+                perm = jax.vmap(lambda k: jax.random.permutation(k[e], n))(ek)
+                batches = perm[:, : per * B].reshape(S, per, B)
+                carry, _ = lax.scan(lambda c, j: (body(c, e * per + j, batches[:, j]), None), carry, jnp.arange(length))
+                return carry
+
+            if full:
+                carry, _ = lax.scan(lambda c, e: (epoch(c, e, per), None), carry, jnp.arange(full))
+            if rest:
+                carry = epoch(carry, jnp.asarray(full), rest)
+        params, _, i, rec = carry
+        # the last point of t is the state after num_steps updates
+        rec = write(rec, params, i, jnp.asarray(num_steps, jnp.int32))
+        return rec, params
+
+    return jax.jit(run)
+
+
+def placement(size: int) -> tuple[int, Callable[[Any], Any], Callable[[Any], Any]]:
+    """How a batch of ``size`` runs is laid out on the JAX devices.
+
+    With ``D`` devices and ``size ≥ D > 1`` the run axis is sharded over all of them (the batch
+    padded to a multiple of ``D``); otherwise everything lives on the default device.
+
+    Args:
+      size: the number of runs in the batch.
+
+    Returns:
+      ``(padded size, put_batched, put_shared)``: the callables place a pytree whose leaves have
+      the leading run axis, and one that every run shares.
+    """
+    devices = jax.devices()
+    D = len(devices)
+    if D == 1 or size < D:
+        return size, jax.device_put, jax.device_put
+    mesh = Mesh(np.array(devices), ("runs",))
+    batched = NamedSharding(mesh, PartitionSpec("runs"))
+    shared = NamedSharding(mesh, PartitionSpec())
+    return (
+        -(-size // D) * D,
+        functools.partial(jax.device_put, device=batched),
+        functools.partial(jax.device_put, device=shared),
+    )
