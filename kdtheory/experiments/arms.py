@@ -18,23 +18,27 @@ on the teacher's logits ``z`` at its stop checkpoint (:class:`kdtheory.simulate.
 
 Every run is cached within the process, keyed on its :class:`RunSpec` and the data it sees: the
 teacher, the replica and the twin are shared by every τ and switch of a design, and O1, O2 and T2
-read the same runs. Training goes through :func:`_train` (the one place the engine is called).
+read the same runs. :func:`fetch` trains the missing runs of a seed in as few batched programs as
+possible (:func:`kdtheory.simulate.train_batch`, through :func:`_train`, the one place the engine
+is called).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from kdtheory import data as _data
-from kdtheory.experiments.design import Design, _data_key, _load, load
+from kdtheory.experiments.design import Design, _data_key, load
 
 __all__ = ["RunSpec", "OneHotRun", "Arm", "teacher_spec", "replica_spec", "arm_spec", "teacher_run",
-           "replica_run", "arm_run", "stop_index", "ARMS", "gradient_checkpoints"]  # fmt: skip
+           "replica_run", "arm_run", "fetch", "clear_cache", "stop_index", "ARMS", "gradient_checkpoints",
+           "CACHE_RUNS"]  # fmt: skip
 
 #: the seed offsets of the runs (per seed ``s``): teacher, student-side initialization, the
 #: student's minibatch order, the replica's initialization.
@@ -48,6 +52,7 @@ class RunSpec:
     Attributes:
       sizes: the MLP's layer widths ``(d, h_1, …, k)``.
       learning_rate, momentum, batch_size: the optimizer (``batch_size=None``: full batch).
+      schedule: the learning-rate schedule, ``"constant"`` or ``"cosine"`` (decay to 0 over ``budget``).
       budget: the number of updates.
       points: recorded checkpoints (geometric, with 0 and the budget).
       stop: which checkpoint is the run's model: ``"val"`` (first maximum of validation accuracy),
@@ -64,6 +69,7 @@ class RunSpec:
     learning_rate: float
     momentum: float
     batch_size: int | None
+    schedule: str
     budget: int
     points: int
     stop: str | int
@@ -153,8 +159,8 @@ def teacher_spec(design: Design, seed: int) -> RunSpec:
     """
     d, k = _dims(design, seed)
     return RunSpec(
-        (d, *design.teacher_widths, k), design.learning_rate, design.momentum, design.batch_size, design.teacher_t,
-        design.points, design.teacher_stop, init_seed=TEACHER_SEED + seed, order_seed=TEACHER_SEED + seed,
+        (d, *design.teacher_widths, k), design.learning_rate, design.momentum, design.batch_size, design.schedule,
+        design.teacher_t, design.points, design.teacher_stop, init_seed=TEACHER_SEED + seed, order_seed=TEACHER_SEED + seed,
     )  # fmt: skip
 
 
@@ -189,8 +195,8 @@ def arm_spec(design: Design, arm: str, seed: int) -> RunSpec:
     """
     d, k = _dims(design, seed)
     base = RunSpec(
-        (d, *design.hidden, k), design.learning_rate, design.momentum, design.batch_size, design.student_t,
-        design.points, "last", init_seed=STUDENT_INIT + seed, order_seed=STUDENT_ORDER + seed,
+        (d, *design.hidden, k), design.learning_rate, design.momentum, design.batch_size, design.schedule,
+        design.student_t, design.points, "last", init_seed=STUDENT_INIT + seed, order_seed=STUDENT_ORDER + seed,
     )  # fmt: skip
     if arm == "twin":
         return base
@@ -243,24 +249,53 @@ def stop_index(stop: str | int, t: np.ndarray, val_accuracy: np.ndarray) -> int:
     return int(min(np.searchsorted(t, stop), len(t) - 1))
 
 
-def _train(spec: RunSpec, data: _data.Classification, teacher: np.ndarray | None):
-    """The one place a run meets the engine: ``(t, outputs on [val; test], train path, params path)``."""
-    import jax
+def _optimizer(spec: RunSpec):
+    from kdtheory import schedules
+    from kdtheory.simulate import Optimizer
 
-    from kdtheory.simulate import Loss, Optimizer, train_model
+    sched = schedules.cosine(spec.budget) if spec.schedule == "cosine" else schedules.constant()
+    return Optimizer(learning_rate=spec.learning_rate, momentum=spec.momentum, batch_size=spec.batch_size,
+                     schedule=sched)  # fmt: skip
 
-    model = _model(spec.sizes)
-    loss = Loss(
+
+def _loss(spec: RunSpec):
+    from kdtheory.simulate import Loss
+
+    return Loss(
         "ce", normalization="mean", temperature=spec.temperature, teacher_weight=spec.teacher_weight,
         teacher_weight_after=spec.teacher_weight_after, switch_t=spec.switch_t,
     )  # fmt: skip
-    run = train_model(
-        model, data.X, data.Y, t=_steps(spec.budget, spec.points), loss=loss,
-        optimizer=Optimizer(learning_rate=spec.learning_rate, momentum=spec.momentum, batch_size=spec.batch_size),
-        teacher=teacher, X_test=np.r_[data.X_val, data.X_test], params=model.init(jax.random.PRNGKey(spec.init_seed)),
-        seed=spec.order_seed, project=_flat,
+
+
+def _batchable(spec: RunSpec) -> tuple:
+    """Runs with equal keys train in one compiled batch: architecture, budget, checkpoints, batch size."""
+    return (spec.sizes, spec.budget, spec.points, spec.batch_size)
+
+
+def _train(specs: list[RunSpec], data: _data.Classification, teachers: list[np.ndarray | None]):
+    """The one place runs meet the engine: one batch of runs that share :func:`_batchable`'s key.
+
+    Returns per run ``(t, outputs on [val; test] (C, m + n_test, k), train outputs (C, n, k),
+    flat parameters (C, P))``.
+    """
+    import jax
+
+    from kdtheory.simulate import Run, train_batch
+
+    model = _model(specs[0].sizes)
+    runs = [
+        Run(init_seed=s.init_seed, order_seed=s.order_seed, loss=_loss(s), optimizer=_optimizer(s), teacher=tt,
+            params=model.init(jax.random.PRNGKey(s.init_seed)))
+        for s, tt in zip(specs, teachers, strict=True)
+    ]  # fmt: skip
+    trajs = train_batch(
+        model, data.X, data.Y, runs, t=_steps(specs[0].budget, specs[0].points),
+        X_test=np.r_[data.X_val, data.X_test], project=_flat,
     )  # fmt: skip
-    return run.t, run.test, run.train, run.projection
+    for s, tr in zip(specs, trajs, strict=True):
+        if tr.solver.get("status", "ok") != "ok":
+            raise FloatingPointError(f"run {s} diverged: {tr.solver}")
+    return [(tr.t, tr.test, tr.train, tr.projection) for tr in trajs]
 
 
 def _accuracies(outputs: np.ndarray, data: _data.Classification) -> tuple[np.ndarray, np.ndarray]:
@@ -269,15 +304,93 @@ def _accuracies(outputs: np.ndarray, data: _data.Classification) -> tuple[np.nda
     return np.mean(pred[:, :m] == data.Y_val.argmax(1), axis=1), np.mean(pred[:, m:] == data.Y_test.argmax(1), axis=1)
 
 
-@functools.lru_cache(maxsize=256)
-def _one_hot(spec: RunSpec, dkey: tuple, seed: int, path: bool) -> OneHotRun:
-    data = _load(dkey, seed)
-    t, out, train, _ = _train(spec, data, None)
+#: the most runs kept in memory (least recently used dropped first; a run is at most a few MB).
+CACHE_RUNS = 1500
+
+_RUNS: OrderedDict[tuple, OneHotRun | Arm] = OrderedDict()
+
+
+def _remember(key: tuple, run: OneHotRun | Arm) -> None:
+    _RUNS[key] = run
+    _RUNS.move_to_end(key)
+    while len(_RUNS) > CACHE_RUNS:
+        _RUNS.popitem(last=False)
+
+
+def clear_cache() -> None:
+    """Forget every cached run (the next request trains again)."""
+    _RUNS.clear()
+
+
+def _one_hot_record(spec: RunSpec, data: _data.Classification, result, path: bool) -> OneHotRun:
+    t, out, train, _ = result
     val, test = _accuracies(out, data)
     i = stop_index(spec.stop, t, val)
     m = data.X_val.shape[0]
     train_acc = np.mean(train.argmax(-1) == data.Y.argmax(1), axis=1)
     return OneHotRun(t, i, train[i].copy(), out[i, m:].copy(), val, test, train_acc, train.copy() if path else None)
+
+
+def _arm_record(data: _data.Classification, result) -> Arm:
+    t, out, train, proj = result
+    val, test = _accuracies(out, data)
+    keep = gradient_checkpoints(len(t))
+    m = data.X_val.shape[0]
+    return Arm(t, train[-1].copy(), out[-1, m:].copy(), val, test, np.asarray(proj)[keep].copy(), t[keep].copy())
+
+
+def _request(design: Design, name: str, seed: int) -> tuple[tuple, RunSpec, RunSpec | None, str]:
+    """``(cache key, spec, teacher spec or None, role)`` of run ``name`` of ``design`` at ``seed``."""
+    dkey = _data_key(design)
+    if name in ("teacher", "replica"):
+        spec = teacher_spec(design, seed) if name == "teacher" else replica_spec(design, seed)
+        return ("one-hot", spec, dkey, seed), spec, None, name
+    spec = arm_spec(design, name, seed)
+    tspec = None if spec.teacher_weight == 0 and spec.teacher_weight_after is None else teacher_spec(design, seed)
+    return ("arm", spec, dkey, seed, tspec), spec, tspec, "arm"
+
+
+def fetch(design: Design, seed: int, names: list[str]) -> dict[str, OneHotRun | Arm]:
+    """The runs ``names`` of ``design`` at ``seed``, training the missing ones in as few batches as possible.
+
+    Runs that do not need the teacher (teacher, replica, twin) train first, then those that do;
+    within each phase, runs with equal architecture, budget, checkpoints and minibatch size share one
+    batched program (:func:`kdtheory.simulate.train_batch`). Cached by spec and data.
+
+    Args:
+      design: the :class:`~kdtheory.experiments.design.Design`.
+      seed: the seed.
+      names: ``"teacher"``, ``"replica"``, ``"twin"``, ``"student"``, ``"late:f"``, ``"reverse:f"``.
+
+    Returns:
+      name -> :class:`OneHotRun` (teacher, replica) or :class:`Arm`.
+
+    Raises:
+      ValueError: an unknown name.
+    """
+    seed = int(seed)
+    reqs = {n: _request(design, n, seed) for n in names}
+    data = load(design, seed)
+    for phase in (False, True):  # without the teacher, then with it
+        todo = [r for r in reqs.values() if r[0] not in _RUNS and (r[2] is not None) == phase]
+        if phase:  # the teacher itself first
+            teacher = _request(design, "teacher", seed)
+            if teacher[0] not in _RUNS:
+                fetch(design, seed, ["teacher"])
+        groups: dict[tuple, list] = {}
+        for r in dict((r[0], r) for r in todo).values():
+            groups.setdefault(_batchable(r[1]), []).append(r)
+        for group in groups.values():
+            teachers = [None if r[2] is None else _RUNS[("one-hot", r[2], r[0][2], seed)].train for r in group]
+            results = _train([r[1] for r in group], data, teachers)
+            for r, res in zip(group, results, strict=True):
+                rec = _arm_record(data, res) if r[3] == "arm" else _one_hot_record(r[1], data, res, r[3] == "teacher")
+                _remember(r[0], rec)
+    out = {}
+    for n, r in reqs.items():
+        _RUNS.move_to_end(r[0])
+        out[n] = _RUNS[r[0]]
+    return out
 
 
 def teacher_run(design: Design, seed: int) -> OneHotRun:
@@ -290,7 +403,7 @@ def teacher_run(design: Design, seed: int) -> OneHotRun:
     Returns:
       The :class:`OneHotRun`.
     """
-    return _one_hot(teacher_spec(design, seed), _data_key(design), int(seed), True)
+    return fetch(design, seed, ["teacher"])["teacher"]  # type: ignore[return-value]
 
 
 def replica_run(design: Design, seed: int) -> OneHotRun:
@@ -303,18 +416,7 @@ def replica_run(design: Design, seed: int) -> OneHotRun:
     Returns:
       The :class:`OneHotRun` (no training path).
     """
-    return _one_hot(replica_spec(design, seed), _data_key(design), int(seed), False)
-
-
-@functools.lru_cache(maxsize=512)
-def _arm(spec: RunSpec, dkey: tuple, seed: int, tspec: RunSpec | None) -> Arm:
-    data = _load(dkey, seed)
-    teacher = None if tspec is None else _one_hot(tspec, dkey, seed, True).train
-    t, out, train, proj = _train(spec, data, teacher)
-    val, test = _accuracies(out, data)
-    keep = gradient_checkpoints(len(t))
-    m = data.X_val.shape[0]
-    return Arm(t, train[-1].copy(), out[-1, m:].copy(), val, test, np.asarray(proj)[keep].copy(), t[keep].copy())
+    return fetch(design, seed, ["replica"])["replica"]  # type: ignore[return-value]
 
 
 def arm_run(design: Design, arm: str, seed: int) -> Arm:
@@ -331,6 +433,6 @@ def arm_run(design: Design, arm: str, seed: int) -> Arm:
     Raises:
       ValueError: an unknown arm.
     """
-    spec = arm_spec(design, arm, int(seed))
-    tspec = None if spec.teacher_weight == 0 and spec.teacher_weight_after is None else teacher_spec(design, seed)
-    return _arm(spec, _data_key(design), int(seed), tspec)
+    if arm in ("teacher", "replica"):
+        raise ValueError(f"arm must be 'student', 'twin', 'late:f' or 'reverse:f', got {arm!r}")
+    return fetch(design, seed, [arm])[arm]  # type: ignore[return-value]

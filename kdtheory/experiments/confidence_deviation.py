@@ -13,16 +13,21 @@ field from another initialization, with the student's minibatch order —
 ``(student − teacher) − (replica − teacher)``. The one-hot **twin** (the student's initialization,
 architecture and budget) is reported beside it, not decisive.
 
-Effects per seed (:func:`kdtheory.experiments.measures.o1_numbers`; "low" / "high" = the 10% of
-points with the lowest / highest teacher φ on that split), paired 95% t intervals over seeds, in
-every block (regime × data set × τ) and split. Rules, fixed before the registered run:
+Effects per seed and their rules: :mod:`kdtheory.deviation` (the one implementation of the O1
+rules, shared with ``kdtheory confidence``; fixed before the registered run). "Low" / "high" = the
+10% of points with the lowest / highest teacher φ on that split; paired 95% t intervals over
+seeds, in every block (regime × data set × τ) and split:
 
 * **O1-underfit** (ICLR wording, "the student underfits points the teacher finds hard"): mean over
-  the low points of ``Δφ(student − teacher) − Δφ(replica − teacher)``. Rule: < −0.05 nats.
+  the low points of ``Δφ(student − teacher) − Δφ(replica − teacher)``. Rule: < −0.1
+  (:data:`kdtheory.deviation.TOLERANCE`, in log-odds).
 * **O1-exaggerate** (NeurIPS wording, "the student exaggerates the teacher's confidence levels"):
-  the least-squares slope of φ_student on φ_teacher minus the replica's (rule: > 0) **and** the mean
-  over the high points of ``Δφ(student − teacher) − Δφ(replica − teacher)`` (rule: > 0). Supported
-  when both are; not supported when either is not; inconclusive otherwise.
+  the least-squares slope of φ_student on φ_teacher minus the replica's (> 0) **and** the mean over
+  the high points of ``Δφ(student − teacher) − Δφ(replica − teacher)`` (> 0). Supported when both
+  are; not supported when either is not; inconclusive otherwise.
+* **Cross-selected check** (reported beside): the groups and the reference class chosen by the
+  replica's own φ and top-1 (so the teacher's selection biases do not enter), student against
+  teacher directly — the same two rules.
 
 The claim's verdict reads O1-underfit in the ``paper`` regime at τ = 1: *supported* when it is
 supported on every data set on both splits; *not supported* when it is not supported on some data
@@ -37,23 +42,20 @@ from typing import Any
 
 import numpy as np
 
-from kdtheory.experiments.design import Suite, QUICK
-from kdtheory.experiments.effects import difference_effect, interval_text, tag
+from kdtheory import deviation
+from kdtheory.experiments.design import QUICK, Suite
+from kdtheory.experiments.effects import interval_text, tag
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.measures import CONTROLS, Block, blocks
 from kdtheory.experiments.result import Outcome
-from kdtheory.stats import Effect, Rule
+from kdtheory.stats import Effect
 
 __all__ = ["EXPERIMENT", "figure", "measure", "o1_cells", "TOL"]
 
 CLAIM = "The distilled student underfits the points its teacher finds hard (and exaggerates its confidence)"
 
-#: the tolerance (nats) of O1-underfit.
-TOL = 0.05
-
-UNDERFIT = Rule(-TOL, "less")
-STEEPER = Rule(0.0, "greater")
-HIGHER = Rule(0.0, "greater")
+#: the tolerance (log-odds) of O1-underfit, :data:`kdtheory.deviation.TOLERANCE`.
+TOL = deviation.TOLERANCE
 WORDS = {
     "replica": "replica: the teacher's recipe from another initialization, the student's minibatch order "
     "(paired by seed)",
@@ -61,42 +63,37 @@ WORDS = {
 }
 
 
-def _joint(a: Effect, b: Effect) -> str:
-    v = (a.verdict, b.verdict)
-    return "supported" if v == ("supported",) * 2 else "not supported" if "not supported" in v else "inconclusive"
+def _decided(block: Block, key: str, ctrl: str, label: str) -> dict[str, Effect]:
+    return deviation.decide_o1([r[key] for r in block.rows], control=WORDS[ctrl], label=label)
 
 
 def o1_cells(block: Block, ref: str = "top1") -> list[Effect]:
-    """The O1 effects of one block: per split and control, underfit, slope and high-group effects.
+    """The O1 effects of one block: per split and control, O1-underfit and O1-exaggerate.
 
     Args:
       block: a :class:`~kdtheory.experiments.measures.Block`.
-      ref: the reference class of φ: ``"top1"`` (the teacher's; decisive) or ``"label"``.
+      ref: ``"top1"`` (φ of the teacher's top-1 class, groups by the teacher's φ; decisive),
+        ``"label"`` (φ of the label's class) or ``"cross"`` (the cross-selected check: groups and
+        class by the replica's own φ, student against teacher directly; replica only).
 
     Returns:
-      Tagged effects (:func:`kdtheory.experiments.effects.tag`), in the order split × control ×
-      (underfit, slope, high).
+      Tagged effects (:func:`kdtheory.experiments.effects.tag`), split × control × (underfit,
+      exaggerate); O1-exaggerate's estimate and interval are its slope part, the high-group part
+      is in ``extra`` (``high_estimate``, ``high_ci``).
     """
     d = block.design
     out = []
     where = f"{block.regime} {d.dataset} τ={d.temperature:g}"
     if block.axis is not None:
         where += f" [map {block.axis}={block.value}]"
-    cls = "" if ref == "top1" else " (label's class)"
+    what = {"top1": "", "label": " (label's class)", "cross": " (cross-selected by the control)"}[ref]
     for split in ("train", "test"):
-        for ctrl in CONTROLS:
-            key = f"{split}_{ref}_{ctrl}"
+        for ctrl in CONTROLS if ref != "cross" else ("replica",):
             cell = dict(regime=block.regime, dataset=d.dataset, split=split, tau=d.temperature, control_arm=ctrl)
-            u = difference_effect(f"{where} {split}: O1-underfit low-10% Δφ(s−T) − Δφ({ctrl}−T){cls}", block.rows,
-                                  f"{key}.underfit_low", None, UNDERFIT, WORDS[ctrl])  # fmt: skip
-            s = difference_effect(f"{where} {split}: O1-exaggerate slope(s on T) − slope({ctrl} on T){cls}",
-                                  block.rows, f"{key}.slope", None, STEEPER, WORDS[ctrl])  # fmt: skip
-            h = difference_effect(f"{where} {split}: O1-exaggerate top-10% Δφ(s−T) − Δφ({ctrl}−T){cls}",
-                                  block.rows, f"{key}.exaggerate_high", None, HIGHER, WORDS[ctrl])  # fmt: skip
-            joint = _joint(s, h)
-            out += [tag(u, claim="O1-underfit", **cell), tag(s, claim="O1-exaggerate (slope)", **cell),
-                    tag(h, claim="O1-exaggerate (top 10%)", **cell)]  # fmt: skip
-            out[-2].extra["joint_verdict"] = out[-1].extra["joint_verdict"] = joint
+            dec = _decided(block, f"{split}_{ref}_{ctrl}", ctrl, f"{where} {split}{what}: ")
+            claim = "" if ref == "top1" else f" [{ref}]"
+            out += [tag(dec["underfit"], claim=f"O1-underfit{claim}", **cell),
+                    tag(dec["exaggerate"], claim=f"O1-exaggerate{claim}", **cell)]  # fmt: skip
     return out
 
 
@@ -129,7 +126,7 @@ def _headline_verdict(effects: list[Effect]) -> str:
 def _where(effects: list[Effect], claim: str, verdict: str) -> list[str]:
     return [f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} {e.extra['split']}" for e in effects
             if e.extra.get("claim") == claim and e.extra.get("control_arm") == "replica"
-            and e.extra.get("joint_verdict", e.verdict) == verdict]  # fmt: skip
+            and e.verdict == verdict]  # fmt: skip
 
 
 def measure(cfg: Suite, say) -> Outcome:
@@ -146,7 +143,7 @@ def measure(cfg: Suite, say) -> Outcome:
         if b.axis is not None:
             u = {e.extra["split"]: e for e in eff if e.extra["claim"] == "O1-underfit"
                  and e.extra["control_arm"] == "replica"}  # fmt: skip
-            s = {e.extra["split"]: e for e in eff if e.extra["claim"] == "O1-exaggerate (slope)"
+            s = {e.extra["split"]: e for e in eff if e.extra["claim"] == "O1-exaggerate"
                  and e.extra["control_arm"] == "replica"}  # fmt: skip
             map_rows.append(
                 f"{b.design.dataset} {b.axis}={b.value} ({len(b.rows)} seeds): " + "; ".join(
@@ -156,6 +153,7 @@ def measure(cfg: Suite, say) -> Outcome:
             continue
         effects += eff
         label_effects += [e for e in o1_cells(b, "label") if e.extra["control_arm"] == "replica"]
+        label_effects += o1_cells(b, "cross")
         name = f"{b.regime} {b.design.dataset} τ={b.design.temperature:g}"
         if b.design.temperature == 1.0:
             plots[name] = _plot_data(b)
@@ -164,7 +162,10 @@ def measure(cfg: Suite, say) -> Outcome:
     verdict = _headline_verdict(effects)
     holds = _where(effects, "O1-underfit", "supported")
     fails = _where(effects, "O1-underfit", "not supported")
-    ex_holds = _where(effects, "O1-exaggerate (slope)", "supported")
+    ex_holds = _where(effects, "O1-exaggerate", "supported")
+    cross = [f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} {e.extra['split']} "
+             f"{interval_text([e.estimate, e.ci_low, e.ci_high])} → {e.verdict}" for e in label_effects
+             if e.extra["claim"] == "O1-underfit [cross]" and e.extra["tau"] == 1.0]  # fmt: skip
     head = [f"{e.extra['dataset']} {e.extra['split']} {interval_text([e.estimate, e.ci_low, e.ci_high])} → {e.verdict}"
             for e in effects if e.extra["regime"] == "paper" and e.extra["tau"] == 1.0
             and e.extra["claim"] == "O1-underfit" and e.extra["control_arm"] == "replica"]  # fmt: skip
@@ -172,7 +173,8 @@ def measure(cfg: Suite, say) -> Outcome:
         f"Rule: in the paper regime at τ = 1, O1-underfit (low-10% Δφ(s−T) − Δφ(replica−T)) < −{TOL:g} on every data "
         f"set on train and test (95% t over seeds). Paper τ=1: {'; '.join(head)}. O1-underfit holds (against the "
         f"replica) at: {', '.join(holds) or 'no cell'}; is contradicted at: {', '.join(fails) or 'no cell'}. "
-        f"O1-exaggerate (slope and top-10% both > replica's) holds at: {', '.join(ex_holds) or 'no cell'}."
+        f"O1-exaggerate (slope and top-10% both > replica's) holds at: {', '.join(ex_holds) or 'no cell'}. "
+        f"Cross-selected check (replica's own low 10% and top-1 class, student − teacher), τ = 1: {'; '.join(cross)}."
     )
     return Outcome(
         verdict, reason, effects=tuple(effects + label_effects),

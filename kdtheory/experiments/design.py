@@ -3,7 +3,7 @@ r"""The paired design's settings: one :class:`Design` per regime and data set, a
 Three **regimes** (``Design.regime``), named in ``results.json`` and the report (docs/theory.md §8):
 
 * ``paper`` — the regime of Nagarajan et al. (2023): clean labels (η = 0), the teacher trained to
-  the end of its budget (``teacher_stop="last"``; it interpolates its training labels where the
+  the end of its budget with a cosine learning-rate schedule (``teacher_stop="last"``; it interpolates its training labels where the
   model can — its training accuracy is recorded), every student-side arm with the same budget,
   temperatures τ ∈ {1, 2, 4}. On the Gaussian mixture the "clean" labels are *samples of the
   Bayes posterior* (``y ~ p*(·|x)``), not noise-free classes: the posterior is the truth there.
@@ -68,6 +68,8 @@ class Design:
       teacher_hidden: the teacher's (and replica's) hidden widths; empty: ``hidden``
         (self-distillation).
       reverse: train the reverse switches (teacher first, one-hot after ``f ·`` budget).
+      schedule: the learning-rate schedule of every run: ``"constant"`` or ``"cosine"`` (from the
+        learning rate to 0 over the run's budget, :func:`kdtheory.schedules.cosine`).
     """
 
     dataset: str = param("mixture", "data set", choices=DATASETS, key=True)
@@ -98,6 +100,8 @@ class Design:
         (), "the teacher's and replica's hidden widths (empty: the student's)", low=1, min_items=0
     )
     reverse: bool = param(True, "train the reverse switches (teacher first, then one-hot)")
+    schedule: str = param("constant", "learning-rate schedule of every run (cosine: to 0 over the budget)",
+                          choices=("constant", "cosine"))  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -169,7 +173,8 @@ MNIST1D = Design(
     learning_rate=0.01, momentum=0.9, batch_size=100, teacher_t=6000, student_t=6000, gradient_points=4000,
 )  # fmt: skip
 
-_PAPER = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(0.5,), reverse=False)
+_PAPER = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(0.5,), reverse=False,
+              schedule="cosine")  # fmt: skip
 
 #: the ``paper`` regime: the three data sets with clean labels, teachers trained to the end of their
 #: budget, every arm with that budget. MNIST-1D: 3000 steps (75 epochs; the teacher interpolates).

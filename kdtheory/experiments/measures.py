@@ -8,7 +8,7 @@ Per seed, :func:`seed_metrics` reads the runs of :mod:`kdtheory.experiments.arms
   the teacher's accuracy on its training labels at its stop (interpolation: 1.0);
 * **O1** on the training and the test split: logit confidences ``φ`` (reference class: the
   teacher's top-1, and separately the label) of teacher, student, replica and twin, and the
-  per-seed effects of :func:`o1_numbers` against each control (``replica``, ``twin``), plus the
+  per-seed effects of :func:`kdtheory.deviation.o1_from_phi` against each control (``replica``, ``twin``), plus the
   uncontrolled student − teacher and replica − teacher means over the 10% least teacher-confident
   points, and the paper's plot data (φ of every model per teacher-φ quantile bin, and least-squares
   lines of φ_model on φ_teacher);
@@ -31,17 +31,18 @@ import numpy as np
 from scipy.special import softmax
 
 from kdtheory import data as _data
-from kdtheory.confidence import logit_confidence
-from kdtheory.experiments.arms import arm_run, replica_run, teacher_run, _model
+from kdtheory import deviation
+from kdtheory.confidence import confidence_groups, least_squares_slope
+from kdtheory.experiments.arms import _model, arm_run, fetch
 from kdtheory.experiments.design import Design, load
 
-__all__ = ["O1Numbers", "o1_numbers", "seed_metrics", "collect", "BINS", "FRACTION", "CONTROLS", "REFERENCES"]
+__all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "REFERENCES", "MAP_AXES"]
 
 #: teacher-confidence quantile bins of the paper's plot.
 BINS = 10
 
 #: the low / high teacher-confidence groups: the 10% least / most confident points.
-FRACTION = 0.1
+FRACTION = deviation.FRACTION
 
 #: the controls of every student-vs-teacher comparison (the first decides).
 CONTROLS = ("replica", "twin")
@@ -50,81 +51,41 @@ CONTROLS = ("replica", "twin")
 REFERENCES = ("top1", "label")
 
 
-class O1Numbers(NamedTuple):
-    """One seed's O1 effects against one control (the paper's comparison, corrected by the control).
-
-    Attributes:
-      underfit_low: mean over the low group of Δφ(student − teacher) − Δφ(control − teacher).
-      slope: least-squares slope of φ_student on φ_teacher minus that of φ_control on φ_teacher.
-      exaggerate_high: mean over the high group of Δφ(student − teacher) − Δφ(control − teacher).
-    """
-
-    underfit_low: float
-    slope: float
-    exaggerate_high: float
-
-
-def _phi(logits: np.ndarray, cls: np.ndarray) -> np.ndarray:
-    return logit_confidence(logits, cls, kind="logits").logit
-
-
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    xc = x - x.mean()
-    slope = float(np.dot(xc, y - y.mean()) / max(np.dot(xc, xc), 1e-300))
-    return slope, float(y.mean() - slope * x.mean())
-
-
-def _groups(pt: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(pt, kind="stable")
-    m = max(1, int(round(fraction * pt.size)))
-    low, high = np.zeros(pt.size, bool), np.zeros(pt.size, bool)
-    low[order[:m]], high[order[-m:]] = True, True
-    return low, high
-
-
-def o1_numbers(pt: np.ndarray, ps: np.ndarray, pc: np.ndarray, fraction: float = FRACTION) -> O1Numbers:
-    r"""One seed's O1 effects of a student against a control, from logit confidences.
-
-    Groups: the ``⌊fraction · n⌉`` points of lowest / highest teacher φ (ties by index).
-    ``underfit_low = mean_low[(φ_s − φ_T) − (φ_c − φ_T)]``, ``exaggerate_high`` the same over the high
-    group, ``slope = β(φ_s on φ_T) − β(φ_c on φ_T)`` (least squares).
-
-    Args:
-      pt: the teacher's φ ``(n,)``.
-      ps: the student's φ ``(n,)`` (the same reference classes).
-      pc: the control's φ ``(n,)``.
-      fraction: the share of points in each group, in (0, 0.5].
-
-    Returns:
-      The :class:`O1Numbers`.
-
-    Raises:
-      ValueError: mismatched shapes or a fraction outside (0, 0.5].
-    """
-    if not 0 < fraction <= 0.5:
-        raise ValueError(f"fraction must lie in (0, 0.5], got {fraction!r}")
-    if not (pt.shape == ps.shape == pc.shape) or pt.ndim != 1:
-        raise ValueError(f"pt, ps, pc must be equal-length vectors, got {pt.shape}, {ps.shape}, {pc.shape}")
-    low, high = _groups(pt, fraction)
-    d = ps - pc  # (φ_s − φ_T) − (φ_c − φ_T)
-    return O1Numbers(float(d[low].mean()), _ols(pt, ps)[0] - _ols(pt, pc)[0], float(d[high].mean()))
+    fit = least_squares_slope(x, y)
+    return (float("nan"), float("nan")) if fit is None else (float(fit[0]), float(fit[1]))
 
 
 def _confidence(models: dict[str, np.ndarray], labels: np.ndarray, split: str) -> dict[str, Any]:
-    """O1 numbers of one split; ``models`` maps teacher/student/replica/twin to logits."""
+    """O1 numbers of one split; ``models`` maps teacher/student/replica/twin to logits.
+
+    Keys: ``{split}_{ref}_{control}`` the :class:`kdtheory.deviation.O1Effects` of the student against
+    each control with φ of the teacher's top-1 class (``top1``) or the label (``label``), groups by the
+    teacher's φ; ``{split}_cross_{control}`` the cross-selected check (groups and class by the
+    control's own φ and top-1, student against teacher directly); the uncontrolled low-group means
+    ``{split}_low_{model}_teacher``; the plot data ``{split}_bins`` and ``{split}_lines``.
+    """
     out: dict[str, Any] = {}
-    for ref, cls in (("top1", models["teacher"].argmax(1)), ("label", labels)):
-        phi = {k: _phi(v, cls) for k, v in models.items()}
+    for ref, cls, name in (("top1", models["teacher"].argmax(1), "teacher_top1"), ("label", labels, "label")):
+        phi = {k: deviation.phi(v, cls, kind="logits") for k, v in models.items()}
         for ctrl in CONTROLS:
-            out[f"{split}_{ref}_{ctrl}"] = o1_numbers(phi["teacher"], phi["student"], phi[ctrl])
+            out[f"{split}_{ref}_{ctrl}"] = deviation.o1_from_phi(
+                phi["teacher"], phi["student"], phi[ctrl], fraction=FRACTION, reference=name
+            )
         if ref == "top1":
             pt = phi["teacher"]
-            low, _ = _groups(pt, FRACTION)
+            low, _ = confidence_groups(pt, FRACTION)
             for k in ("student", *CONTROLS):
                 out[f"{split}_low_{k}_teacher"] = float(np.mean(phi[k][low] - pt[low]))  # uncontrolled
             bins = np.array_split(np.argsort(pt, kind="stable"), BINS)
             out[f"{split}_bins"] = {k: [float(np.mean(v[b])) for b in bins] for k, v in phi.items()}
             out[f"{split}_lines"] = {k: _ols(pt, phi[k]) for k in ("student", *CONTROLS)}
+    for ctrl in CONTROLS:
+        cls = models[ctrl].argmax(1)
+        phi = {k: deviation.phi(models[k], cls, kind="logits") for k in ("teacher", "student", ctrl)}
+        out[f"{split}_cross_{ctrl}"] = deviation.o1_from_phi(
+            phi["teacher"], phi["student"], phi[ctrl], fraction=FRACTION, select="control", reference="control_top1"
+        )
     return out
 
 
@@ -222,8 +183,10 @@ def _early(val: np.ndarray, test: np.ndarray) -> float:
 @functools.lru_cache(maxsize=2048)
 def _seed_metrics(design: Design, seed: int, gradients: bool) -> dict[str, Any]:
     data = load(design, seed)
-    tr, rp = teacher_run(design, seed), replica_run(design, seed)
-    student, twin = arm_run(design, "student", seed), arm_run(design, "twin", seed)
+    names = ["teacher", "replica", "twin", "student"] + [f"late:{f:g}" for f in design.switch_fractions]
+    names += [f"reverse:{f:g}" for f in design.switch_fractions] if design.reverse else []
+    runs = fetch(design, seed, names)
+    tr, rp, student, twin = runs["teacher"], runs["replica"], runs["student"], runs["twin"]
     ytest = data.Y_test.argmax(1)
     rec: dict[str, Any] = {
         "seed": seed,
@@ -249,11 +212,11 @@ def _seed_metrics(design: Design, seed: int, gradients: bool) -> dict[str, Any]:
         post = _data.mixture_posterior(data.X_test, data.means, sigma=data.sigma or 1.0)
         rec["bayes_test"] = float(np.mean(post.argmax(1) == ytest))
     for f in design.switch_fractions:
-        late = arm_run(design, f"late:{f:g}", seed)
+        late = runs[f"late:{f:g}"]
         rec[f"acc_late_{f:g}"] = float(late.test_accuracy[-1])
         rec[f"acc_late_{f:g}_es"] = _early(late.val_accuracy, late.test_accuracy)
         if design.reverse:
-            rec[f"acc_reverse_{f:g}"] = float(arm_run(design, f"reverse:{f:g}", seed).test_accuracy[-1])
+            rec[f"acc_reverse_{f:g}"] = float(runs[f"reverse:{f:g}"].test_accuracy[-1])
     for split, labels, ms in (
         ("test", ytest, {"teacher": tr.test, "student": student.test, "replica": rp.test, "twin": twin.test}),
         ("train", data.Y.argmax(1), {"teacher": tr.train, "student": student.train, "replica": rp.train,
@@ -285,7 +248,7 @@ def seed_metrics(design: Design, seed: int, *, gradients: bool = False) -> dict[
         only where the expected label is not the one-hot label itself, i.e. η > 0 or the mixture).
 
     Returns:
-      A dict keyed by name: floats, lists, and :class:`O1Numbers` under ``{split}_{ref}_{control}``.
+      A dict keyed by name: floats, lists, and :class:`kdtheory.deviation.O1Effects` records.
     """
     return _seed_metrics(design, int(seed), bool(gradients))
 
