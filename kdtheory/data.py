@@ -23,7 +23,7 @@ For the Gaussian mixture the clean-label posterior is known in closed form
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -371,14 +371,17 @@ def clean_gradient_target(data: Classification) -> np.ndarray:
     return noisy_label_distribution(p, label_noise=data.label_noise)
 
 
-def _split_noise(c: np.ndarray, n: int, K: int, eta: float, rng: np.random.Generator):
+def _split_noise(c: np.ndarray, n: int, K: int, eta: float, rng: np.random.Generator) -> tuple[Any, Any]:
     """Flip the first ``n`` labels (training) and the rest (validation) independently."""
     tr = flip_labels(c[:n], K, label_noise=eta, rng=rng)
     va = flip_labels(c[n:], K, label_noise=eta, rng=rng)
     return tr, va
 
 
-def _assemble(name, K, X, c, X_test, c_test, X_val, c_val, eta, rng, **extra) -> Classification:
+def _assemble(
+    name: str, K: int, X: np.ndarray, c: np.ndarray, X_test: np.ndarray, c_test: np.ndarray,
+    X_val: np.ndarray, c_val: np.ndarray, eta: float, rng: np.random.Generator, **extra: Any,
+) -> Classification:
     tr, va = _split_noise(np.r_[c, c_val], c.size, K, eta, rng)
     eye = np.eye(K)
     return Classification(
@@ -433,7 +436,7 @@ def gaussian_mixture(
     means = rng.standard_normal((K, d))
     means *= sep / np.linalg.norm(means, axis=1, keepdims=True)
 
-    def sample(size):
+    def sample(size: int) -> tuple[np.ndarray, np.ndarray]:
         c = rng.integers(0, K, size)
         return means[c] + rng.standard_normal((size, d)), c
 

@@ -97,14 +97,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import choice
-from kdtheory.confidence import (
-    KINDS,
-    class_indices,
-    confidence_groups,
-    least_squares_slope,
-    logit_confidence,
-    validate_predictions,
-)
+from kdtheory.confidence.analyses import confidence_groups, least_squares_slope
+from kdtheory.confidence.inputs import KINDS, class_indices, validate_predictions
+from kdtheory.confidence.streaming import logit_confidence
 from kdtheory.stats import Effect, Outcome, Rule, paired_effect
 
 __all__ = [

@@ -784,7 +784,7 @@ def _run_bytes(model: Model, template: Any, project: Callable | None, C: int, n:
     proj = 0
     if project is not None:
         proj = int(np.prod(jax.eval_shape(project, template).shape))
-    return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k) + 8 * n
+    return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k)
 
 
 @functools.lru_cache(maxsize=16)

@@ -271,7 +271,7 @@ def _no_spread(x: np.ndarray) -> bool:
     top = float(np.max(np.abs(x)))
     with np.errstate(over="ignore"):
         spread = float(np.max(x) - np.min(x))
-    return spread <= _TIES * np.finfo(float).eps * top
+    return bool(spread <= _TIES * np.finfo(float).eps * top)
 
 
 def _finite_ends(low: float, high: float, name: str) -> None:
