@@ -18,7 +18,7 @@ on the teacher's logits ``z`` at its stop checkpoint (:class:`kdtheory.simulate.
 
 Every run is cached within the process, keyed on its :class:`RunSpec` and the data it sees: the
 teacher, the replica and the twin are shared by every τ and switch of a design, and O1, O2 and T2
-read the same runs. :func:`fetch` trains the missing runs of a seed in as few batched programs as
+read the same runs. :func:`fetch_many` trains the missing runs of a seed in as few batched programs as
 possible (:func:`kdtheory.simulate.train_batch`, through :func:`_train`, the one place the engine
 is called).
 """
@@ -37,7 +37,7 @@ from kdtheory import data as _data
 from kdtheory.experiments.design import Design, _data_key, load
 
 __all__ = ["RunSpec", "OneHotRun", "Arm", "teacher_spec", "replica_spec", "arm_spec", "teacher_run",
-           "replica_run", "arm_run", "fetch", "clear_cache", "stop_index", "ARMS", "gradient_checkpoints",
+           "replica_run", "arm_run", "fetch", "fetch_many", "clear_cache", "stop_index", "ARMS", "gradient_checkpoints",
            "CACHE_RUNS"]  # fmt: skip
 
 #: the seed offsets of the runs (per seed ``s``): teacher, student-side initialization, the
@@ -353,10 +353,6 @@ def _request(design: Design, name: str, seed: int) -> tuple[tuple, RunSpec, RunS
 def fetch(design: Design, seed: int, names: list[str]) -> dict[str, OneHotRun | Arm]:
     """The runs ``names`` of ``design`` at ``seed``, training the missing ones in as few batches as possible.
 
-    Runs that do not need the teacher (teacher, replica, twin) train first, then those that do;
-    within each phase, runs with equal architecture, budget, checkpoints and minibatch size share one
-    batched program (:func:`kdtheory.simulate.train_batch`). Cached by spec and data.
-
     Args:
       design: the :class:`~kdtheory.experiments.design.Design`.
       seed: the seed.
@@ -368,28 +364,50 @@ def fetch(design: Design, seed: int, names: list[str]) -> dict[str, OneHotRun | 
     Raises:
       ValueError: an unknown name.
     """
+    return {n: run for (_, n), run in zip([(design, n) for n in names], fetch_many(seed, [(design, n) for n in names]),
+                                         strict=True)}  # fmt: skip
+
+
+def fetch_many(seed: int, wanted: list[tuple[Design, str]]) -> list[OneHotRun | Arm]:
+    """Runs of several designs at one seed (e.g. one design at several τ), batched together.
+
+    Runs that do not need a teacher (teacher, replica, twin) train first, then those that do;
+    within each phase, runs on the same data with equal architecture, budget, checkpoints and
+    minibatch size share one batched program (:func:`kdtheory.simulate.train_batch`). Cached by
+    spec and data.
+
+    Args:
+      seed: the seed.
+      wanted: ``(design, name)`` pairs, names as :func:`fetch`.
+
+    Returns:
+      The runs, in the order of ``wanted``.
+
+    Raises:
+      ValueError: an unknown name.
+    """
     seed = int(seed)
-    reqs = {n: _request(design, n, seed) for n in names}
-    data = load(design, seed)
+    reqs = [(d, _request(d, n, seed)) for d, n in wanted]
     for phase in (False, True):  # without the teacher, then with it
-        todo = [r for r in reqs.values() if r[0] not in _RUNS and (r[2] is not None) == phase]
-        if phase:  # the teacher itself first
-            teacher = _request(design, "teacher", seed)
-            if teacher[0] not in _RUNS:
-                fetch(design, seed, ["teacher"])
+        todo = {r[0]: (d, r) for d, r in reqs if r[0] not in _RUNS and (r[2] is not None) == phase}
+        if phase:  # their teachers first
+            need = {(d, "teacher") for d, r in todo.values() if ("one-hot", r[2], r[0][2], seed) not in _RUNS}
+            if need:
+                fetch_many(seed, sorted(need, key=str))
         groups: dict[tuple, list] = {}
-        for r in dict((r[0], r) for r in todo).values():
-            groups.setdefault(_batchable(r[1]), []).append(r)
+        for d, r in todo.values():
+            groups.setdefault((r[0][2], _batchable(r[1])), []).append((d, r))
         for group in groups.values():
-            teachers = [None if r[2] is None else _RUNS[("one-hot", r[2], r[0][2], seed)].train for r in group]
-            results = _train([r[1] for r in group], data, teachers)
-            for r, res in zip(group, results, strict=True):
+            data = load(group[0][0], seed)
+            teachers = [None if r[2] is None else _RUNS[("one-hot", r[2], r[0][2], seed)].train for _, r in group]
+            results = _train([r[1] for _, r in group], data, teachers)
+            for (_, r), res in zip(group, results, strict=True):
                 rec = _arm_record(data, res) if r[3] == "arm" else _one_hot_record(r[1], data, res, r[3] == "teacher")
                 _remember(r[0], rec)
-    out = {}
-    for n, r in reqs.items():
+    out = []
+    for _, r in reqs:
         _RUNS.move_to_end(r[0])
-        out[n] = _RUNS[r[0]]
+        out.append(_RUNS[r[0]])
     return out
 
 

@@ -33,7 +33,7 @@ from scipy.special import softmax
 from kdtheory import data as _data
 from kdtheory import deviation
 from kdtheory.confidence import confidence_groups, least_squares_slope
-from kdtheory.experiments.arms import _model, arm_run, fetch
+from kdtheory.experiments.arms import _model, arm_run, fetch, fetch_many
 from kdtheory.experiments.design import Design, load
 
 __all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "REFERENCES", "MAP_AXES"]
@@ -176,6 +176,19 @@ def _gradients(design: Design, seed: int, teacher_probs: np.ndarray) -> dict[str
     return out
 
 
+def run_names(design: Design) -> list[str]:
+    """The runs :func:`seed_metrics` reads: teacher, replica, twin, student and the switches.
+
+    Args:
+      design: the :class:`~kdtheory.experiments.design.Design`.
+
+    Returns:
+      Names for :func:`kdtheory.experiments.arms.fetch`.
+    """
+    names = ["teacher", "replica", "twin", "student"] + [f"late:{f:g}" for f in design.switch_fractions]
+    return names + ([f"reverse:{f:g}" for f in design.switch_fractions] if design.reverse else [])
+
+
 def _early(val: np.ndarray, test: np.ndarray) -> float:
     return float(test[int(np.argmax(val))])
 
@@ -183,9 +196,7 @@ def _early(val: np.ndarray, test: np.ndarray) -> float:
 @functools.lru_cache(maxsize=2048)
 def _seed_metrics(design: Design, seed: int, gradients: bool) -> dict[str, Any]:
     data = load(design, seed)
-    names = ["teacher", "replica", "twin", "student"] + [f"late:{f:g}" for f in design.switch_fractions]
-    names += [f"reverse:{f:g}" for f in design.switch_fractions] if design.reverse else []
-    runs = fetch(design, seed, names)
+    runs = fetch(design, seed, run_names(design))
     tr, rp, student, twin = runs["teacher"], runs["replica"], runs["student"], runs["twin"]
     ytest = data.Y_test.argmax(1)
     rec: dict[str, Any] = {
@@ -330,12 +341,15 @@ def blocks(suite: Any, say=None, *, map_cells: bool = True) -> list[Block]:
         ("compression", suite.compression, suite.compression_temperatures, suite.compression_seeds),
     ):
         for base in bases:
-            for tau in temps:
-                o2 = tau in suite.o2_temperatures
-                d = dataclasses.replace(base, regime=regime, temperature=tau,
-                                        switch_fractions=(0.5,) if o2 else (), reverse=False)  # fmt: skip
+            ds = [dataclasses.replace(base, regime=regime, temperature=tau, reverse=False,
+                                      switch_fractions=(0.5,) if tau in suite.o2_temperatures else ())
+                  for tau in temps]  # fmt: skip
+            for s in range(s0, s0 + n):  # every τ's runs of a seed in one batch per phase
+                fetch_many(s, [(d, name) for d in ds for name in run_names(d)])
+            for d in ds:
                 t2 = _t2_defined(d)
-                out.append(Block(regime, d, collect(d, range(s0, s0 + n), say, gradients=t2), o2, t2))
+                out.append(Block(regime, d, collect(d, range(s0, s0 + n), say, gradients=t2), bool(d.switch_fractions),
+                                 t2))  # fmt: skip
     for d in suite.designs:
         d = dataclasses.replace(d, regime="noisy-labels")
         out.append(Block("noisy-labels", d, collect(d, range(s0, s0 + suite.seeds), say, gradients=True),
