@@ -297,3 +297,40 @@ def test_registered_suite_has_the_issue_design():
     assert c.dataset == "mnist1d" and c.teacher_widths == (256, 256) and c.hidden == (64,)
     assert all(d.label_noise > 0 and d.teacher_stop == "val" for d in s.designs)
     assert s.first_seed > 0  # the registered run's seeds are not the development seeds
+
+
+def _result(size="full"):
+    from kdtheory.experiments.result import ExperimentResult
+
+    rows = [{"a": v} for v in (-0.5, -0.4, -0.6)]
+    cells = [
+        effects.tag(effects.mean_effect("u", rows, "a", Rule(-0.1, "less"), "replica"), claim="O1-underfit",
+                    regime="paper", dataset="mnist1d", split="train", tau=1.0, control_arm="replica"),
+        effects.tag(effects.mean_effect("w", rows, "a", Rule(-0.1, "less"), "twin"), claim="O1-underfit",
+                    regime="paper", dataset="mnist1d", split="train", tau=1.0, control_arm="twin"),
+        effects.mean_effect("untagged", rows, "a", Rule(0.0), "none"),
+    ]  # fmt: skip
+    return ExperimentResult("confidence_deviation", "claim", "c", size, "supported", "r", effects=tuple(cells))
+
+
+@pytest.mark.parametrize("size", ["full", "quick"])
+def test_evidence_table_has_one_entry_per_tagged_cell_and_leads_the_report(size):
+    from kdtheory.experiments.reproduce import evidence_table, markdown
+    from kdtheory.experiments.result import SMOKE
+
+    res = _result(size)
+    table = evidence_table([res])
+    assert [(r["control_arm"], r["verdict"]) for r in table] == [
+        ("replica", "supported" if size == "full" else SMOKE),
+        ("twin", "supported" if size == "full" else SMOKE),
+    ]
+    assert table[0]["estimate"] == pytest.approx(-0.5) and table[0]["ci_high"] < -0.1
+    payload = {"versions": {"kdtheory": "x", "numpy": "x", "scipy": "x", "jax": "x", "python": "x"}, "size": size,
+               "created": "now", "seconds": 1.0, "evidence_table": table}  # fmt: skip
+    text = markdown([res], payload)
+    head = text.index("## Where each claim holds")
+    assert head < text.index("## The paper's claims")
+    rows = [ln for ln in text[head:].split("\n## ")[0].splitlines() if ln.startswith("| O1")]
+    assert (
+        len(rows) == 1 and "| replica |" in rows[0] and "| paper | mnist1d | train |" in rows[0]
+    )  # the decisive control

@@ -1,6 +1,6 @@
 r"""The arms of the paired design: what each training run is (:class:`RunSpec`) and its record.
 
-Per seed ``s`` and :class:`~kdtheory.experiments.design.Design` (docs/theory.md §8):
+Per seed ``s`` and :class:`~kdtheory.experiments.design.Design` (docs/theory.md §8; the replica: §11):
 
 * **teacher** — one-hot labels, the teacher's architecture (``teacher_hidden``), budget
   ``teacher_t`` and stop rule ``teacher_stop``; initialization and minibatch order ``1000 + s``;
@@ -160,7 +160,8 @@ def teacher_spec(design: Design, seed: int) -> RunSpec:
     d, k = _dims(design, seed)
     return RunSpec(
         (d, *design.teacher_widths, k), design.learning_rate, design.momentum, design.batch_size, design.schedule,
-        design.teacher_t, design.points, design.teacher_stop, init_seed=TEACHER_SEED + seed, order_seed=TEACHER_SEED + seed,
+        design.teacher_t, design.points, design.teacher_stop, init_seed=TEACHER_SEED + seed,
+        order_seed=TEACHER_SEED + seed,
     )  # fmt: skip
 
 

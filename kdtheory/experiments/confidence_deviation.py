@@ -1,6 +1,6 @@
 r"""Confidence deviations of a distilled student from its teacher, against a replica (claim O1).
 
-The paper's comparison (Nagarajan et al. 2023; docs/theory.md §8): per point, the logit
+The paper's comparison (Nagarajan et al. 2023; docs/theory.md §8, §11): per point, the logit
 confidence ``φ = z_c − logsumexp_{j≠c} z_j`` of the **teacher's top-1 class** ``c``
 (:func:`kdtheory.confidence.logit_confidence`; also reported with the label's class), student
 against teacher around the X = Y line, on the **training** and the **test** split, separately.
@@ -109,7 +109,8 @@ def _plot_data(block: Block) -> dict[str, Any]:
     for split in ("train", "test"):
         bins = {k: np.mean([r[f"{split}_bins"][k] for r in block.rows], axis=0).tolist()
                 for k in ("teacher", "student", *CONTROLS)}  # fmt: skip
-        lines = {k: np.mean([r[f"{split}_lines"][k] for r in block.rows], axis=0).tolist() for k in ("student", *CONTROLS)}
+        lines = {k: np.mean([r[f"{split}_lines"][k] for r in block.rows], axis=0).tolist()
+                 for k in ("student", *CONTROLS)}  # fmt: skip
         out[split] = {"bins": bins, "lines": lines}
     return out
 

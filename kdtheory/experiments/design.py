@@ -1,10 +1,11 @@
 r"""The paired design's settings: one :class:`Design` per regime and data set, and the :class:`Suite`.
 
-Three **regimes** (``Design.regime``), named in ``results.json`` and the report (docs/theory.md §8):
+Three **regimes** (``Design.regime``), named in ``results.json`` and the report (docs/theory.md §8, §11):
 
 * ``paper`` — the regime of Nagarajan et al. (2023): clean labels (η = 0), the teacher trained to
-  the end of its budget with a cosine learning-rate schedule (``teacher_stop="last"``; it interpolates its training labels where the
-  model can — its training accuracy is recorded), every student-side arm with the same budget,
+  the end of its budget with a cosine learning-rate schedule (``teacher_stop="last"``; it
+  interpolates its training labels where the model can — its training accuracy is recorded), every
+  student-side arm with the same budget and schedule,
   temperatures τ ∈ {1, 2, 4}. On the Gaussian mixture the "clean" labels are *samples of the
   Bayes posterior* (``y ~ p*(·|x)``), not noise-free classes: the posterior is the truth there.
 * ``compression`` — the same, MNIST-1D, teacher 40-256-256-10 → student 40-64-10.
@@ -256,8 +257,9 @@ QUICK = Suite(
     paper_seeds=2,
     temperatures=(1.0,),
     o2_temperatures=(1.0,),
-    compression=(Design(**{**_TINY_MIX.__dict__, **_PAPER, "regime": "compression", "teacher_hidden": (64,),
-                           "hidden": (16,)}),),  # fmt: skip
+    compression=(
+        Design(**{**_TINY_MIX.__dict__, **_PAPER, "regime": "compression", "teacher_hidden": (64,), "hidden": (16,)}),
+    ),  # fmt: skip
     compression_seeds=2,
     compression_temperatures=(1.0,),
     seeds=2,

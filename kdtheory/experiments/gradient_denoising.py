@@ -184,6 +184,4 @@ def figure(outcome: Outcome, cfg: Suite):
     return finish(fig, "Gradient denoising (T2) against the clean expected gradient, by regime")
 
 
-EXPERIMENT = Experiment(
-    "gradient_denoising", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure
-)
+EXPERIMENT = Experiment("gradient_denoising", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure)

@@ -147,8 +147,10 @@ def measure(cfg: Suite, say) -> Outcome:
     )  # fmt: skip
 
     def line(e: Effect, scale: float = 1.0) -> str:
-        return (f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} "
-                f"{interval_text([e.estimate, e.ci_low, e.ci_high], scale, 1 if scale != 1 else 3)} → {e.verdict}")
+        return (
+            f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} "
+            f"{interval_text([e.estimate, e.ci_low, e.ci_high], scale, 1 if scale != 1 else 3)} → {e.verdict}"
+        )
 
     lin = _linear_part(min(cfg.paper_seeds, _PLANTED["seeds"]))
     lin_mean = {k: float(v.mean()) for k, v in lin.items()}
@@ -217,6 +219,4 @@ def figure(outcome: Outcome, cfg: Suite):
     return finish(fig, "Late distillation (O2) by regime: noisy-labels gains are the twin's overfitting (a confound)")
 
 
-EXPERIMENT = Experiment(
-    "late_distillation", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure
-)
+EXPERIMENT = Experiment("late_distillation", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure)
