@@ -345,6 +345,8 @@ def blocks(suite: Any, say=None, *, map_cells: bool = True) -> list[Block]:
                                       switch_fractions=(0.5,) if tau in suite.o2_temperatures else ())
                   for tau in temps]  # fmt: skip
             for s in range(s0, s0 + n):  # every τ's runs of a seed in one batch per phase
+                if say is not None:
+                    say(f"{regime} {base.dataset}: training seed {s} (τ = {', '.join(f'{t:g}' for t in temps)})")
                 fetch_many(s, [(d, name) for d in ds for name in run_names(d)])
             for d in ds:
                 t2 = _t2_defined(d)
