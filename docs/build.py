@@ -244,7 +244,27 @@ def write_evidence(stage: Path, results: Path) -> None:
             f"(`{_cell(json.dumps(data.get('overrides')))}`): it is not the registered evidence.\n:::",
             "",
         ]
-    lines += ["## Where each claim stands", "", "| experiment | kind | claim | verdict |", "|---|---|---|---|"]
+    cells = data.get("evidence_table") or []
+    if cells:
+        lines += [
+            "## Where each claim holds",
+            "",
+            "One row per cell of the evidence (claim × regime × data set × split × τ × control), from "
+            "`results.json`'s `evidence_table`; `report.md` opens with the rows of each claim's deciding control.",
+            "",
+            "| claim | regime | data set | split | τ | control | estimate | 95% interval | seeds | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in cells:
+            row = (c.get("claim"), c.get("regime"), c.get("dataset"), c.get("split"), _num(c.get("tau")),
+                   c.get("control_arm"), _num(c.get("estimate")), _interval(c), c.get("seeds"))  # fmt: skip
+            lines.append(
+                "| "
+                + " | ".join(_cell("—" if v is None else v) for v in row)
+                + f" | **{_cell(c.get('verdict', ''))}** |"
+            )
+        lines.append("")
+    lines += ["## The experiments", "", "| experiment | kind | claim | verdict |", "|---|---|---|---|"]
     for name, e in experiments.items():
         lines.append(
             f"| [{name}](#{name.replace('_', '-')}) | {_cell(e.get('kind', ''))} | "

@@ -163,6 +163,24 @@ def test_evidence_page_from_results(tmp_path):
     assert "quick" not in page and "not the registered evidence" not in page
 
 
+def test_evidence_page_shows_the_evidence_table_when_the_run_has_one(tmp_path):
+    cell = {"experiment": "late_distillation", "claim": "O2-a gain", "regime": "paper", "dataset": "mnist1d",
+            "split": "test", "tau": 4.0, "control_arm": "twin", "effect": "e", "estimate": 0.0412,
+            "ci_low": -0.01, "ci_high": 0.09, "seeds": 20, "verdict": "inconclusive"}  # fmt: skip
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    build.write_evidence(stage, _results(tmp_path / "run", evidence_table=[cell, {**cell, "tau": None}]))
+    page = (stage / "evidence.md").read_text()
+    head = page.index("## Where each claim holds")
+    assert head < page.index("## The experiments")
+    row = "| O2-a gain | paper | mnist1d | test | 4 | twin | 0.0412 | [-0.01, 0.09] | 20 | **inconclusive** |"
+    assert row in page and row.replace("| 4 |", "| — |") in page
+    stage2 = tmp_path / "stage2"
+    stage2.mkdir()
+    build.write_evidence(stage2, _results(tmp_path / "run2"))
+    assert "## Where each claim holds" not in (stage2 / "evidence.md").read_text()
+
+
 def test_evidence_page_marks_quick_and_overridden_runs(tmp_path):
     stage = tmp_path / "stage"
     stage.mkdir()
