@@ -189,6 +189,7 @@ def test_evidence_page_marks_quick_and_overridden_runs(tmp_path):
     )
     page = (stage / "evidence.md").read_text()
     assert "built from a **quick** run" in page
+    assert "| Switching late \\| recovers the gain | **smoke run** |" in page, "a quick run's table shows no verdict"
     assert "not the registered evidence" in page and '"seeds": 3' in page
 
 
