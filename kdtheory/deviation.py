@@ -7,7 +7,8 @@ the teacher's architecture, recipe, budget and stopping rule, from another initi
 another control such as the one-hot twin, reported beside it.
 
 **Confidence.** ``φ = log p_c − log(1 − p_c)`` of a reference class ``c_i`` (default: the teacher's
-top-1 class; ``"label"``: the true label), computed by :func:`kdtheory.confidence.logit_confidence`:
+top-1 class; ``"label"``: the true label; ``"control_top1"``: the control's top-1), computed by the
+kernels of :func:`kdtheory.confidence.point_confidences` (also behind :func:`phi`):
 from logits ``φ = z_c − logsumexp_{j≠c} z_j`` (exact, finite); from probabilities
 ``log max(p_c, ε) − log max(Σ_{j≠c} p_j, ε)`` with ``ε = 1e-12`` — the rest is summed directly, so
 ``p_c`` within round-off of 1 keeps its exact φ, and only a probability of exactly 0 or 1 (φ = ±∞
