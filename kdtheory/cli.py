@@ -533,10 +533,17 @@ def _confidence_text(result: Any, runs: list[list[str]]) -> list[str]:
     for i, (r, e) in enumerate(zip(result.reports, result.effects, strict=True)):
         slope = "—" if r.slope is None else f"{r.slope:.4g}"
         lines.append(f"  {i:<5} {slope:>8} {e.underfit_low:>16.4g} {e.slope:>9.4g} {e.exaggerate_high:>19.4g}")
-    lines.append("O1 over seeds (paired Student-t 95% intervals; rules in kdtheory.deviation):")
-    for key, eff in result.decisions.items():
-        ci = "—" if eff.ci_low is None else f"[{eff.ci_low:.4g}, {eff.ci_high:.4g}]"
-        lines.append(f"  {key:<17} {eff.estimate:>9.4g} {ci:<24} {eff.verdict}")
+    blocks = [("O1 over seeds (paired Student-t 95% intervals; rules in kdtheory.deviation):", result.decisions)]
+    if result.cross_decisions is not None:
+        blocks.append(
+            ("cross-selected check (groups and class by the control's own φ; student against teacher directly):",
+             result.cross_decisions)
+        )  # fmt: skip
+    for title, decisions in blocks:
+        lines.append(title)
+        for key, eff in decisions.items():
+            ci = "—" if eff.ci_low is None else f"[{eff.ci_low:.4g}, {eff.ci_high:.4g}]"
+            lines.append(f"  {key:<17} {eff.estimate:>9.4g} {ci:<24} {eff.verdict}")
     return lines
 
 
@@ -560,7 +567,8 @@ def _confidence_payload(
         {**dict(zip(("teacher", "student", "control"), run, strict=False)), **r.summary()}
         for run, r in zip(runs, result.reports, strict=True)
     ]
-    return {**head, "seeds": seeds, "o1": {k: e.to_json() for k, e in result.decisions.items()}}
+    cross = None if result.cross_decisions is None else {k: e.to_json() for k, e in result.cross_decisions.items()}
+    return {**head, "seeds": seeds, "o1": {k: e.to_json() for k, e in result.decisions.items()}, "o1_cross": cross}
 
 
 if __name__ == "__main__":  # pragma: no cover

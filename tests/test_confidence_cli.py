@@ -68,6 +68,18 @@ def test_cli_control_path_equals_the_api(folder, tmp_path):
             assert got["estimate"] == pytest.approx(want.estimate, rel=1e-12, abs=1e-12)
             assert [got["ci_low"], got["ci_high"]] == pytest.approx([want.ci_low, want.ci_high], rel=1e-12, abs=1e-12)
             assert got["verdict"] == want.verdict
+    # the cross-selected check: groups and class by the control, student against teacher directly
+    cross_api = decide_o1(
+        [o1_effects(*a, kind="logits", select="control", reference="control_top1") for a in arrays],
+        control="control",
+        label="cross-selected: ",
+    )
+    for key, want in cross_api.items():
+        got = summary["o1_cross"][key]
+        assert got["estimate"] == pytest.approx(want.estimate, rel=1e-9, abs=1e-12)
+        assert [got["ci_low"], got["ci_high"]] == pytest.approx([want.ci_low, want.ci_high], rel=1e-9, abs=1e-12)
+        assert got["verdict"] == want.verdict and got["name"] == want.name
+    assert summary["o1_cross"]["underfit"]["verdict"] == "supported" and "cross-selected check" in out
     assert summary["o1"]["underfit"]["verdict"] == "supported" and summary["controlled"] is True
     assert len(summary["seeds"]) == 4 and summary["seeds"][2]["student"].endswith("student_2.npy")
     assert "underfit" in out and "supported" in out and "not corrected" not in out
@@ -92,6 +104,9 @@ def test_triples_equal_the_folder_and_one_seed_with_control_equals_o1_effects(fo
     e = o1_effects(*arrays[1], kind="logits")
     assert summary["o1_underfit_low"] == pytest.approx(e.underfit_low, rel=1e-12)
     assert summary["o1_slope"] == pytest.approx(e.slope, rel=1e-12)
+    x = o1_effects(*arrays[1], kind="logits", select="control", reference="control_top1")
+    assert summary["o1_cross_underfit_low"] == pytest.approx(x.underfit_low, rel=1e-9)
+    assert summary["o1_cross_slope"] == pytest.approx(x.slope, rel=1e-9)
     assert summary["control"].endswith("control_1.npy") and summary["ece_teacher"] is not None
     assert "no interval over seeds" in out
 

@@ -236,3 +236,18 @@ def test_control_top1_reference_and_probability_files(tmp_path):
     )
     with pytest.raises(ValueError, match="pt.npy: kind='logits' but every row is non-negative and sums to 1"):
         analyze(str(tmp_path / "pt.npy"), str(tmp_path / "ps.npy"), kind="logits", names=("pt.npy", "ps.npy"))
+
+
+@pytest.mark.parametrize("kind", ["logits", "probabilities"])
+def test_cross_phi_of_the_controls_class_equals_a_second_pass(kind):
+    from scipy.special import softmax
+
+    t, s, c = _logits(2000, 9, dtype=np.float64)
+    if kind == "probabilities":
+        t, s, c = (softmax(a, axis=1) for a in (t, s, c))
+    pts = point_confidences(t, s, c, kind=kind)
+    again = point_confidences(t, s, c, kind=kind, reference="control_top1")
+    for got, want in zip(pts.cross, (again.teacher.logit, again.student.logit, again.control.logit), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(again.cross[0], again.teacher.logit)
+    assert point_confidences(t, s, kind=kind).cross is None

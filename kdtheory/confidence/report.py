@@ -125,10 +125,10 @@ def _options(options: Options | None, settings: dict[str, Any]) -> Options:
     return dataclasses.replace(base, **settings) if settings else base
 
 
-def _o1_summary(o1: O1Effects) -> dict[str, float | None]:
+def _o1_summary(o1: O1Effects, prefix: str = "o1_", keep: int = 9) -> dict[str, float | None]:
     keys = ("underfit_low", "slope", "exaggerate_high", "student_low", "control_low", "student_slope",
             "control_slope", "student_high", "control_high")  # fmt: skip
-    return {f"o1_{k}": float(getattr(o1, k)) for k in keys}
+    return {f"{prefix}{k}": float(getattr(o1, k)) for k in keys[:keep]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,6 +168,9 @@ class ConfidenceReport:
       clipped_control: the control's clipped points (0 without a control).
       o1: the O1 effects of this one seed against the control (:func:`kdtheory.deviation.o1_from_phi`,
         teacher-selected; ``None`` without a control, or when every ``φ_teacher`` is equal).
+      o1_cross: the cross-selected check of this seed (groups and class by the control's own φ
+        and top-1, student against teacher directly; ``select="control"`` of
+        :func:`kdtheory.deviation.o1_from_phi`); ``None`` without a control.
       controlled: whether a control was given.
     """
 
@@ -209,6 +212,7 @@ class ConfidenceReport:
     control_logit: np.ndarray | None = None
     clipped_control: int = 0
     o1: O1Effects | None = None
+    o1_cross: O1Effects | None = None
     controlled: bool = False
 
     def summary(self) -> dict[str, float | int | None]:
@@ -245,6 +249,7 @@ class ConfidenceReport:
             "clipped_share": self.clipped / n,
             "controlled": self.controlled,
             **({} if self.o1 is None else _o1_summary(self.o1)),
+            **({} if self.o1_cross is None else _o1_summary(self.o1_cross, "o1_cross_", 3)),
         }
 
     def table(self) -> str:
@@ -365,9 +370,11 @@ def analyze(
     bins = binned(phit, phis, opts.bins, order=order)
     tails = tail_shares(phit, delta, opts.quantile, opts.tol, order=order)
     fid = fidelity(pts.top_teacher, pts.top_student, pts.kl, (pts.pmax_teacher, pts.pmax_student), labels)
-    o1 = None
+    o1 = o1_cross = None
     if pts.control is not None and np.ptp(phit) > 0:  # otherwise the O1 slopes are undefined (like ``slope``)
         o1 = deviation.o1_from_phi(phit, phis, pts.control.logit, fraction=opts.quantile, reference=opts.reference)
+    if pts.cross is not None and np.ptp(pts.cross[2]) > 0:
+        o1_cross = deviation.o1_from_phi(*pts.cross, fraction=opts.quantile, select="control", reference="control_top1")
     return ConfidenceReport(
         kind=kind,
         reference=opts.reference,
@@ -386,6 +393,7 @@ def analyze(
         control_logit=None if pts.control is None else pts.control.logit,
         clipped_control=0 if pts.control is None else int(pts.control.clipped.sum()),
         o1=o1,
+        o1_cross=o1_cross,
         controlled=pts.control is not None,
         **fit._asdict(),
         **bins._asdict(),
@@ -407,6 +415,9 @@ class SeedsReport(NamedTuple):
         interval over seeds exists).
       controlled: whether every seed had a control (all or none is required).
       note: :data:`NOT_CORRECTED` without a control, else empty.
+      cross_decisions: with controls and two or more seeds, the same rules on the cross-selected
+        effects (``report.o1_cross``): groups and class chosen by the control, student against
+        teacher directly (:mod:`kdtheory.deviation`); else ``None``.
     """
 
     reports: list[ConfidenceReport]
@@ -414,6 +425,7 @@ class SeedsReport(NamedTuple):
     decisions: dict[str, Effect] | None
     controlled: bool
     note: str
+    cross_decisions: dict[str, Effect] | None = None
 
 
 def analyze_seeds(
@@ -489,7 +501,12 @@ def analyze_seeds(
             except ValueError as exc:
                 raise ValueError(f"seed {i}: {exc}") from exc
     controlled = sizes == {3}
-    decisions = None
+    decisions = cross = None
     if len(runs) >= 2:
         decisions = deviation.decide_o1(effects, tolerance=tol, control=control_name)
-    return SeedsReport(reports, effects, decisions, controlled, "" if controlled else NOT_CORRECTED)
+        crossed = [rep.o1_cross for rep in reports]
+        if controlled and all(e is not None for e in crossed):
+            cross = deviation.decide_o1(
+                [e for e in crossed if e is not None], tolerance=tol, control=control_name, label="cross-selected: "
+            )
+    return SeedsReport(reports, effects, decisions, controlled, "" if controlled else NOT_CORRECTED, cross)

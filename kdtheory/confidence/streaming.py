@@ -4,7 +4,8 @@ For each row block of the teacher, the student and (optionally) a control, read 
 memory or ``.npy`` files (:mod:`kdtheory.confidence.inputs`): the checks of the stated kind, each
 model's top-1 class and top-1 probability, the reference class ``c`` (teacher's top-1, the label,
 or the control's top-1), each model's logit confidence ``φ = log p_c − log(1 − p_c)`` and ``p_c``,
-and ``KL(teacher ‖ student)`` per point. Only these ``(n,)`` vectors are kept. Blocks are
+and ``KL(teacher ‖ student)`` per point; with a control, also each model's φ of the control's
+top-1 class (the cross-selected check). Only these ``(n,)`` vectors are kept. Blocks are
 processed by a pool of threads (numpy releases the GIL inside its loops), each with its own
 reused buffers; the result does not depend on the number of threads.
 
@@ -91,6 +92,9 @@ class PointConfidences(NamedTuple):
       top_student: the student's top-1 class.
       pmax_teacher: the teacher's top-1 probability.
       pmax_student: the student's top-1 probability.
+      cross: with a control, the φ of the **control's** top-1 class for the teacher, the student
+        and the control (the cross-selected check of :mod:`kdtheory.deviation`); ``None``
+        without a control.
     """
 
     classes: np.ndarray
@@ -102,6 +106,7 @@ class PointConfidences(NamedTuple):
     top_student: np.ndarray
     pmax_teacher: np.ndarray
     pmax_student: np.ndarray
+    cross: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class _Block(NamedTuple):
@@ -116,6 +121,9 @@ class _Block(NamedTuple):
     e: np.ndarray | None  # exp(z − m), logits only
     total: np.ndarray | None  # Σ_j e_j (float64), logits only
     lse: np.ndarray | None  # log Z (float64), logits only
+    rest_top: np.ndarray | None = None  # Σ_{j≠top} e_j (logits) or p_j (probabilities), float64
+    m: np.ndarray | None = None  # max_j z_j (float64), logits only
+    raw: np.ndarray | None = None  # the probabilities as given (float64), probabilities only
 
 
 def _working(b: np.ndarray) -> np.ndarray:
@@ -144,27 +152,17 @@ def _logit_block(b: np.ndarray, cls: np.ndarray | None, e: np.ndarray | None = N
     n = z.shape[0]
     rows = np.arange(n)
     top = z.argmax(axis=1)
-    c = top if cls is None else cls
     m = z[rows, top]
     e = np.subtract(z, m[:, None], out=None if e is None or e.dtype != z.dtype else e)
     np.exp(e, out=e)
-    ec = e[rows, c].copy()
-    e[rows, c] = 0
-    rest = e.sum(axis=1).astype(np.float64)  # pairwise summation in the working precision
-    e[rows, c] = ec
-    total = rest + ec
-    zc = z[rows, c].astype(np.float64)
+    e[rows, top] = 0
+    rest_top = e.sum(axis=1).astype(np.float64)  # Σ_{j≠top} e_j: pairwise summation in the working precision
+    e[rows, top] = 1  # exp(0)
+    total = rest_top + 1.0
     m64 = m.astype(np.float64)
-    floor = float(np.finfo(z.dtype).tiny) * 2.0**24
-    small = rest < floor
-    with np.errstate(divide="ignore"):
-        phi = zc - m64 - np.log(rest)
-    if small.any():
-        idx = np.flatnonzero(small)
-        exact = z[idx].astype(np.float64)
-        exact[np.arange(idx.size), c[idx]] = -np.inf
-        phi[idx] = zc[idx] - logsumexp(exact, axis=1)
-    return _Block(top, 1.0 / total, phi, expit(phi), np.zeros(n, bool), z, e, total, m64 + np.log(total))
+    none = np.zeros(0)
+    blk = _Block(top, 1.0 / total, none, none, none, z, e, total, m64 + np.log(total), rest_top, m64, None)
+    return _with_class(blk, top if cls is None else cls, "logits", 0.0)
 
 
 def _prob_block(b: np.ndarray, cls: np.ndarray | None, eps: float) -> _Block:
@@ -172,16 +170,52 @@ def _prob_block(b: np.ndarray, cls: np.ndarray | None, eps: float) -> _Block:
     n = p.shape[0]
     rows = np.arange(n)
     top = p.argmax(axis=1)
-    c = top if cls is None else cls
     sums = p.sum(axis=1)
-    pc = p[rows, c].copy()
-    p[rows, c] = 0.0
-    rest = p.sum(axis=1)
-    p[rows, c] = pc
+    p_top = p[rows, top].copy()
+    p[rows, top] = 0.0
+    rest_top = p.sum(axis=1)
+    p[rows, top] = p_top
+    pn = p / sums[:, None]  # rows sum to one within round-off (validated): normalize so that KL >= 0
+    none = np.zeros(0)
+    blk = _Block(top, pn[rows, top], none, none, none, pn, None, None, None, rest_top, None, p)
+    return _with_class(blk, top if cls is None else cls, "probabilities", eps)
+
+
+def _class_confidence(blk: _Block, c: np.ndarray, kind: str, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(φ, p_c, clipped)`` of class ``c[i]`` per row of a computed block.
+
+    ``Σ_{j≠c}`` is the exact sum without the top class when ``c`` is the top class, and
+    ``Σ_{j≠top} + (top − c)`` otherwise — at least the top class's term, so no cancellation.
+    """
+    rows = np.arange(c.size)
+    is_top = c == blk.top
+    assert blk.rest_top is not None
+    if kind == "logits":
+        assert blk.e is not None and blk.m is not None
+        ec = blk.e[rows, c].astype(np.float64)
+        rest = np.where(is_top, blk.rest_top, blk.rest_top + (1.0 - ec))
+        zc = blk.z[rows, c].astype(np.float64)
+        floor = float(np.finfo(blk.z.dtype).tiny) * 2.0**24
+        with np.errstate(divide="ignore"):
+            phi = zc - blk.m - np.log(rest)
+        small = rest < floor  # the other classes underflow: exact in float64
+        if small.any():
+            idx = np.flatnonzero(small)
+            exact = blk.z[idx].astype(np.float64)
+            exact[np.arange(idx.size), c[idx]] = -np.inf
+            phi[idx] = zc[idx] - logsumexp(exact, axis=1)
+        return phi, expit(phi), np.zeros(c.size, bool)
+    assert blk.raw is not None
+    pc = blk.raw[rows, c]
+    rest = np.where(is_top, blk.rest_top, blk.rest_top + (blk.raw[rows, blk.top] - pc))
     clipped = (pc < eps) | (rest < eps)
     phi = np.log(np.maximum(pc, eps)) - np.log(np.maximum(rest, eps))
-    pn = p / sums[:, None]  # rows sum to one within round-off (validated): normalize so that KL >= 0
-    return _Block(top, pn[rows, top], phi, pc, clipped, pn, None, None, None)
+    return phi, pc, clipped
+
+
+def _with_class(blk: _Block, c: np.ndarray, kind: str, eps: float) -> _Block:
+    phi, prob, clipped = _class_confidence(blk, c, kind, eps)
+    return blk._replace(phi=phi, prob=prob, clipped=clipped)
 
 
 def _model_block(b: np.ndarray, cls: np.ndarray | None, kind: str, eps: float, e: np.ndarray | None = None) -> _Block:
@@ -306,6 +340,7 @@ def point_confidences(
     cls, top_t, top_s = (np.empty(n, np.int64) for _ in range(3))
     kl, pmax_t, pmax_s = (np.empty(n) for _ in range(3))
     conf = [(np.empty(n), np.empty(n), np.zeros(n, bool)) for _ in srcs]
+    cross = [np.empty(n) for _ in srcs] if len(srcs) == 3 else []
     rows = min(src.rows_per_block for src in srcs)  # rows computed at once (cache-sized)
     span = rows * max(1, READ_ROWS_FACTOR)  # rows read at once per file (one preadv each)
 
@@ -344,6 +379,13 @@ def point_confidences(
             out.append(ctl if reference == "control_top1" else _model_block(data[2], c, kind, eps, e_bufs[2]))
         cls[sl], kl[sl] = c, _kl_block(t, s, kind, scratch.get("d", shape, work)[: stop - start])
         top_t[sl], top_s[sl], pmax_t[sl], pmax_s[sl] = t.top, s.top, t.pmax, s.pmax
+        if cross:
+            if reference == "control_top1":
+                for dest, r in zip(cross, out, strict=True):
+                    dest[sl] = r.phi
+            else:
+                for dest, r in zip(cross, out, strict=True):
+                    dest[sl] = _class_confidence(r, out[2].top, kind, eps)[0]
         for (prob, phi, clip), r in zip(conf, out, strict=True):
             prob[sl], phi[sl], clip[sl] = r.prob, r.phi, r.clipped
 
@@ -361,4 +403,7 @@ def point_confidences(
     for chk in checkers:
         chk.finish()
     lc = [LogitConfidence(*x) for x in conf]
-    return PointConfidences(cls, lc[0], lc[1], lc[2] if len(lc) == 3 else None, kl, top_t, top_s, pmax_t, pmax_s)
+    return PointConfidences(
+        cls, lc[0], lc[1], lc[2] if len(lc) == 3 else None, kl, top_t, top_s, pmax_t, pmax_s,
+        (cross[0], cross[1], cross[2]) if cross else None,
+    )  # fmt: skip
