@@ -35,7 +35,8 @@ import signal
 import threading
 import weakref
 from collections.abc import Iterator
-from types import FrameType
+from types import FrameType, TracebackType
+from typing import Any
 
 __all__ = ["Interrupts"]
 
@@ -72,7 +73,7 @@ class Interrupts:
         self.installed = False
         self._nested = False
         self._critical = 0
-        self._previous = None
+        self._previous: Any = None  # the SIGINT handler to restore (callable, int or None)
         self._lock = threading.Lock()
         self._armed = False
         self._resent = False
@@ -91,7 +92,9 @@ class Interrupts:
             _active = self
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         global _active
         if self._nested:
             self._nested = False
@@ -109,7 +112,7 @@ class Interrupts:
             self.pending = False
             raise KeyboardInterrupt
 
-    def _handler(self, signum, frame) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self._resent:
             self._resent = False  # our own re-delivery, not a new Ctrl-C
         else:
@@ -135,7 +138,7 @@ class Interrupts:
             if self.installed:
                 self._resent = True
                 if hasattr(signal, "pthread_kill"):  # a real signal: it also wakes a blocking call
-                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
                 else:  # pragma: no cover - Windows
                     _thread.interrupt_main(signal.SIGINT)
 

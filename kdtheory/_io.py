@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ __all__ = ["atomic_path", "load_array", "strict_json", "write_json_atomic", "wri
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
@@ -46,7 +47,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically.
 
     Args:
@@ -126,7 +127,7 @@ def load_array(spec: str, *, what: str = "array") -> np.ndarray:
             raise ValueError(f"{spec}: array {key!r} holds Python objects (dtype object), not numbers") from exc
 
 
-def strict_json(value):
+def strict_json(value: Any) -> Any:
     """``value`` with every non-finite float replaced by a string, for strict JSON.
 
     ``inf`` → ``"inf"``, ``-inf`` → ``"-inf"``, NaN → ``"nan"`` (``json.dumps(..., allow_nan=False)``
@@ -150,7 +151,7 @@ def strict_json(value):
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, value) -> None:
+def write_json_atomic(path: str | os.PathLike[str], value: Any) -> None:
     """Write ``value`` as strict, indented JSON (see :func:`strict_json`) to ``path`` atomically.
 
     Args:

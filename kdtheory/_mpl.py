@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 
-def pyplot():
+def pyplot() -> Any:
     """``matplotlib.pyplot``, switched to the non-interactive Agg backend only when nothing chose one.
 
     A notebook (inline backend), a user who imported ``pyplot`` first, or ``MPLBACKEND`` keep their

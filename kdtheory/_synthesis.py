@@ -65,7 +65,7 @@ def synthesize(
     return out.reshape(T, k, out_dim).transpose(0, 2, 1)
 
 
-def _skeleton(rows: np.ndarray, w: np.ndarray | None):
+def _skeleton(rows: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Skeleton rows and interpolation coefficients, or ``None`` when not worth it or not exact."""
     W = rows if w is None else rows * w
     norms = np.linalg.norm(W, axis=1)
@@ -85,7 +85,7 @@ def _skeleton(rows: np.ndarray, w: np.ndarray | None):
     return nz[s], nz[t], coef
 
 
-def _row_id(A: np.ndarray):
+def _row_id(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Randomized row interpolative decomposition ``A[t] ≈ projᵀ A[s]`` (Halko et al. 2011, §5.2).
 
     Sketch ``Z = A Ω`` with a seeded Gaussian ``Ω`` of ``ℓ`` columns, column-pivoted QR of ``Zᵀ``;

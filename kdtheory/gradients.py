@@ -8,7 +8,7 @@ r"""Per-example gradients and Jacobians in JAX (the numpy statistics of them are
   (a :class:`kdtheory.simulate.Loss` on one example, ``"sum"`` normalization, no ``1/n``), so the
   full-batch gradient of the ``"mean"`` loss is their mean.
 * :func:`distillation_gradients` — the per-example one-hot and distillation gradients in the
-  distillation convention ``τ² CE(f/τ, ·)`` (THEORY.md §5), the input of
+  distillation convention ``τ² CE(f/τ, ·)`` (docs/theory.md §5), the input of
   :func:`kdtheory.noise.decompose`.
 * :func:`statistics_along` — :func:`kdtheory.noise.gradient_statistics` at every recorded step
   of a trajectory.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -40,16 +41,16 @@ __all__ = [
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _jacobians(apply, params, X):
+def _jacobians(apply: Callable[[Any, jax.Array], jax.Array], params: Any, X: jax.Array) -> jax.Array:
     flat, unravel = ravel_pytree(params)
 
-    def single(x):
+    def single(x: jax.Array) -> jax.Array:
         return jax.jacrev(lambda fl: apply(unravel(fl), x[None])[0])(flat)
 
     return jax.vmap(single)(X)
 
 
-def per_example_jacobians(apply, params: Any, X: ArrayLike) -> np.ndarray:
+def per_example_jacobians(apply: Any, params: Any, X: ArrayLike) -> np.ndarray:
     r"""Per-example Jacobians ``J_i = ∂f(x_i)/∂θ`` of a batched function, shape ``(n, k, P)``.
 
     Args:
@@ -134,10 +135,12 @@ def per_example_gradients(
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _gradients(apply, loss, params, X, Y, T):
+def _gradients(
+    apply: Callable[[Any, jax.Array], jax.Array], loss: Any, params: Any, X: jax.Array, Y: jax.Array, T: jax.Array
+) -> jax.Array:
     flat, unravel = ravel_pytree(params)
 
-    def single(fl, x, y, t):
+    def single(fl: jax.Array, x: jax.Array, y: jax.Array, t: jax.Array) -> jax.Array:
         return loss(apply(unravel(fl), x[None]), y[None], t[None])
 
     return jax.vmap(jax.grad(single), in_axes=(None, 0, 0, 0))(flat, X, Y, T)
@@ -163,7 +166,7 @@ def distillation_gradients(
     r"""Per-example gradients of ``τ² CE(f/τ, e_y)`` (one-hot) and ``τ² CE(f/τ, softmax(z/τ))``.
 
     Both in the distillation convention, so they differ by ``τ J_iᵀ (q_i − e_{y_i})``
-    (``q = softmax(z/τ)``): the noise one-hot labels add (THEORY.md §5).
+    (``q = softmax(z/τ)``): the noise one-hot labels add (docs/theory.md §5).
 
     Args:
       model: a non-kernel :class:`~kdtheory.simulate.Model`.

@@ -3,31 +3,46 @@ r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearize
 * :func:`empirical_ntk` — ``Θ(x, x') = J(x) J(x')ᵀ``, ``J = ∂f/∂θ``, of any JAX function
   ``apply(params, x)`` with pytree parameters and inputs of any per-example shape (vectors, images
   ``(h, w, c)``, sequences), by four methods that must agree: ``"structured"`` (Gram matrices of
-  layer activations and backpropagated errors, THEORY.md §10, :mod:`kdtheory.structured_ntk`; for
-  a :class:`~kdtheory.simulate.Model` that declares its layers), ``"jacobian"`` (``jacrev`` of the
-  batched function, then one BLAS product), ``"ntvp"`` (NTK-vector products: ``vjp`` then
-  ``jvp``, never forming J) and ``"per_example"`` (:func:`kdtheory.gradients.per_example_jacobians`,
-  then one BLAS product); ``"auto"`` (default) picks ``"structured"`` when the layers are declared
-  and ``"jacobian"`` otherwise. In blocks of ``block_size`` inputs so that at most two blocks are
-  held at once. ``trace="mean"`` (default) returns the ``n × n'`` kernel averaged over the output
-  dimension (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum, ``None`` the full ``(n·k) × (n'·k)`` kernel,
+  layer activations and backpropagated errors, docs/theory.md §10, :mod:`kdtheory.structured_ntk`;
+  for a :class:`~kdtheory.simulate.Model` that declares its layers), ``"jacobian"`` (``jacrev`` of
+  the batched function, then one BLAS product), ``"ntvp"`` (NTK-vector products,
+  :func:`kdtheory.operators.ntk_vector_product`: ``vjp`` then ``jvp``, never forming J) and
+  ``"per_example"`` (:func:`kdtheory.gradients.per_example_jacobians`, then one BLAS product).
+  ``"auto"`` (default) uses a Model's declared layers, and for any other function (Flax ``nnx`` /
+  ``linen``, Equinox, plain JAX) finds them by tracing it: every ``dot_general`` /
+  ``conv_general_dilated`` whose weight is a parameter leaf gets the structured formula, the other
+  parameters (biases, norms, embeddings) the Jacobian method, summed; checked against NTK-vector
+  products, with a fallback to ``"jacobian"`` (reason in the ``"kdtheory.ntk"`` debug log). In
+  blocks of ``block_size`` inputs so that at most two blocks are held at once. ``trace="mean"``
+  (default) returns the ``n × n'`` kernel averaged over the output dimension
+  (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum, ``None`` the full ``(n·k) × (n'·k)`` kernel,
   point-major (row ``i·k + c`` is output ``c`` of point ``i``).
+
+  A Flax or Equinox model becomes ``apply(params, x)`` in one line::
+
+      graphdef, params = nnx.split(model, nnx.Param)           # Flax nnx
+      apply = lambda p, x: nnx.merge(graphdef, p)(x)
+      apply, params = model.apply, variables                   # Flax linen
+      params, static = eqx.partition(model, eqx.is_array)      # Equinox (per-example modules)
+      apply = lambda p, x: jax.vmap(eqx.combine(p, static))(x)
+
 * :func:`relu_ntk` — the infinite-width NNGP and NTK of a ReLU MLP in the NTK parameterization
   of :func:`kdtheory.simulate.mlp` (``h_{l+1} = σ_w/√fan_in · h_l W_l + σ_b b_l``, ``W, b ~ N(0,1)``),
   any depth, by the arc-cosine recursion (Cho & Saul 2009; Jacot et al. 2018; Arora et al. 2019):
   ``Σ¹ = σ_w² x·x'/d + σ_b²``, ``Θ¹ = Σ¹``;
   ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x')(sin θ + (π − θ) cos θ)/(2π) + σ_b²``,
   ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``, ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``, θ the angle of layer l.
-  THEORY.md's two-layer formula (no ``1/√d`` on the first layer) is this with ``x`` scaled by ``√d``.
+  docs/theory.md §6's two-layer formula (no ``1/√d`` on the first layer) is this with ``x`` scaled by ``√d``.
 * :func:`linearized` — the closed-form dynamics of :mod:`kdtheory.dynamics` with the empirical
   NTK at initialization (MSE, gradient descent), the prediction a wide network should track.
-* :func:`lag_at_matched_progress` — THEORY.md §3's E2 measurement on any filter, closed-form or
+* :func:`lag_at_matched_progress` — docs/theory.md §3's E2 measurement on any filter, closed-form or
   measured on a network (:func:`project_residual`): the student's lag on the lower directions at
   the reference run's time that matches its progress along the top direction.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -37,9 +52,11 @@ from jax.flatten_util import ravel_pytree
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_scalar
+from kdtheory._layers import analyze, network_outputs
 from kdtheory.dynamics import train
 from kdtheory.eigen import NORMALIZATIONS, Normalization, Spectrum, loss_divisor
 from kdtheory.gradients import per_example_jacobians
+from kdtheory.operators import NTKOperator, ntk_vector_product, relu_kernels
 from kdtheory.simulate import Model
 from kdtheory.structured_ntk import structured_ntk
 from kdtheory.trajectory import Trajectory
@@ -56,6 +73,7 @@ __all__ = [
 
 Trace = Literal["mean", "sum"] | None
 METHODS = ("auto", "structured", "jacobian", "ntvp", "per_example")
+log = logging.getLogger("kdtheory.ntk")
 
 
 def _batch(X: ArrayLike, name: str) -> np.ndarray:
@@ -74,8 +92,21 @@ def empirical_ntk(
     method: Literal["auto", "structured", "jacobian", "ntvp", "per_example"] = "auto",
     trace: Trace = "mean",
     block_size: int | None = None,
+    check: bool = True,
 ) -> np.ndarray:
     r"""Empirical NTK ``Θ(X1, X2) = J(X1) J(X2)ᵀ`` of ``apply(params, x) -> (b, k)``.
+
+    ``method="auto"`` (default): for a :class:`~kdtheory.simulate.Model` that declares its layers,
+    the structured method on them; for any other function (a Flax ``nnx`` / ``linen`` or Equinox
+    model wrapped as ``apply(params, x)``, plain JAX) the layers are found by tracing it on one
+    example (the dense and convolutional layers whose weight is a parameter leaf,
+    :mod:`kdtheory._layers`): the structured formula for those, the generic Jacobian method for the
+    other parameters (biases, norms, embeddings), summed. Where no layer is recognized it falls
+    back to ``"jacobian"`` and says why in a debug log (``logging.getLogger("kdtheory.ntk")``).
+    Examples must be processed independently (no batch statistics). With ``check`` (default) a
+    structured result is compared with the generic NTK-vector product on 2 random vectors over up
+    to 8 inputs per side: a declared structure that does not match ``apply`` raises, an automatic
+    one that does not falls back to ``"jacobian"`` (logged).
 
     Args:
       apply: the network: a :class:`~kdtheory.simulate.Model` (its declared structure enables
@@ -88,49 +119,172 @@ def empirical_ntk(
         the module docstring).
       trace: ``"mean"`` / ``"sum"`` over outputs, or ``None`` for the full kernel.
       block_size: compute in blocks of this many inputs per side (``None``: one block).
+      check: verify a structured result against NTK-vector products (see above).
 
     Returns:
       ``(n1, n2)`` (traced) or ``(n1·k, n2·k)`` (full, point-major: row ``i·k + c`` is output ``c``
       of input ``i``, and likewise for columns).
 
     Raises:
-      ValueError: an unknown method or trace, ``"structured"`` for a function without declared
-        layers, inputs without a batch axis or of different per-example shapes, non-finite inputs.
+      ValueError: an unknown method or trace; ``"structured"`` for a function without declared
+        layers; inputs without a batch axis, of different per-example shapes, or non-finite;
+        params that are not finite, do not fit ``apply`` or (for a Model) are not the shapes its
+        ``init`` makes; a Model whose declared layers do not match its ``apply``.
     """
     choice(method, "method", METHODS)
     if trace not in ("mean", "sum", None):
         raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
-    structure = apply.structure if isinstance(apply, Model) else None
-    fn = apply.apply if isinstance(apply, Model) else apply
+    model = apply if isinstance(apply, Model) else None
+    structure = model.structure if model is not None else None
+    fn = model.apply if model is not None else apply
     if method == "structured" and structure is None:
         raise ValueError(
             "method='structured' needs a Model that declares its layers (Model.structure, e.g. kdtheory.simulate.mlp); "
-            "use method='auto' to fall back to the Jacobian methods"
+            "use method='auto' to find the layers of any function"
         )
-    if method == "auto":
-        method = "structured" if structure is not None else "jacobian"
     A = _batch(X1, "X1")
     B = A if X2 is None else _batch(X2, "X2")
     if B.shape[1:] != A.shape[1:]:
         raise ValueError(f"X1 has per-example shape {A.shape[1:]} but X2 has {B.shape[1:]}")
     bs = None if block_size is None else int(positive_scalar(block_size, "block_size"))
-    if method == "structured":
-        return structured_ntk(structure, params, A, None if X2 is None else B, trace=trace, block_size=bs)
+    _check_params(model, fn, params, A, "X1")
     dt = ravel_pytree(params)[0].dtype
-    A, B = jnp.asarray(A, dt), jnp.asarray(B, dt)
-    blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
-    blocks2 = [slice(i, i + bs) for i in range(0, B.shape[0], bs)] if bs else [slice(None)]
-    rows = []
+    Aj, Bj = jnp.asarray(A, dt), None if X2 is None else jnp.asarray(B, dt)
+    if method in ("auto", "structured") and structure is not None:
+        K = structured_ntk(structure, params, Aj, Bj, trace=trace, block_size=bs)
+        if check:
+            gap = _gap(fn, params, Aj, Bj, K, trace)
+            if gap is not None:
+                raise ValueError(_declared_mismatch(model, params, Aj, gap))
+        return K
+    if method == "auto":
+        K = _auto(fn, params, Aj, Bj, trace, bs, check)
+        if K is not None:
+            return K
+        method = "jacobian"
     if method == "ntvp":
-        for s1 in blocks1:
-            rows.append([np.asarray(_ntk_ntvp(fn, params, A[s1], B[s2], trace)) for s2 in blocks2])
-        return np.block(rows)
+        return _ntk_ntvp(fn, params, Aj, Bj, trace, bs)
     jac = _jacobians_batched if method == "jacobian" else per_example_jacobians
-    same = X2 is None
+    return _generic(fn, params, Aj, Bj, trace, bs, jac)
+
+
+def _generic(fn, params, A, B, trace, bs, jac) -> np.ndarray:
+    """``J Jᵀ`` from per-block Jacobians ``(n, k, P)`` (at most two row blocks of ``J`` held at once)."""
+    same = B is None
+    Bx = A if same else B
+    blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
+    blocks2 = [slice(i, i + bs) for i in range(0, Bx.shape[0], bs)] if bs else [slice(None)]
+    rows = []
     for s1 in blocks1:
         J1 = jac(fn, params, A[s1])  # one row block of J in memory, reused for every column block
-        rows.append([_contract(J1, J1 if same and s1 == s2 else jac(fn, params, B[s2]), trace) for s2 in blocks2])
+        rows.append([_contract(J1, J1 if same and s1 == s2 else jac(fn, params, Bx[s2]), trace) for s2 in blocks2])
     return np.block(rows)
+
+
+def _auto(fn, params, A, B, trace, bs, check) -> np.ndarray | None:
+    """Structured on the layers :func:`kdtheory._layers.analyze` finds + generic on the rest; ``None``: fall back."""
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    plan = analyze(fn, params, A)
+    if plan.structure is None:
+        log.debug("empirical_ntk(%s): generic Jacobian method: %s", name, plan.reason)
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    log.debug(
+        "empirical_ntk(%s): structured on %d layers (%s); generic on %d other leaves%s",
+        name, len(plan.layer_leaves), ", ".join(plan.names), len(plan.rest),
+        f" ({plan.reason})" if plan.reason else "",
+    )  # fmt: skip
+    try:
+        K = structured_ntk(plan.structure, leaves, A, B, trace=trace, block_size=bs)
+    except Exception as err:  # noqa: BLE001 - an analysis this module cannot evaluate falls back, logged
+        log.debug("empirical_ntk(%s): generic Jacobian method: the structured evaluation failed (%s)", name, err)
+        return None
+    if plan.rest:
+        rest = [leaves[i] for i in plan.rest]
+        K = K + _generic(_rest_apply(fn, treedef, leaves, plan.rest), rest, A, B, trace, bs, _jacobians_batched)
+    if check:
+        gap = _gap(fn, params, A, B, K, trace)
+        if gap is not None:
+            log.debug("empirical_ntk(%s): generic Jacobian method: the found structure is off by %.3g", name, gap)
+            return None
+    return K
+
+
+def _rest_apply(fn, treedef, leaves, rest):
+    """``apply`` as a function of the leaves ``rest`` only (the others held fixed)."""
+    index = {j: i for i, j in enumerate(rest)}
+
+    def apply_rest(rest_leaves, x):
+        merged = [rest_leaves[index[j]] if j in index else leaf for j, leaf in enumerate(leaves)]
+        return fn(jax.tree_util.tree_unflatten(treedef, merged), x)
+
+    return apply_rest
+
+
+_CHECK_POINTS, _CHECK_VECTORS = 8, 2
+
+
+def _gap(fn, params, A, B, K, trace) -> float | None:
+    r"""Relative gap of ``K V`` from the NTK-vector product on up to 8 inputs per side; ``None``: round-off.
+
+    The gap is ``max |K_s V − Θ_s V| / max (|K_s| |V|)`` over a corner ``K_s`` of ``K``; round-off
+    allows ``10³·ε`` in float32 and ``10⁶·ε`` in float64 (a structure that leaves out a layer or
+    mis-scales a bias is off by percents).
+    """
+    n1 = min(A.shape[0], _CHECK_POINTS)
+    Bx = A if B is None else B
+    n2 = min(Bx.shape[0], _CHECK_POINTS)
+    K = np.asarray(K)
+    k = K.shape[0] // A.shape[0]
+    rows, cols = (n1, n2) if trace is not None else (n1 * k, n2 * k)
+    Ks = K[:rows, :cols].astype(np.float64)
+    V = np.random.default_rng(0).standard_normal((cols, _CHECK_VECTORS))
+    Vj = jnp.asarray(V if trace is not None else V.reshape(n2, k, -1), A.dtype)
+    want = np.asarray(ntk_vector_product(fn, params, A[:n1], Bx[:n2], Vj, trace=trace), dtype=np.float64)
+    want = want.reshape(rows, _CHECK_VECTORS)
+    scale = float(np.max(np.abs(Ks) @ np.abs(V)))
+    gap = float(np.max(np.abs(Ks @ V - want))) / max(scale, np.finfo(float).tiny)
+    tol = (1e3 if A.dtype == np.float32 else 1e6) * float(np.finfo(A.dtype).eps)
+    return gap if gap > tol else None
+
+
+def _declared_mismatch(model, params, A, gap: float) -> str:
+    """The message for a declared structure that is not the network's: the gap and the parameters it covers."""
+    _, layers = model.structure(params, A[:1], None)  # one example, concretely (bias scales are numbers)
+    widths = [(lay.inputs.shape[-1], lay.preactivation.shape[-1], float(lay.bias_scale)) for lay in layers]
+    covered = sum(d * w + (w if s else 0) for d, w, s in widths)
+    total = int(ravel_pytree(params)[0].size)
+    return (
+        f"the structured NTK of {model.name} differs from its Jacobian NTK by {gap:.3g} (relative) on random vectors: "
+        f"its declared layers (Model.structure) do not match its apply. The {len(layers)} declared layers cover "
+        f"{covered} of its {total} parameters (every parameter must belong to one, with the bias scale apply uses); "
+        "use method='jacobian' or fix the declaration"
+    )
+
+
+def _check_params(model, fn, params, A, x_name: str) -> None:
+    """Params finite, of the shapes ``model.init`` makes (a Model), and fitting ``apply`` on ``A[:1]``."""
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError("params holds no arrays: the NTK needs trainable parameters")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        arr, where = np.asarray(leaf), f"params{jax.tree_util.keystr(path)}"
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"{where} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float parameters")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
+    if model is not None:
+        want = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+        want_leaves, want_def = jax.tree_util.tree_flatten(want)
+        got_def = jax.tree_util.tree_structure(params)
+        shapes = [tuple(np.shape(leaf)) for leaf in leaves]
+        want_shapes = [tuple(w.shape) for w in want_leaves]
+        if got_def != want_def or shapes != want_shapes:
+            raise ValueError(
+                f"params do not match {model.name}: its init makes {len(want_shapes)} leaves of shapes {want_shapes}, "
+                f"got {len(shapes)} of shapes {shapes}"
+            )
+    network_outputs(fn, params, jnp.asarray(A[:1], ravel_pytree(params)[0].dtype), x_name=x_name)
 
 
 def _contract(J1: np.ndarray, J2: np.ndarray, trace) -> np.ndarray:
@@ -148,24 +302,14 @@ def _jacobians_batched(apply, params, A) -> np.ndarray:
     return np.asarray(jax.jacrev(lambda fl, x: apply(unravel(fl), x))(flat, A))
 
 
-def _ntk_ntvp(apply, params, A, B, trace):
-    """Θ(A, B) column by column: u = J(B)ᵀ e (vjp), then J(A) u (jvp); J is never formed."""
-    _, vjp_fn = jax.vjp(lambda p: apply(p, B), params)
-    n2 = B.shape[0]
-    out0 = apply(params, B[:1])
-    k = out0.shape[1]
-    basis = jnp.eye(n2 * k, dtype=out0.dtype).reshape(n2 * k, n2, k)
-
-    def column(cot):
-        (u,) = vjp_fn(cot)
-        return jax.jvp(lambda p: apply(p, A), (params,), (u,))[1]  # (n1, k)
-
-    cols = jax.lax.map(column, basis)  # (n2·k, n1, k): Θ[(a, c), (b, c')] at [(b, c'), a, c]
-    full = cols.reshape(n2, k, A.shape[0], k).transpose(2, 3, 0, 1)  # (n1, k, n2, k)
-    if trace is None:
-        return full.reshape(A.shape[0] * k, n2 * k)
-    K = jnp.einsum("akbk->ab", full)
-    return K / k if trace == "mean" else K
+def _ntk_ntvp(apply, params, A, B, trace, block_size) -> np.ndarray:
+    """Θ(A, B) as the dense form of :class:`~kdtheory.operators.NTKOperator` (its NTK-vector products)."""
+    dt = A.dtype
+    op = NTKOperator(apply, params, A if B is None else B, trace=trace, block_size=block_size, dtype=dt)
+    target = op if B is None else op.cross(np.asarray(A))
+    per_column = op.outputs * int(ravel_pytree(params)[0].size)  # tangent entries one column of V makes
+    cols = max(1, min(op.n, 2**25 // max(per_column, 1)))
+    return target.dense(block_size=cols).astype(dt)
 
 
 class ReluKernels(NamedTuple):
@@ -208,29 +352,11 @@ def relu_ntk(
         raise ValueError(f"X1 has {A.shape[1]} features but X2 has {B.shape[1]}")
     if int(depth) != depth or depth < 0:
         raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-    sw2 = positive_scalar(weight_std, "weight_std") ** 2
-    sb2 = positive_scalar(bias_std, "bias_std", allow_zero=True) ** 2
-    d = A.shape[1]
-    cross = sw2 * (A @ B.T) / d + sb2
-    diag1 = sw2 * np.sum(A * A, 1) / d + sb2
-    diag2 = sw2 * np.sum(B * B, 1) / d + sb2
-    theta = cross.copy()
-    for _ in range(depth):
-        norm = np.sqrt(np.outer(diag1, diag2))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.clip(np.where(norm > 0, cross / np.where(norm > 0, norm, 1.0), 1.0), -1.0, 1.0)
-        # θ from atan2: exact 0 on the diagonal, where arccos(1 − δ) loses half the digits
-        ang = np.arctan2(np.sqrt(np.maximum(np.outer(diag1, diag2) - cross * cross, 0.0)), cross)
-        if X2 is None:  # a point with itself: θ = 0 exactly (the square root would amplify round-off)
-            np.fill_diagonal(ang, 0.0)
-            np.fill_diagonal(cos, 1.0)
-        cross_next = sw2 * norm * (np.sin(ang) + (np.pi - ang) * cos) / (2 * np.pi) + sb2
-        dot = sw2 * (np.pi - ang) / (2 * np.pi)
-        theta = theta * dot + cross_next
-        cross = cross_next
-        diag1 = sw2 * diag1 / 2 + sb2  # E[relu(u)²] = Σ_xx / 2
-        diag2 = sw2 * diag2 / 2 + sb2
-    return ReluKernels(cross, theta)
+    positive_scalar(weight_std, "weight_std")
+    positive_scalar(bias_std, "bias_std", allow_zero=True)
+    same = np.eye(A.shape[0], dtype=bool) if X2 is None else None  # a point with itself: θ = 0 exactly
+    nngp, theta = relu_kernels(A, B, depth=int(depth), weight_std=weight_std, bias_std=bias_std, same=same, xp=np)
+    return ReluKernels(nngp, theta)
 
 
 def linearized(
@@ -267,7 +393,8 @@ def linearized(
       ``t.shape + (n_test, k)``; ``loss`` in the given normalization.
 
     Raises:
-      ValueError: bad shapes, a non-positive learning rate, an unknown normalization.
+      ValueError: bad shapes (params or inputs that do not fit ``apply`` are named), a
+        non-positive learning rate, an unknown normalization.
     """
     choice(normalization, "normalization", NORMALIZATIONS)
     fn = apply.apply if isinstance(apply, Model) else apply
@@ -277,6 +404,7 @@ def linearized(
     if Xn.shape[0] != n:
         raise ValueError(f"y has {n} rows but X has {Xn.shape[0]}")
     eta = positive_scalar(learning_rate, "learning_rate")
+    _check_params(apply if isinstance(apply, Model) else None, fn, params, Xn, "X")
     K = empirical_ntk(apply, params, Xn, trace=None)
     f0 = np.asarray(fn(params, jnp.asarray(Xn, ravel_pytree(params)[0].dtype)))
     kw = {}
@@ -352,7 +480,7 @@ def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
 def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directions: int) -> float:
     r"""The student's mean lag on directions ``2..K`` at the reference's matched top-direction progress.
 
-    THEORY.md §3, E2 (matched progress): with ``r(t)`` the reference run's filter (the one-hot
+    docs/theory.md §3, E2 (matched progress): with ``r(t)`` the reference run's filter (the one-hot
     twin) along its time axis and ``s`` the student's filter at its time, ``t'`` is the first time
     the reference reaches the student's progress along the top direction, ``r_1(t') = s_1``, and
 
@@ -361,7 +489,7 @@ def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directi
     ``t'`` is located between the two recorded rows that bracket the first crossing, and every
     direction is interpolated linearly in ``r_1`` between them (exact where the reference is
     recorded at ``t'``; otherwise the error is second order in the spacing of the rows). For the
-    composed filter of a distilled student the lag is positive (THEORY.md §3, E2); for a student
+    composed filter of a distilled student the lag is positive (docs/theory.md §3, E2); for a student
     that is itself a reference run it is 0. The filters may be closed forms
     (:meth:`kdtheory.eigen.Recipe.filter`, :func:`kdtheory.distill.distill_filter`) or measured
     on a network (:func:`project_residual`), so the same function gives a prediction and a

@@ -51,6 +51,7 @@ References:
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,11 +60,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
+from kdtheory._layers import network_outputs
+from kdtheory._sharding import _ENTRIES_PER_BLOCK, _TILE, _pad_rows, _Precision, _Rows, _Tiles, device_mesh
 
 __all__ = [
     "KernelOperator",
@@ -74,164 +76,10 @@ __all__ = [
     "RBF",
     "ReluNNGP",
     "ReluNTK",
+    "relu_kernels",
+    "ntk_vector_product",
     "device_mesh",
 ]
-
-_ENTRIES_PER_BLOCK = 2**24  # default row block: about 128 MB of float64 kernel entries
-_TILE = 512  # default tile edge: 2 MB of float64 kernel entries, cache-sized
-
-
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    extra = rows - a.shape[0]
-    return np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)]) if extra else a
-
-
-def device_mesh(devices: Sequence[Any] | None = None) -> Mesh:
-    """A one-axis mesh named ``"rows"`` over ``devices`` (default: every device JAX sees).
-
-    Args:
-      devices: JAX devices, e.g. ``jax.devices("gpu")[:2]``; ``None`` for ``jax.devices()``.
-
-    Returns:
-      ``jax.sharding.Mesh(np.array(devices), ("rows",))``.
-
-    Raises:
-      ValueError: ``devices`` is empty.
-    """
-    devs = list(jax.devices() if devices is None else devices)
-    if not devs:
-        raise ValueError("devices must name at least one JAX device")
-    return Mesh(np.array(devs), ("rows",))
-
-
-# ---------------------------------------------------------------------- the sharded row engine
-class _Rows:
-    """Rows ``0..n-1`` padded to ``ndev × blocks × block`` and split over a mesh axis ``"rows"``."""
-
-    def __init__(self, n: int, block_size: int | None, n_cols: int, mesh: Mesh):
-        """Lay out ``n`` rows in blocks over the mesh."""
-        self.n, self.mesh = n, mesh
-        ndev = mesh.devices.size
-        per = -(-n // ndev)
-        want = max(1, _ENTRIES_PER_BLOCK // max(n_cols, 1)) if block_size is None else block_size
-        self.block = max(1, min(int(want), per))
-        self.blocks = -(-per // self.block)
-        self.n_pad = self.blocks * self.block * ndev
-        self.sharded = NamedSharding(mesh, P("rows"))
-        self.replicated = NamedSharding(mesh, P())
-
-    def pad(self, a: np.ndarray) -> np.ndarray:
-        """Zero rows appended up to ``n_pad``."""
-        extra = self.n_pad - a.shape[0]
-        return np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)]) if extra else a
-
-    def put(self, a: np.ndarray, *, split: bool) -> jax.Array:
-        """Pad (when split) and place on the mesh, rows split or replicated."""
-        return jax.device_put(self.pad(a) if split else a, self.sharded if split else self.replicated)
-
-    def _blocks(self, tree):
-        return jax.tree_util.tree_map(lambda x: x.reshape((-1, self.block) + x.shape[1:]), tree)
-
-    def map(self, fn: Callable, n_shared: int) -> Callable:
-        """``jit(shard_map)`` of ``rows, *shared -> concat_blocks fn(block, *shared)`` (rows split)."""
-
-        def local(rows, *shared):
-            out = jax.lax.map(lambda r: fn(r, *shared), self._blocks(rows))
-            return out.reshape((-1,) + out.shape[2:])
-
-        specs = (P("rows"),) + (P(),) * n_shared
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("rows")))
-
-    def sum(self, fn: Callable, n_shared: int) -> Callable:
-        """``jit(shard_map)`` of ``Σ_blocks fn(block, *shared)`` over all rows (``psum``, replicated out)."""
-
-        def local(rows, *shared):
-            blocks = self._blocks(rows)
-            first = fn(jax.tree_util.tree_map(lambda x: x[0], blocks), *shared)
-
-            def step(acc, r):
-                return jax.tree_util.tree_map(jnp.add, acc, fn(r, *shared)), None
-
-            total, _ = jax.lax.scan(step, first, jax.tree_util.tree_map(lambda x: x[1:], blocks))
-            return jax.lax.psum(total, "rows")
-
-        specs = (P("rows"),) + (P(),) * n_shared
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P()))
-
-
-class _Tiles:
-    """Square tiles ``(I, J)`` of a kernel block ``k(A, B)``, the list of tiles split over the mesh.
-
-    Symmetric (``A = B``): tiles ``I ≤ J`` only, each evaluated once and used twice,
-    ``out_I += K_IJ V_J`` and ``out_J += K_IJᵀ V_I`` — half the kernel evaluations of a row-block
-    product. Rectangular: every tile, ``out_I += K_IJ V_J``. Tiles small enough to stay in cache
-    (default edge 512) make the evaluation several times faster than long row blocks on a CPU.
-    Each device sums its tiles into a full-size output; one ``psum`` adds the devices' outputs.
-    """
-
-    def __init__(self, n_rows: int, n_cols: int, tile: int, mesh: Mesh, *, symmetric: bool):
-        """List the tiles and split the list over the mesh."""
-        self.tile = max(1, min(int(tile), max(n_rows, n_cols)))
-        self.rows_pad = -(-n_rows // self.tile) * self.tile
-        self.cols_pad = -(-n_cols // self.tile) * self.tile
-        nr, nc = self.rows_pad // self.tile, self.cols_pad // self.tile
-        if symmetric:
-            I, J = np.triu_indices(nr)
-        else:
-            I, J = (g.ravel() for g in np.meshgrid(np.arange(nr), np.arange(nc), indexing="ij"))
-        ndev = mesh.devices.size
-        total = -(-I.size // ndev) * ndev
-        pairs = np.zeros((total, 3), dtype=np.int32)  # (I, J, weight); padding tiles weigh 0
-        pairs[: I.size] = np.stack([I, J, np.ones_like(I)], axis=1)
-        self.mesh, self.symmetric = mesh, symmetric
-        self.pairs = jax.device_put(pairs, NamedSharding(mesh, P("rows")))
-
-    def matmat(self, kernel: Callable) -> Callable:
-        """``jit(shard_map)`` of ``(pairs, A, B, V) -> k(A, B) V`` (``A``, ``B``, ``V`` padded, replicated)."""
-        tile, symmetric = self.tile, self.symmetric
-
-        def local(pairs, A, B, V):
-            def step(out, p):
-                i0, j0 = p[0] * tile, p[1] * tile
-                Ai = jax.lax.dynamic_slice_in_dim(A, i0, tile)
-                Bj = jax.lax.dynamic_slice_in_dim(B, j0, tile)
-                r = jnp.arange(tile)
-                same = (i0 + r)[:, None] == (j0 + r)[None, :] if symmetric else None
-                Kb = kernel(Ai, Bj, same) * p[2].astype(V.dtype)
-                oi = jax.lax.dynamic_slice_in_dim(out, i0, tile) + Kb @ jax.lax.dynamic_slice_in_dim(V, j0, tile)
-                out = jax.lax.dynamic_update_slice_in_dim(out, oi, i0, 0)
-                if symmetric:
-                    off = (p[0] != p[1]).astype(V.dtype)  # a diagonal tile counts once
-                    Vi = jax.lax.dynamic_slice_in_dim(V, i0, tile)
-                    oj = jax.lax.dynamic_slice_in_dim(out, j0, tile) + off * (Kb.T @ Vi)
-                    out = jax.lax.dynamic_update_slice_in_dim(out, oj, j0, 0)
-                return out, None
-
-            out0 = jax.lax.pcast(jnp.zeros((A.shape[0], V.shape[1]), V.dtype), "rows", to="varying")
-            out, _ = jax.lax.scan(step, out0, pairs)
-            return jax.lax.psum(out, "rows")
-
-        specs = (P("rows"), P(), P(), P())
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P()))
-
-
-class _Precision:
-    """Scoped JAX precision: float64 products inside ``jax.enable_x64(True)``, float32 as is."""
-
-    def __init__(self, dtype: Any):
-        """Choose float32 or float64 (anything else raises)."""
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-
-    def __enter__(self):
-        self._ctx = jax.enable_x64(True) if self.dtype == np.float64 else None
-        if self._ctx is not None:
-            self._ctx.__enter__()
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
 
 
 # ---------------------------------------------------------------------- the interface
@@ -470,6 +318,68 @@ class RBF:
         return np.full(A.shape[0], float(self.variance))
 
 
+def relu_kernels(
+    A: Any,
+    B: Any,
+    *,
+    depth: int,
+    weight_std: float = 1.0,
+    bias_std: float = 0.0,
+    same: Any = None,
+    pairwise: bool = False,
+    xp: Any = jnp,
+) -> tuple[Any, Any]:
+    r"""The arc-cosine recursion of a ReLU MLP (NTK parameterization): ``(Σ, Θ)`` — the one place it is written.
+
+    With ``σ_w² = weight_std²``, ``σ_b² = bias_std²`` and ``d`` input features,
+    ``Σ¹ = σ_w² x·x'/d + σ_b²``, ``Θ¹ = Σ¹``, and per hidden layer (neural-tangents' ``ABRelu(0, 1)``;
+    Cho & Saul 2009, Jacot et al. 2018, Arora et al. 2019), θ the angle of ``Σ^l`` between ``x`` and ``x'``:
+
+        ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x') (sin θ + (π − θ) cos θ)/(2π) + σ_b²``,
+        ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``,  ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``,
+
+    and ``Σ_xx^{l+1} = σ_w² Σ_xx^l / 2 + σ_b²`` (θ = 0). θ comes from ``atan2`` (exact 0 on the
+    diagonal, where ``arccos(1 − δ)`` loses half the digits), and pairs flagged ``same`` get θ = 0
+    exactly. Written against an array namespace ``xp`` so that :func:`kdtheory.ntk.relu_ntk`
+    (numpy) and :class:`ReluNNGP` / :class:`ReluNTK` (``jax.numpy``, on blocks) share it.
+
+    Args:
+      A: points ``(a, d)``.
+      B: points ``(b, d)`` (``(a, d)`` with ``pairwise``).
+      depth: hidden layers (≥ 0; 0 gives the linear kernel ``Σ¹``).
+      weight_std: σ_w.
+      bias_std: σ_b.
+      same: boolean ``(a, b)`` (or a scalar), true where ``A_i`` and ``B_j`` are the same point;
+        ``None``: none flagged.
+      pairwise: the kernels of the pairs ``(A_i, B_i)``, shape ``(a,)``, instead of all pairs.
+      xp: the array namespace, ``numpy`` or ``jax.numpy``.
+
+    Returns:
+      ``(Σ, Θ)``, each ``(a, b)`` (or ``(a,)`` with ``pairwise``).
+    """
+    sw2, sb2 = float(weight_std) ** 2, float(bias_std) ** 2
+    d = A.shape[1]
+    cross = sw2 * (xp.sum(A * B, 1) if pairwise else A @ B.T) / d + sb2
+    d1 = sw2 * xp.sum(A * A, 1) / d + sb2
+    d2 = sw2 * xp.sum(B * B, 1) / d + sb2
+    theta = cross
+    for _ in range(int(depth)):
+        prod = d1 * d2 if pairwise else d1[:, None] * d2[None, :]
+        norm = xp.sqrt(prod)
+        pos = norm > 0
+        cos = xp.clip(xp.where(pos, cross / xp.where(pos, norm, 1.0), 1.0), -1.0, 1.0)
+        ang = xp.arctan2(xp.sqrt(xp.maximum(prod - cross * cross, 0.0)), cross)
+        if same is not None:  # a point with itself: angle 0 exactly
+            ang = xp.where(same, 0.0, ang)
+            cos = xp.where(same, 1.0, cos)
+        nxt = sw2 * norm * (xp.sin(ang) + (xp.pi - ang) * cos) / (2 * xp.pi) + sb2
+        theta = theta * (sw2 * (xp.pi - ang) / (2 * xp.pi)) + nxt
+        cross = nxt
+        d1 = sw2 * d1 / 2 + sb2  # E[relu(u)²] = Σ_xx / 2
+        d2 = sw2 * d2 / 2 + sb2
+    return cross, theta
+
+
 @dataclass(frozen=True)
 class _ReluKernel:
     depth: int = 1
@@ -484,38 +394,12 @@ class _ReluKernel:
         positive_scalar(self.bias_std, "bias_std", allow_zero=True)
 
     def _both(self, A, B, same):
-        """Arc-cosine recursion of :func:`kdtheory.ntk.relu_ntk` on a block: ``(Σ, Θ)``."""
-        sw2, sb2 = self.weight_std**2, self.bias_std**2
-        d = A.shape[1]
-        cross = sw2 * (A @ B.T) / d + sb2
-        d1 = sw2 * jnp.sum(A * A, 1) / d + sb2
-        d2 = sw2 * jnp.sum(B * B, 1) / d + sb2
-        theta = cross
-        for _ in range(int(self.depth)):
-            prod = d1[:, None] * d2[None, :]
-            norm = jnp.sqrt(prod)
-            pos = norm > 0
-            cos = jnp.clip(jnp.where(pos, cross / jnp.where(pos, norm, 1.0), 1.0), -1.0, 1.0)
-            ang = jnp.arctan2(jnp.sqrt(jnp.maximum(prod - cross * cross, 0.0)), cross)
-            if same is not None:  # a point with itself: angle 0 exactly
-                ang = jnp.where(same, 0.0, ang)
-                cos = jnp.where(same, 1.0, cos)
-            nxt = sw2 * norm * (jnp.sin(ang) + (jnp.pi - ang) * cos) / (2 * jnp.pi) + sb2
-            theta = theta * (sw2 * (jnp.pi - ang) / (2 * jnp.pi)) + nxt
-            cross = nxt
-            d1 = sw2 * d1 / 2 + sb2
-            d2 = sw2 * d2 / 2 + sb2
-        return cross, theta
+        return relu_kernels(A, B, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=same)
 
     def _diag_both(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sw2, sb2 = self.weight_std**2, self.bias_std**2
-        s = sw2 * np.sum(A * A, 1) / A.shape[1] + sb2
-        th = s.copy()
-        for _ in range(int(self.depth)):
-            nxt = sw2 * s / 2 + sb2  # θ = 0: (sin 0 + π cos 0)/(2π) = 1/2
-            th = th * (sw2 / 2) + nxt
-            s = nxt
-        return s, th
+        A = np.asarray(A, dtype=np.float64)
+        kw = dict(depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std)
+        return relu_kernels(A, A, same=True, pairwise=True, xp=np, **kw)
 
 
 @dataclass(frozen=True)
@@ -805,6 +689,68 @@ class StoredKernel(KernelOperator):
 
 
 # ---------------------------------------------------------------------- empirical NTK
+def _pullback(apply: Callable, params: Any, x: Any, Vb: Any, trace: str | None) -> Any:
+    r"""``Jᵀ V`` on a block of inputs: one ``jax.vjp``, pulled back once per cotangent (vmapped).
+
+    ``Vb`` is ``(blk, b)`` (traced: column ``j`` is put on every output ``c`` in turn, ``b·k``
+    cotangents) or ``(blk, k, b)`` (full kernel). Returns a pytree like ``params`` with a leading
+    axis of the cotangents.
+    """
+    out, pull = jax.vjp(lambda p: apply(p, x), params)
+    k = out.shape[1]
+    if trace is None:  # (blk, k, b) -> (b, blk, k)
+        cot = jnp.moveaxis(Vb, -1, 0)
+    else:  # (blk, b) -> (b·k, blk, k): column j on output c
+        eye = jnp.eye(k, dtype=Vb.dtype)
+        cot = (Vb.T[:, None, :, None] * eye[None, :, None, :]).reshape(-1, Vb.shape[0], k)
+    return jax.vmap(lambda c: pull(c)[0])(cot.astype(out.dtype))
+
+
+def _pushforward(apply: Callable, params: Any, x: Any, U: Any, trace: str | None) -> Any:
+    r"""``J u`` on a block of inputs for every tangent of :func:`_pullback`, contracted to ``Θ V``."""
+    outs = jax.vmap(lambda u: jax.jvp(lambda p: apply(p, x), (params,), (u,))[1])(U)
+    if trace is None:  # (b, blk, k) -> (blk, k, b)
+        return jnp.moveaxis(outs, 0, -1)
+    k = outs.shape[-1]
+    outs = outs.reshape(-1, k, x.shape[0], k)  # (b, c, blk, k'): keep c == k'
+    diag = jnp.einsum("jcac->aj", outs)
+    return diag / k if trace == "mean" else diag
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _ntvp(apply, params, X_rows, X_cols, V, trace):
+    return _pushforward(apply, params, X_rows, _pullback(apply, params, X_cols, V, trace), trace)
+
+
+def ntk_vector_product(
+    apply: Callable,
+    params: Any,
+    X_rows: Any,
+    X_cols: Any,
+    V: Any,
+    *,
+    trace: Literal["mean", "sum"] | None = "mean",
+) -> jax.Array:
+    r"""``Θ(X_rows, X_cols) V`` for the empirical NTK ``Θ = J Jᵀ`` of ``apply``, never forming ``J``.
+
+    ``Jᵀ V`` by one ``jax.vjp`` (pulled back once per column and output), then ``J (Jᵀ V)`` by
+    ``jax.jvp`` — the NTK-vector product of :class:`NTKOperator` (which runs the same two halves
+    sharded over row blocks and devices), here on one block, compiled once per network.
+
+    Args:
+      apply: the network ``apply(params, x) -> (batch, k)`` (hashable: it is a static argument).
+      params: a pytree of parameters.
+      X_rows: inputs ``(n1, …)``.
+      X_cols: inputs ``(n2, …)``.
+      V: ``(n2, b)`` for a traced kernel, ``(n2, k, b)`` for the full one.
+      trace: ``"mean"`` (``(1/k) Σ_c``), ``"sum"`` or ``None`` (full kernel, point-major).
+
+    Returns:
+      ``(n1, b)`` (traced) or ``(n1, k, b)`` (full), a JAX array in the computation's dtype.
+    """
+    return _ntvp(apply, params, X_rows, X_cols, V, trace)
+
+
 class NTKOperator(KernelOperator):
     r"""Empirical NTK ``Θ(X, X) = J Jᵀ``, ``J = ∂f(X)/∂θ``, through NTK-vector products.
 
@@ -824,7 +770,9 @@ class NTKOperator(KernelOperator):
       dtype: ``float64`` (default) or ``float32`` arithmetic.
 
     Raises:
-      ValueError: unknown ``trace``; ``X`` empty or not finite; ``apply`` does not return ``(batch, k)``.
+      ValueError: unknown ``trace``; ``X`` empty or not finite; ``params`` or ``X`` do not fit
+        ``apply`` (the message names them and the parameter shapes); ``apply`` does not return
+        ``(batch, k)``.
     """
 
     def __init__(
@@ -851,9 +799,7 @@ class NTKOperator(KernelOperator):
         with self._prec:
             dt = self._prec.dtype
             self._params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dt), params)
-            out = jax.eval_shape(apply, self._params, jnp.zeros((1,) + Xn.shape[1:], dt))
-        if len(out.shape) != 2:
-            raise ValueError(f"apply(params, x) must return (batch, k), got shape {out.shape}")
+            out = network_outputs(apply, self._params, jnp.zeros((1,) + Xn.shape[1:], dt), x_name="X")
         self._n_in, self._k = Xn.shape[0], int(out.shape[1])
         n = self._n_in * (self._k if trace is None else 1)
         self.shape = (n, n)
@@ -863,30 +809,20 @@ class NTKOperator(KernelOperator):
             self._reduce = self._rows.sum(self._vjp_block, 1)
             self._map = self._rows.map(self._jvp_block, 2)
 
-    def _cotangents(self, Vb):
-        """Block of V -> cotangents ``(c, blk, k)`` of the network outputs, one per column/output."""
-        k = self._k
-        if self._trace is None:  # Vb (blk, k, b) -> (b, blk, k)
-            return jnp.moveaxis(Vb, -1, 0)
-        eye = jnp.eye(k, dtype=Vb.dtype)  # Vb (blk, b) -> (b·k, blk, k): column j on output c
-        return (Vb.T[:, None, :, None] * eye[None, :, None, :]).reshape(-1, Vb.shape[0], k)
+    @property
+    def outputs(self) -> int:
+        """``k``, the network's outputs per input."""
+        return self._k
 
     def _vjp_block(self, rv, params):
         x, Vb = rv
         # Parameters are replicated; marked device-varying here, the vjp is this shard's own sum
         # (otherwise shard_map's transpose would psum it, and the explicit psum would count it twice).
         params = jax.tree_util.tree_map(lambda p: jax.lax.pcast(p, "rows", to="varying"), params)
-        _, pull = jax.vjp(lambda p: self._apply_fn(p, x), params)
-        return jax.vmap(lambda c: pull(c)[0])(self._cotangents(Vb))
+        return _pullback(self._apply_fn, params, x, Vb, self._trace)
 
     def _jvp_block(self, x, params, U):
-        outs = jax.vmap(lambda u: jax.jvp(lambda p: self._apply_fn(p, x), (params,), (u,))[1])(U)
-        k = self._k
-        if self._trace is None:  # (b, blk, k) -> (blk, k, b)
-            return jnp.moveaxis(outs, 0, -1)
-        outs = outs.reshape(-1, k, x.shape[0], k)  # (b, c, blk, k'): keep c == k'
-        diag = jnp.einsum("jcac->aj", outs)
-        return diag / k if self._trace == "mean" else diag
+        return _pushforward(self._apply_fn, params, x, U, self._trace)
 
     def _tangents(self, V):
         Vr = V.reshape(self._n_in, self._k, -1) if self._trace is None else V

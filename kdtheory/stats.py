@@ -1,6 +1,6 @@
 r"""Statistics for paired experiments over seeds: intervals, a ratio of means, a three-outcome rule.
 
-The design is the one of THEORY.md §8. For each seed ``s`` a treatment (the distilled student)
+The design is the one of docs/theory.md §8. For each seed ``s`` a treatment (the distilled student)
 and its paired control (the one-hot twin from the same initialization, same budget, same data
 order) are measured; the per-seed effect is ``d_s = metric(treatment_s) − metric(control_s)``.
 Over the seeds:
@@ -271,7 +271,7 @@ def _no_spread(x: np.ndarray) -> bool:
     top = float(np.max(np.abs(x)))
     with np.errstate(over="ignore"):
         spread = float(np.max(x) - np.min(x))
-    return spread <= _TIES * np.finfo(float).eps * top
+    return bool(spread <= _TIES * np.finfo(float).eps * top)
 
 
 def _finite_ends(low: float, high: float, name: str) -> None:

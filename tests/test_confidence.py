@@ -13,6 +13,7 @@ from scipy.stats import theilslopes
 from kdtheory import confidence
 from kdtheory.confidence import (
     MAX_CLIPPED_SHARE,
+    analyses,
     analyze,
     class_indices,
     expected_calibration_error,
@@ -175,7 +176,8 @@ def test_robust_slope_is_theil_sen_and_resists_outliers():
     s = np.stack([y, np.zeros(n)], axis=1)
     label = {"y": np.zeros(n, int), "reference": "label"}
     r = analyze(t, s, kind="logits", bootstrap=0, robust_points=n, **label)
-    assert np.array_equal(r.teacher_logit, x) and np.array_equal(r.student_logit, y)
+    np.testing.assert_allclose(r.teacher_logit, x, rtol=1e-13, atol=1e-13)  # φ = x − log(1 + e⁰ − 1) = x
+    np.testing.assert_allclose(r.student_logit, y, rtol=1e-13, atol=1e-13)
     oracle = theilslopes(r.student_logit, r.teacher_logit)
     assert r.robust_slope == pytest.approx(oracle.slope, rel=1e-12)
     assert r.robust_slope_ci == pytest.approx((oracle.low_slope, oracle.high_slope), rel=1e-12)
@@ -299,9 +301,9 @@ def test_row12_bootstrap_from_counts_equals_explicit_resamples():
     rng = np.random.default_rng(4)
     x = rng.standard_normal(37)
     y = 0.8 * x + rng.standard_normal(37)
-    counts = np.concatenate(list(confidence._bootstrap_counts(37, 25, np.random.default_rng(9))))
+    counts = np.concatenate(list(analyses._bootstrap_counts(37, 25, np.random.default_rng(9))))
     assert counts.shape == (25, 37) and np.all(counts.sum(axis=1) == 37)
-    slopes = confidence._bootstrap_slopes(x - x.mean(), y - y.mean(), 25, np.random.default_rng(9))
+    slopes = analyses._bootstrap_slopes(x - x.mean(), y - y.mean(), 25, np.random.default_rng(9))
     oracle = [np.polyfit(np.repeat(x, c), np.repeat(y, c), 1)[0] for c in counts]
     assert np.allclose(slopes, oracle, rtol=1e-10, atol=1e-12)
 

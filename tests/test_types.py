@@ -1,7 +1,7 @@
 """The type checker: mypy, strict, on the modules listed in pyproject.toml (``[tool.mypy] files``).
 
-mypy is in the ``types`` extra (``pip install -e '.[types]'``, or ``'.[dev]'`` for test + types);
-without it the check skips and says so. Extend the list in pyproject.toml module by module.
+mypy is in the ``test`` extra, so the README's test command runs it (CI fails on a type error); an
+environment installed without it skips the check and says so. Extend the list in pyproject.toml module by module.
 """
 
 import importlib.util
@@ -29,6 +29,6 @@ def test_the_checked_list_names_existing_package_modules():
 @pytest.mark.slow
 def test_listed_modules_pass_strict_type_checking():
     if importlib.util.find_spec("mypy") is None:
-        pytest.skip("mypy is not installed; it is in the 'types' extra: pip install -e '.[types]'")
+        pytest.skip("mypy is not installed; it is in the 'test' extra: pip install -e '.[test]'")
     out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -174,7 +174,7 @@ def run(
     )
 
 
-def finish(fig, title: str = ""):
+def finish(fig: Any, title: str = "") -> Any:
     """Give ``fig`` its title, axis titles of size 10 and a tight layout.
 
     Args:
