@@ -490,9 +490,11 @@ MEMORY_BYTES = 2**30
 """Default ``memory_bytes`` of :func:`train_batch`: 1 GiB of recorded outputs and state per chunk."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Run:
     r"""What may differ between the runs of one :func:`train_batch` batch.
+
+    Runs compare by identity (they may hold arrays: a teacher, parameters).
 
     Attributes:
       init_seed: seed of the initialization ``model.init(split(PRNGKey(init_seed))[0])``
