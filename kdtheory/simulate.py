@@ -1,6 +1,8 @@
 r"""The JAX training engine: models × losses × optimizers × schedules, recorded along a time axis.
 
-Training runs as one ``jax.jit``-compiled ``lax.scan`` over steps (no Python loop per step); the
+Training runs as one ``jax.jit``-compiled loop over steps (no Python loop per step), for a whole
+batch of runs at once (:func:`train_batch`, one :class:`Run` per member, ``jax.vmap`` over the
+runs, sharded over all JAX devices; :func:`train_model` is the batch of one); the
 state at each requested step of the time axis ``t`` (training outputs, test outputs, loss,
 optionally a projection of the parameters) is written into preallocated buffers. ``t = s`` is the
 state *after* ``s`` updates, the convention of :mod:`kdtheory.dynamics` (``t = 0`` is the
@@ -21,14 +23,20 @@ Conventions (the vocabulary of the package docstring):
     (``softmax(log p / τ) = p^{1/τ}/Σ p^{1/τ}``); undeclared probabilities are refused, never
     softmaxed twice.
   * **Schedules**: the teacher weight may switch at step ``switch_t`` (late distillation: 0 → 1;
-    the reverse: 1 → 0).
-  * **Optimizers**: ``v ← β v − η g``, ``θ ← θ + v`` (β = 0: gradient descent). Minibatches of
+    the reverse: 1 → 0); the learning rate follows a :mod:`kdtheory.schedules` schedule ``m(s)``.
+  * **Optimizers**: ``v ← β v − η m(s) g``, ``θ ← θ + v`` (β = 0: gradient descent; ``s`` the
+    0-based update). Minibatches of
     ``B`` points are sampled without replacement within each epoch (the usual SGD): each epoch is
     a fresh random permutation of the ``n`` points, drawn from the run's seed, cut into ``⌊n/B⌋``
     batches; the ``n mod B`` points left over are skipped in that epoch.
   * **Compilation**: one compiled loop per model (by identity), loss kind and normalization, batch
-    size, number of steps, ``n``, test set and projection; the learning rate, momentum,
-    temperature, teacher weights and switch step are traced, so a sweep over them compiles once.
+    size, number of steps, ``n``, test set and projection (and per array shape: the number of runs
+    in a batch and of recorded steps); the learning rate, momentum, schedule, temperature, teacher
+    weights and switch step are traced, so a sweep over them compiles once — and the runs of a
+    sweep can share one batch.
+  * **Seeds**: a run's initialization uses ``split(PRNGKey(init_seed))[0]``, its minibatch order
+    ``split(PRNGKey(order_seed))[1]`` (``order_seed`` defaults to ``init_seed``; ``train_model``'s
+    ``seed`` is both).
   * **Kernel models** hold dual coefficients α (``f = K α``) and are updated with the functional
     gradient ``α ← α − η ∂L/∂f`` — gradient descent in the RKHS, the dynamics of
     :mod:`kdtheory.dynamics`.
