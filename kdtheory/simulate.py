@@ -727,8 +727,10 @@ def train_batch(
     budget = MEMORY_BYTES if memory_bytes is None else positive_integer(memory_bytes, "memory_bytes")
     chunk = max(1, min(len(runs), budget // per_run))
     size, put_batched, put_shared = _engine.placement(chunk)
-    cast = functools.partial(jnp.asarray, dtype=dtype)
-    shared = put_shared((cast(Xn), cast(Yn), cast(Xt), jnp.asarray(ck, jnp.int32)))
+    def cast(a):  # cast on the host: one transfer, no eager device op per array
+        return np.asarray(a, dtype)
+
+    shared = put_shared((cast(Xn), cast(Yn), cast(Xt), np.asarray(ck, np.int32)))
     out: list[Trajectory] = []
     for start in range(0, len(runs), chunk):
         members = list(range(start, min(start + chunk, len(runs))))
@@ -797,6 +799,9 @@ def _run_bytes(model: Model, template: Any, project: Callable | None, C: int, n:
     return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k)
 
 
+_split = jax.jit(jax.random.split)
+
+
 @functools.lru_cache(maxsize=16)
 def _init_many(model: Model) -> Callable:
     """``model.init`` over a batch of keys, compiled once per model."""
@@ -806,8 +811,8 @@ def _init_many(model: Model) -> Callable:
 def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
     """The batched inputs of a chunk: parameters, sampling keys and traced hyperparameters."""
     seeds = [(r.init_seed, r.init_seed if r.order_seed is None else r.order_seed) for r in runs]
-    init_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
-    order_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(b))[1] for _, b in seeds])
+    init_keys = np.stack([_split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
+    order_keys = np.stack([_split(jax.random.PRNGKey(b))[1] for _, b in seeds])
     need = [i for i, r in enumerate(runs) if r.params is None]
     drawn = _init_many(model)(init_keys[np.array(need)]) if need else None
     leaves = []
@@ -817,7 +822,7 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
             leaves.append(jax.tree_util.tree_map(lambda a, j=j: a[j], drawn))
         else:
             leaves.append(r.params)
-    params = jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(x, dtype) for x in a]), *leaves)
+    params = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x, dtype) for x in a]), *leaves)
 
     def col(values):
         return np.asarray(values, dtype)
