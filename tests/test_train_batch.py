@@ -61,6 +61,7 @@ def _with_teachers(runs, rng_seed, shape):
     return [Run(**{**r.__dict__, "teacher": rng.standard_normal(shape) * (1 + r.teacher)}) for r in runs]
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(st.lists(_run(), min_size=1, max_size=5), st.integers(0, 100))
 def test_batch_equals_one_at_a_time_float64(runs, seed):
@@ -79,6 +80,7 @@ def test_batch_equals_one_at_a_time_float64(runs, seed):
         assert np.array_equal(b.train_accuracy, alone.train_accuracy)
 
 
+@pytest.mark.slow
 def test_batch_equals_one_at_a_time_float32_within_its_precision():
     # float32: batching may reorder the sums of a product; the tolerance is the float32 round-off
     # of the run itself, measured as its distance to the same run in float64 (batching must not
