@@ -22,7 +22,6 @@ replicated; the runs never communicate, so each device trains its share.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -172,13 +171,10 @@ def compiled(
 
 
 def placement(size: int) -> tuple[int, Callable[[Any], Any], Callable[[Any], Any]]:
-    """How a batch of ``size`` runs is laid out on the JAX devices, and how far it is padded.
+    """How a batch of ``size`` runs is laid out on the JAX devices.
 
-    A batch of more than 4 runs is padded to a multiple of 4 (at most 3 padding runs), so nearby
-    batch sizes share one compiled program (a compilation costs seconds; see
-    ``benchmarks/bench_simulate.py``). With ``D`` devices and ``size ≥ D > 1`` the run axis is
-    sharded over all of them (the batch padded to a multiple of ``D`` as well); otherwise
-    everything lives on the default device.
+    With ``D`` devices and ``size ≥ D > 1`` the run axis is sharded over all of them (the batch
+    padded to a multiple of ``D``); otherwise everything lives on the default device.
 
     Args:
       size: the number of runs in the batch.
@@ -189,15 +185,13 @@ def placement(size: int) -> tuple[int, Callable[[Any], Any], Callable[[Any], Any
     """
     devices = jax.devices()
     D = len(devices)
-    quantum = 1 if size <= 4 else 4
     if D == 1 or size < D:
-        return -(-size // quantum) * quantum, jax.device_put, jax.device_put
-    quantum = math.lcm(quantum, D)
+        return size, jax.device_put, jax.device_put
     mesh = Mesh(np.array(devices), ("runs",))
     batched = NamedSharding(mesh, PartitionSpec("runs"))
     shared = NamedSharding(mesh, PartitionSpec())
     return (
-        -(-size // quantum) * quantum,
+        -(-size // D) * D,
         functools.partial(jax.device_put, device=batched),
         functools.partial(jax.device_put, device=shared),
     )

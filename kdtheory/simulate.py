@@ -634,14 +634,11 @@ def train_batch(
     update of all of them is one batched computation, so small networks fill the machine's matrix
     units, and with several JAX devices the run axis is sharded over all of them
     (``NamedSharding`` on a mesh axis ``"runs"``, the batch padded to a multiple of the device
-    count). A batch of more than 4 runs is padded to a multiple of 4 (padding runs repeat a member
-    and are dropped), so nearby batch sizes share one compiled program. Runs never interact: a run
-    equals the same run trained alone up to the order of floating-point sums inside a batched
-    matrix product.
+    count). Runs never interact: a run equals the same run trained alone up to the order of
+    floating-point sums inside a batched matrix product.
 
     Memory: the batch is cut into chunks of at most ``memory_bytes`` of recorded outputs and state
     per chunk (``itemsize × [C·(n + n_test)·k + C·(1 + projection size) + 3·params + n·k]`` per run,
-    before the padding above,
     ``C = len(t)``); equal chunks reuse one compiled program.
 
     Args:
@@ -730,7 +727,6 @@ def train_batch(
     budget = MEMORY_BYTES if memory_bytes is None else positive_integer(memory_bytes, "memory_bytes")
     chunk = max(1, min(len(runs), budget // per_run))
     size, put_batched, put_shared = _engine.placement(chunk)
-
     def cast(a):  # cast on the host: one transfer, no eager device op per array
         return np.asarray(a, dtype)
 

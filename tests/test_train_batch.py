@@ -141,15 +141,6 @@ def test_one_compilation_serves_a_batch_of_different_runs():
     runs2 = [Run(**{**r.__dict__, "init_seed": r.init_seed + 10}) for r in runs[::-1]]
     train_batch(model, X, Y, runs2, t=[0, 7], dtype=F64)
     assert len(traces) == first  # new seeds, hyperparameters and schedules: no new trace
-    # batches of 5 to 8 runs are padded to 8: one more program serves all four sizes
-    for size in (5, 6, 7, 8):
-        more = [Run(**{**runs[i % 4].__dict__, "init_seed": i}) for i in range(size)]
-        out = train_batch(model, X, Y, more, t=[0, 7], dtype=F64)
-        assert len(out) == size
-        if size == 5:
-            second = len(traces)
-            assert second > first
-    assert len(traces) == second
 
 
 def test_seeds_order_seed_and_params():
