@@ -727,6 +727,7 @@ def train_batch(
     budget = MEMORY_BYTES if memory_bytes is None else positive_integer(memory_bytes, "memory_bytes")
     chunk = max(1, min(len(runs), budget // per_run))
     size, put_batched, put_shared = _engine.placement(chunk)
+
     def cast(a):  # cast on the host: one transfer, no eager device op per array
         return np.asarray(a, dtype)
 
