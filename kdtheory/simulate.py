@@ -848,12 +848,12 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
 
 def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn, has_test: bool) -> Trajectory:
     """Run ``j`` of a chunk's records as a Trajectory, with its status."""
-    train = rec["train"][j]
+    train = rec["train"][j].copy()  # copies: a kept run must not hold its whole chunk alive
     bad = ~np.all(np.isfinite(train.reshape(len(ck), -1)), axis=1)
     solver: dict[str, Any] = {"status": "ok"}
     if bad.any():
         solver = {"status": "diverged", "first_nonfinite_t": int(ck[int(np.argmax(bad))])}
-    test = rec["test"][j] if has_test else None
+    test = rec["test"][j].copy() if has_test else None
     opt, loss = run.optimizer, run.loss
     recipe = {
         "method": "momentum" if opt.momentum else "gd",
@@ -868,14 +868,14 @@ def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn
         "schedule": opt.schedule.describe(),
     }
     return Trajectory(
-        t=ck,
+        t=ck.copy(),
         train=train,
-        loss=rec["loss"][j],
+        loss=rec["loss"][j].copy(),
         test=test,
         train_accuracy=_accuracy(train, Yn),
         test_accuracy=None if Ytn is None else _accuracy(test, Ytn),
-        projection=rec["proj"][j] if "proj" in rec else None,
-        params=jax.tree_util.tree_map(lambda a: a[j], final),
+        projection=rec["proj"][j].copy() if "proj" in rec else None,
+        params=jax.tree_util.tree_map(lambda a: a[j].copy(), final),
         recipe=recipe,
         solver=solver,
     )

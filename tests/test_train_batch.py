@@ -171,6 +171,8 @@ def test_chunks_and_progress():
     chunked = train_batch(MODEL, X, Y, runs, t=T, dtype=F64, memory_bytes=2 * per_run + 100,
                           progress=lambda d, n: seen.append((d, n)))  # fmt: skip
     assert seen == [(2, 5), (4, 5), (5, 5)]
+    # a run owns its arrays: keeping one trajectory does not keep its chunk's buffers alive
+    assert all(a.base is None for a in (chunked[0].train, chunked[0].loss, chunked[0].t, chunked[0].params[0]["w"]))
     for a, b in zip(whole, chunked, strict=True):
         assert_close(a.train, b.train, rtol=1e-12, atol=1e-13)
     one = []
