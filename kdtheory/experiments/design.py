@@ -249,10 +249,13 @@ class Suite:
     )
 
 
-#: the quick (smoke) suite: tiny sizes, 2 seeds, every regime on the mixture (compression: 20-64-3 →
-#: 20-16-3), τ = 1, no map — few distinct compiled programs, so it runs in seconds.
+#: the quick (smoke) suite: tiny sizes, 2 seeds, paper and compression on the mixture (compression:
+#: 20-64-3 → 20-16-3), noisy-labels on the mixture and MNIST-1D, τ = 1, no map — few compiled programs.
 _TINY_MIX = Design(n=200, n_test=1000, validation=100, teacher_t=200, student_t=200, gradient_points=200,
                    switch_fractions=(0.5,), points=16, reverse=False)  # fmt: skip
+_TINY_M1D = Design(dataset="mnist1d", n=300, n_test=500, validation=100, label_noise=0.2, hidden=(32,),
+                   learning_rate=0.01, momentum=0.9, batch_size=50, teacher_t=200, student_t=200,
+                   gradient_points=100, switch_fractions=(0.5,), points=16, reverse=False)  # fmt: skip
 QUICK = Suite(
     first_seed=0,
     paper=(Design(**{**_TINY_MIX.__dict__, **_PAPER}),),
@@ -265,7 +268,7 @@ QUICK = Suite(
     compression_seeds=2,
     compression_temperatures=(1.0,),
     seeds=2,
-    designs=(_TINY_MIX,),
+    designs=(_TINY_MIX, _TINY_M1D),
     map_datasets=(),
     map_seeds=2,
     map_stop=("last",),
