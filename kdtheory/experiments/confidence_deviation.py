@@ -179,8 +179,7 @@ def measure(cfg: Suite, say) -> Outcome:
     )
     return Outcome(
         verdict, reason, effects=tuple(effects + label_effects),
-        measured={"tolerance": TOL, "uncontrolled_low_minus_teacher": uncontrolled, "map_table": map_rows,
-                  "plots": plots},
+        measured={"tolerance": TOL, "uncontrolled_low_minus_teacher": uncontrolled, "map_table": map_rows},
         figure_data={"plots": plots},
     )  # fmt: skip
 

@@ -176,8 +176,8 @@ def figure(outcome: Outcome, cfg: Suite):
 
     Left: paired test-accuracy gain of the student over the twin (points, 95% t), at the end of the
     budget (circles) and with every arm early-stopped (stars), per block. Right: the recovered share
-    at ``f = 0.5`` with its Fieller interval (no interval where the gain's interval contains 0); the
-    dotted line is the rule's 0.5.
+    at ``f = 0.5`` with its Fieller interval; where the gain's interval contains 0 the share has no
+    interval and is drawn hollow (clipped to the axis, −1 to 2); the dotted line is the rule's 0.5.
 
     Args:
       outcome: :func:`measure`'s outcome.
@@ -207,12 +207,17 @@ def figure(outcome: Outcome, cfg: Suite):
         v = scale * pick(claim)
         ax[a].errorbar(x + shift, v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt=mk, color=f"C{k}",
                        capsize=3, label=claim)  # fmt: skip
+        none = np.isnan(v[:, 1])
+        if a == 1 and none.any():
+            ax[a].plot(x[none] + shift, np.clip(v[none, 0], -1.0, 2.0), mk, mfc="white", color=f"C{k}", ms=8)
     ax[0].axhline(0, color="k", lw=0.8)
     ax[0].set(ylabel="test accuracy − twin's (points)", title="gain of the student over the budget-matched twin")
     ax[1].axhline(0.5, color="k", ls=":", lw=1)
     ax[1].axhline(0, color="k", lw=0.8)
     ax[1].axhline(1, color="k", lw=0.5)
-    ax[1].set(ylabel="recovered share at f = 0.5", title="share (late − twin)/(student − twin), Fieller 95%")
+    ax[1].set_ylim(-1.0, 2.0)  # a share whose gain's interval contains 0 has no interval (hollow, clipped)
+    ax[1].set(ylabel="recovered share at f = 0.5", title="share (late − twin)/(student − twin), Fieller 95%; "
+              "hollow: gain not established, no interval")  # fmt: skip
     for a in ax:
         a.set_xticks(x, names, rotation=60, fontsize=7)
         a.legend(fontsize=7)
