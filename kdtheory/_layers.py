@@ -33,7 +33,7 @@ from jax.extend import core as jcore
 
 from kdtheory.structured_ntk import Layer
 
-__all__ = ["Plan", "analyze", "network_outputs"]
+__all__ = ["Plan", "analyze", "network_outputs", "signature"]
 
 log = logging.getLogger("kdtheory.ntk")
 
@@ -138,6 +138,16 @@ class _LayerSpec(NamedTuple):
     weight_pos: int  # 0: lhs, 1: rhs
     leaf: int
     scales: tuple[tuple[int, int, bool], ...]
+    bias_leaf: int = -1  # a bias added to the layer's output, folded in (-1: none)
+    bias_scale: float = 0.0
+
+
+class _BiasCandidate(NamedTuple):
+    leaf: int
+    chain: tuple[int, ...]  # structural equations from the leaf to the add
+    scale: float | None  # product of literal scalar factors (None: a factor that is not a literal)
+    add: int
+    pos: int
 
 
 def _find_layers(eqns: list[_Eqn], leaf_refs: list[Any], out_refs: list[Any]) -> tuple[list[_LayerSpec], str]:
@@ -158,6 +168,7 @@ def _find_layers(eqns: list[_Eqn], leaf_refs: list[Any], out_refs: list[Any]) ->
         return r in produced_const and math.prod(r[2].aval.shape) == 1
 
     layers: list[_LayerSpec] = []
+    candidates: list[_BiasCandidate] = []
     skipped: list[str] = []
     outs = set(r for r in out_refs if r[0] == "v")
     for leaf, start in enumerate(leaf_refs):
@@ -204,6 +215,16 @@ def _find_layers(eqns: list[_Eqn], leaf_refs: list[Any], out_refs: list[Any]) ->
                 scales.append((i, 1 - pos, name == "div"))
             else:
                 why = f"enters {name}"
+                if name == "add" and len(e.ins) == 2:
+                    lits = [eqns[j].ins[cp] for j, cp, _ in scales]
+                    scale: float | None = None
+                    if all(lit[0] == "lit" for lit in lits):
+                        scale = 1.0
+                        for (_, _, div), lit in zip(scales, lits, strict=True):
+                            c = float(np.reshape(lit[1], ()))
+                            scale = scale / c if div else scale * c
+                        scale = -scale if sum(eqns[j].eqn.primitive.name == "neg" for j in chain) % 2 else scale
+                    candidates.append(_BiasCandidate(leaf, tuple(chain), scale, i, pos))
                 break
             chain.append(i)
             r = e.outs[0]
@@ -214,7 +235,86 @@ def _find_layers(eqns: list[_Eqn], leaf_refs: list[Any], out_refs: list[Any]) ->
     for spec in layers:
         by_eqn[spec.eqn] = by_eqn.get(spec.eqn, 0) + 1
     layers = [s for s in layers if by_eqn[s.eqn] == 1]
+    layers, folded = _fold_biases(eqns, layers, candidates, uses)
+    skipped = [w for w in skipped if int(w.split()[1]) not in folded]
     return layers, "; ".join(skipped[:6]) + (" …" if len(skipped) > 6 else "")
+
+
+_STRUCTURAL = ("transpose", "reshape", "convert_element_type", "copy", "copy_p", "squeeze", "expand_dims")
+
+
+def _fold_biases(
+    eqns: list[_Eqn], layers: list[_LayerSpec], candidates: list[_BiasCandidate], uses: dict[Any, Any]
+) -> tuple[list[_LayerSpec], set[int]]:
+    """Fold ``y = T(z) + c·B(b)`` into layer ``z`` (bias scale ``c``) where every output unit gets one bias entry.
+
+    ``T`` is a chain of structural steps of the layer's output (each result used once), ``B`` the
+    bias leaf's chain and the add's broadcasting. The alignment is verified on index arrays: the
+    layer's output-unit index pushed through ``T`` and the bias entry index pushed through ``B``
+    must correspond one to one at every element of ``y``; otherwise the bias stays generic.
+    """
+    producer = {r: i for i, e in enumerate(eqns) for r in e.outs}
+    by_out = {eqns[s.eqn].outs[0]: n for n, s in enumerate(layers)}
+    folded: set[int] = set()
+    for cand in candidates:
+        if cand.scale is None or cand.scale == 0.0:
+            continue
+        add = eqns[cand.add]
+        a, path = add.ins[1 - cand.pos], []
+        while a[0] == "v" and a not in by_out and a in producer and len(uses.get(a, [])) == 1:
+            e = eqns[producer[a]]
+            if e.eqn.primitive.name not in _STRUCTURAL or len(e.ins) != 1:
+                break
+            path.insert(0, producer[a])
+            a = e.ins[0]
+        if a not in by_out or len(uses.get(a, [])) != 1:
+            continue
+        n = by_out[a]
+        spec = layers[n]
+        if spec.bias_leaf >= 0:
+            continue
+        try:
+            aligned = _aligned(eqns, spec, path, cand)
+        except Exception:  # noqa: BLE001 - an unusual layout is left to the generic method
+            aligned = False
+        if aligned:
+            layers[n] = spec._replace(bias_leaf=cand.leaf, bias_scale=float(cand.scale))
+            folded.add(cand.leaf)
+    return layers, folded
+
+
+def _zeros(r: Any) -> Any:
+    return jnp.zeros(r[2].aval.shape, r[2].aval.dtype) if r[0] == "v" else jnp.asarray(r[1])
+
+
+def _aligned(eqns: list[_Eqn], spec: _LayerSpec, path: list[int], cand: _BiasCandidate) -> bool:
+    """Whether output unit ``o`` of the layer meets bias entry ``j(o)`` everywhere, ``j`` one to one."""
+    e = eqns[spec.eqn]
+    vals = [_zeros(r) for r in e.ins]
+    out = _zeros(e.outs[0])
+    one = jnp.ones((), jnp.float32)
+    if e.eqn.primitive.name == "conv_general_dilated":
+        _, z, back = _canonical_conv(e.eqn, vals, out, one)
+    else:
+        _, z, back = _canonical_dense(e.eqn, vals, out, spec.weight_pos, one)
+    unit = back(jnp.broadcast_to(jnp.arange(z.shape[1], dtype=jnp.float32), z.shape))
+    for i in path:
+        unit = _bind(eqns[i].eqn, [unit])
+    leaf_ref = eqns[cand.chain[0]].ins[0] if cand.chain else eqns[cand.add].ins[cand.pos]
+    entry = jnp.arange(math.prod(leaf_ref[2].aval.shape), dtype=jnp.float32).reshape(leaf_ref[2].aval.shape)
+    for i in cand.chain:
+        step = eqns[i]
+        if step.eqn.primitive.name in ("mul", "div", "neg"):
+            continue  # the scale, already in cand.scale
+        entry = _bind(step.eqn, [entry])
+    y_shape = eqns[cand.add].outs[0][2].aval.shape
+    unit = np.asarray(jnp.broadcast_to(unit, y_shape)).ravel()
+    entry = np.asarray(jnp.broadcast_to(entry, y_shape)).ravel()
+    if z.shape[1] != math.prod(leaf_ref[2].aval.shape):
+        return False
+    pairs = np.unique(np.stack([unit, entry], axis=1), axis=0)
+    O = z.shape[1]
+    return len(pairs) == O and len(np.unique(pairs[:, 0])) == O and len(np.unique(pairs[:, 1])) == O
 
 
 # ---------------------------------------------------------------------- evaluating with taps
@@ -299,7 +399,17 @@ def _evaluate(eqns: list[_Eqn], specs: list[_LayerSpec], env: dict[Any, Any], ta
 
 
 # ---------------------------------------------------------------------- the analysis
-def _key(apply: Callable, params: Any, x: Any) -> Any:
+def signature(apply: Callable, params: Any, x: Any) -> Any:
+    """A hashable key of a network call: ``apply``, the params' tree and leaf shapes and dtypes, the input shape.
+
+    Args:
+      apply: the network.
+      params: its parameters.
+      x: a batch of inputs.
+
+    Returns:
+      A tuple (hashable when ``apply`` is); the caches of :func:`analyze` and the callers' checks use it.
+    """
     leaves, treedef = jax.tree_util.tree_flatten(params)
     shapes = tuple((tuple(np.shape(leaf)), str(jnp.result_type(leaf))) for leaf in leaves)
     return apply, treedef, shapes, tuple(np.shape(x)[1:]), str(jnp.result_type(x))
@@ -317,7 +427,7 @@ def analyze(apply: Callable, params: Any, x: Any) -> Plan:
       A :class:`Plan`.
     """
     try:
-        key = _key(apply, params, x)
+        key = signature(apply, params, x)
         hash(key)
     except TypeError:
         return _analyze(apply, params, x)
@@ -361,10 +471,12 @@ def _analyze(apply: Callable, params: Any, x: Any) -> Plan:
     specs, skipped = _find_layers(eqns, in_refs[:n_leaves], out_refs)
     if not specs:
         return Plan(None, (), everything, (), f"no dense or convolutional layer with a parameter operand ({skipped})")
-    layer_leaves = tuple(s.leaf for s in specs)
+    layer_leaves = tuple(s.leaf for s in specs) + tuple(s.bias_leaf for s in specs if s.bias_leaf >= 0)
     rest = tuple(i for i in everything if i not in set(layer_leaves))
     names = tuple(
-        f"{eqns[s.eqn].eqn.primitive.name} with leaf {s.leaf} {tuple(np.shape(leaves[s.leaf]))}" for s in specs
+        f"{eqns[s.eqn].eqn.primitive.name} with leaf {s.leaf} {tuple(np.shape(leaves[s.leaf]))}"
+        + (f" + bias leaf {s.bias_leaf} (scale {s.bias_scale:g})" if s.bias_leaf >= 0 else "")
+        for s in specs
     )
 
     def structure1(lv: list[Any], xi: Any, taps: Any) -> Any:
@@ -378,6 +490,6 @@ def _analyze(apply: Callable, params: Any, x: Any) -> Plan:
             out, ins, zs = jax.vmap(lambda xi: structure1(lv, xi, None))(X)
         else:
             out, ins, zs = jax.vmap(lambda xi, t: structure1(lv, xi, t))(X, tuple(taps))
-        return out, tuple(Layer(h, z, 0.0) for h, z in zip(ins, zs, strict=True))
+        return out, tuple(Layer(h, z, s.bias_scale) for h, z, s in zip(ins, zs, specs, strict=True))
 
     return Plan(structure, layer_leaves, rest, names, skipped)

@@ -124,6 +124,19 @@ def test_dense_layer_over_sequence_positions(caplog):
     _assert_auto_exact(_sequence_apply, params, X1, X2, caplog, layers=2)
 
 
+def _position_bias_apply(params, x):  # (n, T, d) with T == width: a bias per position, not per unit
+    z = x @ params["w"] + params["b"] + params["c"].reshape(-1, 1)
+    return jnp.tanh(z).sum(axis=1) @ params["v"]
+
+
+def test_biases_fold_only_where_each_unit_gets_one_entry(caplog):
+    rng = np.random.default_rng(10)
+    params = _f64({k: rng.standard_normal(s) for k, s in (("w", (3, 4)), ("b", (4,)), ("c", (4,)), ("v", (4, 2)))})
+    X1, X2 = rng.standard_normal((3, 4, 3)), rng.standard_normal((2, 4, 3))
+    _assert_auto_exact(_position_bias_apply, params, X1, X2, caplog, layers=2)
+    assert "generic on 1 other leaves" in caplog.text  # c (per position) by the Jacobian method; b folded
+
+
 # ---------------------------------------------------------------------- fallbacks
 def _tied_apply(params, x):  # the same weight twice (tied): not a layer of one input
     h = jnp.tanh(x @ params["w"])

@@ -146,3 +146,35 @@ def test_bad_input_names_the_argument():
         FunctionKernel(np.full((2, 2), np.nan), RBF())
     with pytest.raises(ValueError, match="unknown trace"):
         NTKOperator(lambda p, x: x, {}, X, trace="max")
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_relu_kernels_one_formula_in_numpy_and_jax(depth):
+    from kdtheory.operators import relu_kernels
+
+    X, T, _ = _data(9, 4, seed=depth)
+    kw = dict(depth=depth, weight_std=1.2, bias_std=0.3)
+    with jax.enable_x64(True):
+        jx = [np.asarray(a) for a in relu_kernels(jax.numpy.asarray(T), jax.numpy.asarray(X), **kw)]
+    npy = relu_kernels(T, X, xp=np, **kw)
+    for a, b in zip(jx, npy, strict=True):
+        assert_close(a, b, rtol=1e-13)
+    full = relu_kernels(X, X, same=np.eye(9, dtype=bool), xp=np, **kw)
+    pair = relu_kernels(X, X, same=True, pairwise=True, xp=np, **kw)
+    for a, b in zip(pair, full, strict=True):
+        assert_close(a, np.diag(b), rtol=4 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("trace", ["mean", None])
+def test_ntk_vector_product_equals_the_dense_kernel(trace):
+    from kdtheory.operators import ntk_vector_product
+
+    model = mlp([4, 7, 3], activation="tanh")
+    init = model.init(jax.random.PRNGKey(1))
+    params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float64), init)
+    X, T, _ = _data(6, 4, seed=5, n_test=4)
+    K = empirical_ntk(model.apply, params, T, X, method="jacobian", trace=trace)
+    V = np.random.default_rng(2).standard_normal((K.shape[1], 2))
+    Vj = V if trace is not None else V.reshape(6, 3, 2)
+    got = np.asarray(ntk_vector_product(model.apply, params, T, X, Vj, trace=trace)).reshape(K.shape[0], 2)
+    assert_close(got, K @ V, rtol=1e-12)
