@@ -40,13 +40,25 @@ composites, ``t = ∞``), whatever the spectrum, because it uses only the Lanczo
 interpolant of degree ``m − 2`` of ``G = F/λ`` on ``[0, Λ]`` (GD of ``s ≤ m − 1`` steps is then
 certified exact; a smooth filter gets the uniform polynomial error) and keep the smaller. The
 maxima are taken on a grid of ``Σ`` (Chebyshev points, a geometric grid towards 0 and the rank
-threshold); ``Λ = θ_max + β_top``. Eigenvalues at or below ``rank_rtol · θ_max`` count as exactly
+threshold) up to ``tr K`` where the operator knows its diagonal (``λ_max ≤ tr K``, a proof);
+``Λ = θ_max + ‖B‖₂`` (an estimate) sets the polynomial's interval and the GD stability check
+(without a diagonal, e.g. NTK-vector products, the grid stops at ``Λ``: there the top of the
+spectrum is estimated, not proved). Eigenvalues at or below ``rank_rtol · θ_max`` count as exactly
 0, as in :meth:`kdtheory.spectrum.Spectrum.from_kernel`, so the filter jumps there at ``t = ∞``
 and ``Δ_i F ≈ 1/θ_i``: the pseudo-inverse (or ``λ_min t ≫ 1``) is certified only once the bottom of
 the spectrum that ``R`` excites is resolved (small ``β_i/θ_i``) or the Krylov space is invariant
 — which is what distinguishes "K has a null space ``y`` lies in" from "K is merely ill-conditioned".
 A known lower bound of the nonzero spectrum (``Lanczos(spectrum_floor=…)``, e.g. an added jitter)
 removes ``(threshold, floor)`` from ``Σ`` and certifies much earlier.
+
+**Residual bounds of plain recipes.** The pair bound loses the cancellations that make Lanczos
+accurate on a discrete spectrum (a triangle inequality over Ritz pairs, a worst case over
+``Σ``). For gradient flow, gradient descent and ridge the filter solves a recursion, and the
+residual of the Lanczos iterate in it is computable exactly: for flow ``u' = −Ku`` the iterate
+``V e^{−σT} c`` has residual ``ρ(σ) = Q B E_mᵀ e^{−σT} c``, so ``‖e(τ)‖ ≤ ∫_0^τ ‖ρ‖`` (``e^{−K}``
+contracts); for GD ``‖e_s‖ ≤ η Σ_{j<s} ‖B E_mᵀ (I − ηT)^j c‖`` (``ηλ_max ≤ 2``); for ridge the
+residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``. Where they apply the smaller bound is
+used; measured within 1.2–1.7× of the actual error (docs/theory.md §12).
 
 Test predictions use ``G``: ``‖K_x (G(K)R − V G(T)Vᵀ R)‖ ≤ ν ‖G(K)R − V G(T)Vᵀ R‖`` with the same
 bound for ``G`` (``p = h``) and ``ν = ‖K_x‖₂`` (exact for a stored array; for an operator the
