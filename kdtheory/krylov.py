@@ -445,6 +445,7 @@ class _Checkpoint:
         self.M, self.theta, self.S, self.top, self.thr = M, theta, S, top, thr
         c = np.zeros((M, k))
         c[: lz.coef0.shape[0]] = lz.coef0
+        self.Tm, self.c = T, c
         self.sc = S.T @ c  # (M, k): coordinates of R along the Ritz vectors
         self.cnorm = float(np.linalg.norm(c))
         a, g, self.S_shape = _filter_shaped(filter_of, theta, lz.n, thr)
@@ -534,7 +535,21 @@ class _Checkpoint:
         share = np.where(dist > 0, np.minimum(1.0, beta / np.where(dist > 0, dist, 1.0)), 1.0)
         low = float(np.sum(cn * share))
         self.jumps = (jumpF * low, jumpG * low)
-        return bt + jumpF * low, bd + jumpG * low
+        bt = bt + jumpF * low
+        # A projection (t = ∞, ridge 0): F = 1 on every Ritz value and on (thr, Λ], F(0) = 0. Then
+        # V F(T) Vᵀ R = R and the error is exactly ‖P_[0,thr] R‖: bounded by the Gauss–Radau
+        # weight at thr (Chebyshev–Markov–Stieltjes), with R's moments known to degree 2m − 1.
+        proj = (
+            np.all(theta > thr)
+            and lz.blocks >= 2
+            and np.all(np.abs(self.a - 1.0) <= 1e-14, axis=1)
+            & np.all(np.abs(Fg[:, grid > thr] - 1.0) <= 1e-14, axis=1)
+            & (np.abs(Fg[:, 0]) <= 1e-300)
+        )
+        if np.any(proj):
+            mass = _radau_mass(self.Tm, self.c, lz.blocks, thr)
+            bt = np.where(proj, np.minimum(bt, np.sqrt(mass)), bt)
+        return bt, bd + jumpG * low
 
     def _sensitivities(self, filter_of: FilterOf, n: int) -> None:
         """Per Ritz value, the filter's derivative or divided differences (round-off floor)."""
@@ -591,6 +606,54 @@ class _Checkpoint:
                 + rel * float(np.sum(np.abs(g) * w * scn))  # each direction's coefficient, through K_x
             )
         return out
+
+
+def _radau_mass(T: np.ndarray, c: np.ndarray, blocks: int, xi: float) -> float:
+    r"""``Σ_j ‖R_j‖² · max μ_j([0, ξ])`` over the measures ``μ_j`` of ``R``'s columns with ``K``.
+
+    ``R_jᵀ K^p R_j = c_jᵀ T^p c_j`` for ``p ≤ 2m − 1`` (block Lanczos, ``m`` blocks), so ``m − 1``
+    steps of scalar Lanczos on ``T`` from ``c_j`` give the Jacobi matrix of ``μ_j`` exactly; the
+    Gauss–Radau rule with the prescribed node ``ξ`` below its spectrum puts on ``ξ`` the largest
+    mass any measure on ``[0, ∞)`` with those moments can have in ``[0, ξ]``
+    (Chebyshev–Markov–Stieltjes). Returns ``inf`` when ``ξ`` is not below the Gauss nodes.
+    """
+    total = 0.0
+    steps = blocks - 1
+    scale = max(float(np.abs(T).max()), np.finfo(float).tiny)
+    for j in range(c.shape[1]):
+        v = c[:, j]
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            continue
+        Qs = [v / nv]
+        alphas: list[float] = []
+        betas: list[float] = []
+        for _ in range(steps):
+            w = T @ Qs[-1]
+            alphas.append(float(Qs[-1] @ w))
+            Qm = np.array(Qs).T
+            w -= Qm @ (Qm.T @ w)
+            w -= Qm @ (Qm.T @ w)
+            betas.append(float(np.linalg.norm(w)))
+            if betas[-1] <= 1e-13 * scale:
+                break
+            Qs.append(w / betas[-1])
+        s = len(alphas)
+        J = np.diag(alphas) + np.diag(betas[: s - 1], 1) + np.diag(betas[: s - 1], -1)
+        if betas[-1] <= 1e-13 * scale:  # the measure has s atoms: Gauss is exact
+            nodes, vecs = np.linalg.eigh(J)
+            total += nv * nv * float(np.sum(vecs[0, nodes <= xi] ** 2))
+            continue
+        if float(np.linalg.eigvalsh(J)[0]) <= xi:
+            return float("inf")
+        e = np.linalg.solve(J - xi * np.eye(s), np.eye(s)[:, -1])
+        Jr = np.zeros((s + 1, s + 1))
+        Jr[:s, :s] = J
+        Jr[s - 1, s] = Jr[s, s - 1] = betas[-1]
+        Jr[s, s] = xi + betas[-1] ** 2 * e[-1]
+        nodes, vecs = np.linalg.eigh(Jr)
+        total += nv * nv * float(vecs[0, int(np.argmin(np.abs(nodes - xi)))] ** 2)
+    return total
 
 
 def _residual_bounds(
