@@ -384,8 +384,10 @@ def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
 
 
 def _cheb_eval(c: np.ndarray, lo: float, hi: float, lam: np.ndarray) -> np.ndarray:
-    x = np.clip(2.0 * (lam - lo) / (hi - lo) - 1.0, -np.inf, np.inf)
-    return np.polynomial.chebyshev.chebval(x, c)  # (T, len(lam))
+    x = 2.0 * (lam - lo) / (hi - lo) - 1.0
+    with np.errstate(over="ignore", invalid="ignore"):  # far outside [lo, hi] it may overflow: inf
+        out = np.polynomial.chebyshev.chebval(x, c)  # (T, len(lam))
+    return np.where(np.isfinite(out), out, np.inf)
 
 
 def _pair_bound(
