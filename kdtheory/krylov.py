@@ -478,6 +478,7 @@ class _Checkpoint:
     def _bounds(self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool):
         nT = self.a.shape[0]
         self.jumps = (np.zeros(nT), np.zeros(nT))
+        self.threshold_effect = (np.zeros(nT), np.zeros(nT))
         if not np.any(self.beta > 0):
             z = np.zeros(nT)
             return z, z
@@ -501,9 +502,10 @@ class _Checkpoint:
             ev = np.where(grid > thr, grid, 0.0)
             Fg, Gg = _filter_on(filter_of, ev, lz.n, thr)
         # Eigenvalues ≤ thr count as 0. Where the filter is continuous at 0 (finite t, ridge c > 0)
-        # this convention moves the answer by at most max_{λ ≤ thr} |F(λ) − F(0)| ‖R‖ (round-off
-        # size, added below) and the certificate uses F itself there; at t = ∞ the jump is the
-        # question (null space or not) and the thresholded F is certified.
+        # the certificate is for F(K) itself: the dense path's threshold moves its answer by at most
+        # max_{λ ≤ thr} |F(λ) − F(0)| times R's mass there, round-off size (10 n ε λ_max |F'(0)|),
+        # reported in solver["threshold_effect"]; at t = ∞ the jump is the question (null space or
+        # not) and the thresholded F is certified.
         jumpF, jumpG = np.zeros(nT), np.zeros(nT)
         small = (grid > 0) & (grid <= thr)
         if np.any(small):
@@ -536,8 +538,11 @@ class _Checkpoint:
         dist = theta - thr
         share = np.where(dist > 0, np.minimum(1.0, beta / np.where(dist > 0, dist, 1.0)), 1.0)
         low = float(np.sum(cn * share))
-        self.jumps = (jumpF * low, jumpG * low)
-        bt = bt + jumpF * low
+        if (np.any(jumpF > 0) or np.any(jumpG > 0)) and lz.blocks >= 2:
+            # or, better where the bottom is pinned, the Gauss–Radau bound on R's mass in [0, thr]
+            low = min(low, float(np.sqrt(_radau_mass(self.Tm, self.c, lz.blocks, thr))))
+        self.jumps = (np.zeros(nT), np.zeros(nT))
+        self.threshold_effect = (jumpF * low, jumpG * low)
         # A projection (t = ∞, ridge 0): F = 1 on every Ritz value and on (thr, Λ], F(0) = 0. Then
         # V F(T) Vᵀ R = R and the error is exactly ‖P_[0,thr] R‖: bounded by the Gauss–Radau
         # weight at thr (Chebyshev–Markov–Stieltjes), with R's moments known to degree 2m − 1.
@@ -551,7 +556,7 @@ class _Checkpoint:
         if np.any(proj):
             mass = _radau_mass(self.Tm, self.c, lz.blocks, thr)
             bt = np.where(proj, np.minimum(bt, np.sqrt(mass)), bt)
-        return bt, bd + jumpG * low
+        return bt, bd
 
     def _sensitivities(self, filter_of: FilterOf, n: int) -> None:
         """Per Ritz value, the filter's derivative or divided differences (round-off floor)."""
@@ -900,6 +905,7 @@ def solve(
         error_reference=ref,
         ritz_values=cur.theta.tolist(),
         perturbation=float(cur.delta),
+        threshold_effect=float(np.max(cur.threshold_effect[0])) if cur.a.shape[0] else 0.0,
         test_norm_bound=nu,
     )
     if not ok:
