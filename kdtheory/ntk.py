@@ -3,25 +3,39 @@ r"""The NTK bridge: empirical and analytic neural tangent kernels, and linearize
 * :func:`empirical_ntk` — ``Θ(x, x') = J(x) J(x')ᵀ``, ``J = ∂f/∂θ``, of any JAX function
   ``apply(params, x)`` with pytree parameters and inputs of any per-example shape (vectors, images
   ``(h, w, c)``, sequences), by four methods that must agree: ``"structured"`` (Gram matrices of
-  layer activations and backpropagated errors, THEORY.md §10, :mod:`kdtheory.structured_ntk`; for
-  a :class:`~kdtheory.simulate.Model` that declares its layers), ``"jacobian"`` (``jacrev`` of the
-  batched function, then one BLAS product), ``"ntvp"`` (NTK-vector products: ``vjp`` then
-  ``jvp``, never forming J) and ``"per_example"`` (:func:`kdtheory.gradients.per_example_jacobians`,
-  then one BLAS product); ``"auto"`` (default) picks ``"structured"`` when the layers are declared
-  and ``"jacobian"`` otherwise. In blocks of ``block_size`` inputs so that at most two blocks are
-  held at once. ``trace="mean"`` (default) returns the ``n × n'`` kernel averaged over the output
-  dimension (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum, ``None`` the full ``(n·k) × (n'·k)`` kernel,
+  layer activations and backpropagated errors, docs/theory.md §10, :mod:`kdtheory.structured_ntk`;
+  for a :class:`~kdtheory.simulate.Model` that declares its layers), ``"jacobian"`` (``jacrev`` of
+  the batched function, then one BLAS product), ``"ntvp"`` (NTK-vector products,
+  :func:`kdtheory.operators.ntk_vector_product`: ``vjp`` then ``jvp``, never forming J) and
+  ``"per_example"`` (:func:`kdtheory.gradients.per_example_jacobians`, then one BLAS product).
+  ``"auto"`` (default) uses a Model's declared layers, and for any other function (Flax ``nnx`` /
+  ``linen``, Equinox, plain JAX) finds them by tracing it: every ``dot_general`` /
+  ``conv_general_dilated`` whose weight is a parameter leaf gets the structured formula, the other
+  parameters (biases, norms, embeddings) the Jacobian method, summed; checked against NTK-vector
+  products, with a fallback to ``"jacobian"`` (reason in the ``"kdtheory.ntk"`` debug log). In
+  blocks of ``block_size`` inputs so that at most two blocks are held at once. ``trace="mean"``
+  (default) returns the ``n × n'`` kernel averaged over the output dimension
+  (``(1/k) Σ_c Θ_cc``), ``"sum"`` its sum, ``None`` the full ``(n·k) × (n'·k)`` kernel,
   point-major (row ``i·k + c`` is output ``c`` of point ``i``).
+
+  A Flax or Equinox model becomes ``apply(params, x)`` in one line::
+
+      graphdef, params = nnx.split(model, nnx.Param)           # Flax nnx
+      apply = lambda p, x: nnx.merge(graphdef, p)(x)
+      apply, params = model.apply, variables                   # Flax linen
+      params, static = eqx.partition(model, eqx.is_array)      # Equinox (per-example modules)
+      apply = lambda p, x: jax.vmap(eqx.combine(p, static))(x)
+
 * :func:`relu_ntk` — the infinite-width NNGP and NTK of a ReLU MLP in the NTK parameterization
   of :func:`kdtheory.simulate.mlp` (``h_{l+1} = σ_w/√fan_in · h_l W_l + σ_b b_l``, ``W, b ~ N(0,1)``),
   any depth, by the arc-cosine recursion (Cho & Saul 2009; Jacot et al. 2018; Arora et al. 2019):
   ``Σ¹ = σ_w² x·x'/d + σ_b²``, ``Θ¹ = Σ¹``;
   ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x')(sin θ + (π − θ) cos θ)/(2π) + σ_b²``,
   ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``, ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``, θ the angle of layer l.
-  THEORY.md's two-layer formula (no ``1/√d`` on the first layer) is this with ``x`` scaled by ``√d``.
+  docs/theory.md §6's two-layer formula (no ``1/√d`` on the first layer) is this with ``x`` scaled by ``√d``.
 * :func:`linearized` — the closed-form dynamics of :mod:`kdtheory.dynamics` with the empirical
   NTK at initialization (MSE, gradient descent), the prediction a wide network should track.
-* :func:`lag_at_matched_progress` — THEORY.md §3's E2 measurement on any filter, closed-form or
+* :func:`lag_at_matched_progress` — docs/theory.md §3's E2 measurement on any filter, closed-form or
   measured on a network (:func:`project_residual`): the student's lag on the lower directions at
   the reference run's time that matches its progress along the top direction.
 """
@@ -236,11 +250,9 @@ def _gap(fn, params, A, B, K, trace) -> float | None:
 
 def _declared_mismatch(model, params, A, gap: float) -> str:
     """The message for a declared structure that is not the network's: the gap and the parameters it covers."""
-    _, layers = jax.eval_shape(lambda: model.structure(params, A[:1], None))
-    covered = sum(
-        lay.inputs.shape[-1] * lay.preactivation.shape[-1] + (lay.preactivation.shape[-1] if lay.bias_scale else 0)
-        for lay in layers
-    )
+    _, layers = model.structure(params, A[:1], None)  # one example, concretely (bias scales are numbers)
+    widths = [(lay.inputs.shape[-1], lay.preactivation.shape[-1], float(lay.bias_scale)) for lay in layers]
+    covered = sum(d * w + (w if s else 0) for d, w, s in widths)
     total = int(ravel_pytree(params)[0].size)
     return (
         f"the structured NTK of {model.name} differs from its Jacobian NTK by {gap:.3g} (relative) on random vectors: "
@@ -255,12 +267,12 @@ def _check_params(model, fn, params, A, x_name: str) -> None:
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ValueError("params holds no arrays: the NTK needs trainable parameters")
-    for i, leaf in enumerate(leaves):
-        arr = np.asarray(leaf)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        arr, where = np.asarray(leaf), f"params{jax.tree_util.keystr(path)}"
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"params leaf {i} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float params")
+            raise ValueError(f"{where} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float parameters")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"params leaf {i} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
+            raise ValueError(f"{where} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
     if model is not None:
         want = jax.eval_shape(model.init, jax.random.PRNGKey(0))
         want_leaves, want_def = jax.tree_util.tree_flatten(want)
@@ -381,7 +393,8 @@ def linearized(
       ``t.shape + (n_test, k)``; ``loss`` in the given normalization.
 
     Raises:
-      ValueError: bad shapes, a non-positive learning rate, an unknown normalization.
+      ValueError: bad shapes (params or inputs that do not fit ``apply`` are named), a
+        non-positive learning rate, an unknown normalization.
     """
     choice(normalization, "normalization", NORMALIZATIONS)
     fn = apply.apply if isinstance(apply, Model) else apply
@@ -391,6 +404,7 @@ def linearized(
     if Xn.shape[0] != n:
         raise ValueError(f"y has {n} rows but X has {Xn.shape[0]}")
     eta = positive_scalar(learning_rate, "learning_rate")
+    _check_params(apply if isinstance(apply, Model) else None, fn, params, Xn, "X")
     K = empirical_ntk(apply, params, Xn, trace=None)
     f0 = np.asarray(fn(params, jnp.asarray(Xn, ravel_pytree(params)[0].dtype)))
     kw = {}
@@ -466,7 +480,7 @@ def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
 def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directions: int) -> float:
     r"""The student's mean lag on directions ``2..K`` at the reference's matched top-direction progress.
 
-    THEORY.md §3, E2 (matched progress): with ``r(t)`` the reference run's filter (the one-hot
+    docs/theory.md §3, E2 (matched progress): with ``r(t)`` the reference run's filter (the one-hot
     twin) along its time axis and ``s`` the student's filter at its time, ``t'`` is the first time
     the reference reaches the student's progress along the top direction, ``r_1(t') = s_1``, and
 
@@ -475,7 +489,7 @@ def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directi
     ``t'`` is located between the two recorded rows that bracket the first crossing, and every
     direction is interpolated linearly in ``r_1`` between them (exact where the reference is
     recorded at ``t'``; otherwise the error is second order in the spacing of the rows). For the
-    composed filter of a distilled student the lag is positive (THEORY.md §3, E2); for a student
+    composed filter of a distilled student the lag is positive (docs/theory.md §3, E2); for a student
     that is itself a reference run it is 0. The filters may be closed forms
     (:meth:`kdtheory.eigen.Recipe.filter`, :func:`kdtheory.distill.distill_filter`) or measured
     on a network (:func:`project_residual`), so the same function gives a prediction and a

@@ -64,6 +64,7 @@ from jax.sharding import Mesh
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
+from kdtheory._layers import network_outputs
 from kdtheory._sharding import _ENTRIES_PER_BLOCK, _TILE, _pad_rows, _Precision, _Rows, _Tiles, device_mesh
 
 __all__ = [
@@ -769,7 +770,9 @@ class NTKOperator(KernelOperator):
       dtype: ``float64`` (default) or ``float32`` arithmetic.
 
     Raises:
-      ValueError: unknown ``trace``; ``X`` empty or not finite; ``apply`` does not return ``(batch, k)``.
+      ValueError: unknown ``trace``; ``X`` empty or not finite; ``params`` or ``X`` do not fit
+        ``apply`` (the message names them and the parameter shapes); ``apply`` does not return
+        ``(batch, k)``.
     """
 
     def __init__(
@@ -796,9 +799,7 @@ class NTKOperator(KernelOperator):
         with self._prec:
             dt = self._prec.dtype
             self._params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dt), params)
-            out = jax.eval_shape(apply, self._params, jnp.zeros((1,) + Xn.shape[1:], dt))
-        if len(out.shape) != 2:
-            raise ValueError(f"apply(params, x) must return (batch, k), got shape {out.shape}")
+            out = network_outputs(apply, self._params, jnp.zeros((1,) + Xn.shape[1:], dt), x_name="X")
         self._n_in, self._k = Xn.shape[0], int(out.shape[1])
         n = self._n_in * (self._k if trace is None else 1)
         self.shape = (n, n)

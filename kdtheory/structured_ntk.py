@@ -1,4 +1,4 @@
-r"""The structured empirical NTK of dense and convolutional layers (THEORY.md §10).
+r"""The structured empirical NTK of dense and convolutional layers (docs/theory.md §10).
 
 For a network whose layer ``l`` computes the pre-activation ``z_l = h̃_{l−1} W_l + s_l b_l`` from
 its input ``h̃_{l−1}`` (any parameterization scale folded in, ``s_l`` the bias scale, 0 without
@@ -150,8 +150,8 @@ def structured_ntk(
       ``(n1, n2)`` (traced) or ``(n1·k, n2·k)`` (full), numpy.
 
     Raises:
-      ValueError: an unknown trace or form, or a declared layer whose inputs and pre-activation
-        disagree.
+      ValueError: an unknown trace or form, non-finite inputs (``X1``/``X2`` named) or params, or
+        a declared layer whose inputs and pre-activation disagree.
     """
     if trace not in ("mean", "sum", None):
         raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
@@ -160,6 +160,12 @@ def structured_ntk(
     dt = jax.tree_util.tree_leaves(params)[0].dtype
     A = jnp.asarray(X1, dt)
     B = None if X2 is None else jnp.asarray(X2, dt)
+    for name, arr in (("X1", A), ("X2", B)):
+        if arr is not None and not bool(jnp.all(jnp.isfinite(arr))):
+            raise ValueError(f"{name} contains {'NaN' if bool(jnp.any(jnp.isnan(arr))) else 'inf'} values")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"params{jax.tree_util.keystr(path)} (shape {jnp.shape(leaf)}) contains NaN or inf")
     if block_size is None:
         return np.asarray(_block(structure, params, (A, B), trace, form))
     bs = int(block_size)

@@ -273,7 +273,7 @@ def test_auto_picks_structure_and_falls_back():
     p = _f64(m.init(jax.random.PRNGKey(0)))
     ref = empirical_ntk(m.apply, p, X, method="jacobian")  # a bare function: generic methods only
     assert_close(empirical_ntk(m, p, X), ref, rtol=1e-12)
-    assert_close(empirical_ntk(m.apply, p, X), ref, rtol=0)
+    assert_close(empirical_ntk(m.apply, p, X), ref, rtol=1e-12)  # a bare function: layers found by tracing
     with pytest.raises(ValueError, match="declares its layers"):
         empirical_ntk(m.apply, p, X, method="structured")
 
