@@ -355,12 +355,14 @@ def _filter_on(filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float) ->
     return a, g
 
 
-def _filter_shaped(filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float):
+def _filter_shaped(
+    filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """:func:`_filter_on` and the filter's leading shape ``S``."""
     order = np.argsort(-lam, kind="stable")
     ev = lam[order]
     ev.setflags(write=False)
-    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))
+    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))  # type: ignore[arg-type]
     if not isinstance(filt, Filter):
         raise TypeError(f"filter must return a kdtheory.filters.Filter, got {type(filt).__name__}")
     a, g = np.asarray(filt.a), np.asarray(filt.a_over_eval)
@@ -475,7 +477,9 @@ class _Checkpoint:
             self.bound_dual = np.minimum(self.bound_dual, bd)
         self._sensitivities(filter_of, lz.n)
 
-    def _bounds(self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool):
+    def _bounds(
+        self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         nT = self.a.shape[0]
         self.jumps = (np.zeros(nT), np.zeros(nT))
         self.threshold_effect = (np.zeros(nT), np.zeros(nT))
@@ -487,7 +491,12 @@ class _Checkpoint:
         deg = lz.blocks - 2  # h of degree m − 2: p = λ h has degree m − 1 (exact)
         ncheb = int(min(max(2 * deg + 64, 96), 1536))
         lo_geo = max(thr, Lam * 1e-18)
-        parts = [[0.0, thr], _cheb_nodes(0.0, Lam, ncheb), np.geomspace(lo_geo * (1 + 1e-9), Lam, 160), [Lam]]
+        parts: list[np.ndarray] = [
+            np.array([0.0, thr]),
+            _cheb_nodes(0.0, Lam, ncheb),
+            np.geomspace(lo_geo * (1 + 1e-9), Lam, 160),
+            np.array([Lam]),
+        ]
         if self.upper > Lam:  # up to the proven upper bound tr K: the polynomial's growth there counts
             parts.append(np.geomspace(Lam, self.upper, 48))
         grid = np.concatenate(parts)
@@ -875,7 +884,7 @@ def solve(
         cur = _Checkpoint(lz, filter_of, options, k, want_test=Kx is not None, structure=structure, upper=upper)
         err_train = cur.bound_train + cur.floor_train()
         ok = bool(np.all(err_train <= train_goal))
-        if Kx is not None:
+        if Kx is not None and KxV is not None and nu is not None and test_goal is not None:
             ok = ok and bool(np.all(nu * cur.bound_dual <= test_goal))
             if ok or final:
                 KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
@@ -921,7 +930,15 @@ def solve(
     )
 
 
-def _reason(lz, cur, err_train, err_test, ref, tol, options) -> str:
+def _reason(
+    lz: _BlockLanczos,
+    cur: _Checkpoint,
+    err_train: np.ndarray,
+    err_test: np.ndarray | None,
+    ref: float,
+    tol: float,
+    options: Lanczos,
+) -> str:
     worst = float(np.max(err_train)) / ref
     msg = (
         f"block Lanczos could not certify tolerance={tol:g} after {lz.products} block products "
