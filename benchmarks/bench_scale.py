@@ -13,7 +13,7 @@ the reported bound is a proof, up to the measured round-off floor, not a change 
 
 * ``cost`` (n = 4000 by default): the price of the certificate — block products, basis size,
   wall time, the bound and the observed error (dense oracle) — and, with ``--baseline DIR`` (a
-  checkout of the pre-certificate code, e.g. ``/work/main`` before the merge), the same numbers
+  checkout of the pre-certificate code, e.g. ``git archive f945269 | tar -x -C /tmp/base``), the same numbers
   of its uncertified ``krylov.train`` in a child process, with the ratios certified/before.
 
 * ``small`` (n = 4000, 1000 test points): agreement with the dense path
@@ -160,7 +160,7 @@ _BASELINE = """
 import json, sys, time
 import numpy as np
 sys.path.insert(0, {bench!r})
-from bench_scale import problem
+from bench_scale import problem  # the baseline's own copy (same problem)
 from kdtheory.krylov import train
 op, X, Xt, Y, t, ls, lam1 = problem({n}, {n_test})
 cross = op.cross(Xt)
@@ -195,11 +195,12 @@ def cost(n: int, n_test: int, baseline: str | None) -> dict:
             np.max(np.linalg.norm((kr.train - de.train).reshape(len(t), -1), axis=1)) / ref
         )
     if baseline:
-        code = _BASELINE.format(
-            bench=os.path.dirname(os.path.abspath(__file__)), n=n, n_test=n_test, tol=TOLERANCE, keep=False
+        base = os.path.abspath(baseline)
+        code = _BASELINE.format(bench=os.path.join(base, "benchmarks"), n=n, n_test=n_test, tol=TOLERANCE, keep=False)
+        env = {**os.environ, "PYTHONPATH": base}
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=base, check=True
         )
-        env = {**os.environ, "PYTHONPATH": baseline}
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         before = json.loads(res.stdout.strip().splitlines()[-1])
         out["before"] = before
         out["products_ratio"] = out["iterations"] / before["iterations"]

@@ -34,7 +34,7 @@ import scipy.optimize
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_times, choice
-from kdtheory.dynamics import FilterArg, Source, apply_filter
+from kdtheory.dynamics import Dense, FilterArg, Source, apply_filter
 from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum, loss_divisor
 from kdtheory.krylov import Lanczos, RitzSpectrum, is_operator
 from kdtheory.trajectory import Trajectory
@@ -312,8 +312,7 @@ def _trajectory(
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
     tests: tuple[ArrayLike | None, ArrayLike | None, ArrayLike | None] = (None, None, None),
-    compress: bool | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
     is_ridge = recipe.method == "ridge"
@@ -330,7 +329,6 @@ def _trajectory(
         test_kernel=test_kernel,
         test_features=test_features,
         test_init=test_init,
-        compress=compress,
         recipe=recipe.record(),
         solver=solver,
     )
@@ -351,8 +349,7 @@ def distill(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""A student trained on its teacher's training predictions, in closed form.
 
@@ -379,14 +376,13 @@ def distill(
       test_kernel: cross-kernel ``(n_test, n)`` for test predictions.
       test_features: test design matrix ``(n_test, d)`` (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
-      solver: Krylov options when ``spectrum`` is a kernel operator (:class:`kdtheory.krylov.Lanczos`).
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
     student = student or teacher
-    out = {"tests": (test_kernel, test_features, test_init), "compress": compress, "solver": solver}
+    out = {"tests": (test_kernel, test_features, test_init), "solver": solver}
     k = _outputs(y)
     if init is None and init_weights is None:
 
@@ -424,7 +420,7 @@ def teacher_predictions(
     teacher: Recipe = GRADIENT_FLOW,
     teacher_weight: float | None = None,
     truth_weight: float | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> np.ndarray:
     """The (mixed) distillation target ``w ŷ + (1 − w) y`` on the training points.
 
@@ -461,8 +457,7 @@ def rounds(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Repeated self-distillation: one trajectory entry per round (see :func:`rounds_filter`).
 
@@ -481,8 +476,7 @@ def rounds(
       test_kernel: cross-kernel ``(n_test, n)``.
       test_features: test design matrix (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
-      solver: Krylov options when ``spectrum`` is a kernel operator.
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
@@ -508,7 +502,6 @@ def rounds(
         axis,
         recipe,
         tests=(test_kernel, test_features, test_init),
-        compress=compress,
         solver=solver,
     )
 
@@ -526,8 +519,7 @@ def late_switch(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """Train on one target until ``switch_t``, then on the other (see :func:`late_switch_filter`).
 
@@ -543,8 +535,7 @@ def late_switch(
       test_kernel: cross-kernel ``(n_test, n)``.
       test_features: test design matrix (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
-      solver: Krylov options when ``spectrum`` is a kernel operator.
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory` indexed by the times after the switch.
@@ -570,7 +561,6 @@ def late_switch(
         t,
         recipe,
         tests=(test_kernel, test_features, test_init),
-        compress=compress,
         solver=solver,
     )
 

@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,22 @@ from kdtheory.krylov import Lanczos, RitzSpectrum, check, is_operator, solve
 from kdtheory.operators import KernelOperator
 from kdtheory.trajectory import Trajectory
 
-__all__ = ["train", "apply_filter", "Source", "FilterArg"]
+__all__ = ["train", "apply_filter", "Dense", "Source", "FilterArg"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    r"""Options of the exact (eigendecomposition) evaluator, the ``solver=`` of a Spectrum source.
+
+    Attributes:
+      compress: evaluate many times through a verified interpolative decomposition of the time
+        axis (:mod:`kdtheory._synthesis`; agrees with the direct product to ~1e-13 relative per
+        time). ``None``: automatically for large problems (≥ 512 times·outputs and
+        ``n·m ≥ 65536``); ``False``: always the direct product.
+    """
+
+    compress: bool | None = None
+
 
 #: What the closed forms evaluate on: a dense :class:`~kdtheory.spectrum.Spectrum`, or a kernel
 #: operator (then the certified block-Lanczos solver of :mod:`kdtheory.krylov` evaluates the filter).
@@ -58,8 +74,7 @@ def train(
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
     allow_unstable: bool = False,
-    compress: bool | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Train a kernel/linear model on the squared loss in closed form and return its trajectory.
 
@@ -90,12 +105,9 @@ def train(
         predictions ``X_test w(t)`` (so the initial test output is ``X_test w_0``).
       test_init: initial test output with ``test_kernel`` (default 0), shape ``(n_test[, k])``.
       allow_unstable: allow learning rates beyond stability at finite steps.
-      compress: evaluate many times through a verified interpolative decomposition of the
-        time axis (:mod:`kdtheory._synthesis`; agrees with the direct product to ~1e-13 relative
-        per time). ``None``: automatically for large problems (≥ 512 times·outputs and
-        ``n·m ≥ 65536``); ``False``: always the direct product.
-      solver: options of the Krylov solver on an operator (:class:`kdtheory.krylov.Lanczos`;
-        default ``Lanczos()``: tolerance 1e-6, strict).
+      solver: how to evaluate: on a Spectrum :class:`Dense` (default ``Dense()``), on an operator
+        the Krylov solver's :class:`kdtheory.krylov.Lanczos` (default ``Lanczos()``: tolerance
+        1e-6, strict).
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
@@ -153,7 +165,6 @@ def train(
         test_kernel=test_kernel,
         test_features=test_features,
         test_init=test_init,
-        compress=compress,
         recipe=recipe.record(),
         solver=solver,
     )
@@ -172,9 +183,8 @@ def apply_filter(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
     recipe: Mapping[str, Any] | None = None,
-    solver: Lanczos | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Build a :class:`~kdtheory.trajectory.Trajectory` from any spectral filter.
 
@@ -199,10 +209,9 @@ def apply_filter(
       test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
       test_features: test design matrix ``(n_test, d)`` (features spectrum only).
       test_init: initial test output with ``test_kernel`` (default 0).
-      compress: as in :func:`train`.
       recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
         ``normalization``); default a ``"custom"`` recipe.
-      solver: Krylov options on an operator (:class:`kdtheory.krylov.Lanczos`).
+      solver: :class:`Dense` on a Spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
@@ -219,16 +228,19 @@ def apply_filter(
     if is_operator(spectrum):
         if init_weights is not None or test_features is not None:
             raise ValueError("init_weights and test_features need a features spectrum (Spectrum.from_features)")
-        if compress is not None:
-            raise ValueError(
-                "compress applies to a Spectrum; on an operator the solver options are solver=Lanczos(...)"
-            )
+        if isinstance(solver, Dense):
+            raise ValueError("solver=Dense(...) applies to a Spectrum; on an operator pass solver=Lanczos(...)")
         return _apply_operator(
             spectrum, y, filter, (t, ridge), normalization, (init, test_kernel, test_init), recipe, solver
         )
     _check_spectrum(spectrum)
-    if solver is not None:
-        raise ValueError("solver= applies to a kernel operator; a Spectrum is evaluated exactly")
+    if solver is None:
+        solver = Dense()
+    if not isinstance(solver, Dense):
+        raise ValueError(
+            "solver= on a Spectrum must be kdtheory.dynamics.Dense(...); Lanczos(...) is for a kernel operator"
+        )
+    compress = solver.compress
     if callable(filter) and not isinstance(filter, Filter):
         filter = filter(spectrum)
     if not isinstance(filter, Filter):

@@ -40,13 +40,25 @@ composites, ``t = ∞``), whatever the spectrum, because it uses only the Lanczo
 interpolant of degree ``m − 2`` of ``G = F/λ`` on ``[0, Λ]`` (GD of ``s ≤ m − 1`` steps is then
 certified exact; a smooth filter gets the uniform polynomial error) and keep the smaller. The
 maxima are taken on a grid of ``Σ`` (Chebyshev points, a geometric grid towards 0 and the rank
-threshold); ``Λ = θ_max + β_top``. Eigenvalues at or below ``rank_rtol · θ_max`` count as exactly
+threshold) up to ``tr K`` where the operator knows its diagonal (``λ_max ≤ tr K``, a proof);
+``Λ = θ_max + ‖B‖₂`` (an estimate) sets the polynomial's interval and the GD stability check
+(without a diagonal, e.g. NTK-vector products, the grid stops at ``Λ``: there the top of the
+spectrum is estimated, not proved). Eigenvalues at or below ``rank_rtol · θ_max`` count as exactly
 0, as in :meth:`kdtheory.spectrum.Spectrum.from_kernel`, so the filter jumps there at ``t = ∞``
 and ``Δ_i F ≈ 1/θ_i``: the pseudo-inverse (or ``λ_min t ≫ 1``) is certified only once the bottom of
 the spectrum that ``R`` excites is resolved (small ``β_i/θ_i``) or the Krylov space is invariant
 — which is what distinguishes "K has a null space ``y`` lies in" from "K is merely ill-conditioned".
 A known lower bound of the nonzero spectrum (``Lanczos(spectrum_floor=…)``, e.g. an added jitter)
 removes ``(threshold, floor)`` from ``Σ`` and certifies much earlier.
+
+**Residual bounds of plain recipes.** The pair bound loses the cancellations that make Lanczos
+accurate on a discrete spectrum (a triangle inequality over Ritz pairs, a worst case over
+``Σ``). For gradient flow, gradient descent and ridge the filter solves a recursion, and the
+residual of the Lanczos iterate in it is computable exactly: for flow ``u' = −Ku`` the iterate
+``V e^{−σT} c`` has residual ``ρ(σ) = Q B E_mᵀ e^{−σT} c``, so ``‖e(τ)‖ ≤ ∫_0^τ ‖ρ‖`` (``e^{−K}``
+contracts); for GD ``‖e_s‖ ≤ η Σ_{j<s} ‖B E_mᵀ (I − ηT)^j c‖`` (``ηλ_max ≤ 2``); for ridge the
+residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``. Where they apply the smaller bound is
+used; measured within 1.2–1.7× of the actual error (docs/theory.md §12).
 
 Test predictions use ``G``: ``‖K_x (G(K)R − V G(T)Vᵀ R)‖ ≤ ν ‖G(K)R − V G(T)Vᵀ R‖`` with the same
 bound for ``G`` (``p = h``) and ``ν = ‖K_x‖₂`` (exact for a stored array; for an operator the
@@ -343,12 +355,14 @@ def _filter_on(filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float) ->
     return a, g
 
 
-def _filter_shaped(filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float):
+def _filter_shaped(
+    filter_of: FilterOf, lam: np.ndarray, n: int, rank_tol: float
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """:func:`_filter_on` and the filter's leading shape ``S``."""
     order = np.argsort(-lam, kind="stable")
     ev = lam[order]
     ev.setflags(write=False)
-    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))
+    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))  # type: ignore[arg-type]
     if not isinstance(filt, Filter):
         raise TypeError(f"filter must return a kdtheory.filters.Filter, got {type(filt).__name__}")
     a, g = np.asarray(filt.a), np.asarray(filt.a_over_eval)
@@ -372,8 +386,10 @@ def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
 
 
 def _cheb_eval(c: np.ndarray, lo: float, hi: float, lam: np.ndarray) -> np.ndarray:
-    x = np.clip(2.0 * (lam - lo) / (hi - lo) - 1.0, -np.inf, np.inf)
-    return np.polynomial.chebyshev.chebval(x, c)  # (T, len(lam))
+    x = 2.0 * (lam - lo) / (hi - lo) - 1.0
+    with np.errstate(over="ignore", invalid="ignore"):  # far outside [lo, hi] it may overflow: inf
+        out = np.polynomial.chebyshev.chebval(x, c)  # (T, len(lam))
+    return np.where(np.isfinite(out), out, np.inf)
 
 
 def _pair_bound(
@@ -433,6 +449,7 @@ class _Checkpoint:
         self.M, self.theta, self.S, self.top, self.thr = M, theta, S, top, thr
         c = np.zeros((M, k))
         c[: lz.coef0.shape[0]] = lz.coef0
+        self.Tm, self.c = T, c
         self.sc = S.T @ c  # (M, k): coordinates of R along the Ritz vectors
         self.cnorm = float(np.linalg.norm(c))
         a, g, self.S_shape = _filter_shaped(filter_of, theta, lz.n, thr)
@@ -460,9 +477,12 @@ class _Checkpoint:
             self.bound_dual = np.minimum(self.bound_dual, bd)
         self._sensitivities(filter_of, lz.n)
 
-    def _bounds(self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool):
+    def _bounds(
+        self, lz: _BlockLanczos, filter_of: FilterOf, opts: Lanczos, want_test: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         nT = self.a.shape[0]
         self.jumps = (np.zeros(nT), np.zeros(nT))
+        self.threshold_effect = (np.zeros(nT), np.zeros(nT))
         if not np.any(self.beta > 0):
             z = np.zeros(nT)
             return z, z
@@ -471,7 +491,12 @@ class _Checkpoint:
         deg = lz.blocks - 2  # h of degree m − 2: p = λ h has degree m − 1 (exact)
         ncheb = int(min(max(2 * deg + 64, 96), 1536))
         lo_geo = max(thr, Lam * 1e-18)
-        parts = [[0.0, thr], _cheb_nodes(0.0, Lam, ncheb), np.geomspace(lo_geo * (1 + 1e-9), Lam, 160), [Lam]]
+        parts: list[np.ndarray] = [
+            np.array([0.0, thr]),
+            _cheb_nodes(0.0, Lam, ncheb),
+            np.geomspace(lo_geo * (1 + 1e-9), Lam, 160),
+            np.array([Lam]),
+        ]
         if self.upper > Lam:  # up to the proven upper bound tr K: the polynomial's growth there counts
             parts.append(np.geomspace(Lam, self.upper, 48))
         grid = np.concatenate(parts)
@@ -486,9 +511,10 @@ class _Checkpoint:
             ev = np.where(grid > thr, grid, 0.0)
             Fg, Gg = _filter_on(filter_of, ev, lz.n, thr)
         # Eigenvalues ≤ thr count as 0. Where the filter is continuous at 0 (finite t, ridge c > 0)
-        # this convention moves the answer by at most max_{λ ≤ thr} |F(λ) − F(0)| ‖R‖ (round-off
-        # size, added below) and the certificate uses F itself there; at t = ∞ the jump is the
-        # question (null space or not) and the thresholded F is certified.
+        # the certificate is for F(K) itself: the dense path's threshold moves its answer by at most
+        # max_{λ ≤ thr} |F(λ) − F(0)| times R's mass there, round-off size (10 n ε λ_max |F'(0)|),
+        # reported in solver["threshold_effect"]; at t = ∞ the jump is the question (null space or
+        # not) and the thresholded F is certified.
         jumpF, jumpG = np.zeros(nT), np.zeros(nT)
         small = (grid > 0) & (grid <= thr)
         if np.any(small):
@@ -521,8 +547,25 @@ class _Checkpoint:
         dist = theta - thr
         share = np.where(dist > 0, np.minimum(1.0, beta / np.where(dist > 0, dist, 1.0)), 1.0)
         low = float(np.sum(cn * share))
-        self.jumps = (jumpF * low, jumpG * low)
-        return bt + jumpF * low, bd + jumpG * low
+        if (np.any(jumpF > 0) or np.any(jumpG > 0)) and lz.blocks >= 2:
+            # or, better where the bottom is pinned, the Gauss–Radau bound on R's mass in [0, thr]
+            low = min(low, float(np.sqrt(_radau_mass(self.Tm, self.c, lz.blocks, thr))))
+        self.jumps = (np.zeros(nT), np.zeros(nT))
+        self.threshold_effect = (jumpF * low, jumpG * low)
+        # A projection (t = ∞, ridge 0): F = 1 on every Ritz value and on (thr, Λ], F(0) = 0. Then
+        # V F(T) Vᵀ R = R and the error is exactly ‖P_[0,thr] R‖: bounded by the Gauss–Radau
+        # weight at thr (Chebyshev–Markov–Stieltjes), with R's moments known to degree 2m − 1.
+        proj = (
+            np.all(theta > thr)
+            and lz.blocks >= 2
+            and np.all(np.abs(self.a - 1.0) <= 1e-14, axis=1)
+            & np.all(np.abs(Fg[:, grid > thr] - 1.0) <= 1e-14, axis=1)
+            & (np.abs(Fg[:, 0]) <= 1e-300)
+        )
+        if np.any(proj):
+            mass = _radau_mass(self.Tm, self.c, lz.blocks, thr)
+            bt = np.where(proj, np.minimum(bt, np.sqrt(mass)), bt)
+        return bt, bd
 
     def _sensitivities(self, filter_of: FilterOf, n: int) -> None:
         """Per Ritz value, the filter's derivative or divided differences (round-off floor)."""
@@ -579,6 +622,54 @@ class _Checkpoint:
                 + rel * float(np.sum(np.abs(g) * w * scn))  # each direction's coefficient, through K_x
             )
         return out
+
+
+def _radau_mass(T: np.ndarray, c: np.ndarray, blocks: int, xi: float) -> float:
+    r"""``Σ_j ‖R_j‖² · max μ_j([0, ξ])`` over the measures ``μ_j`` of ``R``'s columns with ``K``.
+
+    ``R_jᵀ K^p R_j = c_jᵀ T^p c_j`` for ``p ≤ 2m − 1`` (block Lanczos, ``m`` blocks), so ``m − 1``
+    steps of scalar Lanczos on ``T`` from ``c_j`` give the Jacobi matrix of ``μ_j`` exactly; the
+    Gauss–Radau rule with the prescribed node ``ξ`` below its spectrum puts on ``ξ`` the largest
+    mass any measure on ``[0, ∞)`` with those moments can have in ``[0, ξ]``
+    (Chebyshev–Markov–Stieltjes). Returns ``inf`` when ``ξ`` is not below the Gauss nodes.
+    """
+    total = 0.0
+    steps = blocks - 1
+    scale = max(float(np.abs(T).max()), np.finfo(float).tiny)
+    for j in range(c.shape[1]):
+        v = c[:, j]
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            continue
+        Qs = [v / nv]
+        alphas: list[float] = []
+        betas: list[float] = []
+        for _ in range(steps):
+            w = T @ Qs[-1]
+            alphas.append(float(Qs[-1] @ w))
+            Qm = np.array(Qs).T
+            w -= Qm @ (Qm.T @ w)
+            w -= Qm @ (Qm.T @ w)
+            betas.append(float(np.linalg.norm(w)))
+            if betas[-1] <= 1e-13 * scale:
+                break
+            Qs.append(w / betas[-1])
+        s = len(alphas)
+        J = np.diag(alphas) + np.diag(betas[: s - 1], 1) + np.diag(betas[: s - 1], -1)
+        if betas[-1] <= 1e-13 * scale:  # the measure has s atoms: Gauss is exact
+            nodes, vecs = np.linalg.eigh(J)
+            total += nv * nv * float(np.sum(vecs[0, nodes <= xi] ** 2))
+            continue
+        if float(np.linalg.eigvalsh(J)[0]) <= xi:
+            return float("inf")
+        e = np.linalg.solve(J - xi * np.eye(s), np.eye(s)[:, -1])
+        Jr = np.zeros((s + 1, s + 1))
+        Jr[:s, :s] = J
+        Jr[s - 1, s] = Jr[s, s - 1] = betas[-1]
+        Jr[s, s] = xi + betas[-1] ** 2 * e[-1]
+        nodes, vecs = np.linalg.eigh(Jr)
+        total += nv * nv * float(vecs[0, int(np.argmin(np.abs(nodes - xi)))] ** 2)
+    return total
 
 
 def _residual_bounds(
@@ -793,7 +884,7 @@ def solve(
         cur = _Checkpoint(lz, filter_of, options, k, want_test=Kx is not None, structure=structure, upper=upper)
         err_train = cur.bound_train + cur.floor_train()
         ok = bool(np.all(err_train <= train_goal))
-        if Kx is not None:
+        if Kx is not None and KxV is not None and nu is not None and test_goal is not None:
             ok = ok and bool(np.all(nu * cur.bound_dual <= test_goal))
             if ok or final:
                 KxV = np.concatenate([KxV, Kx.matmat(lz.V[:, KxV.shape[1] : cur.M])], axis=1)
@@ -823,6 +914,7 @@ def solve(
         error_reference=ref,
         ritz_values=cur.theta.tolist(),
         perturbation=float(cur.delta),
+        threshold_effect=float(np.max(cur.threshold_effect[0])) if cur.a.shape[0] else 0.0,
         test_norm_bound=nu,
     )
     if not ok:
@@ -838,7 +930,15 @@ def solve(
     )
 
 
-def _reason(lz, cur, err_train, err_test, ref, tol, options) -> str:
+def _reason(
+    lz: _BlockLanczos,
+    cur: _Checkpoint,
+    err_train: np.ndarray,
+    err_test: np.ndarray | None,
+    ref: float,
+    tol: float,
+    options: Lanczos,
+) -> str:
     worst = float(np.max(err_train)) / ref
     msg = (
         f"block Lanczos could not certify tolerance={tol:g} after {lz.products} block products "
