@@ -471,7 +471,8 @@ class _Checkpoint:
         self.D = np.einsum("ij,tj,jk->tik", S, g, self.sc, optimize=True)  # dual coordinates
         self.norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a, g, self.sc * self.sc), 0.0))
         self.bound_train, self.bound_dual = self._bounds(lz, filter_of, opts, want_test)
-        if structure is not None and b.size and self.a.shape[0] == np.size(structure[2]):
+        axis_of = None if structure is None else structure[1][2] if structure[0] == "distill" else structure[2]
+        if structure is not None and b.size and self.a.shape[0] == np.size(axis_of):
             bt, bd = _residual_bounds(structure, theta, b, self.sc, self.Lam, self.jumps)
             self.bound_train = np.minimum(self.bound_train, bt)
             self.bound_dual = np.minimum(self.bound_dual, bd)
@@ -695,6 +696,8 @@ def _residual_bounds(
 
     They compare with the unthresholded filter; the rank-threshold ``jumps`` are added.
     """
+    if structure[0] == "distill":
+        return _distill_bounds(structure, theta, b, sc, Lam, jumps)
     method, rate, axis = structure
     axis = np.asarray(axis, float).ravel()
     nT = axis.size
@@ -742,6 +745,48 @@ def _residual_bounds(
             r = float(np.linalg.norm(b @ (sc / (th + c[i])[:, None])))
             bt[i], bd[i] = r, r / c[i]
     return bt + jumps[0], bd + jumps[1]
+
+
+def _recipe_filter(method: str, rate: float, at: float, theta: np.ndarray) -> np.ndarray:
+    """A plain recipe's ``a`` on the Ritz values (the teacher of a distillation)."""
+    th = np.maximum(theta, 0.0)
+    if method == "flow":
+        return -np.expm1(-rate * at * th) if np.isfinite(at) else (th > 0).astype(float)
+    if method == "gd":
+        return 1.0 - (1.0 - rate * th) ** at if np.isfinite(at) else (th > 0).astype(float)
+    c = at / rate
+    return th / (th + c) if c > 0 else (th > 0).astype(float)
+
+
+def _distill_bounds(
+    structure: Any,
+    theta: np.ndarray,
+    b: np.ndarray,
+    sc: np.ndarray,
+    Lam: float,
+    jumps: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Residual bounds of a student ``S`` trained from zero on ``w T(K) R + (1 − w) R``.
+
+    ``f − f_m = S(K)(target − V u) + (S(K) V u − V S(T) u)`` with ``u = (w T(T) + 1 − w) c``: the
+    first term is at most ``sup|S| · |w| · E_T`` (the teacher's residual bound at its one time),
+    the second the student's residual bound started from ``u`` instead of ``c``; the dual
+    likewise with ``sup|G_S| ≤`` the student's ``rate · t``.
+    """
+    _, student, teacher, w = structure
+    tm, trate, tt = teacher
+    E_T, _ = _residual_bounds((tm, trate, np.array([tt])), theta, b, sc, Lam, (np.zeros(1), np.zeros(1)))
+    u = (w * _recipe_filter(tm, trate, tt, theta) + (1.0 - w))[:, None] * sc
+    bs, bds = _residual_bounds(student, theta, b, u, Lam, jumps)
+    sm, srate, saxis = student
+    saxis = np.asarray(saxis, float).ravel()
+    supS = 1.0 if sm == "flow" else 2.0 if sm == "gd" else 1.0
+    supG = srate * saxis if sm in ("flow", "gd") else 1.0 / np.maximum(saxis / srate, 1e-300)
+    e = abs(w) * float(E_T[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        bt = bs + supS * e
+        bd = bds + supG * e
+    return np.where(np.isfinite(bt), bt, np.inf), np.where(np.isfinite(bd), bd, np.inf)
 
 
 _BUMP = 1e-7  # relative step of the finite-difference derivatives of the filter
