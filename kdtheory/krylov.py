@@ -127,7 +127,9 @@ FilterOf = Callable[[Spectrum], Filter]
 #: (``F = 1 − e^{−rate·t·λ}``), ``"gd"`` (``F = 1 − (1 − rate·λ)^s``) or ``"ridge"``
 #: (``F = λ/(λ + c/rate)``), ``rate`` the learning rate times the normalization's eigenvalue scale
 #: (1/scale for ridge) and ``axis`` the flat times/steps/strengths. It enables the residual bounds.
-Structure = tuple[str, float, np.ndarray]
+#: A distillation is ``("distill", student, teacher, w)`` with the student's structure, the
+#: teacher's ``(method, rate, teacher_t)`` and the weight ``w`` on the teacher.
+Structure = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
