@@ -473,8 +473,10 @@ class _Checkpoint:
         self.D = np.einsum("ij,tj,jk->tik", S, g, self.sc, optimize=True)  # dual coordinates
         self.norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a, g, self.sc * self.sc), 0.0))
         self.bound_train, self.bound_dual = self._bounds(lz, filter_of, opts, want_test)
-        axis_of = None if structure is None else structure[1][2] if structure[0] == "distill" else structure[2]
-        if structure is not None and b.size and self.a.shape[0] == np.size(axis_of):
+        if structure is not None and b.size:
+            axis_of = structure[1][2] if structure[0] == "distill" else structure[2]
+            structure = structure if self.a.shape[0] == np.size(axis_of) else None
+        if structure is not None and b.size:
             bt, bd = _residual_bounds(structure, theta, b, self.sc, self.Lam, self.jumps)
             self.bound_train = np.minimum(self.bound_train, bt)
             self.bound_dual = np.minimum(self.bound_dual, bd)
