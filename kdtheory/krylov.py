@@ -57,8 +57,15 @@ accurate on a discrete spectrum (a triangle inequality over Ritz pairs, a worst 
 residual of the Lanczos iterate in it is computable exactly: for flow ``u' = −Ku`` the iterate
 ``V e^{−σT} c`` has residual ``ρ(σ) = Q B E_mᵀ e^{−σT} c``, so ``‖e(τ)‖ ≤ ∫_0^τ ‖ρ‖`` (``e^{−K}``
 contracts); for GD ``‖e_s‖ ≤ η Σ_{j<s} ‖B E_mᵀ (I − ηT)^j c‖`` (``ηλ_max ≤ 2``); for ridge the
-residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``. Where they apply the smaller bound is
-used; measured within 1.2–1.7× of the actual error (docs/theory.md §12).
+residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``; a distillation (zero start) composes
+the teacher's bound with the student's started from the teacher's coordinates. Where they apply
+the smaller bound is used; measured within 1.2–2× of the actual error (docs/theory.md §12).
+
+**t = ∞ and the rank threshold.** For a projection-like filter (``t = ∞``, ridge 0) the train error
+is exactly ``‖P_[0, thr] R‖``; the Gauss–Radau rule with a node at ``thr`` bounds that mass from
+``R``'s moments, which the block Lanczos knows to degree ``2m − 1`` (Chebyshev–Markov–Stieltjes).
+For filters continuous at 0 the certificate is for ``F(K)`` itself: the dense path's threshold
+moves its answer by a round-off amount, reported as ``solver["threshold_effect"]``.
 
 Test predictions use ``G``: ``‖K_x (G(K)R − V G(T)Vᵀ R)‖ ≤ ν ‖G(K)R − V G(T)Vᵀ R‖`` with the same
 bound for ``G`` (``p = h``) and ``ν = ‖K_x‖₂`` (exact for a stored array; for an operator the
