@@ -364,7 +364,6 @@ def _trajectory(
         filt,
         t=None if is_ridge else axis,
         ridge=axis if is_ridge else None,
-        normalization=recipe.normalization,
         init=init,
         init_weights=init_weights,
         test_kernel=test_kernel,
