@@ -539,16 +539,23 @@ class _Checkpoint:
         cn = np.linalg.norm(self.sc, axis=1)
         bt = _pair_bound(Fg, self.a, grid, theta, beta, cn)
         bd = _pair_bound(Gg, self.g, grid, theta, beta, cn) if want_test else np.full(nT, np.inf)
-        if deg >= 0:
-            nodes = _cheb_nodes(0.0, Lam, deg + 1)
-            # the data at the nodes themselves (no rank threshold): h interpolates the smooth G
-            try:
+        intervals = [0.0] if opts.spectrum_floor is None else [0.0, min(float(opts.spectrum_floor), Lam / 2)]
+        for lo in intervals if deg >= 0 else []:
+            # [0, Λ]: h interpolates G (degree m − 2). [floor, Λ] (a known floor leaves G smooth
+            # there): h = λ H with H interpolating G/λ (degree m − 3), so h(0) = 0 on the null space
+            d = deg if lo == 0.0 else deg - 1
+            if d < 0:
+                continue
+            nodes = _cheb_nodes(lo, Lam, d + 1)
+            try:  # the data at the nodes themselves (no rank threshold)
                 _, Gn = _filter_on(filter_of, nodes, lz.n, 0.0)
             except ValueError:  # e.g. gd/momentum beyond stability above θ_max: no such candidate
                 Gn = np.full((nT, 1), np.inf)
             if np.all(np.isfinite(Gn)):
-                coef = _cheb_coeffs(Gn)
-                h_grid, h_th = _cheb_eval(coef, 0.0, Lam, grid), _cheb_eval(coef, 0.0, Lam, theta)
+                coef = _cheb_coeffs(Gn if lo == 0.0 else Gn / nodes)
+                h_grid, h_th = _cheb_eval(coef, lo, Lam, grid), _cheb_eval(coef, lo, Lam, theta)
+                if lo > 0.0:
+                    h_grid, h_th = grid * h_grid.reshape(nT, -1), theta * h_th.reshape(nT, -1)
                 h_grid, h_th = h_grid.reshape(nT, -1), h_th.reshape(nT, -1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     bt = np.minimum(bt, _pair_bound(Fg - grid * h_grid, self.a - theta * h_th, grid, theta, beta, cn))
@@ -1008,12 +1015,11 @@ def _reason(
             "ill-conditioned on this spectrum at this tolerance (loosen it)"
         )
     else:
-        msg += f"; raise max_iterations (now {options.max_iterations}) or loosen tolerance"
-        if float(np.min(np.where(cur.theta > 0, cur.theta, np.inf))) < 1e-3 * max(cur.top, 1e-300):
-            msg += (
-                " (small unresolved Ritz values: at t = ∞ or λ_min·t ≫ 1 the answer depends on the bottom of "
-                "the spectrum; a known lower bound of the nonzero eigenvalues, Lanczos(spectrum_floor=...), helps)"
-            )
+        msg += (
+            f"; raise max_iterations (now {options.max_iterations}) or loosen tolerance (at t = ∞ or "
+            "λ_min·t ≫ 1 the answer depends on the bottom of the spectrum, which is not resolved yet; a "
+            "known lower bound of the nonzero eigenvalues, Lanczos(spectrum_floor=...), certifies earlier)"
+        )
     return msg
 
 
