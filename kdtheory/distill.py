@@ -302,6 +302,47 @@ def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
     return filter_of(source)
 
 
+class _Structured:
+    """A ``Spectrum -> Filter`` callable carrying what the Krylov residual bounds need."""
+
+    def __init__(self, filter_of: Callable[[Spectrum], Filter], structure: object):
+        """Bind the filter function and its :data:`kdtheory.krylov.Structure`-like description."""
+        self.filter_of, self.structure = filter_of, structure
+
+    def __call__(self, spec: Spectrum) -> Filter:
+        """The filter on ``spec``."""
+        return self.filter_of(spec)
+
+
+def _plain(recipe: Recipe, n: int, k: int) -> tuple[str, float] | None:
+    """``(method, rate)`` of a flow / gd / ridge recipe for the residual bounds (else ``None``)."""
+    scale = recipe.eigenvalue_scale(n, k)
+    if recipe.method in ("flow", "gd"):
+        return recipe.method, recipe.learning_rate * scale
+    if recipe.method == "ridge":
+        return "ridge", scale
+    return None
+
+
+def _distill_structure(
+    source: Source,
+    k: int,
+    t: ArrayLike,
+    teacher_t: float,
+    teacher: Recipe,
+    student: Recipe,
+    teacher_weight: float | None,
+    truth_weight: float | None,
+) -> object:
+    """``("distill", student, teacher, w)`` for the Krylov residual bounds, or ``None``."""
+    s, tch = _plain(student, source.n, k), _plain(teacher, source.n, k)
+    if s is None or tch is None or s[0] == "ridge":
+        return None
+    w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
+    axis = np.ravel(as_times(t, "t"))
+    return ("distill", (s[0], s[1], axis), (tch[0], tch[1], _scalar_axis(teacher_t, "teacher_t")), w)
+
+
 def _trajectory(
     spectrum: Source,
     y: ArrayLike,
@@ -323,7 +364,6 @@ def _trajectory(
         filt,
         t=None if is_ridge else axis,
         ridge=axis if is_ridge else None,
-        normalization=recipe.normalization,
         init=init,
         init_weights=init_weights,
         test_kernel=test_kernel,
@@ -398,7 +438,12 @@ def distill(
                 outputs=k,
             )
 
-        return _trajectory(spectrum, y, _on(spectrum, filter_of), t, student, **out)
+        filt = _on(spectrum, filter_of)
+        if is_operator(spectrum):
+            filt = _Structured(
+                filter_of, _distill_structure(spectrum, k, t, teacher_t, teacher, student, teacher_weight, truth_weight)
+            )
+        return _trajectory(spectrum, y, filt, t, student, **out)
     target = teacher_predictions(
         spectrum,
         y,

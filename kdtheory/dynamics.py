@@ -159,7 +159,6 @@ def train(
         filt,
         t=t,
         ridge=ridge,
-        normalization=normalization,
         init=init,
         init_weights=init_weights,
         test_kernel=test_kernel,
@@ -177,7 +176,6 @@ def apply_filter(
     *,
     t: ArrayLike | None = None,
     ridge: ArrayLike | None = None,
-    normalization: Normalization = "sum",
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
     test_kernel: ArrayLike | None = None,
@@ -202,15 +200,15 @@ def apply_filter(
       t: the time axis stored in the trajectory, shape ``S`` (default ``arange`` when
         ``ridge`` is not given either).
       ridge: the ridge strengths stored instead of ``t`` (ridge recipes), shape ``S``.
-      normalization: normalization of the reported loss, ``"sum"``, ``"mean"`` or
-        ``"per_output"``.
       init: initial training output ``f_0`` (default 0), shape of ``y``.
       init_weights: initial weights ``w_0`` (features spectrum only).
       test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
       test_features: test design matrix ``(n_test, d)`` (features spectrum only).
       test_init: initial test output with ``test_kernel`` (default 0).
       recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
-        ``normalization``); default a ``"custom"`` recipe.
+        ``normalization``; :meth:`kdtheory.filters.Recipe.record` gives it); default a
+        ``"custom"`` recipe. Its ``normalization`` (``"sum"``, ``"mean"`` or ``"per_output"``,
+        default ``"sum"``) normalizes the reported loss.
       solver: :class:`Dense` on a Spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
@@ -222,7 +220,7 @@ def apply_filter(
       TypeError: ``spectrum`` is not a Spectrum or operator, or ``filter`` is not a Filter.
       kdtheory.krylov.ConvergenceError: on an operator, the tolerance was not certified.
     """
-    choice(normalization, "normalization", NORMALIZATIONS)
+    normalization = choice((recipe or {}).get("normalization", "sum"), "normalization", NORMALIZATIONS)
     if t is not None and ridge is not None:
         raise ValueError("a trajectory is indexed by t or by ridge, not both")
     if is_operator(spectrum):

@@ -57,8 +57,15 @@ accurate on a discrete spectrum (a triangle inequality over Ritz pairs, a worst 
 residual of the Lanczos iterate in it is computable exactly: for flow ``u' = −Ku`` the iterate
 ``V e^{−σT} c`` has residual ``ρ(σ) = Q B E_mᵀ e^{−σT} c``, so ``‖e(τ)‖ ≤ ∫_0^τ ‖ρ‖`` (``e^{−K}``
 contracts); for GD ``‖e_s‖ ≤ η Σ_{j<s} ‖B E_mᵀ (I − ηT)^j c‖`` (``ηλ_max ≤ 2``); for ridge the
-residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``. Where they apply the smaller bound is
-used; measured within 1.2–1.7× of the actual error (docs/theory.md §12).
+residual of ``(K + c)α = R`` bounds both ``f`` and ``c α``; a distillation (zero start) composes
+the teacher's bound with the student's started from the teacher's coordinates. Where they apply
+the smaller bound is used; measured within 1.2–2× of the actual error (docs/theory.md §12).
+
+**t = ∞ and the rank threshold.** For a projection-like filter (``t = ∞``, ridge 0) the train error
+is exactly ``‖P_[0, thr] R‖``; the Gauss–Radau rule with a node at ``thr`` bounds that mass from
+``R``'s moments, which the block Lanczos knows to degree ``2m − 1`` (Chebyshev–Markov–Stieltjes).
+For filters continuous at 0 the certificate is for ``F(K)`` itself: the dense path's threshold
+moves its answer by a round-off amount, reported as ``solver["threshold_effect"]``.
 
 Test predictions use ``G``: ``‖K_x (G(K)R − V G(T)Vᵀ R)‖ ≤ ν ‖G(K)R − V G(T)Vᵀ R‖`` with the same
 bound for ``G`` (``p = h``) and ``ν = ‖K_x‖₂`` (exact for a stored array; for an operator the
@@ -127,7 +134,9 @@ FilterOf = Callable[[Spectrum], Filter]
 #: (``F = 1 − e^{−rate·t·λ}``), ``"gd"`` (``F = 1 − (1 − rate·λ)^s``) or ``"ridge"``
 #: (``F = λ/(λ + c/rate)``), ``rate`` the learning rate times the normalization's eigenvalue scale
 #: (1/scale for ridge) and ``axis`` the flat times/steps/strengths. It enables the residual bounds.
-Structure = tuple[str, float, np.ndarray]
+#: A distillation is ``("distill", student, teacher, w)`` with the student's structure, the
+#: teacher's ``(method, rate, teacher_t)`` and the weight ``w`` on the teacher.
+Structure = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -471,7 +480,10 @@ class _Checkpoint:
         self.D = np.einsum("ij,tj,jk->tik", S, g, self.sc, optimize=True)  # dual coordinates
         self.norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a, g, self.sc * self.sc), 0.0))
         self.bound_train, self.bound_dual = self._bounds(lz, filter_of, opts, want_test)
-        if structure is not None and b.size and self.a.shape[0] == np.size(structure[2]):
+        if structure is not None and b.size:
+            axis_of = structure[1][2] if structure[0] == "distill" else structure[2]
+            structure = structure if self.a.shape[0] == np.size(axis_of) else None
+        if structure is not None and b.size:
             bt, bd = _residual_bounds(structure, theta, b, self.sc, self.Lam, self.jumps)
             self.bound_train = np.minimum(self.bound_train, bt)
             self.bound_dual = np.minimum(self.bound_dual, bd)
@@ -527,16 +539,23 @@ class _Checkpoint:
         cn = np.linalg.norm(self.sc, axis=1)
         bt = _pair_bound(Fg, self.a, grid, theta, beta, cn)
         bd = _pair_bound(Gg, self.g, grid, theta, beta, cn) if want_test else np.full(nT, np.inf)
-        if deg >= 0:
-            nodes = _cheb_nodes(0.0, Lam, deg + 1)
-            # the data at the nodes themselves (no rank threshold): h interpolates the smooth G
-            try:
+        intervals = [0.0] if opts.spectrum_floor is None else [0.0, min(float(opts.spectrum_floor), Lam / 2)]
+        for lo in intervals if deg >= 0 else []:
+            # [0, Λ]: h interpolates G (degree m − 2). [floor, Λ] (a known floor leaves G smooth
+            # there): h = λ H with H interpolating G/λ (degree m − 3), so h(0) = 0 on the null space
+            d = deg if lo == 0.0 else deg - 1
+            if d < 0:
+                continue
+            nodes = _cheb_nodes(lo, Lam, d + 1)
+            try:  # the data at the nodes themselves (no rank threshold)
                 _, Gn = _filter_on(filter_of, nodes, lz.n, 0.0)
             except ValueError:  # e.g. gd/momentum beyond stability above θ_max: no such candidate
                 Gn = np.full((nT, 1), np.inf)
             if np.all(np.isfinite(Gn)):
-                coef = _cheb_coeffs(Gn)
-                h_grid, h_th = _cheb_eval(coef, 0.0, Lam, grid), _cheb_eval(coef, 0.0, Lam, theta)
+                coef = _cheb_coeffs(Gn if lo == 0.0 else Gn / nodes)
+                h_grid, h_th = _cheb_eval(coef, lo, Lam, grid), _cheb_eval(coef, lo, Lam, theta)
+                if lo > 0.0:
+                    h_grid, h_th = grid * h_grid.reshape(nT, -1), theta * h_th.reshape(nT, -1)
                 h_grid, h_th = h_grid.reshape(nT, -1), h_th.reshape(nT, -1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     bt = np.minimum(bt, _pair_bound(Fg - grid * h_grid, self.a - theta * h_th, grid, theta, beta, cn))
@@ -695,6 +714,8 @@ def _residual_bounds(
 
     They compare with the unthresholded filter; the rank-threshold ``jumps`` are added.
     """
+    if structure[0] == "distill":
+        return _distill_bounds(structure, theta, b, sc, Lam, jumps)
     method, rate, axis = structure
     axis = np.asarray(axis, float).ravel()
     nT = axis.size
@@ -742,6 +763,48 @@ def _residual_bounds(
             r = float(np.linalg.norm(b @ (sc / (th + c[i])[:, None])))
             bt[i], bd[i] = r, r / c[i]
     return bt + jumps[0], bd + jumps[1]
+
+
+def _recipe_filter(method: str, rate: float, at: float, theta: np.ndarray) -> np.ndarray:
+    """A plain recipe's ``a`` on the Ritz values (the teacher of a distillation)."""
+    th = np.maximum(theta, 0.0)
+    if method == "flow":
+        return -np.expm1(-rate * at * th) if np.isfinite(at) else (th > 0).astype(float)
+    if method == "gd":
+        return 1.0 - (1.0 - rate * th) ** at if np.isfinite(at) else (th > 0).astype(float)
+    c = at / rate
+    return th / (th + c) if c > 0 else (th > 0).astype(float)
+
+
+def _distill_bounds(
+    structure: Any,
+    theta: np.ndarray,
+    b: np.ndarray,
+    sc: np.ndarray,
+    Lam: float,
+    jumps: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Residual bounds of a student ``S`` trained from zero on ``w T(K) R + (1 − w) R``.
+
+    ``f − f_m = S(K)(target − V u) + (S(K) V u − V S(T) u)`` with ``u = (w T(T) + 1 − w) c``: the
+    first term is at most ``sup|S| · |w| · E_T`` (the teacher's residual bound at its one time),
+    the second the student's residual bound started from ``u`` instead of ``c``; the dual
+    likewise with ``sup|G_S| ≤`` the student's ``rate · t``.
+    """
+    _, student, teacher, w = structure
+    tm, trate, tt = teacher
+    E_T, _ = _residual_bounds((tm, trate, np.array([tt])), theta, b, sc, Lam, (np.zeros(1), np.zeros(1)))
+    u = (w * _recipe_filter(tm, trate, tt, theta) + (1.0 - w))[:, None] * sc
+    bs, bds = _residual_bounds(student, theta, b, u, Lam, jumps)
+    sm, srate, saxis = student
+    saxis = np.asarray(saxis, float).ravel()
+    supS = 1.0 if sm == "flow" else 2.0 if sm == "gd" else 1.0
+    supG = srate * saxis if sm in ("flow", "gd") else 1.0 / np.maximum(saxis / srate, 1e-300)
+    e = abs(w) * float(E_T[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        bt = bs + supS * e
+        bd = bds + supG * e
+    return np.where(np.isfinite(bt), bt, np.inf), np.where(np.isfinite(bd), bd, np.inf)
 
 
 _BUMP = 1e-7  # relative step of the finite-difference derivatives of the filter
@@ -952,12 +1015,11 @@ def _reason(
             "ill-conditioned on this spectrum at this tolerance (loosen it)"
         )
     else:
-        msg += f"; raise max_iterations (now {options.max_iterations}) or loosen tolerance"
-        if float(np.min(np.where(cur.theta > 0, cur.theta, np.inf))) < 1e-3 * max(cur.top, 1e-300):
-            msg += (
-                " (small unresolved Ritz values: at t = ∞ or λ_min·t ≫ 1 the answer depends on the bottom of "
-                "the spectrum; a known lower bound of the nonzero eigenvalues, Lanczos(spectrum_floor=...), helps)"
-            )
+        msg += (
+            f"; raise max_iterations (now {options.max_iterations}) or loosen tolerance (at t = ∞ or "
+            "λ_min·t ≫ 1 the answer depends on the bottom of the spectrum, which is not resolved yet; a "
+            "known lower bound of the nonzero eigenvalues, Lanczos(spectrum_floor=...), certifies earlier)"
+        )
     return msg
 
 
