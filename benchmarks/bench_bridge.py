@@ -5,7 +5,7 @@ MNIST-1D (``kdtheory.data.mnist1d``, generated offline). The linearized training
 ``f_lin(t) = f_0 + F_t(Θ)(y − f_0)`` (gradient descent, MSE, ``normalization="sum"``, step η)
 uses the full empirical NTK at initialization ``Θ`` (``n·k × n·k``) only through NTK-vector
 products (:class:`kdtheory.operators.NTKOperator`) and the block Lanczos solver
-(:func:`kdtheory.krylov.train`; the call is in :func:`linearized_krylov`, the one place to change
+(:func:`kdtheory.krylov.train`; the call is in ``linearized_krylov``, the one place to change
 when the solver's API changes). The network itself is trained by full-batch GD
 (:func:`kdtheory.simulate.train_model`) from the same initialization, recorded at the same steps.
 
