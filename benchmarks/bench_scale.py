@@ -7,7 +7,14 @@ stored. Times: 100 log-spaced gradient-flow times with ``t λ_1 ∈ [1e-1, 1e3]`
 the top eigendirection's time scale ``1/λ_1``); λ_1 is estimated from a 2000-point subsample as
 ``(n/2000) λ_1(K_sub)`` (only the time axis depends on it). Tolerance 1e-6 relative to ‖y‖.
 
-Two cases, each the same call ``kdtheory.krylov.train(op, Y, t, test_kernel=op.cross(X_test))``:
+Each case is the same call ``kdtheory.dynamics.train(op, Y, t, test_kernel=op.cross(X_test),
+solver=Lanczos(tolerance=1e-6))`` — since issue 19 the result is *certified* (docs/theory.md §12):
+the reported bound is a proof, up to the measured round-off floor, not a change between checkpoints.
+
+* ``cost`` (n = 4000 by default): the price of the certificate — block products, basis size,
+  wall time, the bound and the observed error (dense oracle) — and, with ``--baseline DIR`` (a
+  checkout of the pre-certificate code, e.g. ``git archive f945269 | tar -x -C /tmp/base``), the same numbers
+  of its uncertified ``krylov.train`` in a child process, with the ratios certified/before.
 
 * ``small`` (n = 4000, 1000 test points): agreement with the dense path
   (``Spectrum.from_kernel`` + ``dynamics.train``) per time, and the time ratio to one dense
@@ -28,7 +35,8 @@ Measured (2026-11-28, the 2-core / 24 GB development machine shared with other j
 * Before the tiled products (row blocks of 2²⁴ entries): n = 20,000 took 258 s for the same 13
   products, ≈ 39 min extrapolated to n = 60,000.
 
-Run: ``python benchmarks/bench_scale.py [--case small|large|both] [--n 4000] [--large-n 60000]``.
+Run: ``python benchmarks/bench_scale.py [--case small|large|both|cost] [--n 4000] [--large-n 60000]
+[--baseline DIR]``.
 On a shared machine run it with ``nice``. Several JAX devices (GPUs) are used automatically.
 """
 
@@ -45,11 +53,17 @@ import numpy as np
 import scipy.spatial.distance
 
 from kdtheory.data import mnist1d
-from kdtheory.krylov import train
+from kdtheory.dynamics import train as _train
+from kdtheory.krylov import Lanczos
 from kdtheory.operators import RBF, FunctionKernel
 
 TOLERANCE = 1e-6
 EPS = np.finfo(float).eps
+
+
+def train(op, Y, t, *, test_kernel=None, tolerance: float = TOLERANCE):
+    """The certified Krylov call (strict=False: an uncertified result is reported, not raised)."""
+    return _train(op, Y, t, test_kernel=test_kernel, solver=Lanczos(tolerance=tolerance, strict=False))
 
 
 def problem(n: int, n_test: int, seed: int = 0):
@@ -68,7 +82,7 @@ def problem(n: int, n_test: int, seed: int = 0):
 
 
 def summary(traj, Y, n_test: int) -> dict:
-    rec = traj.recipe
+    rec = traj.solver
     ref = float(np.linalg.norm(Y))
     return {
         "iterations": rec["iterations"],
@@ -101,8 +115,8 @@ def small(n: int, n_test: int, repeats: int) -> dict:
     ref = np.linalg.norm(Y)
     err_train = np.linalg.norm((kr.train - de.train).reshape(len(t), -1), axis=1)
     err_test = np.linalg.norm((kr.test - de.test).reshape(len(t), -1), axis=1)
-    est_train = np.asarray(kr.recipe["error_train"])
-    est_test = np.asarray(kr.recipe["error_test"])
+    est_train = np.asarray(kr.solver["error_train"])
+    est_test = np.asarray(kr.solver["error_test"])
     return {
         "case": "small",
         "n": n,
@@ -142,15 +156,85 @@ def large(n: int, n_test: int) -> dict:
     }
 
 
+_BASELINE = """
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {bench!r})
+from bench_scale import problem  # the baseline's own copy (same problem)
+from kdtheory.krylov import train
+op, X, Xt, Y, t, ls, lam1 = problem({n}, {n_test})
+cross = op.cross(Xt)
+train(op, Y, t[:3], test_kernel=cross)
+t0 = time.perf_counter()
+kr = train(op, Y, t, test_kernel=cross, tolerance={tol}, strict=False)
+wall = time.perf_counter() - t0
+rec = kr.recipe
+print(json.dumps(dict(iterations=rec["iterations"], basis_size=rec["basis_size"], krylov_s=wall,
+                      converged=rec["converged"], train=kr.train.tolist() if {keep} else None,
+                      error_train_rel=max(rec["error_train"]) / float(np.linalg.norm(Y)))))
+"""
+
+
+def cost(n: int, n_test: int, baseline: str | None) -> dict:
+    """The certified call's products and time, against the dense oracle and (optionally) the old code."""
+    import os
+
+    from kdtheory.eigen import Spectrum
+
+    op, X, Xt, Y, t, ls, lam1 = problem(n, n_test)
+    cross = op.cross(Xt)
+    train(op, Y, t[:3], test_kernel=cross)  # compile once
+    t0 = time.perf_counter()
+    kr = train(op, Y, t, test_kernel=cross)
+    wall = time.perf_counter() - t0
+    ref = float(np.linalg.norm(Y))
+    out = {"case": "cost", "n": n, "n_test": n_test, "krylov_s": wall, **summary(kr, Y, n_test)}
+    if n <= 6000:
+        de = _train(Spectrum.from_kernel(op.dense()), Y, t)
+        out["observed_train_rel"] = float(
+            np.max(np.linalg.norm((kr.train - de.train).reshape(len(t), -1), axis=1)) / ref
+        )
+    if baseline:
+        base = os.path.abspath(baseline)
+        code = _BASELINE.format(bench=os.path.join(base, "benchmarks"), n=n, n_test=n_test, tol=TOLERANCE, keep=False)
+        env = {**os.environ, "PYTHONPATH": base}
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=base, check=True
+        )
+        before = json.loads(res.stdout.strip().splitlines()[-1])
+        out["before"] = before
+        out["products_ratio"] = out["iterations"] / before["iterations"]
+        out["time_ratio"] = wall / before["krylov_s"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", choices=["small", "large", "both"], default="both")
+    ap.add_argument("--case", choices=["small", "large", "both", "cost"], default="both")
+    ap.add_argument("--baseline", default=None, help="a checkout of the pre-certificate code (cost case)")
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--large-n", type=int, default=60000)
     ap.add_argument("--large-n-test", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
+    if args.case == "cost":
+        r = cost(args.n, args.n_test, args.baseline)
+        line = (
+            f"n={r['n']}: certified {r['iterations']} block products, basis {r['basis_size']}, {r['krylov_s']:.2f} s, "
+            f"converged {r['converged']}, bound train {r['error_train_rel']:.2e}"
+        )
+        if "observed_train_rel" in r:
+            line += f", observed {r['observed_train_rel']:.2e}"
+        if "before" in r:
+            b = r["before"]
+            line += (
+                f"; before: {b['iterations']} products, {b['krylov_s']:.2f} s; ratios products "
+                f"{r['products_ratio']:.2f}, time {r['time_ratio']:.2f}"
+            )
+        print(line)
+        print(json.dumps({k: v for k, v in r.items() if k != "before"}))
+        return
     if args.case in ("small", "both"):
         r = small(args.n, args.n_test, args.repeats)
         print(

@@ -1,7 +1,9 @@
-"""Demo: distillation as a gradient denoiser (Bayes-teacher identity, noise by teacher confidence).
+"""Demo: is the distillation gradient closer to the clean expected gradient (claim T2)?
 
-Runs the ``gradient_denoising``
-experiment and writes its figure and numbers (see ``kdtheory.experiments.gradient_denoising``).
+Runs the ``gradient_denoising`` experiment (see ``kdtheory.experiments.gradient_denoising``): per
+example and full-batch distances to the clean gradient, where it is defined — the mixture with clean
+labels (the truth is the Bayes posterior) and every data set with label noise. ``--quick`` is a
+smoke run.
 
 Usage: ``python demos/gradient_denoising.py [--quick] [--out DIR]``
 """

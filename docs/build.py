@@ -34,6 +34,7 @@ import importlib.util
 import inspect
 import json
 import math
+import os
 import pkgutil
 import re
 import shutil
@@ -90,9 +91,14 @@ def _members(module: str) -> tuple[list[str] | None, list[tuple[str, str]]]:
 
 
 def _first_sentence(module: str) -> str:
+    """The first sentence of a module's docstring, as markdown (roles become code spans)."""
     doc = importlib.import_module(module).__doc__ or ""
-    para = doc.strip().split("\n\n")[0].replace("\n", " ")
-    return re.split(r"(?<=[.:])\s", para, maxsplit=1)[0] if para else ""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)(?<! al\.)(?<!e\.g\.)(?<!i\.e\.)\s", para, maxsplit=1)[0] if para else ""
+    if len(sentence) > 160:
+        sentence = sentence[:160].rsplit(" ", 1)[0] + " …"
+    sentence = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", sentence)
+    return re.sub(r"``([^`]+)``", r"`\1`", sentence)
 
 
 def write_api(stage: Path) -> list[str]:
@@ -238,11 +244,34 @@ def write_evidence(stage: Path, results: Path) -> None:
             f"(`{_cell(json.dumps(data.get('overrides')))}`): it is not the registered evidence.\n:::",
             "",
         ]
-    lines += ["## Where each claim stands", "", "| experiment | kind | claim | verdict |", "|---|---|---|---|"]
+
+    def verdict(entry: dict) -> str:
+        # at quick size every verdict is the same smoke-run sentence (the note above says why): short in tables
+        return "smoke run" if size == "quick" else str(entry.get("verdict", ""))
+
+    cells = data.get("evidence_table") or []
+    if cells:
+        lines += [
+            "## Where each claim holds",
+            "",
+            "One row per cell of the evidence (claim × regime × data set × split × τ × control), from "
+            "`results.json`'s `evidence_table`; `report.md` opens with the rows of each claim's deciding control.",
+            "",
+            "| claim | regime | data set | split | τ | control | estimate | 95% interval | seeds | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in cells:
+            row = (c.get("claim"), c.get("regime"), c.get("dataset"), c.get("split"), _num(c.get("tau")),
+                   c.get("control_arm"), _num(c.get("estimate")), _interval(c), c.get("seeds"))  # fmt: skip
+            lines.append(
+                "| " + " | ".join(_cell("—" if v is None else v) for v in row) + f" | **{_cell(verdict(c))}** |"
+            )
+        lines.append("")
+    lines += ["## The experiments", "", "| experiment | kind | claim | verdict |", "|---|---|---|---|"]
     for name, e in experiments.items():
         lines.append(
             f"| [{name}](#{name.replace('_', '-')}) | {_cell(e.get('kind', ''))} | "
-            f"{_cell(e.get('claim', ''))} | **{_cell(e.get('verdict', ''))}** |"
+            f"{_cell(e.get('claim', ''))} | **{_cell(verdict(e))}** |"
         )
     lines.append("")
     for name, e in experiments.items():
@@ -258,7 +287,7 @@ def write_evidence(stage: Path, results: Path) -> None:
                 lines.append(
                     f"| {_cell(f.get('name', ''))} | {_num(f.get('estimate'))} | {_interval(f)} | "
                     f"{_cell(f.get('seeds', ''))} | {_cell(f.get('control', ''))} | {_cell(f.get('rule', ''))} | "
-                    f"{_cell(f.get('verdict', ''))} |"
+                    f"{_cell(verdict(f))} |"
                 )
             lines.append("")
         for fig in e.get("figures") or []:
@@ -305,16 +334,33 @@ def write_benchmarks(stage: Path) -> None:
     for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or "(no docstring)"
         lines += [f"### `{path.name}`", "", "```{eval-rst}", doc, "```", ""]
-        lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
+        if "Run:" not in doc:
+            lines += [f"```bash\npython benchmarks/{path.name}\n```", ""]
     (stage / "benchmarks.md").write_text("\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------------- build
 
 
+def _this_checkout_first() -> None:
+    """Document the code of this checkout, not another installed copy of kdtheory.
+
+    The repository root goes first on ``sys.path`` here and on ``PYTHONPATH`` for what this script
+    starts (the notebook kernels, ``kdtheory reproduce``, Sphinx).
+    """
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    for name in [m for m in sys.modules if m == "kdtheory" or m.startswith("kdtheory.")]:
+        del sys.modules[name]
+
+
 def build(out: Path, *, results: Path | None, skip_notebooks: bool, keep_stage: bool = False) -> int:
     """Assemble the sources in a staging folder and run Sphinx on them; Sphinx's exit status."""
     start = time.perf_counter()
+    _this_checkout_first()
+    import kdtheory
+
+    _say(f"documenting kdtheory {kdtheory.__version__} from {Path(kdtheory.__file__).parent}")
     with tempfile.TemporaryDirectory(prefix="kdtheory-docs-") as tmp:
         stage = Path(tmp) / "src"
         stage.mkdir()

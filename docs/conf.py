@@ -183,6 +183,14 @@ def _canonical(app, env, node, contnode):
         return None
 
     objects = domain.data["objects"]
+    # a re-export (``kdtheory.confidence.analyze`` defined in ``kdtheory.confidence.report``): the
+    # object's own dotted name, where its page documents it
+    for dotted in (target, f"{node.get('py:module') or ''}.{target}"):
+        obj = load(dotted) if dotted.startswith("kdtheory") else None
+        home = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        if obj is not None and home != dotted and home in objects:
+            entry = objects[home]
+            return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, home)
     cands = [n for n in objects if n == target or n.endswith("." + target)]
     if cands:
         distinct = {id(load(n)) for n in cands}

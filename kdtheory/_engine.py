@@ -5,14 +5,14 @@ conventions (docs/theory.md §10 for the models; the optimizer and loss in
 :class:`kdtheory.simulate.Optimizer` and :class:`kdtheory.simulate.Loss`).
 
 Structure. The runs of a batch carry a leading axis ``S`` (parameters, velocities, teachers, the
-sampling keys and every traced hyperparameter). The loop over steps is a ``lax.scan`` *outside*
-``jax.vmap``: one update of all ``S`` runs is ``vmap(update)``, so the matrices of the ``S``
-networks are multiplied as one batched product, while what is common to every run — the step
-counter, which step is recorded, the epoch structure of the minibatches — stays unbatched (a
-checkpoint is written under a real ``lax.cond``, never a select over the record buffers).
-Minibatches: an outer scan over epochs draws each run's permutation of the ``n`` points once per
-epoch; an inner scan walks its ``⌊n/B⌋`` batches (memory ``O(S·n)``, not ``O(S·steps·B)``); a
-last partial epoch runs the remaining steps.
+sampling keys and every traced hyperparameter). The loops over steps sit *outside* ``jax.vmap``:
+one update of all ``S`` runs is ``vmap(update)``, so the matrices of the ``S`` networks are
+multiplied as one batched product, while what is common to every run — the step counter, the
+checkpoints, the epoch structure of the minibatches — stays unbatched. The loop nest is: for each
+checkpoint ``t_i`` (``fori_loop``), for each epoch piece up to ``t_i`` (``while_loop``: draw each
+run's permutation of the ``n`` points for that epoch, memory ``O(S·n)``), the updates of that piece
+(``fori_loop``); then write the records of ``t_i`` — no conditional inside the step loop, so the
+parameters are updated in place.
 
 Sharding. When the batch spans ``D > 1`` devices, every batched input is placed with
 ``NamedSharding(Mesh(devices, ("runs",)), PartitionSpec("runs"))`` and the shared data are
@@ -126,35 +126,45 @@ def compiled(
 
         update = jax.vmap(one_update, in_axes=(0, 0, 0, 0, 0 if B is not None else None, None))
 
-        def body(carry, step, idx):
-            params, vel, i, rec = carry
-            hit = step == ckpts[jnp.minimum(i, C - 1)]
-            rec = lax.cond(hit, lambda r: write(r, params, i, step), lambda r: r, rec)
-            i = i + hit.astype(i.dtype)
-            params, vel = update(params, vel, T, hyper, idx, step)
-            return params, vel, i, rec
-
-        carry = (params, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.zeros((), jnp.int32), rec)
-        if B is None:
-            carry, _ = lax.scan(lambda c, s: (body(c, s, None), None), carry, jnp.arange(num_steps))
-        else:
-            per = n // B
+        if B is not None:
             ek = jax.vmap(lambda k: epoch_keys(k, n, B, num_steps))(keys)  # (S, epochs, 2)
-            full, rest = divmod(num_steps, per)
 
-            def epoch(carry, e, length):
+        def advance(carry, lo, hi, batches, first):
+            """Updates ``lo … hi − 1``; ``batches[:, j]`` holds update ``first + j``'s minibatch."""
+
+            def one(s, c):
+                params, vel = c
+                idx = None if batches is None else lax.dynamic_index_in_dim(batches, s - first, 1, keepdims=False)
+                return update(params, vel, T, hyper, idx, s)
+
+            return lax.fori_loop(lo, hi, one, carry)
+
+        def segment(carry, target):
+            """Train from the current step to ``target`` (a checkpoint), epoch by epoch."""
+            params, vel, s = carry
+            if B is None:
+                params, vel = advance((params, vel), s, target, None, 0)
+                return params, vel, target
+            per = n // B
+
+            def piece(c):
+                params, vel, s = c
+                e = s // per
                 perm = jax.vmap(lambda k: jax.random.permutation(k[e], n))(ek)
                 batches = perm[:, : per * B].reshape(S, per, B)
-                carry, _ = lax.scan(lambda c, j: (body(c, e * per + j, batches[:, j]), None), carry, jnp.arange(length))
-                return carry
+                end = jnp.minimum((e + 1) * per, target)
+                params, vel = advance((params, vel), s, end, batches, e * per)
+                return params, vel, end
 
-            if full:
-                carry, _ = lax.scan(lambda c, e: (epoch(c, e, per), None), carry, jnp.arange(full))
-            if rest:
-                carry = epoch(carry, jnp.asarray(full), rest)
-        params, _, i, rec = carry
-        # the last point of t is the state after num_steps updates
-        rec = write(rec, params, i, jnp.asarray(num_steps, jnp.int32))
+            return lax.while_loop(lambda c: c[2] < target, piece, (params, vel, s))
+
+        def checkpoint(i, c):
+            params, vel, s, rec = c
+            params, vel, s = segment((params, vel, s), ckpts[i])
+            return params, vel, s, write(rec, params, i, ckpts[i])
+
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        params, _, _, rec = lax.fori_loop(0, C, checkpoint, (params, zeros, jnp.zeros((), jnp.int32), rec))
         return rec, params
 
     return jax.jit(run)

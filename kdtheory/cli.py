@@ -4,9 +4,14 @@ Subcommands:
   ``kdtheory reproduce [--quick] [--out DIR] [--only NAME ...]`` — run the registered
   experiments and write ``report.md``, ``results.json`` and the figures into DIR.
   ``kdtheory list`` — the registered experiments and the claims they check.
-  ``kdtheory confidence TEACHER STUDENT (--logits | --probabilities) [--labels LABELS] [--out DIR]``
-  — confidence deviations between any teacher's and student's predictions stored as
-  ``.npy``/``.npz`` (:func:`kdtheory.confidence.analyze`).
+  ``kdtheory confidence TEACHER STUDENT [--control CONTROL] (--logits | --probabilities) [--labels LABELS]
+  [--out DIR]`` — confidence deviations between any teacher's and student's predictions stored as
+  ``.npy`` (read in row blocks: memory O(n)) or ``.npz`` (:func:`kdtheory.confidence.analyze`);
+  several seeds with ``--triple TEACHER STUDENT CONTROL`` repeated or ``--folder DIR`` of
+  ``teacher_K.npy``/``student_K.npy``/``control_K.npy``: O1 decided over the seeds with paired
+  intervals (:func:`kdtheory.confidence.analyze_seeds`, :mod:`kdtheory.deviation`). Without a
+  control the output says that student-vs-teacher differences are not corrected for regression
+  to the mean.
 
 ``reproduce`` also takes ``--set PATH=VALUE ...`` and ``--config FILE.toml``, overrides of the
 experiments' declared parameters (:mod:`kdtheory.experiments.config`; such a run is not the
@@ -103,10 +108,27 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "confidence",
         help="confidence deviations of a student from its teacher (O1)",
-        description="Confidence deviations of a student from its teacher (claim O1); see kdtheory.confidence.analyze.",
+        description="Confidence deviations of a student from its teacher (claim O1), against a control and over "
+        "seeds when given; see kdtheory.confidence.analyze and kdtheory.deviation.",
     )
-    c.add_argument("teacher", help="teacher predictions, .npy or .npz (FILE.npz:KEY), shape (n, k)")
-    c.add_argument("student", help="student predictions on the same points, same format and kind")
+    c.add_argument(
+        "predictions",
+        nargs="*",
+        metavar="TEACHER STUDENT",
+        help="teacher and student predictions, .npy (read in blocks) or .npz (FILE.npz:KEY), shape (n, k)",
+    )
+    c.add_argument("--control", help="a control's predictions for the one seed: a replica of the teacher's recipe")
+    c.add_argument(
+        "--triple",
+        nargs=3,
+        action="append",
+        metavar=("TEACHER", "STUDENT", "CONTROL"),
+        help="one seed's teacher, student and control predictions; repeat for several seeds",
+    )
+    c.add_argument(
+        "--folder",
+        help="a folder of teacher_K.npy, student_K.npy (and control_K.npy) files, one K per seed",
+    )
     kind = c.add_mutually_exclusive_group(required=True)
     kind.add_argument("--logits", dest="kind", action="store_const", const="logits", help="the predictions are logits")
     kind.add_argument(
@@ -118,12 +140,19 @@ def _parser() -> argparse.ArgumentParser:
         help="class names in column order, for string labels: NAME,NAME,... or a .txt file with one name a line "
         "(default for string labels: their sorted order, if there are exactly k distinct)",
     )
-    c.add_argument("--reference", choices=["teacher_top1", "label"], default="teacher_top1")
+    c.add_argument("--reference", choices=["teacher_top1", "label", "control_top1"], default="teacher_top1")
     c.add_argument("--quantile", type=float, default=0.1, help="low/high-confidence share q in (0, 0.5] (0.1)")
     c.add_argument("--bins", type=int, default=10, help="teacher-confidence quantile bins, >= 1 (10)")
     c.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the slope, >= 0 (1000)")
     c.add_argument("--tol", type=float, default=0.0, help="tolerance on |Δφ| for the shares and counts, >= 0 (0)")
+    c.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="O1-underfit's tolerance over seeds, in φ units, >= 0 (kdtheory.deviation.TOLERANCE = 0.1)",
+    )
     c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and robust-slope subsample (0)")
+    c.add_argument("--threads", type=int, default=None, help="threads reading row blocks (default: CPUs, at most 8)")
     c.add_argument(
         "--accept-clipping",
         action="store_true",
@@ -357,36 +386,80 @@ def _class_names(spec: str | None) -> list[str] | None:
     return names
 
 
+def _confidence_runs(args: argparse.Namespace) -> list[list[str]]:
+    """The seeds' files: TEACHER STUDENT [--control], repeated --triple, or --folder."""
+    given = [bool(args.predictions), bool(args.triple), args.folder is not None]
+    if sum(given) != 1:
+        raise _InputError(
+            "give the predictions one way: TEACHER STUDENT [--control CONTROL], --triple TEACHER STUDENT CONTROL "
+            "(repeated, one per seed), or --folder DIR"
+        )
+    if args.control is not None and not args.predictions:
+        raise _InputError("--control is the control of TEACHER STUDENT; with several seeds use --triple or --folder")
+    if args.predictions:
+        if len(args.predictions) != 2:
+            raise _InputError(
+                f"expected two files, TEACHER STUDENT, got {len(args.predictions)}; for several seeds use "
+                "--triple TEACHER STUDENT CONTROL (repeated) or --folder DIR"
+            )
+        return [[*args.predictions, *([] if args.control is None else [args.control])]]
+    if args.triple:
+        return [list(t) for t in args.triple]
+    return _folder_runs(args.folder)
+
+
+def _folder_runs(folder: str) -> list[list[str]]:
+    """``teacher_K.npy``, ``student_K.npy`` (and ``control_K.npy``) per seed ``K`` of a folder, by numeric ``K``."""
+    import re
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise _InputError(f"--folder {folder}: {'no such folder' if not path.exists() else 'is not a folder'}")
+    found: dict[str, dict[int, str]] = {"teacher": {}, "student": {}, "control": {}}
+    for f in path.iterdir():
+        m = re.fullmatch(r"(teacher|student|control)_(\d+)\.npy", f.name)
+        if m:
+            found[m.group(1)][int(m.group(2))] = str(f)
+    seeds = sorted(found["teacher"])
+    if not seeds:
+        raise _InputError(f"--folder {folder}: no teacher_K.npy files (expected teacher_K/student_K/control_K.npy)")
+    for role in ("student", "control"):
+        missing = sorted(set(seeds) - set(found[role]))
+        extra = sorted(set(found[role]) - set(seeds))
+        if extra:
+            raise _InputError(f"--folder {folder}: {role}_{extra[0]}.npy has no teacher_{extra[0]}.npy")
+        if missing and (role == "student" or found["control"]):
+            raise _InputError(f"--folder {folder}: teacher_{missing[0]}.npy has no {role}_{missing[0]}.npy")
+    with_control = bool(found["control"])
+    return [[found["teacher"][s], found["student"][s], *([found["control"][s]] if with_control else [])] for s in seeds]
+
+
+def _prediction_input(spec: str, what: str) -> Any:
+    """A ``.npy`` file by its path (read in row blocks by the analysis), anything else loaded whole."""
+    from kdtheory import _io
+
+    p = Path(spec)
+    if p.suffix == ".npy" and p.is_file():
+        try:
+            with open(p, "rb") as fh:
+                if fh.read(6) == b"\x93NUMPY":
+                    return spec
+        except OSError as exc:
+            raise ValueError(f"{spec}: cannot read ({exc.strerror or exc})") from exc
+    return _io.load_array(spec, what=what)
+
+
 def _confidence(args: argparse.Namespace) -> int:
     import numpy as np
 
     from kdtheory import _io
-    from kdtheory.confidence import analyze, class_indices, validate_predictions
+    from kdtheory.confidence import NOT_CORRECTED, Options, analyze_seeds, class_indices, open_predictions
 
     out = None if args.out is None else _check_out(args.out)
     class_names = _class_names(args.classes)
+    runs = _confidence_runs(args)
     try:
-        teacher = validate_predictions(
-            _io.load_array(args.teacher, what="teacher predictions"), kind=args.kind, name=args.teacher
-        )
-        student = validate_predictions(
-            _io.load_array(args.student, what="student predictions"), kind=args.kind, name=args.student
-        )
-        y = mapping = None
-        if args.labels is not None:
-            n, k = teacher.shape
-            raw = _io.load_array(args.labels, what="labels")
-            y = class_indices(raw, n=n, k=k, class_names=class_names, name=args.labels)
-            if raw.dtype.kind in "US":
-                distinct, first = np.unique(raw, return_index=True)
-                mapping = {str(name): int(y[i]) for name, i in zip(distinct.tolist(), first.tolist(), strict=True)}
-        elif class_names is not None:
-            raise ValueError("--classes names the classes of string labels; give --labels too")
-        report = analyze(
-            teacher,
-            student,
-            kind=args.kind,
-            y=y,
+        options = Options(
             reference=args.reference,
             quantile=args.quantile,
             bins=args.bins,
@@ -394,41 +467,108 @@ def _confidence(args: argparse.Namespace) -> int:
             tol=args.tol,
             seed=args.seed,
             accept_clipping=args.accept_clipping,
-            names=(args.teacher, args.student),
+            threads=args.threads,
+        )
+        if args.tolerance is not None and not (args.tolerance >= 0 and np.isfinite(args.tolerance)):
+            raise ValueError(f"tolerance must be a finite number >= 0, got {args.tolerance}")
+        roles = ("teacher predictions", "student predictions", "control predictions")
+        inputs = [[_prediction_input(f, what=r) for f, r in zip(run, roles, strict=False)] for run in runs]
+        y = mapping = None
+        if args.labels is not None:
+            n, k = open_predictions(inputs[0][0], runs[0][0]).shape
+            raw = _io.load_array(args.labels, what="labels")
+            y = class_indices(raw, n=n, k=k, class_names=class_names, name=args.labels)
+            if raw.dtype.kind in "US":
+                distinct, first = np.unique(raw, return_index=True)
+                mapping = {str(name): int(y[i]) for name, i in zip(distinct.tolist(), first.tolist(), strict=True)}
+        elif class_names is not None:
+            raise ValueError("--classes names the classes of string labels; give --labels too")
+        result = analyze_seeds(
+            inputs, kind=args.kind, y=y, options=options, tolerance=args.tolerance, names=runs, control_name="control"
         )
     except ValueError as exc:
         message = str(exc)
-        for option in ("bins", "bootstrap", "quantile", "tol", "seed", "reference"):
+        for option in ("bins", "bootstrap", "quantile", "tol", "tolerance", "seed", "reference", "threads"):
             if message.startswith(f"{option} must"):
                 message = f"--{message}"  # the command's spelling of the argument
         raise _InputError(message) from exc
-    print(report.table())
+    print("\n".join(_confidence_text(result, runs)))
     if mapping is not None:
         shown = ", ".join(f"{name}={j}" for name, j in list(mapping.items())[:12])
         print(f"label classes: {shown}{', ...' if len(mapping) > 12 else ''}")
+    if not result.controlled:
+        print(f"note: {NOT_CORRECTED}")
     if out is not None:
         from kdtheory._io import write_json_atomic
         from kdtheory.confidence_figure import confidence_figure
 
-        payload = {
-            "teacher": args.teacher,
-            "student": args.student,
-            "labels": args.labels,
-            "kind": report.kind,
-            "reference": report.reference,
-            "class_names": class_names,
-            "label_classes": mapping,
-            **report.summary(),
-        }
+        payload = _confidence_payload(result, runs, args, class_names, mapping)
         try:
             out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out / "summary.json", payload)
-            confidence_figure(report, path=out / "confidence.png")
+            shown_reports = {
+                f"seed {i}: {run[1]}": r for i, (run, r) in enumerate(zip(runs, result.reports, strict=True))
+            }
+            figure_input = result.reports[0] if len(runs) == 1 else dict(list(shown_reports.items())[:4])
+            confidence_figure(figure_input, path=out / "confidence.png")
         except OSError as exc:
             _say("kdtheory confidence", f"error: cannot write into {out}: {exc.strerror or exc}")
             return 1
         print(f"written: {out / 'summary.json'}, {out / 'confidence.png'}")
     return 0
+
+
+def _confidence_text(result: Any, runs: list[list[str]]) -> list[str]:
+    """The printed table: one seed's statistics, or per-seed lines and the O1 decisions over seeds."""
+    if len(runs) == 1:
+        lines = [result.reports[0].table()]
+        if result.controlled:
+            lines.append(
+                "one seed: O1 effects against the control above (o1_*), no interval over seeds; give several seeds "
+                "(--triple ... repeated, or --folder) for verdicts"
+            )
+        return lines
+    lines = [f"{len(runs)} seeds{' with a control' if result.controlled else ''}:"]
+    lines.append(f"  {'seed':<5} {'slope':>8} {'o1_underfit_low':>16} {'o1_slope':>9} {'o1_exaggerate_high':>19}")
+    for i, (r, e) in enumerate(zip(result.reports, result.effects, strict=True)):
+        slope = "—" if r.slope is None else f"{r.slope:.4g}"
+        lines.append(f"  {i:<5} {slope:>8} {e.underfit_low:>16.4g} {e.slope:>9.4g} {e.exaggerate_high:>19.4g}")
+    blocks = [("O1 over seeds (paired Student-t 95% intervals; rules in kdtheory.deviation):", result.decisions)]
+    if result.cross_decisions is not None:
+        blocks.append(
+            ("cross-selected check (groups and class by the control's own φ; student against teacher directly):",
+             result.cross_decisions)
+        )  # fmt: skip
+    for title, decisions in blocks:
+        lines.append(title)
+        for key, eff in decisions.items():
+            ci = "—" if eff.ci_low is None else f"[{eff.ci_low:.4g}, {eff.ci_high:.4g}]"
+            lines.append(f"  {key:<17} {eff.estimate:>9.4g} {ci:<24} {eff.verdict}")
+    return lines
+
+
+def _confidence_payload(
+    result: Any, runs: list[list[str]], args: argparse.Namespace, class_names: Any, mapping: Any
+) -> dict[str, Any]:
+    """summary.json: one seed's summary at the top level (as before), or every seed's and the decisions."""
+    head = {
+        "kind": args.kind,
+        "reference": args.reference,
+        "labels": args.labels,
+        "class_names": class_names,
+        "label_classes": mapping,
+        "controlled": result.controlled,
+        "note": result.note,
+    }
+    if len(runs) == 1:
+        files = dict(zip(("teacher", "student", "control"), runs[0], strict=False))
+        return {**files, **head, **result.reports[0].summary()}
+    seeds = [
+        {**dict(zip(("teacher", "student", "control"), run, strict=False)), **r.summary()}
+        for run, r in zip(runs, result.reports, strict=True)
+    ]
+    cross = None if result.cross_decisions is None else {k: e.to_json() for k, e in result.cross_decisions.items()}
+    return {**head, "seeds": seeds, "o1": {k: e.to_json() for k, e in result.decisions.items()}, "o1_cross": cross}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kdtheory._io import atomic_path
-from kdtheory.confidence import ConfidenceReport
+from kdtheory.confidence import ConfidenceReport, binned, least_squares_slope
 
 __all__ = ["confidence_figure"]
 
@@ -26,6 +26,8 @@ def confidence_figure(
     ``(φ_teacher, φ_student)``, the line ``y = x``, the least-squares line with its bootstrap
     interval and the binned means. Right: mean ``Δφ = φ_student − φ_teacher`` per
     teacher-confidence quantile bin with ± 2 standard errors, and the tolerance band ``±tol``.
+    With a control, its fitted line and binned means (left) and its ``Δφ`` per bin (right): the
+    baseline a student should be compared with (regression to the mean, :mod:`kdtheory.deviation`).
 
     Args:
       reports: one :class:`~kdtheory.confidence.ConfidenceReport`, or several by panel title.
@@ -56,6 +58,15 @@ def confidence_figure(
             xs = np.array([lo, hi])
             ax.plot(xs, r.slope * xs + r.intercept, color="C3", lw=2, label=f"fit: slope {r.slope:.2f}{ci}")
         ax.plot(r.bin_teacher, r.bin_student, "o-", color="C1", ms=4, lw=1.2, label="binned means")
+        control_bins = None
+        if r.control_logit is not None:
+            control_bins = binned(x, r.control_logit, len(r.bin_count))
+            fit = least_squares_slope(x, r.control_logit)
+            if fit is not None:
+                xs = np.array([lo, hi])
+                ax.plot(xs, fit[0] * xs + fit[1], color="C4", lw=1.5, ls="-.", label=f"control fit: slope {fit[0]:.2f}")
+            ax.plot(control_bins.bin_teacher, control_bins.bin_student, "s-", color="C4", ms=3, lw=1,
+                    label="control binned means")  # fmt: skip
         ax.set_xlabel("teacher logit confidence φ_teacher")
         ax.set_ylabel("student logit confidence φ_student")
         clip = f", {r.clipped} clipped" if r.clipped else ""
@@ -63,7 +74,16 @@ def confidence_figure(
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(alpha=0.3)
         se = np.nan_to_num(r.bin_delta_se)
-        ax2.errorbar(r.bin_teacher, r.bin_delta, yerr=2 * se, color="C2", marker="o", ms=4, capsize=3)
+        ax2.errorbar(r.bin_teacher, r.bin_delta, yerr=2 * se, color="C2", marker="o", ms=4, capsize=3,
+                     label="student − teacher")  # fmt: skip
+        if control_bins is not None:
+            cse = np.nan_to_num(control_bins.bin_delta_se)
+            ax2.errorbar(control_bins.bin_teacher, control_bins.bin_delta, yerr=2 * cse, color="C4", marker="s", ms=3,
+                         capsize=3, label="control − teacher")  # fmt: skip
+        else:
+            ax2.text(0.02, 0.02, "no control: not corrected for regression to the mean", transform=ax2.transAxes,
+                     fontsize=8, color="0.35")  # fmt: skip
+        ax2.legend(fontsize=8, loc="upper right")
         if r.tol > 0:
             ax2.axhspan(-r.tol, r.tol, color="0.85", label=f"|Δφ| ≤ tol = {r.tol:g}")
         ax2.axhline(0.0, color="0.3", ls="--", lw=1)

@@ -4,7 +4,7 @@ Kernels are built as ``K = Q diag(λ) Qᵀ`` with a seeded Haar-random orthogona
 eigenbasis and the spectrum are known exactly; labels are planted on chosen eigendirections.
 
 Classification sets (:func:`gaussian_mixture`, :func:`digits`, :func:`mnist1d`) share one value,
-:class:`Classification`, and one label-noise model (THEORY.md §8): each *training* (and
+:class:`Classification`, and one label-noise model (docs/theory.md §8): each *training* (and
 validation) label is flipped, independently with probability η, to a class drawn uniformly from
 the **other** classes,
 
@@ -251,7 +251,7 @@ def flip_labels(
 ) -> FlippedLabels:
     r"""Corrupt class labels: each flips with probability η to a uniformly drawn *other* class.
 
-    Implements P(ỹ = j | y) = (1 − η)·1[j = y] + η/(K − 1)·1[j ≠ y] (THEORY.md §8) by drawing a
+    Implements P(ỹ = j | y) = (1 − η)·1[j = y] + η/(K − 1)·1[j ≠ y] (docs/theory.md §8) by drawing a
     Bernoulli(η) flip per point and, for flipped points, ``ỹ = (y + u) mod K`` with ``u`` uniform on
     ``{1, …, K − 1}``; a flipped label never equals the clean one, so η is the corruption rate.
 
@@ -291,7 +291,7 @@ def flip_labels(
 def mixture_posterior(X: np.ndarray, means: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     r"""Bayes posterior of the clean class under an equal-prior Gaussian mixture ``N(μ_k, σ² I)``.
 
-    p*(k | x) = softmax_k(μ_kᵀx/σ² − ‖μ_k‖²/(2σ²))  (THEORY.md §8), computed with a stable softmax.
+    p*(k | x) = softmax_k(μ_kᵀx/σ² − ‖μ_k‖²/(2σ²))  (docs/theory.md §8), computed with a stable softmax.
     Its argmax is the Bayes classifier; ``mean_i max_k p*(k|x_i)`` over test points estimates the
     Bayes accuracy.
 
@@ -317,7 +317,7 @@ def mixture_posterior(X: np.ndarray, means: np.ndarray, *, sigma: float = 1.0) -
 
 
 def noisy_label_distribution(p: np.ndarray, *, label_noise: float) -> np.ndarray:
-    r"""Distribution of the noisy label given the clean-label distribution ``p`` (THEORY.md §8).
+    r"""Distribution of the noisy label given the clean-label distribution ``p`` (docs/theory.md §8).
 
     q̃_j = (1 − η) p_j + η/(K − 1) (1 − p_j). With ``p`` the Bayes posterior p*(·|x) this is the
     noisy-label posterior P(ỹ = j | x); with ``p`` the one-hot clean label (data sets with known
@@ -348,7 +348,7 @@ def clean_gradient_target(data: Classification) -> np.ndarray:
     r"""The expected noisy label q̃_i of each training point: the target of the clean gradient (T2).
 
     ḡ = (1/n) Σ_i J_iᵀ (p_i − q̃_i) is the one-hot gradient averaged over the label noise
-    (THEORY.md §8). For a Gaussian mixture (``data.means`` set) the clean label is itself random
+    (docs/theory.md §8). For a Gaussian mixture (``data.means`` set) the clean label is itself random
     given x, and q̃_i = :func:`noisy_label_distribution` of the Bayes posterior
     :func:`mixture_posterior` ``(x_i)``; for a data set with known clean labels it is that of
     the one-hot clean label, (1 − η) e_{y_i} + η/(K − 1)(1 − e_{y_i}).
@@ -379,8 +379,17 @@ def _split_noise(c: np.ndarray, n: int, K: int, eta: float, rng: np.random.Gener
 
 
 def _assemble(
-    name: str, K: int, X: np.ndarray, c: np.ndarray, X_test: np.ndarray, c_test: np.ndarray,
-    X_val: np.ndarray, c_val: np.ndarray, eta: float, rng: np.random.Generator, **extra: Any,
+    name: str,
+    K: int,
+    X: np.ndarray,
+    c: np.ndarray,
+    X_test: np.ndarray,
+    c_test: np.ndarray,
+    X_val: np.ndarray,
+    c_val: np.ndarray,
+    eta: float,
+    rng: np.random.Generator,
+    **extra: Any,
 ) -> Classification:
     tr, va = _split_noise(np.r_[c, c_val], c.size, K, eta, rng)
     eye = np.eye(K)

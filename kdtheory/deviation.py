@@ -7,7 +7,8 @@ the teacher's architecture, recipe, budget and stopping rule, from another initi
 another control such as the one-hot twin, reported beside it.
 
 **Confidence.** ``φ = log p_c − log(1 − p_c)`` of a reference class ``c_i`` (default: the teacher's
-top-1 class; ``"label"``: the true label), computed by :func:`kdtheory.confidence.logit_confidence`:
+top-1 class; ``"label"``: the true label; ``"control_top1"``: the control's top-1), computed by the
+kernels of :func:`kdtheory.confidence.point_confidences` (also behind :func:`phi`):
 from logits ``φ = z_c − logsumexp_{j≠c} z_j`` (exact, finite); from probabilities
 ``log max(p_c, ε) − log max(Σ_{j≠c} p_j, ε)`` with ``ε = 1e-12`` — the rest is summed directly, so
 ``p_c`` within round-off of 1 keeps its exact φ, and only a probability of exactly 0 or 1 (φ = ±∞
@@ -98,8 +99,8 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import choice
 from kdtheory.confidence.analyses import confidence_groups, least_squares_slope
-from kdtheory.confidence.inputs import KINDS, class_indices, validate_predictions
-from kdtheory.confidence.streaming import logit_confidence
+from kdtheory.confidence.inputs import KINDS, class_indices, open_predictions
+from kdtheory.confidence.streaming import logit_confidence, point_confidences
 from kdtheory.stats import Effect, Outcome, Rule, paired_effect
 
 __all__ = [
@@ -211,16 +212,6 @@ def phi(
     return logit_confidence(x, cls, kind=kind, eps=eps).logit
 
 
-def _phis(models: dict[str, np.ndarray], cls: np.ndarray, kind: str) -> dict[str, np.ndarray]:
-    out = {}
-    for name, x in models.items():
-        try:
-            out[name] = phi(x, cls, kind=kind)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from exc
-    return out
-
-
 def o1_effects(
     teacher: ArrayLike,
     student: ArrayLike,
@@ -234,8 +225,9 @@ def o1_effects(
 ) -> O1Effects:
     """The O1 effects of one seed from three models' predictions on the same points.
 
-    φ of the reference class for each model, then :func:`o1_from_phi` (rules in the module
-    docstring).
+    φ of the reference class for each model (one pass over row blocks,
+    :func:`kdtheory.confidence.point_confidences`; arrays, memory maps or ``.npy`` paths), then
+    :func:`o1_from_phi` (rules in the module docstring).
 
     Args:
       teacher: the teacher's predictions, ``(n, k)``.
@@ -269,35 +261,21 @@ def o1_effects(
             "select='control' compares the student with the teacher directly: the teacher's top-1 class would bias "
             "that comparison (winner's curse); use reference='control_top1' or 'label'"
         )
-    arrays = {"teacher": teacher, "student": student} | ({} if control is None else {"control": control})
-    models = {name: validate_predictions(x, kind=kind, name=name) for name, x in arrays.items()}
-    shape = models["teacher"].shape
-    for name, x in models.items():
-        if x.shape != shape:
-            raise ValueError(f"{name} has shape {x.shape} but teacher has shape {shape}; they must match")
-    n, k = shape
-    if reference == "label":
-        if labels is None:
-            raise ValueError("reference='label' needs labels")
-        cls = class_indices(labels, n=n, k=k, name="labels")
-    elif reference == "control_top1":
-        if control is None:
-            raise ValueError("reference='control_top1' needs a control")
-        cls = _argmax_rows(models["control"])
-    else:
-        cls = _argmax_rows(models["teacher"])
-    p = _phis(models, cls, kind)
+    if reference == "label" and labels is None:
+        raise ValueError("reference='label' needs labels")
+    if reference == "control_top1" and control is None:
+        raise ValueError("reference='control_top1' needs a control")
+    n, k = open_predictions(teacher, "teacher").shape
+    cls = None if labels is None else class_indices(labels, n=n, k=k, name="labels")
+    pts = point_confidences(teacher, student, control, kind=kind, labels=cls, reference=reference)
     return o1_from_phi(
-        p["teacher"], p["student"], p.get("control"), fraction=fraction, select=select, reference=reference
+        pts.teacher.logit,
+        pts.student.logit,
+        None if pts.control is None else pts.control.logit,
+        fraction=fraction,
+        select=select,
+        reference=reference,
     )
-
-
-def _argmax_rows(x: np.ndarray, block: int = 1 << 14) -> np.ndarray:
-    """Row-wise argmax in row blocks (a memory-mapped ``x`` is read once, block by block)."""
-    out = np.empty(x.shape[0], np.int64)
-    for start in range(0, x.shape[0], block):
-        out[start : start + block] = np.argmax(x[start : start + block], axis=1)
-    return out
 
 
 def o1_from_phi(

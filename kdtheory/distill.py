@@ -34,12 +34,12 @@ import scipy.optimize
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_times, choice
-from kdtheory.dynamics import _outputs, apply_filter
+from kdtheory.dynamics import Dense, FilterArg, Source, apply_filter
 from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum, loss_divisor
+from kdtheory.krylov import Lanczos, RitzSpectrum, is_operator
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
-    "Recipe",
     "mixing_weights",
     "distill",
     "distill_filter",
@@ -284,22 +284,39 @@ def distill_log_remaining(
 
 
 # ---------------------------------------------------------------------- trajectories
+def _outputs(y: ArrayLike) -> int:
+    """Number of outputs ``k`` of labels ``(n,)`` (1) or ``(n, k)``."""
+    shape = np.shape(y)
+    return int(shape[1]) if len(shape) == 2 else 1
+
+
+def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
+    """The filter for :func:`kdtheory.dynamics.apply_filter`: evaluated on a spectrum.
+
+    On an operator it is checked on a one-point probe (bad options fail before any kernel
+    product) and passed on as a function of the Ritz values.
+    """
+    if is_operator(source):
+        filter_of(RitzSpectrum(np.zeros(1), None, None, 0.0, points=source.n))
+        return filter_of
+    return filter_of(source)
+
+
 def _trajectory(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
-    filt: Filter,
+    filt: FilterArg,
     axis: ArrayLike,
     recipe: Recipe,
     *,
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
-    compress: bool | None = None,
+    tests: tuple[ArrayLike | None, ArrayLike | None, ArrayLike | None] = (None, None, None),
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
     is_ridge = recipe.method == "ridge"
+    test_kernel, test_features, test_init = tests
     return apply_filter(
         spectrum,
         y,
@@ -312,13 +329,13 @@ def _trajectory(
         test_kernel=test_kernel,
         test_features=test_features,
         test_init=test_init,
-        compress=compress,
         recipe=recipe.record(),
+        solver=solver,
     )
 
 
 def distill(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
     t: ArrayLike,
     *,
@@ -332,7 +349,7 @@ def distill(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""A student trained on its teacher's training predictions, in closed form.
 
@@ -344,7 +361,8 @@ def distill(
     ``w ŷ + (1 − w) y`` (``filter`` is then the student's own filter).
 
     Args:
-      spectrum: the training kernel's spectrum (shared by teacher and student).
+      spectrum: the training kernel's spectrum (shared by teacher and student), or the kernel as
+        a :class:`~kdtheory.operators.KernelOperator` (certified Krylov solver).
       y: labels ``(n[, k])``.
       t: the student's axis (times, steps, or ridge strengths for a ridge student), any shape.
       teacher_t: the teacher's time/steps/ridge strength (scalar; ``np.inf`` allowed for times).
@@ -358,64 +376,77 @@ def distill(
       test_kernel: cross-kernel ``(n_test, n)`` for test predictions.
       test_features: test design matrix ``(n_test, d)`` (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
     student = student or teacher
-    out = {"test_kernel": test_kernel, "test_features": test_features, "test_init": test_init, "compress": compress}
+    out = {"tests": (test_kernel, test_features, test_init), "solver": solver}
     k = _outputs(y)
     if init is None and init_weights is None:
-        filt = distill_filter(
-            spectrum,
-            t,
-            teacher_t=teacher_t,
-            teacher=teacher,
-            student=student,
-            teacher_weight=teacher_weight,
-            truth_weight=truth_weight,
-            outputs=k,
-        )
-        return _trajectory(spectrum, y, filt, t, student, **out)
+
+        def filter_of(spec: Spectrum) -> Filter:
+            return distill_filter(
+                spec,
+                t,
+                teacher_t=teacher_t,
+                teacher=teacher,
+                student=student,
+                teacher_weight=teacher_weight,
+                truth_weight=truth_weight,
+                outputs=k,
+            )
+
+        return _trajectory(spectrum, y, _on(spectrum, filter_of), t, student, **out)
     target = teacher_predictions(
-        spectrum, y, teacher_t=teacher_t, teacher=teacher, teacher_weight=teacher_weight, truth_weight=truth_weight
+        spectrum,
+        y,
+        teacher_t=teacher_t,
+        teacher=teacher,
+        teacher_weight=teacher_weight,
+        truth_weight=truth_weight,
+        solver=solver,
     )
-    filt = student.filter(spectrum, t, outputs=k)
+    filt = _on(spectrum, lambda spec: student.filter(spec, t, outputs=k))
     return _trajectory(spectrum, target, filt, t, student, init=init, init_weights=init_weights, **out)
 
 
 def teacher_predictions(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
     *,
     teacher_t: float,
     teacher: Recipe = GRADIENT_FLOW,
     teacher_weight: float | None = None,
     truth_weight: float | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> np.ndarray:
     """The (mixed) distillation target ``w ŷ + (1 − w) y`` on the training points.
 
     Args:
-      spectrum: the training kernel's spectrum.
+      spectrum: the training kernel's spectrum, or a kernel operator.
       y: labels ``(n[, k])``.
       teacher_t: the teacher's time/steps/ridge strength (scalar).
       teacher: the teacher's recipe.
       teacher_weight: weight ``w`` on the teacher (default 1).
       truth_weight: weight ``1 − w`` on the labels instead.
+      solver: Krylov options when ``spectrum`` is a kernel operator.
 
     Returns:
       Shape of ``y``.
     """
-    _check_spectrum(spectrum)
+    if not is_operator(spectrum):
+        _check_spectrum(spectrum)
     w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
-    T = teacher.filter(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=_outputs(y))
-    yhat = apply_filter(spectrum, y, T).train
+    tt, k = _scalar_axis(teacher_t, "teacher_t"), _outputs(y)
+    T = _on(spectrum, lambda spec: teacher.filter(spec, tt, outputs=k))
+    yhat = apply_filter(spectrum, y, T, solver=solver).train
     return w * yhat + (1.0 - w) * np.asarray(y, dtype=float)
 
 
 def rounds(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
     t: Sequence[float],
     *,
@@ -426,7 +457,7 @@ def rounds(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Repeated self-distillation: one trajectory entry per round (see :func:`rounds_filter`).
 
@@ -435,7 +466,7 @@ def rounds(
     along ``last_round_t``.
 
     Args:
-      spectrum: the training kernel's spectrum.
+      spectrum: the training kernel's spectrum, or a kernel operator.
       y: labels ``(n[, k])``.
       t: per-round times (or ridge strengths), round 0 the teacher.
       recipe: the recipe of every round.
@@ -445,19 +476,23 @@ def rounds(
       test_kernel: cross-kernel ``(n_test, n)``.
       test_features: test design matrix (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
     """
-    filt = rounds_filter(
+    k = _outputs(y)
+    filt = _on(
         spectrum,
-        t,
-        recipe=recipe,
-        teacher_weight=teacher_weight,
-        truth_weight=truth_weight,
-        last_round_t=last_round_t,
-        outputs=_outputs(y),
+        lambda spec: rounds_filter(
+            spec,
+            t,
+            recipe=recipe,
+            teacher_weight=teacher_weight,
+            truth_weight=truth_weight,
+            last_round_t=last_round_t,
+            outputs=k,
+        ),
     )
     axis = np.asarray(t, float) if last_round_t is None else last_round_t
     return _trajectory(
@@ -466,15 +501,13 @@ def rounds(
         filt,
         axis,
         recipe,
-        test_kernel=test_kernel,
-        test_features=test_features,
-        test_init=test_init,
-        compress=compress,
+        tests=(test_kernel, test_features, test_init),
+        solver=solver,
     )
 
 
 def late_switch(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
     t: ArrayLike,
     *,
@@ -486,12 +519,12 @@ def late_switch(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """Train on one target until ``switch_t``, then on the other (see :func:`late_switch_filter`).
 
     Args:
-      spectrum: the training kernel's spectrum.
+      spectrum: the training kernel's spectrum, or a kernel operator.
       y: labels ``(n[, k])``.
       t: times (steps) after the switch, any shape; the trajectory's ``t``.
       teacher_t: the teacher's time (scalar).
@@ -502,20 +535,24 @@ def late_switch(
       test_kernel: cross-kernel ``(n_test, n)``.
       test_features: test design matrix (features spectrum).
       test_init: initial test output with ``test_kernel``.
-      compress: as in :func:`kdtheory.dynamics.train`.
+      solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory` indexed by the times after the switch.
     """
-    filt = late_switch_filter(
+    k = _outputs(y)
+    filt = _on(
         spectrum,
-        t,
-        teacher_t=teacher_t,
-        switch_t=switch_t,
-        recipe=recipe,
-        teacher=teacher,
-        reverse=reverse,
-        outputs=_outputs(y),
+        lambda spec: late_switch_filter(
+            spec,
+            t,
+            teacher_t=teacher_t,
+            switch_t=switch_t,
+            recipe=recipe,
+            teacher=teacher,
+            reverse=reverse,
+            outputs=k,
+        ),
     )
     return _trajectory(
         spectrum,
@@ -523,10 +560,8 @@ def late_switch(
         filt,
         t,
         recipe,
-        test_kernel=test_kernel,
-        test_features=test_features,
-        test_init=test_init,
-        compress=compress,
+        tests=(test_kernel, test_features, test_init),
+        solver=solver,
     )
 
 

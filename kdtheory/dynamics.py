@@ -20,7 +20,8 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,13 +30,36 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
 from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum, loss_divisor
+from kdtheory.krylov import Lanczos, RitzSpectrum, check, is_operator, solve
+from kdtheory.operators import KernelOperator
 from kdtheory.trajectory import Trajectory
 
-__all__ = ["train", "apply_filter"]
+__all__ = ["train", "apply_filter", "Dense", "Source", "FilterArg"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    r"""Options of the exact (eigendecomposition) evaluator, the ``solver=`` of a Spectrum source.
+
+    Attributes:
+      compress: evaluate many times through a verified interpolative decomposition of the time
+        axis (:mod:`kdtheory._synthesis`; agrees with the direct product to ~1e-13 relative per
+        time). ``None``: automatically for large problems (≥ 512 times·outputs and
+        ``n·m ≥ 65536``); ``False``: always the direct product.
+    """
+
+    compress: bool | None = None
+
+
+#: What the closed forms evaluate on: a dense :class:`~kdtheory.spectrum.Spectrum`, or a kernel
+#: operator (then the certified block-Lanczos solver of :mod:`kdtheory.krylov` evaluates the filter).
+Source = Spectrum | KernelOperator
+#: A filter already evaluated on a spectrum, or a function ``Spectrum -> Filter`` (needed on operators).
+FilterArg = Filter | Callable[[Spectrum], Filter]
 
 
 def train(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
     t: ArrayLike | None = None,
     *,
@@ -50,7 +74,7 @@ def train(
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
     allow_unstable: bool = False,
-    compress: bool | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Train a kernel/linear model on the squared loss in closed form and return its trajectory.
 
@@ -60,7 +84,10 @@ def train(
     at each strength ``c`` (the trajectory's ``ridge`` is set and its ``t`` is ``None``).
 
     Args:
-      spectrum: the training kernel's :class:`~kdtheory.eigen.Spectrum`.
+      spectrum: the training kernel's :class:`~kdtheory.eigen.Spectrum`, or the kernel as a
+        :class:`~kdtheory.operators.KernelOperator` (large n: the filter goes to the certified
+        block-Lanczos solver, :mod:`kdtheory.krylov`; ``filter``/``modes`` are then along the
+        Ritz vectors and ``Trajectory.solver`` holds the certificate).
       y: labels, shape ``(n,)`` or ``(n, k)``.
       t: times (flow, learning-rate units) or whole steps (gd, momentum); scalar or array of any
         shape; ``np.inf`` is the exact converged solution.
@@ -78,10 +105,9 @@ def train(
         predictions ``X_test w(t)`` (so the initial test output is ``X_test w_0``).
       test_init: initial test output with ``test_kernel`` (default 0), shape ``(n_test[, k])``.
       allow_unstable: allow learning rates beyond stability at finite steps.
-      compress: evaluate many times through a verified interpolative decomposition of the
-        time axis (:mod:`kdtheory._synthesis`; agrees with the direct product to ~1e-13 relative
-        per time). ``None``: automatically for large problems (≥ 512 times·outputs and
-        ``n·m ≥ 65536``); ``False``: always the direct product.
+      solver: how to evaluate: on a Spectrum :class:`Dense` (default ``Dense()``), on an operator
+        the Krylov solver's :class:`kdtheory.krylov.Lanczos` (default ``Lanczos()``: tolerance
+        1e-6, strict).
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
@@ -89,7 +115,9 @@ def train(
     Raises:
       ValueError: shape mismatches, NaN/inf, negative times, unstable learning rates, unknown
         options (each message names the argument).
-      TypeError: ``spectrum`` is not a :class:`~kdtheory.eigen.Spectrum`.
+      TypeError: ``spectrum`` is neither a Spectrum nor a kernel operator.
+      kdtheory.krylov.ConvergenceError: on an operator, the tolerance was not certified
+        (``solver.strict``).
 
     Examples:
       >>> import numpy as np
@@ -100,7 +128,8 @@ def train(
       array([[0., 0.],
              [1., 1.]])
     """
-    _check_spectrum(spectrum)
+    if not is_operator(spectrum):
+        _check_spectrum(spectrum)
     if (t is None) == (ridge is None):
         raise ValueError("give the time axis t or the ridge strengths ridge (exactly one)")
     if ridge is not None:
@@ -117,7 +146,13 @@ def train(
             allow_unstable=allow_unstable,
         )
     at = t if ridge is None else ridge
-    filt = recipe.filter(spectrum, at, outputs=_outputs(y))
+    k = _outputs(y)
+    if is_operator(spectrum):
+        # validate the recipe and the axis before any kernel product
+        recipe.filter(RitzSpectrum(np.zeros(1), None, None, 0.0, points=spectrum.n), at, outputs=k)
+        filt: FilterArg = _RecipeFilter(recipe, at, k, spectrum.n)
+    else:
+        filt = recipe.filter(spectrum, at, outputs=k)
     return apply_filter(
         spectrum,
         y,
@@ -130,15 +165,15 @@ def train(
         test_kernel=test_kernel,
         test_features=test_features,
         test_init=test_init,
-        compress=compress,
         recipe=recipe.record(),
+        solver=solver,
     )
 
 
 def apply_filter(
-    spectrum: Spectrum,
+    spectrum: Source,
     y: ArrayLike,
-    filter: Filter,
+    filter: FilterArg,
     *,
     t: ArrayLike | None = None,
     ridge: ArrayLike | None = None,
@@ -148,8 +183,8 @@ def apply_filter(
     test_kernel: ArrayLike | None = None,
     test_features: ArrayLike | None = None,
     test_init: ArrayLike | None = None,
-    compress: bool | None = None,
     recipe: Mapping[str, Any] | None = None,
+    solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Build a :class:`~kdtheory.trajectory.Trajectory` from any spectral filter.
 
@@ -157,10 +192,13 @@ def apply_filter(
     ``f = f_0 − U diag(a) Uᵀ (f_0 − y)``, dual coefficients ``α = −U diag(a/λ) Uᵀ (f_0 − y)``.
 
     Args:
-      spectrum: the training kernel's spectrum.
+      spectrum: the training kernel's spectrum, or the kernel as a
+        :class:`~kdtheory.operators.KernelOperator` (certified block Lanczos, :mod:`kdtheory.krylov`).
       y: the targets the filter pulls towards, ``(n[, k])``.
       filter: a :class:`~kdtheory.eigen.Filter` of shape ``S + (m,)``, ``a/λ`` in units of
-        ``spectrum.evals`` (as :meth:`~kdtheory.eigen.Recipe.filter` returns it).
+        ``spectrum.evals`` (as :meth:`~kdtheory.eigen.Recipe.filter` returns it), or a function
+        ``Spectrum -> Filter`` (required on an operator: it is called with the Ritz values, e.g.
+        ``lambda s: Recipe("gd", learning_rate=0.1).filter(s, t)``).
       t: the time axis stored in the trajectory, shape ``S`` (default ``arange`` when
         ``ridge`` is not given either).
       ridge: the ridge strengths stored instead of ``t`` (ridge recipes), shape ``S``.
@@ -171,9 +209,9 @@ def apply_filter(
       test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
       test_features: test design matrix ``(n_test, d)`` (features spectrum only).
       test_init: initial test output with ``test_kernel`` (default 0).
-      compress: as in :func:`train`.
       recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
         ``normalization``); default a ``"custom"`` recipe.
+      solver: :class:`Dense` on a Spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       A :class:`~kdtheory.trajectory.Trajectory`.
@@ -181,30 +219,41 @@ def apply_filter(
     Raises:
       ValueError: a filter whose last axis is not the spectrum's ``m``, shape mismatches, bad
         options (each message names the argument).
-      TypeError: ``spectrum`` is not a Spectrum or ``filter`` is not a Filter.
+      TypeError: ``spectrum`` is not a Spectrum or operator, or ``filter`` is not a Filter.
+      kdtheory.krylov.ConvergenceError: on an operator, the tolerance was not certified.
     """
-    _check_spectrum(spectrum)
     choice(normalization, "normalization", NORMALIZATIONS)
-    if not isinstance(filter, Filter):
-        raise TypeError(f"filter must be a kdtheory.eigen.Filter, got {type(filter).__name__}")
     if t is not None and ridge is not None:
         raise ValueError("a trajectory is indexed by t or by ridge, not both")
+    if is_operator(spectrum):
+        if init_weights is not None or test_features is not None:
+            raise ValueError("init_weights and test_features need a features spectrum (Spectrum.from_features)")
+        if isinstance(solver, Dense):
+            raise ValueError("solver=Dense(...) applies to a Spectrum; on an operator pass solver=Lanczos(...)")
+        return _apply_operator(
+            spectrum, y, filter, (t, ridge), normalization, (init, test_kernel, test_init), recipe, solver
+        )
+    _check_spectrum(spectrum)
+    if solver is None:
+        solver = Dense()
+    if not isinstance(solver, Dense):
+        raise ValueError(
+            "solver= on a Spectrum must be kdtheory.dynamics.Dense(...); Lanczos(...) is for a kernel operator"
+        )
+    compress = solver.compress
+    if callable(filter) and not isinstance(filter, Filter):
+        filter = filter(spectrum)
+    if not isinstance(filter, Filter):
+        raise TypeError(f"filter must be a kdtheory.eigen.Filter, got {type(filter).__name__}")
     m = spectrum.evals.size
     a, g = filter.a, filter.a_over_eval
     if a.shape[-1] != m:
         raise ValueError(f"filter must have shape S + (m,) with m={m} modes, got {a.shape}")
     S = a.shape[:-1]
     a2, g2 = a.reshape(-1, m), g.reshape(-1, m)
-    T = a2.shape[0]
-    axis = None if t is None else as_times(t, "t")
-    ridge_axis = None if ridge is None else as_times(ridge, "ridge")
-    for arr, name in ((axis, "t"), (ridge_axis, "ridge")):
-        if arr is not None and arr.shape != S:
-            raise ValueError(f"{name} has shape {arr.shape} but the filter's leading shape is {S}")
-    if axis is None and ridge_axis is None:
-        axis = np.arange(T, dtype=float).reshape(S)
+    axis, ridge_axis = _axes(t, ridge, S)
 
-    y2, squeeze = _as_2d(spectrum._labels(y, "y"))
+    y2, squeeze = _as_2d(spectrum.check_labels(y, name="y"))
     k = y2.shape[1]
     f0 = _initial_output(spectrum, y2, squeeze, init, init_weights)
     r0 = f0 - y2
@@ -243,6 +292,61 @@ def apply_filter(
         if test_features is not None:
             test = np.einsum("id,tdk->tik", Xt, weights, optimize=True)
 
+    return _close(
+        (axis, ridge_axis),
+        S,
+        squeeze,
+        dict(filter=a, train=train_pred, modes=modes, loss=loss_val, norm=norm, test=test, weights=weights),
+        recipe,
+        normalization,
+    )
+
+
+class _RecipeFilter:
+    """``Spectrum -> Filter`` of a recipe at an axis, carrying what the Krylov residual bounds need."""
+
+    def __init__(self, recipe: Recipe, at: ArrayLike, k: int, n: int):
+        """Bind the recipe, axis and outputs; derive the :data:`kdtheory.krylov.Structure`."""
+        self.recipe, self.at, self.k = recipe, at, k
+        scale = recipe.eigenvalue_scale(n, k)
+        axis = np.ravel(as_times(at, "ridge" if recipe.method == "ridge" else "t"))
+        if recipe.method in ("flow", "gd"):
+            self.structure: tuple[str, float, np.ndarray] | None = (recipe.method, recipe.learning_rate * scale, axis)
+        elif recipe.method == "ridge":
+            self.structure = ("ridge", scale, axis)
+        else:
+            self.structure = None
+
+    def __call__(self, spec: Spectrum) -> Filter:
+        """The recipe's filter on ``spec``."""
+        return self.recipe.filter(spec, self.at, outputs=self.k)
+
+
+def _axes(
+    t: ArrayLike | None, ridge: ArrayLike | None, S: tuple[int, ...]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The trajectory's ``t`` and ``ridge`` checked against the filter's leading shape ``S``."""
+    axis = None if t is None else as_times(t, "t")
+    ridge_axis = None if ridge is None else as_times(ridge, "ridge")
+    for arr, name in ((axis, "t"), (ridge_axis, "ridge")):
+        if arr is not None and arr.shape != S:
+            raise ValueError(f"{name} has shape {arr.shape} but the filter's leading shape is {S}")
+    if axis is None and ridge_axis is None:
+        axis = np.arange(int(np.prod(S)), dtype=float).reshape(S)
+    return axis, ridge_axis
+
+
+def _close(
+    axes: tuple[np.ndarray | None, np.ndarray | None],
+    S: tuple[int, ...],
+    squeeze: bool,
+    fields: dict[str, np.ndarray | None],
+    recipe: Mapping[str, Any] | None,
+    normalization: Normalization,
+    solver: Mapping[str, Any] | None = None,
+) -> Trajectory:
+    """The one closing step of both back ends: reshape to the axis, squeeze 1-D labels, record."""
+
     def shape(x: np.ndarray | None) -> np.ndarray | None:
         if x is None:
             return None
@@ -251,18 +355,78 @@ def apply_filter(
 
     rec = {"method": "custom", "learning_rate": float("nan"), "momentum": 0.0, **(recipe or {})}
     rec["normalization"] = normalization
-    return Trajectory(
-        t=axis,
-        ridge=ridge_axis,
-        filter=a,
-        train=shape(train_pred),
-        modes=shape(modes),
-        loss=loss_val.reshape(S),
-        norm=norm.reshape(S),
-        test=shape(test),
-        weights=shape(weights),
-        recipe=rec,
+    out = {name: (shape(v) if name in ("train", "modes", "test", "weights") else v) for name, v in fields.items()}
+    out["filter"] = fields["filter"].reshape(S + fields["filter"].shape[-1:])
+    out["loss"] = fields["loss"].reshape(S)
+    out["norm"] = fields["norm"].reshape(S)
+    return Trajectory(t=axes[0], ridge=axes[1], recipe=rec, solver=solver, **out)
+
+
+def _apply_operator(
+    operator: KernelOperator,
+    y: ArrayLike,
+    filter: FilterArg,
+    axes: tuple[ArrayLike | None, ArrayLike | None],
+    normalization: Normalization,
+    starts: tuple[ArrayLike | None, ArrayLike | None, ArrayLike | None],
+    recipe: Mapping[str, Any] | None,
+    solver: Lanczos | None,
+) -> Trajectory:
+    """:func:`apply_filter` on a kernel operator: the filter goes to :func:`kdtheory.krylov.solve`."""
+    opts = Lanczos() if solver is None else solver
+    if not isinstance(opts, Lanczos):
+        raise TypeError(f"solver must be a kdtheory.krylov.Lanczos, got {type(opts).__name__}")
+    if isinstance(filter, Filter) or not callable(filter):
+        raise TypeError(
+            "on a kernel operator, filter must be a function Spectrum -> kdtheory.filters.Filter "
+            "(it is evaluated on the Ritz values), e.g. lambda s: Recipe().filter(s, t)"
+        )
+    init, test_kernel, test_init = starts
+    n = operator.shape[0]
+    if operator.shape[0] != operator.shape[1]:
+        raise ValueError(f"operator must be a square KernelOperator, got {operator!r}")
+    Y = as_float_array(y, "y", ndim=(1, 2))
+    if Y.shape[0] != n:
+        raise ValueError(f"y has {Y.shape[0]} rows but the operator has n={n}")
+    y2, squeeze = _as_2d(Y)
+    k = y2.shape[1]
+    f0 = np.zeros_like(y2)
+    if init is not None:
+        f0 = as_float_array(init, "init", ndim=(1, 2))
+        if f0.shape != Y.shape:
+            raise ValueError(f"init must have the shape of y {Y.shape}, got {f0.shape}")
+        f0 = f0.reshape(y2.shape)
+    if test_kernel is None and test_init is not None:
+        raise ValueError("test_init needs test_kernel")
+    R = y2 - f0
+    if not np.any(R):
+        raise ValueError("y − init is zero: there is nothing to train (every filter leaves f = init)")
+    res = solve(operator, R, filter, opts, test_kernel=test_kernel, structure=getattr(filter, "structure", None))
+    S = res.axis_shape
+    axes_checked = _axes(axes[0], axes[1], S)
+    test = None
+    if res.test_change is not None:
+        test = _test_init(test_init, res.test_change.shape[1], k, squeeze)[None] + res.test_change
+    modes = -(1.0 - res.filter)[:, :, None] * res.coords[None]  # (V s_i)ᵀ (f − y)
+    div = loss_divisor(normalization, n, k)
+    loss = 0.5 * np.einsum("tmk,tmk->t", modes, modes) / div
+    stats = dict(res.stats)
+    err = np.asarray(stats["error_train"])
+    # |½‖r + δ‖² − ½‖r‖²| ≤ ‖δ‖ (‖r‖ + ‖δ‖): the loss bound follows from the train bound
+    stats["error_loss"] = (err * (np.sqrt(2 * div * loss) + err) / div).tolist()
+    for key in ("error_train", "error_test", "error_loss", "error_norm"):
+        if stats.get(key) is not None:
+            stats[key] = np.asarray(stats[key]).reshape(S).tolist()
+    traj = _close(
+        axes_checked,
+        S,
+        squeeze,
+        dict(filter=res.filter, train=f0[None] + res.change, modes=modes, loss=loss, norm=res.norm, test=test),
+        recipe,
+        normalization,
+        solver=stats,
     )
+    return check(traj, opts)
 
 
 def _outputs(y: ArrayLike) -> int:
@@ -276,7 +440,8 @@ def _check_spectrum(spectrum: object) -> None:
     if not isinstance(spectrum, Spectrum):
         raise TypeError(
             "spectrum must be a kdtheory.eigen.Spectrum (use Spectrum.from_kernel(K) or "
-            f"Spectrum.from_features(X)), got {type(spectrum).__name__}"
+            "Spectrum.from_features(X)) or a kdtheory.operators.KernelOperator, "
+            f"got {type(spectrum).__name__}"
         )
 
 

@@ -2,7 +2,7 @@ r"""Direction-by-direction comparisons of a student, its teacher and a one-hot r
 
 With teacher time ``T``, student time ``t`` and the recipe's filter ``a``, the student's
 coefficient along eigendirection ``k`` is ``a_k(t) a_k(T) w*_k`` (``w*`` the min-norm solution).
-Three forms of "distillation exaggerates the implicit bias of GD" (THEORY.md §3):
+Three forms of "distillation exaggerates the implicit bias of GD" (docs/theory.md §3):
 
 * **E1 (ratio)**: for ``λ_j > λ_k``, the student's coefficient ratio ``w_k/w_j`` relative to
   ``w*_k/w*_j`` is ``a_k(t)/a_j(t)`` times the teacher's — strictly smaller whenever the filter is

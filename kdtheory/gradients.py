@@ -8,7 +8,7 @@ r"""Per-example gradients and Jacobians in JAX (the numpy statistics of them are
   (a :class:`kdtheory.simulate.Loss` on one example, ``"sum"`` normalization, no ``1/n``), so the
   full-batch gradient of the ``"mean"`` loss is their mean.
 * :func:`distillation_gradients` — the per-example one-hot and distillation gradients in the
-  distillation convention ``τ² CE(f/τ, ·)`` (THEORY.md §5), the input of
+  distillation convention ``τ² CE(f/τ, ·)`` (docs/theory.md §5), the input of
   :func:`kdtheory.noise.decompose`.
 * :func:`statistics_along` — :func:`kdtheory.noise.gradient_statistics` at every recorded step
   of a trajectory.
@@ -166,7 +166,7 @@ def distillation_gradients(
     r"""Per-example gradients of ``τ² CE(f/τ, e_y)`` (one-hot) and ``τ² CE(f/τ, softmax(z/τ))``.
 
     Both in the distillation convention, so they differ by ``τ J_iᵀ (q_i − e_{y_i})``
-    (``q = softmax(z/τ)``): the noise one-hot labels add (THEORY.md §5).
+    (``q = softmax(z/τ)``): the noise one-hot labels add (docs/theory.md §5).
 
     Args:
       model: a non-kernel :class:`~kdtheory.simulate.Model`.

@@ -5,7 +5,7 @@ Per-example gradients ``g_i = J_iᵀ ∂ℓ_i/∂f_i`` (``J_i = ∂f(x_i)/∂θ`
 *per-example* loss ``ℓ_i`` (no ``1/n``), so the full-batch gradient is their mean ``G``. For softmax
 cross-entropy ``∂ℓ_i/∂f_i = p_i − t_i``; the one-hot and distillation gradients differ by
 
-    ``g_OH − g_KD = (1/n) Σ_i J_iᵀ (q_i − e_{y_i})``                          (THEORY.md §5)
+    ``g_OH − g_KD = (1/n) Σ_i J_iᵀ (q_i − e_{y_i})``                          (docs/theory.md §5)
 
 and if ``y_i ~ Categorical(q_i)`` (a Bayes teacher) ``E[g_OH] = g_KD`` and
 ``E‖g_OH‖² − ‖g_KD‖² = (1/n²) Σ_i tr(J_iᵀ (diag q_i − q_i q_iᵀ) J_i)``, which in logit space

@@ -81,6 +81,7 @@ __all__ = [
     "device_mesh",
 ]
 
+
 # ---------------------------------------------------------------------- the interface
 class KernelOperator(abc.ABC):
     r"""A (possibly rectangular) kernel matrix ``K`` given by its products ``K V``.

@@ -6,7 +6,7 @@ covariance ``Σ`` is ``(θ̂ − θ*)ᵀ Σ (θ̂ − θ*)`` (:func:`population_
 held-out sample ``(X_val, y_val)`` is ``‖X_val θ̂ − y_val‖²/n_val`` (:func:`validation_mse`); both
 are evaluated for a whole grid of recipes at once, as quadratic forms in the coefficients.
 
-Question (THEORY.md §3, *Generalization*): with a decaying spectrum, does the best student over
+Question (docs/theory.md §3, *Generalization*): with a decaying spectrum, does the best student over
 ``(T, t, teacher weight)`` beat the best early-stopped teacher? Two ways to pick "best":
 
 * :func:`search_best` picks both by their *population* risk (an oracle). The student's grid

@@ -1,4 +1,4 @@
-r"""The ridge / kernel-ridge self-distillation family, in closed form (THEORY.md §4).
+r"""The ridge / kernel-ridge self-distillation family, in closed form (docs/theory.md §4).
 
 Every filter here is composed by the one rule :meth:`kdtheory.eigen.Filter.train_from`; the
 papers' closed sums (Borup's geometric sum, Pareek's polynomials) are the tests' oracles.

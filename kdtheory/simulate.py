@@ -1,6 +1,8 @@
 r"""The JAX training engine: models × losses × optimizers × schedules, recorded along a time axis.
 
-Training runs as one ``jax.jit``-compiled ``lax.scan`` over steps (no Python loop per step); the
+Training runs as one ``jax.jit``-compiled loop over steps (no Python loop per step), for a whole
+batch of runs at once (:func:`train_batch`, one :class:`Run` per member, ``jax.vmap`` over the
+runs, sharded over all JAX devices; :func:`train_model` is the batch of one); the
 state at each requested step of the time axis ``t`` (training outputs, test outputs, loss,
 optionally a projection of the parameters) is written into preallocated buffers. ``t = s`` is the
 state *after* ``s`` updates, the convention of :mod:`kdtheory.dynamics` (``t = 0`` is the
@@ -21,14 +23,20 @@ Conventions (the vocabulary of the package docstring):
     (``softmax(log p / τ) = p^{1/τ}/Σ p^{1/τ}``); undeclared probabilities are refused, never
     softmaxed twice.
   * **Schedules**: the teacher weight may switch at step ``switch_t`` (late distillation: 0 → 1;
-    the reverse: 1 → 0).
-  * **Optimizers**: ``v ← β v − η g``, ``θ ← θ + v`` (β = 0: gradient descent). Minibatches of
+    the reverse: 1 → 0); the learning rate follows a :mod:`kdtheory.schedules` schedule ``m(s)``.
+  * **Optimizers**: ``v ← β v − η m(s) g``, ``θ ← θ + v`` (β = 0: gradient descent; ``s`` the
+    0-based update). Minibatches of
     ``B`` points are sampled without replacement within each epoch (the usual SGD): each epoch is
     a fresh random permutation of the ``n`` points, drawn from the run's seed, cut into ``⌊n/B⌋``
     batches; the ``n mod B`` points left over are skipped in that epoch.
   * **Compilation**: one compiled loop per model (by identity), loss kind and normalization, batch
-    size, number of steps, ``n``, test set and projection; the learning rate, momentum,
-    temperature, teacher weights and switch step are traced, so a sweep over them compiles once.
+    size, number of steps, ``n``, test set and projection (and per array shape: the number of runs
+    in a batch and of recorded steps); the learning rate, momentum, schedule, temperature, teacher
+    weights and switch step are traced, so a sweep over them compiles once — and the runs of a
+    sweep can share one batch.
+  * **Seeds**: a run's initialization uses ``split(PRNGKey(init_seed))[0]``, its minibatch order
+    ``split(PRNGKey(order_seed))[1]`` (``order_seed`` defaults to ``init_seed``; ``train_model``'s
+    ``seed`` is both).
   * **Kernel models** hold dual coefficients α (``f = K α``) and are updated with the functional
     gradient ``α ← α − η ∂L/∂f`` — gradient descent in the RKHS, the dynamics of
     :mod:`kdtheory.dynamics`.
@@ -490,9 +498,11 @@ MEMORY_BYTES = 2**30
 """Default ``memory_bytes`` of :func:`train_batch`: 1 GiB of recorded outputs and state per chunk."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Run:
     r"""What may differ between the runs of one :func:`train_batch` batch.
+
+    Runs compare by identity (they may hold arrays: a teacher, parameters).
 
     Attributes:
       init_seed: seed of the initialization ``model.init(split(PRNGKey(init_seed))[0])``
@@ -717,8 +727,11 @@ def train_batch(
     budget = MEMORY_BYTES if memory_bytes is None else positive_integer(memory_bytes, "memory_bytes")
     chunk = max(1, min(len(runs), budget // per_run))
     size, put_batched, put_shared = _engine.placement(chunk)
-    cast = functools.partial(jnp.asarray, dtype=dtype)
-    shared = put_shared((cast(Xn), cast(Yn), cast(Xt), jnp.asarray(ck, jnp.int32)))
+
+    def cast(a):  # cast on the host: one transfer, no eager device op per array
+        return np.asarray(a, dtype)
+
+    shared = put_shared((cast(Xn), cast(Yn), cast(Xt), np.asarray(ck, np.int32)))
     out: list[Trajectory] = []
     for start in range(0, len(runs), chunk):
         members = list(range(start, min(start + chunk, len(runs))))
@@ -787,6 +800,9 @@ def _run_bytes(model: Model, template: Any, project: Callable | None, C: int, n:
     return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k)
 
 
+_split = jax.jit(jax.random.split)
+
+
 @functools.lru_cache(maxsize=16)
 def _init_many(model: Model) -> Callable:
     """``model.init`` over a batch of keys, compiled once per model."""
@@ -796,8 +812,8 @@ def _init_many(model: Model) -> Callable:
 def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
     """The batched inputs of a chunk: parameters, sampling keys and traced hyperparameters."""
     seeds = [(r.init_seed, r.init_seed if r.order_seed is None else r.order_seed) for r in runs]
-    init_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
-    order_keys = jnp.stack([jax.random.split(jax.random.PRNGKey(b))[1] for _, b in seeds])
+    init_keys = np.stack([_split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
+    order_keys = np.stack([_split(jax.random.PRNGKey(b))[1] for _, b in seeds])
     need = [i for i, r in enumerate(runs) if r.params is None]
     drawn = _init_many(model)(init_keys[np.array(need)]) if need else None
     leaves = []
@@ -807,7 +823,7 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
             leaves.append(jax.tree_util.tree_map(lambda a, j=j: a[j], drawn))
         else:
             leaves.append(r.params)
-    params = jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(x, dtype) for x in a]), *leaves)
+    params = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x, dtype) for x in a]), *leaves)
 
     def col(values):
         return np.asarray(values, dtype)
@@ -832,12 +848,12 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
 
 def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn, has_test: bool) -> Trajectory:
     """Run ``j`` of a chunk's records as a Trajectory, with its status."""
-    train = rec["train"][j]
+    train = rec["train"][j].copy()  # copies: a kept run must not hold its whole chunk alive
     bad = ~np.all(np.isfinite(train.reshape(len(ck), -1)), axis=1)
     solver: dict[str, Any] = {"status": "ok"}
     if bad.any():
         solver = {"status": "diverged", "first_nonfinite_t": int(ck[int(np.argmax(bad))])}
-    test = rec["test"][j] if has_test else None
+    test = rec["test"][j].copy() if has_test else None
     opt, loss = run.optimizer, run.loss
     recipe = {
         "method": "momentum" if opt.momentum else "gd",
@@ -852,14 +868,14 @@ def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn
         "schedule": opt.schedule.describe(),
     }
     return Trajectory(
-        t=ck,
+        t=ck.copy(),
         train=train,
-        loss=rec["loss"][j],
+        loss=rec["loss"][j].copy(),
         test=test,
         train_accuracy=_accuracy(train, Yn),
         test_accuracy=None if Ytn is None else _accuracy(test, Ytn),
-        projection=rec["proj"][j] if "proj" in rec else None,
-        params=jax.tree_util.tree_map(lambda a: a[j], final),
+        projection=rec["proj"][j].copy() if "proj" in rec else None,
+        params=jax.tree_util.tree_map(lambda a: a[j].copy(), final),
         recipe=recipe,
         solver=solver,
     )

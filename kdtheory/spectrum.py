@@ -278,11 +278,6 @@ class Spectrum:
             raise ValueError(f"{name} has {y.shape[0]} rows but the spectrum has n={self.n} points")
         return y
 
-    def _labels(self, y: ArrayLike, name: str) -> np.ndarray:
-        # Kept for kdtheory.dynamics, which calls it until it switches to check_labels (issue 20:
-        # no private name across modules); remove then.
-        return self.check_labels(y, name=name)
-
 
 def _max_asymmetry(K: np.ndarray, block: int = 256) -> float:
     """``max|K − Kᵀ|`` over the lower triangle in row blocks (cache friendly, no n × n temporaries)."""

@@ -1,6 +1,6 @@
 r"""Statistics for paired experiments over seeds: intervals, a ratio of means, a three-outcome rule.
 
-The design is the one of THEORY.md §8. For each seed ``s`` a treatment (the distilled student)
+The design is the one of docs/theory.md §8. For each seed ``s`` a treatment (the distilled student)
 and its paired control (the one-hot twin from the same initialization, same budget, same data
 order) are measured; the per-seed effect is ``d_s = metric(treatment_s) − metric(control_s)``.
 Over the seeds:

@@ -74,10 +74,8 @@ HOMES = {
     "_filter_numerics": "kdtheory/_filter_numerics.py",
     "_checks": "kdtheory/_checks.py",
 }
-PRIVATE_METHODS = {"_labels": "kdtheory/spectrum.py", "_finish": "kdtheory/spectrum.py", "_lam": "kdtheory/filters.py"}
-# kdtheory.dynamics (another helper's file) still calls Spectrum._labels; Spectrum.check_labels is
-# the public name it switches to, and then this entry and the alias go.
-KNOWN = {("kdtheory/dynamics.py", "_labels")}
+PRIVATE_METHODS = {"_finish": "kdtheory/spectrum.py", "_lam": "kdtheory/filters.py"}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _crossings(path: Path, rel: str):

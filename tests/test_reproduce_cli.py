@@ -198,7 +198,8 @@ def test_list_shows_parameters_and_list_name_the_details():
     assert "designs.<dataset>.{n, n_test" in " ".join(stdout.split())
     code, stdout, _ = run_cli(["list", "late_distillation"])
     assert code == 0
-    assert "  seeds = 10 [quick: 2]\n      int, >= 2 — seeds 0 … seeds − 1 of the headline designs" in stdout
+    assert "  seeds = 10 [quick: 2]\n      int, >= 2 — seeds of the noisy-labels designs" in stdout
+    assert "  paper_seeds = 20 [quick: 2]\n      int, >= 2 — seeds of each paper-regime design" in stdout
     assert "  designs.<dataset>.teacher_t = mixture=2000, digits=2000, mnist1d=6000 [quick: 200]" in stdout
     assert "--only late_distillation --set PATH=VALUE" in stdout
     assert_one_line_error(*run_cli(["list", "nope"]), "unknown experiment 'nope'")

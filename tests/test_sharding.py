@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     import json
     import jax
     import numpy as np
-    from kdtheory.krylov import train
+    from kdtheory.dynamics import train
     from kdtheory.operators import FeatureKernel, FunctionKernel, NTKOperator, RBF, ReluNTK, StoredKernel
     from kdtheory.simulate import mlp
 
@@ -56,7 +56,7 @@ CHILD = textwrap.dedent(
     runs = [train(ops["rbf"], y, t, test_kernel=ops["rbf"].cross(T)) for ops in (many, single)]
     out["trajectory_train"] = rel(runs[0].train, runs[1].train)
     out["trajectory_test"] = rel(runs[0].test, runs[1].test)
-    out["iterations"] = [r.recipe["iterations"] for r in runs]
+    out["iterations"] = [r.solver["iterations"] for r in runs]
     out["shards"] = len(many["rbf"]._xrows.sharding.device_set)
     print(json.dumps(out))
     """

@@ -250,4 +250,3 @@ def test_checker_lets_a_class_document_its_call_only():
     assert undocumented(_Kernel.other, _Kernel) == ["A"]  # only __call__ may lean on the class
     assert undocumented(_Kernel.__call__) == ["A", "scale"]  # without its class, nothing documents it
     assert undocumented(_BadKernel.__call__, _BadKernel) == ["B"]
-

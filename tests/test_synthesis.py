@@ -5,7 +5,7 @@ import pytest
 
 from kdtheory import _synthesis
 from kdtheory.data import power_law_kernel
-from kdtheory.dynamics import train
+from kdtheory.dynamics import Dense, train
 from kdtheory.eigen import Spectrum
 from kdtheory.testing import assert_close
 
@@ -22,8 +22,8 @@ def test_compressed_equals_direct(method):
     if method == "momentum":
         kw["momentum"] = 0.8
     steps = np.unique(np.geomspace(1, 1e5, 200).round())
-    full = train(spec, y, steps, method=method, test_kernel=Kx, compress=False, **kw)
-    comp = train(spec, y, steps, method=method, test_kernel=Kx, compress=True, **kw)
+    full = train(spec, y, steps, method=method, test_kernel=Kx, solver=Dense(compress=False), **kw)
+    comp = train(spec, y, steps, method=method, test_kernel=Kx, solver=Dense(compress=True), **kw)
     for i in range(steps.size):  # every time to relative accuracy, not just on average
         assert_close(comp.train[i], full.train[i], rtol=1e-12)
         assert_close(comp.test[i], full.test[i], rtol=1e-11)
@@ -46,8 +46,8 @@ def test_features_weights_compressed():
     spec = Spectrum.from_features(X)
     t = np.geomspace(1e-2, 1e6, 150)
     y = rng.standard_normal(200)
-    d = train(spec, y, t, compress=True)
-    e = train(spec, y, t, compress=False)
+    d = train(spec, y, t, solver=Dense(compress=True))
+    e = train(spec, y, t, solver=Dense(compress=False))
     for i in range(t.size):
         assert_close(d.weights[i], e.weights[i], rtol=1e-12)
         assert_close(d.train[i], e.train[i], rtol=1e-12, atol=1e-14 * np.linalg.norm(y))

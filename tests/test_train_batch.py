@@ -61,6 +61,7 @@ def _with_teachers(runs, rng_seed, shape):
     return [Run(**{**r.__dict__, "teacher": rng.standard_normal(shape) * (1 + r.teacher)}) for r in runs]
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(st.lists(_run(), min_size=1, max_size=5), st.integers(0, 100))
 def test_batch_equals_one_at_a_time_float64(runs, seed):
@@ -79,6 +80,7 @@ def test_batch_equals_one_at_a_time_float64(runs, seed):
         assert np.array_equal(b.train_accuracy, alone.train_accuracy)
 
 
+@pytest.mark.slow
 def test_batch_equals_one_at_a_time_float32_within_its_precision():
     # float32: batching may reorder the sums of a product; the tolerance is the float32 round-off
     # of the run itself, measured as its distance to the same run in float64 (batching must not
@@ -169,6 +171,8 @@ def test_chunks_and_progress():
     chunked = train_batch(MODEL, X, Y, runs, t=T, dtype=F64, memory_bytes=2 * per_run + 100,
                           progress=lambda d, n: seen.append((d, n)))  # fmt: skip
     assert seen == [(2, 5), (4, 5), (5, 5)]
+    # a run owns its arrays: keeping one trajectory does not keep its chunk's buffers alive
+    assert all(a.base is None for a in (chunked[0].train, chunked[0].loss, chunked[0].t, chunked[0].params[0]["w"]))
     for a, b in zip(whole, chunked, strict=True):
         assert_close(a.train, b.train, rtol=1e-12, atol=1e-13)
     one = []

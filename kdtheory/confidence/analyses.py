@@ -14,8 +14,9 @@ on centred data (never an array of resamples × points). Above :data:`POINT_BOOT
 points it resamples :data:`BOOTSTRAP_GROUPS` groups of a random partition of the points instead
 (each group's sums of ``x̃, ỹ, x̃², x̃ỹ`` and count): the groups are independent and identically
 distributed, so resampling them estimates the same sampling distribution of the slope to first
-order, at a cost per resample of ``O(groups)`` instead of ``O(n)`` (1.28 M points, 1000 resamples:
-about 1 s instead of about 20 s).
+order, at a cost per resample of ``O(groups)`` instead of ``O(n)``. Measured at 1,281,167 points
+and 1000 resamples (2-core machine under load): 1–2 s with 4096 groups, about 68 s resampling
+points; the resampled slopes' standard deviation 8.6e-4 against the OLS standard error 8.8e-4.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ __all__ = [
     "tail_shares",
 ]
 
-POINT_BOOTSTRAP_LIMIT = 1 << 18
+POINT_BOOTSTRAP_LIMIT = 1 << 16
 """Up to this many points the bootstrap resamples points; above, groups (module docstring)."""
 
-BOOTSTRAP_GROUPS = 1 << 16
+BOOTSTRAP_GROUPS = 1 << 12
 """Groups of the random partition resampled above :data:`POINT_BOOTSTRAP_LIMIT` points."""
 
 _BOOT_BLOCK = 1 << 20  # resampled indices drawn at once by the bootstrap

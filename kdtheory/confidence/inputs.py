@@ -2,9 +2,9 @@
 
 A *source* of predictions is an in-memory array, a memory-mapped array (``np.load(...,
 mmap_mode="r")``), or the path of a ``.npy`` file. Files and memory maps are read in row blocks
-with ``readinto`` into one reused buffer, never mapped whole: the pages a memory map touches count
-as the process's resident memory until they are unmapped, so a 5 GB file read through a map
-holds 5 GB of resident memory by its end; read with ``readinto`` it holds one block (the
+with ``os.preadv`` into block-sized arrays, never mapped whole: the pages a memory map touches
+count as the process's resident memory until they are unmapped, so a 5 GB file read through a
+map holds 5 GB of resident memory by its end; read block by block it holds a few blocks (the
 operating system's page cache still serves repeated reads).
 
 Every check names the argument (or file) it refuses, what it expected and what it saw.
@@ -12,10 +12,12 @@ Every check names the argument (or file) it refuses, what it expected and what i
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import mmap
 import numbers
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,7 +49,8 @@ Kind = Literal["logits", "probabilities"]
 class PredictionSource:
     """An ``(n, k)`` array of predictions read in row blocks, from memory or from a ``.npy`` file.
 
-    Made by :func:`open_predictions`. Iterate with :meth:`blocks`.
+    Made by :func:`open_predictions`. Read with :meth:`reader` (random access, threads) or
+    :meth:`blocks` (in order).
 
     Attributes:
       name: how messages name it (an argument or a file name).
@@ -71,48 +74,84 @@ class PredictionSource:
         """Rows per block: ``max(1, BLOCK_ELEMENTS // k)``."""
         return self._rows or max(1, BLOCK_ELEMENTS // self.shape[1])
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Callable[..., np.ndarray]]:
+        """A function ``read(start, stop, out=None, prefetch=None)`` returning rows ``start:stop`` (thread-safe).
+
+        In memory: a view of the array (``out`` and ``prefetch`` unused). From a file:
+        ``out[: stop − start]`` (or a fresh array) filled by ``os.preadv`` at the rows' offset — no
+        shared file position, so threads may read at once; ``out`` must be C-contiguous, of the
+        stored dtype, ``k`` wide. ``prefetch=(a, b)`` asks the kernel to start reading rows
+        ``a:b`` in the background (``POSIX_FADV_WILLNEED``), so the disk works while the caller
+        computes.
+
+        Yields:
+          The function ``read(start, stop, out=None, prefetch=None) -> (stop − start, k) array`` in
+          the stored dtype.
+
+        Raises:
+          ValueError: the file cannot be opened or ends early, naming the file.
+        """
+        if self.array is not None:
+            arr = self.array
+            yield lambda a, b, out=None, prefetch=None: arr[a:b]
+            return
+        assert self.path is not None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise ValueError(f"{self.name}: cannot read ({exc.strerror or exc})") from exc
+        if hasattr(os, "posix_fadvise"):  # a hint: read ahead generously, the file is read front to back
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        try:
+            yield functools.partial(self._pread, fd)
+        finally:
+            os.close(fd)
+
+    def _pread(
+        self, fd: int, start: int, stop: int, out: np.ndarray | None = None, prefetch: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        k = self.shape[1]
+        row_bytes = k * self.dtype.itemsize
+        if prefetch is not None and hasattr(os, "posix_fadvise"):
+            a, b = max(0, prefetch[0]), min(self.shape[0], prefetch[1])
+            if b > a:
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, self.offset + a * row_bytes, (b - a) * row_bytes, os.POSIX_FADV_WILLNEED)
+        out = np.empty((stop - start, k), dtype=self.dtype) if out is None else out[: stop - start]
+        view = memoryview(out).cast("B")  # type: ignore[arg-type]
+        offset = self.offset + start * row_bytes
+        got = 0
+        try:
+            while got < view.nbytes:
+                r = os.preadv(fd, [view[got:]], offset + got)
+                if not r:
+                    raise ValueError(f"{self.name}: the file ends at row {start + got // row_bytes} of {self.shape[0]} "
+                                     "(truncated?)")  # fmt: skip
+                got += r
+        except OSError as exc:
+            raise ValueError(f"{self.name}: cannot read ({exc.strerror or exc})") from exc
+        return out
+
     def blocks(self, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, block)`` over consecutive row blocks, in the stored dtype.
-
-        A file source reuses one buffer: a block is valid until the next one is drawn; copy what
-        must outlive it. An in-memory block is a view of the array (read-only use).
 
         Args:
           rows: rows per block (default :attr:`rows_per_block`).
 
         Yields:
-          The first row's index and the ``(rows, k)`` block (the last may be shorter).
+          The first row's index and the ``(rows, k)`` block (the last may be shorter); a view of
+          an in-memory array (read-only use).
 
         Raises:
           ValueError: the file ends early or cannot be read, naming the file.
         """
-        n, k = self.shape
+        n = self.shape[0]
         step = rows or self.rows_per_block
-        if self.array is not None:
+        with self.reader() as read:
             for start in range(0, n, step):
-                yield start, self.array[start : start + step]
-            return
-        assert self.path is not None
-        buf = np.empty((step, k), dtype=self.dtype)
-        view = memoryview(buf).cast("B")  # type: ignore[arg-type]
-        row_bytes = k * self.dtype.itemsize
-        try:
-            with open(self.path, "rb", buffering=0) as fh:
-                fh.seek(self.offset)
-                for start in range(0, n, step):
-                    m = min(step, n - start)
-                    want = m * row_bytes
-                    got = 0
-                    while got < want:
-                        r = fh.readinto(view[got:want])
-                        if not r:
-                            raise ValueError(
-                                f"{self.name}: the file ends at row {start + got // row_bytes} of {n} (truncated?)"
-                            )
-                        got += r
-                    yield start, buf[:m]
-        except OSError as exc:
-            raise ValueError(f"{self.name}: cannot read ({exc.strerror or exc})") from exc
+                yield start, read(start, min(n, start + step))
 
 
 def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -207,7 +246,7 @@ def _whole_file_map(x: object) -> bool:
     """
     return (
         isinstance(x, np.memmap)
-        and isinstance(x.base, mmap.mmap)
+        and isinstance(getattr(x, "base", None), mmap.mmap)
         and x.ndim == 2
         and x.flags.c_contiguous
         and bool(getattr(x, "filename", None))
@@ -259,7 +298,9 @@ class BlockChecker:
           ValueError: a non-finite entry, or rows that cannot be probabilities when that is the
             stated kind, naming the array, the row and what was seen.
         """
-        if not np.isfinite(b).all():
+        # one summing pass: NaN and ±inf make the sum non-finite; only then (or when a huge finite
+        # sum overflows) look entry by entry
+        if not np.isfinite(b.sum()) and not np.isfinite(b).all():
             finite = np.isfinite(b)
             i, j = (int(v) for v in np.argwhere(~finite)[0])
             raise ValueError(

@@ -84,6 +84,9 @@ class Options:
       eps: clipping level for probability inputs, in ``(0, 0.5)``.
       accept_clipping: proceed when more than :data:`MAX_CLIPPED_SHARE` of the points had to be
         clipped (probability inputs with exact 0 or 1); otherwise that is refused.
+      threads: threads reading and computing row blocks at once, an integer ``≥ 1``, or ``None``
+        (default) for the CPUs this process may use, at most 8. Results do not depend on it;
+        memory grows by about 28 MB per thread (its read and work buffers).
     """
 
     reference: Literal["teacher_top1", "label", "control_top1"] = "teacher_top1"
@@ -95,6 +98,7 @@ class Options:
     seed: int = 0
     eps: float = 1e-12
     accept_clipping: bool = False
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         choice(self.reference, "reference", ("teacher_top1", "label", "control_top1"))
@@ -105,6 +109,8 @@ class Options:
         count(self.seed, "seed", minimum=0)
         object.__setattr__(self, "tol", real(self.tol, "tol", minimum=0.0))
         object.__setattr__(self, "eps", open_interval(self.eps, "eps", 0.0, 0.5))
+        if self.threads is not None:
+            count(self.threads, "threads", minimum=1)
         if not isinstance(self.accept_clipping, bool):
             raise ValueError(f"accept_clipping must be True or False, got {self.accept_clipping!r}")
 
@@ -119,10 +125,10 @@ def _options(options: Options | None, settings: dict[str, Any]) -> Options:
     return dataclasses.replace(base, **settings) if settings else base
 
 
-def _o1_summary(o1: O1Effects | None) -> dict[str, float | None]:
+def _o1_summary(o1: O1Effects, prefix: str = "o1_", keep: int = 9) -> dict[str, float | None]:
     keys = ("underfit_low", "slope", "exaggerate_high", "student_low", "control_low", "student_slope",
             "control_slope", "student_high", "control_high")  # fmt: skip
-    return {f"o1_{k}": (None if o1 is None else float(getattr(o1, k))) for k in keys}
+    return {f"{prefix}{k}": float(getattr(o1, k)) for k in keys[:keep]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +167,11 @@ class ConfidenceReport:
       control_prob, control_logit: the control's ``p_c`` and ``φ`` (``None`` without a control).
       clipped_control: the control's clipped points (0 without a control).
       o1: the O1 effects of this one seed against the control (:func:`kdtheory.deviation.o1_from_phi`,
-        teacher-selected; ``None`` without a control).
+        teacher-selected; ``None`` without a control, or when every ``φ_teacher`` is equal).
+      o1_cross: the cross-selected check of this seed (groups and class by the control's own φ
+        and top-1, student against teacher directly; ``select="control"`` of
+        :func:`kdtheory.deviation.o1_from_phi`); ``None`` without a control.
+      controlled: whether a control was given.
     """
 
     kind: str
@@ -202,6 +212,8 @@ class ConfidenceReport:
     control_logit: np.ndarray | None = None
     clipped_control: int = 0
     o1: O1Effects | None = None
+    o1_cross: O1Effects | None = None
+    controlled: bool = False
 
     def summary(self) -> dict[str, float | int | None]:
         """The scalar statistics, for tables and JSON.
@@ -235,8 +247,9 @@ class ConfidenceReport:
             "mean_logit_student": float(self.student_logit.mean()),
             "clipped_points": self.clipped,
             "clipped_share": self.clipped / n,
-            "controlled": self.o1 is not None,
-            **_o1_summary(self.o1),
+            "controlled": self.controlled,
+            **({} if self.o1 is None else _o1_summary(self.o1)),
+            **({} if self.o1_cross is None else _o1_summary(self.o1_cross, "o1_cross_", 3)),
         }
 
     def table(self) -> str:
@@ -333,7 +346,9 @@ def analyze(
     if opts.reference == "control_top1" and ctl is None:
         raise ValueError("reference='control_top1' needs a control")
 
-    pts = point_confidences(srcs[0], srcs[1], ctl, kind=kind, labels=labels, reference=opts.reference, eps=opts.eps)
+    pts = point_confidences(
+        srcs[0], srcs[1], ctl, kind=kind, labels=labels, reference=opts.reference, eps=opts.eps, threads=opts.threads
+    )
     clip_t, clip_s = pts.teacher.clipped, pts.student.clipped
     clip_any = clip_t | clip_s
     if pts.control is not None:
@@ -355,9 +370,11 @@ def analyze(
     bins = binned(phit, phis, opts.bins, order=order)
     tails = tail_shares(phit, delta, opts.quantile, opts.tol, order=order)
     fid = fidelity(pts.top_teacher, pts.top_student, pts.kl, (pts.pmax_teacher, pts.pmax_student), labels)
-    o1 = None
-    if pts.control is not None:
+    o1 = o1_cross = None
+    if pts.control is not None and np.ptp(phit) > 0:  # otherwise the O1 slopes are undefined (like ``slope``)
         o1 = deviation.o1_from_phi(phit, phis, pts.control.logit, fraction=opts.quantile, reference=opts.reference)
+    if pts.cross is not None and np.ptp(pts.cross[2]) > 0:
+        o1_cross = deviation.o1_from_phi(*pts.cross, fraction=opts.quantile, select="control", reference="control_top1")
     return ConfidenceReport(
         kind=kind,
         reference=opts.reference,
@@ -376,6 +393,8 @@ def analyze(
         control_logit=None if pts.control is None else pts.control.logit,
         clipped_control=0 if pts.control is None else int(pts.control.clipped.sum()),
         o1=o1,
+        o1_cross=o1_cross,
+        controlled=pts.control is not None,
         **fit._asdict(),
         **bins._asdict(),
         **tails._asdict(),
@@ -389,12 +408,16 @@ class SeedsReport(NamedTuple):
     Attributes:
       reports: one :class:`ConfidenceReport` per seed, in the order given.
       effects: the O1 effects per seed (``report.o1``, or against the teacher itself without a
-        control), for :func:`kdtheory.deviation.decide_o1`.
+        control), for :func:`kdtheory.deviation.decide_o1`; with one seed and no control (or an
+        undefined slope), empty.
       decisions: ``{"underfit", "exaggerate", "exaggerate_slope", "exaggerate_high"}`` →
         :class:`kdtheory.stats.Effect` with intervals over seeds (``None`` with one seed: no
         interval over seeds exists).
       controlled: whether every seed had a control (all or none is required).
       note: :data:`NOT_CORRECTED` without a control, else empty.
+      cross_decisions: with controls and two or more seeds, the same rules on the cross-selected
+        effects (``report.o1_cross``): groups and class chosen by the control, student against
+        teacher directly (:mod:`kdtheory.deviation`); else ``None``.
     """
 
     reports: list[ConfidenceReport]
@@ -402,6 +425,7 @@ class SeedsReport(NamedTuple):
     decisions: dict[str, Effect] | None
     controlled: bool
     note: str
+    cross_decisions: dict[str, Effect] | None = None
 
 
 def analyze_seeds(
@@ -442,7 +466,8 @@ def analyze_seeds(
 
     Raises:
       ValueError: no runs, runs of the wrong length, a mix of runs with and without a control,
-        or anything :func:`analyze` refuses (naming the seed's array).
+        a seed whose teacher gives every point the same φ (O1's slopes are undefined) when
+        there are several seeds, or anything :func:`analyze` refuses (naming the seed's array).
     """
     from kdtheory import deviation
 
@@ -459,21 +484,29 @@ def analyze_seeds(
     if names is not None and len(names) != len(runs):
         raise ValueError(f"names must give one entry per run ({len(runs)}), got {len(names)}")
     tol = deviation.TOLERANCE if tolerance is None else tolerance
-    reports, effects = [], []
+    reports: list[ConfidenceReport] = []
     for i, r in enumerate(runs):
         nm = list(names[i]) if names is not None else [f"teacher[{i}]", f"student[{i}]", f"control[{i}]"]
         rep = analyze(r[0], r[1], kind=kind, y=y, class_names=class_names, control=r[2] if len(r) == 3 else None,
                       options=opts, names=nm)  # fmt: skip
         reports.append(rep)
-        effects.append(
-            rep.o1
-            if rep.o1 is not None
-            else deviation.o1_from_phi(
-                rep.teacher_logit, rep.student_logit, None, fraction=opts.quantile, reference=opts.reference
-            )  # fmt: skip
-        )
+    effects: list[O1Effects] = []
+    for i, rep in enumerate(reports):
+        if rep.o1 is not None:
+            effects.append(rep.o1)
+        elif len(runs) >= 2:
+            try:
+                effects.append(deviation.o1_from_phi(rep.teacher_logit, rep.student_logit, rep.control_logit,
+                                                     fraction=opts.quantile, reference=opts.reference))  # fmt: skip
+            except ValueError as exc:
+                raise ValueError(f"seed {i}: {exc}") from exc
     controlled = sizes == {3}
-    decisions = None
+    decisions = cross = None
     if len(runs) >= 2:
         decisions = deviation.decide_o1(effects, tolerance=tol, control=control_name)
-    return SeedsReport(reports, effects, decisions, controlled, "" if controlled else NOT_CORRECTED)
+        crossed = [rep.o1_cross for rep in reports]
+        if controlled and all(e is not None for e in crossed):
+            cross = deviation.decide_o1(
+                [e for e in crossed if e is not None], tolerance=tol, control=control_name, label="cross-selected: "
+            )
+    return SeedsReport(reports, effects, decisions, controlled, "" if controlled else NOT_CORRECTED, cross)

@@ -1,220 +1,238 @@
-r"""Confidence deviations of a distilled student, against its one-hot twin (claim O1).
+r"""Confidence deviations of a distilled student from its teacher, against a replica (claim O1).
 
-Design (:mod:`kdtheory.experiments.paired`): per seed, a teacher trained on noisy labels and
-early-stopped on a noisy validation split; from one initialization, with one optimizer, budget and
-minibatch order, the distilled student (τ = 1) and its one-hot twin (the control: the same
-network trained without the teacher, which already differs from the teacher — the reference class
-being the teacher's own top-1, a winner's curse). Logit confidence ``φ = z_c − logsumexp_{j≠c} z_j``
-of the teacher's top-1 class ``c`` (:func:`kdtheory.confidence.logit_confidence`), on the clean
-test set and on the training points. Data sets: Gaussian mixture (η = 0.3), digits (η = 0.3),
-MNIST-1D (η = 0.2); seeds ``0 … 9``; paired 95% t intervals over seeds.
+The paper's comparison (Nagarajan et al. 2023; docs/theory.md §8, §11): per point, the logit
+confidence ``φ = z_c − logsumexp_{j≠c} z_j`` of the **teacher's top-1 class** ``c``
+(:func:`kdtheory.confidence.logit_confidence`; also reported with the label's class), student
+against teacher around the X = Y line, on the **training** and the **test** split, separately.
 
-Effects and rules, fixed before the run (per data set; "low"/"high" = the 10% lowest/highest
-teacher-confidence points):
+Control: comparing any model with the teacher on the teacher's own argmax class and its least
+confident points has a regression-to-the-mean (winner's-curse) bias — a second network trained
+the same way also looks "less confident" there. The **replica** (the teacher's recipe field by
+field from another initialization, with the student's minibatch order —
+:func:`kdtheory.experiments.arms.replica_spec`) carries that bias and no teacher, so every effect is
+``(student − teacher) − (replica − teacher)``. The one-hot **twin** (the student's initialization,
+architecture and budget) is reported beside it, not decisive.
 
-* **O1-a** low-confidence underfitting: mean over the low points of ``φ_student − φ_twin``, on test
-  and on train. Rule: < −0.05 nats (the tolerance).
-* **O1-b** pattern, not a level shift: (low mean) − (high mean) of ``φ_student − φ_twin`` (test).
-  Rule: < 0 (a student less confident *everywhere* gives ≥ 0).
-* **O1-c** exaggeration (the paper's stronger wording): Theil–Sen slope of ``φ_student`` on
-  ``φ_teacher`` (test). Rule: > 1; the slope difference student − twin. Rule: > 0; and the
-  other form of THEORY.md §8, the mean of ``φ_student − φ_teacher`` over the high points (test):
-  more confident than the teacher where the teacher is confident. Rule: > 0.
+Effects per seed and their rules: :mod:`kdtheory.deviation` (the one implementation of the O1
+rules, shared with ``kdtheory confidence``; fixed before the registered run). "Low" / "high" = the
+10% of points with the lowest / highest teacher φ on that split; paired 95% t intervals over
+seeds, in every block (regime × data set × τ) and split:
 
-The claim (low-confidence underfitting) is *supported* when O1-a (test) and O1-b are supported on
-every data set; *not supported* when either is not supported on at least one; *inconclusive*
-otherwise. O1-c is decided and stated beside it. Reported: binned ``Δφ`` curves (10
-teacher-confidence quantile bins, student − twin and student − teacher, paired intervals), the
-uncontrolled student − teacher differences, and counts with a stated tolerance: the share of low
-points with ``Δφ < −0.05`` (student vs teacher; twin vs teacher). The confounder map (mixture,
-``map_seeds`` seeds per cell) redoes O1-a, O1-b and the slopes over teacher stop, τ, η and budget.
+* **O1-underfit** (ICLR wording, "the student underfits points the teacher finds hard"): mean over
+  the low points of ``Δφ(student − teacher) − Δφ(replica − teacher)``. Rule: < −0.1
+  (:data:`kdtheory.deviation.TOLERANCE`, in log-odds).
+* **O1-exaggerate** (NeurIPS wording, "the student exaggerates the teacher's confidence levels"):
+  the least-squares slope of φ_student on φ_teacher minus the replica's (> 0) **and** the mean over
+  the high points of ``Δφ(student − teacher) − Δφ(replica − teacher)`` (> 0). Supported when both
+  are; not supported when either is not; inconclusive otherwise.
+* **Cross-selected check** (reported beside): the groups and the reference class chosen by the
+  replica's own φ and top-1 (so the teacher's selection biases do not enter), student against
+  teacher directly — the same two rules.
+
+The claim's verdict reads O1-underfit in the ``paper`` regime at τ = 1: *supported* when it is
+supported on every data set on both splits; *not supported* when it is not supported on some data
+set on either split; *inconclusive* otherwise. Every other cell (τ = 2, 4, ``compression``,
+``noisy-labels``, the twin as control, the label's class, the confounder map) is decided by the
+same rules and reported in the evidence table and the reason.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from kdtheory.experiments import paired
+from kdtheory import deviation
+from kdtheory.experiments.design import QUICK, Suite
+from kdtheory.experiments.effects import interval_text, tag
 from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.measures import CONTROLS, Block, blocks
 from kdtheory.experiments.result import Outcome
-from kdtheory.stats import Rule, t_interval
+from kdtheory.stats import Effect
 
-__all__ = ["EXPERIMENT", "figure", "measure"]
+__all__ = ["EXPERIMENT", "figure", "measure", "o1_cells", "TOL"]
 
-CLAIM = "Where the teacher is unsure, the distilled student is even less sure (low-confidence underfitting)"
+CLAIM = "The distilled student underfits the points its teacher finds hard (and exaggerates its confidence)"
 
-UNDERFIT = Rule(-paired.TOL, "less")
-CONTRAST = Rule(0.0, "less")
-EXAGGERATE = Rule(1.0, "greater")
-STEEPER = Rule(0.0, "greater")
-EXAGGERATE_TOP = Rule(0.0, "greater")
-CONTROL = "one-hot twin: same initialization, optimizer, budget and minibatch order (paired by seed)"
-
-
-def _effects(rows: list[dict], tag: str):
-    return (
-        paired.difference_effect(f"{tag}: O1-a test Δφ student − twin, 10% lowest teacher confidence", rows,
-                                 "test_low_student_twin", "zero", UNDERFIT, CONTROL),
-        paired.difference_effect(f"{tag}: O1-a train Δφ student − twin, 10% lowest teacher confidence", rows,
-                                 "train_low_student_twin", "zero", UNDERFIT, CONTROL),
-        paired.difference_effect(f"{tag}: O1-b test contrast low − high of Δφ student − twin", rows,
-                                 "test_low_student_twin", "test_high_student_twin", CONTRAST, CONTROL),
-        paired.difference_effect(f"{tag}: O1-c test Theil–Sen slope of φ_student on φ_teacher", rows,
-                                 "test_slope_student", "zero", EXAGGERATE, "fixed reference: slope 1"),
-        paired.difference_effect(f"{tag}: O1-c test Δφ student − teacher, 10% highest teacher confidence", rows,
-                                 "test_high_student_teacher", "zero", EXAGGERATE_TOP, "the teacher itself"),
-        paired.difference_effect(f"{tag}: O1-c test slope student − twin", rows, "test_slope_student",
-                                 "test_slope_twin", STEEPER, CONTROL),
-    )  # fmt: skip
+#: the tolerance (log-odds) of O1-underfit, :data:`kdtheory.deviation.TOLERANCE`.
+TOL = deviation.TOLERANCE
+WORDS = {
+    "replica": "replica: the teacher's recipe from another initialization, the student's minibatch order "
+    "(paired by seed)",
+    "twin": "one-hot twin: the student's initialization, architecture, budget and minibatch order (paired by seed)",
+}
 
 
-def _iv(values) -> list[float]:
-    iv = t_interval(np.asarray(values, dtype=float))
-    return [iv.estimate, iv.low, iv.high]
+def _decided(block: Block, key: str, ctrl: str, label: str) -> dict[str, Effect]:
+    return deviation.decide_o1([r[key] for r in block.rows], control=WORDS[ctrl], label=label)
 
 
-def _summary(rows: list[dict]) -> dict:
-    out = {}
-    for split in ("test", "train"):
-        for key in ("bins_student_twin", "bins_student_teacher"):
-            m, lo, hi = paired.bin_intervals(rows, f"{split}_{key}")
-            out[f"{split}_{key}"] = np.c_[m, lo, hi].tolist()
-        out[f"{split}_bins_teacher"] = np.mean([r[f"{split}_bins_teacher"] for r in rows], axis=0).tolist()
-        for key in (
-            "low_student_teacher",
-            "high_student_teacher",
-            "low_twin_teacher",
-            "slope_student",
-            "slope_twin",
-            "underfit_share_student",
-            "underfit_share_twin",
-        ):
-            out[f"{split}_{key}"] = _iv([r[f"{split}_{key}"] for r in rows])
+def o1_cells(block: Block, ref: str = "top1") -> list[Effect]:
+    """The O1 effects of one block: per split and control, O1-underfit and O1-exaggerate.
+
+    Args:
+      block: a :class:`~kdtheory.experiments.measures.Block`.
+      ref: ``"top1"`` (φ of the teacher's top-1 class, groups by the teacher's φ; decisive),
+        ``"label"`` (φ of the label's class) or ``"cross"`` (the cross-selected check: groups and
+        class by the replica's own φ, student against teacher directly; replica only).
+
+    Returns:
+      Tagged effects (:func:`kdtheory.experiments.effects.tag`), split × control × (underfit,
+      exaggerate); O1-exaggerate's estimate and interval are its slope part, the high-group part
+      is in ``extra`` (``high_estimate``, ``high_ci``).
+    """
+    d = block.design
+    out = []
+    where = f"{block.regime} {d.dataset} τ={d.temperature:g}"
+    if block.axis is not None:
+        where += f" [map {block.axis}={block.value}]"
+    what = {"top1": "", "label": " (label's class)", "cross": " (cross-selected by the control)"}[ref]
+    for split in ("train", "test"):
+        for ctrl in CONTROLS if ref != "cross" else ("replica",):
+            cell = dict(regime=block.regime, dataset=d.dataset, split=split, tau=d.temperature, control_arm=ctrl)
+            dec = _decided(block, f"{split}_{ref}_{ctrl}", ctrl, f"{where} {split}{what}: ")
+            claim = "" if ref == "top1" else f" [{ref}]"
+            out += [tag(dec["underfit"], claim=f"O1-underfit{claim}", **cell),
+                    tag(dec["exaggerate"], claim=f"O1-exaggerate{claim}", **cell)]  # fmt: skip
     return out
 
 
-def measure(cfg: paired.Suite, say) -> Outcome:
-    """Headline designs over ``cfg.seeds`` seeds and the map over ``cfg.map_seeds``; the rule above.
+def _iv(rows: list[dict], key: str) -> list[float]:
+    from kdtheory.stats import t_interval
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    iv = t_interval(np.array([r[key] for r in rows], dtype=float))
+    return [iv.estimate, iv.low, iv.high]
+
+
+def _plot_data(block: Block) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for split in ("train", "test"):
+        bins = {k: np.mean([r[f"{split}_bins"][k] for r in block.rows], axis=0).tolist()
+                for k in ("teacher", "student", *CONTROLS)}  # fmt: skip
+        lines = {k: np.mean([r[f"{split}_lines"][k] for r in block.rows], axis=0).tolist()
+                 for k in ("student", *CONTROLS)}  # fmt: skip
+        out[split] = {"bins": bins, "lines": lines}
+    return out
+
+
+def _headline_verdict(effects: list[Effect]) -> str:
+    decisive = [e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
+                and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
+                and "[map" not in e.name]  # fmt: skip
+    if decisive and all(v == "supported" for v in decisive):
+        return "supported"
+    return "not supported" if "not supported" in decisive else "inconclusive"
+
+
+def _where(effects: list[Effect], claim: str, verdict: str) -> list[str]:
+    return [f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} {e.extra['split']}" for e in effects
+            if e.extra.get("claim") == claim and e.extra.get("control_arm") == "replica"
+            and e.verdict == verdict]  # fmt: skip
+
+
+def measure(cfg: Suite, say) -> Outcome:
+    """Every block of ``cfg``; O1 decided per cell against the replica (the rules above).
+
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
-      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+      The :class:`~kdtheory.experiments.result.Outcome`.
     """
-    heads = paired.headline(cfg, say)
-    effects, per_set, decisive = [], {}, []
-    for design, rows in heads:
-        rows = [{**r, "zero": 0.0} for r in rows]
-        tag = f"{design.dataset} (η={design.label_noise:g})"
-        eff = _effects(rows, tag)
-        effects.extend(eff)
-        decisive.append((tag, eff))
-        per_set[design.dataset] = {"design": design.label, "tolerance": paired.TOL, **_summary(rows)}
-    say("confounder map (mixture)")
-    table = []
-    for c in paired.confounder_map(cfg, say):
-        rows = [{**r, "zero": 0.0} for r in c.rows]
-        a, _, b, s, top, d = _effects(rows, f"{c.axis}={c.value}")
-        table.append({"axis": c.axis, "value": str(c.value), "seeds": len(rows),
-                      **{k: [e.estimate, e.ci_low, e.ci_high] for k, e in
-                         (("low", a), ("contrast", b), ("slope", s), ("slope_diff", d), ("top", top))},
-                      "low_verdict": a.verdict, "contrast_verdict": b.verdict, "slope_verdict": s.verdict,
-                      "top_verdict": top.verdict})  # fmt: skip
-    va = [e[0].verdict for _, e in decisive] + [e[2].verdict for _, e in decisive]
-    verdict = (
-        "supported"
-        if all(x == "supported" for x in va)
-        else "not supported"
-        if "not supported" in va
-        else "inconclusive"
-    )
-    parts = [
-        f"{tag}: low Δφ(s − twin) test {e[0].estimate:+.3f} [{e[0].ci_low:+.3f}, {e[0].ci_high:+.3f}] → "
-        f"{e[0].verdict}, train {e[1].estimate:+.3f} [{e[1].ci_low:+.3f}, {e[1].ci_high:+.3f}]; contrast "
-        f"{e[2].estimate:+.3f} [{e[2].ci_low:+.3f}, {e[2].ci_high:+.3f}] → {e[2].verdict}; slope "
-        f"{e[3].estimate:.3f} [{e[3].ci_low:.3f}, {e[3].ci_high:.3f}] (student − twin {e[5].estimate:+.3f}); "
-        f"high-point Δφ student − teacher {e[4].estimate:+.3f} [{e[4].ci_low:+.3f}, {e[4].ci_high:+.3f}]"
-        for tag, e in decisive
-    ]
-    exaggerates = [f"{r['axis']}={r['value']}" for r in table if "supported" in (r["slope_verdict"], r["top_verdict"])]
-    exaggerates += [tag for tag, e in decisive if "supported" in (e[3].verdict, e[4].verdict)]
-    underfits = [f"{r['axis']}={r['value']}" for r in table
-                 if r["low_verdict"] == "supported" and r["contrast_verdict"] == "supported"]  # fmt: skip
+    effects, label_effects, plots, uncontrolled, map_rows = [], [], {}, {}, []
+    for b in blocks(cfg, say):
+        eff = o1_cells(b)
+        if b.axis is not None:
+            u = {e.extra["split"]: e for e in eff if e.extra["claim"] == "O1-underfit"
+                 and e.extra["control_arm"] == "replica"}  # fmt: skip
+            s = {e.extra["split"]: e for e in eff if e.extra["claim"] == "O1-exaggerate"
+                 and e.extra["control_arm"] == "replica"}  # fmt: skip
+            map_rows.append(
+                f"{b.design.dataset} {b.axis}={b.value} ({len(b.rows)} seeds): " + "; ".join(
+                    f"{sp} underfit {interval_text([u[sp].estimate, u[sp].ci_low, u[sp].ci_high])} {u[sp].verdict}, "
+                    f"slope − replica's {interval_text([s[sp].estimate, s[sp].ci_low, s[sp].ci_high])}"
+                    for sp in ("train", "test")))  # fmt: skip
+            continue
+        effects += eff
+        label_effects += [e for e in o1_cells(b, "label") if e.extra["control_arm"] == "replica"]
+        label_effects += o1_cells(b, "cross")
+        name = f"{b.regime} {b.design.dataset} τ={b.design.temperature:g}"
+        if b.design.temperature == 1.0:
+            plots[name] = _plot_data(b)
+        uncontrolled[name] = {f"{sp}_{k}": _iv(b.rows, f"{sp}_low_{k}_teacher")
+                              for sp in ("train", "test") for k in ("student", *CONTROLS)}  # fmt: skip
+    verdict = _headline_verdict(effects)
+    holds = _where(effects, "O1-underfit", "supported")
+    fails = _where(effects, "O1-underfit", "not supported")
+    ex_holds = _where(effects, "O1-exaggerate", "supported")
+    cross = [f"{e.extra['regime']} {e.extra['dataset']} τ={e.extra['tau']:g} {e.extra['split']} "
+             f"{interval_text([e.estimate, e.ci_low, e.ci_high])} → {e.verdict}" for e in label_effects
+             if e.extra["claim"] == "O1-underfit [cross]" and e.extra["tau"] == 1.0]  # fmt: skip
+    head = [f"{e.extra['dataset']} {e.extra['split']} {interval_text([e.estimate, e.ci_low, e.ci_high])} → {e.verdict}"
+            for e in effects if e.extra["regime"] == "paper" and e.extra["tau"] == 1.0
+            and e.extra["claim"] == "O1-underfit" and e.extra["control_arm"] == "replica"]  # fmt: skip
     reason = (
-        f"Rule: O1-a (test) < −{paired.TOL:g} and O1-b < 0 on every data set (95% t intervals). {'; '.join(parts)}. "
-        f"Map (mixture, {cfg.map_seeds} seeds/cell): low-confidence underfitting as a pattern (O1-a and O1-b "
-        f"supported) at {', '.join(underfits) or 'no cell'}; exaggeration (Theil–Sen slope > 1, or Δφ student "
-        "− teacher > 0 on the high points) holds "
-        + (f"at {', '.join(exaggerates)}" if exaggerates else "nowhere: not on any data set and in no cell of the map")
+        f"Rule: in the paper regime at τ = 1, O1-underfit (low-10% Δφ(s−T) − Δφ(replica−T)) < −{TOL:g} on every data "
+        f"set on train and test (95% t over seeds). Paper τ=1: {'; '.join(head)}. O1-underfit holds (against the "
+        f"replica) at: {', '.join(holds) or 'no cell'}; is contradicted at: {', '.join(fails) or 'no cell'}. "
+        f"O1-exaggerate (slope and top-10% both > replica's) holds at: {', '.join(ex_holds) or 'no cell'}. "
+        f"Cross-selected check (replica's own low 10% and top-1 class, student − teacher), τ = 1: {'; '.join(cross)}."
     )
     return Outcome(
-        verdict, reason, effects=tuple(effects),
-        measured={"datasets": per_set, "map": table, "map_table": [
-            f"{r['axis']}={r['value']} ({r['seeds']} seeds): low Δφ(s − twin) {paired.interval_text(r['low'])} "
-            f"{r['low_verdict']}; contrast {paired.interval_text(r['contrast'])} {r['contrast_verdict']}; slope "
-            f"{paired.interval_text(r['slope'])} {r['slope_verdict']} (vs twin "
-            f"{paired.interval_text(r['slope_diff'])}); high-point Δφ s − teacher "
-            f"{paired.interval_text(r['top'])} {r['top_verdict']}"
-            for r in table]},
-        figure_data={"datasets": per_set, "map": table},
+        verdict, reason, effects=tuple(effects + label_effects),
+        measured={"tolerance": TOL, "uncontrolled_low_minus_teacher": uncontrolled, "map_table": map_rows},
+        figure_data={"plots": plots},
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: paired.Suite):
-    r"""Binned paired Δφ curves, the student's and twin's slopes, and the map.
+def figure(outcome: Outcome, cfg: Suite):
+    r"""The paper's plot: binned φ_model against φ_teacher, with X = Y and fitted lines (τ = 1).
 
-    Left: mean ``φ_student − φ_twin`` per teacher-confidence decile (paired 95% t interval over
-    seeds), test solid, train dashed; the dotted line is the −0.05 tolerance. Middle: the same with
-    the teacher as reference (``φ_student − φ_teacher``, no control). Right: the map on the mixture —
-    O1-a (low), O1-b (contrast), the student's Theil–Sen slope minus 1 and the high-point
-    ``φ_student − φ_teacher`` per cell (exaggeration would put the last two above 0).
+    One row per regime, one column per data set and split. Dots: mean over seeds of φ per
+    teacher-φ decile (teacher's top-1 class) for the student (circles), the replica (squares) and
+    the twin (triangles); lines: least-squares fits of φ_model on φ_teacher (mean slope and
+    intercept over seeds); dotted: X = Y. A student below the replica at the left end underfits the
+    hard points (O1-underfit); a student line steeper than the replica's exaggerates.
 
     Args:
       outcome: :func:`measure`'s outcome.
-      cfg: the :class:`~kdtheory.experiments.paired.Suite`.
+      cfg: the :class:`~kdtheory.experiments.design.Suite`.
 
     Returns:
       A matplotlib Figure.
     """
     plt = pyplot()
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
-    for i, (name, d) in enumerate(outcome.figure_data["datasets"].items()):
-        for k, key in enumerate(("bins_student_twin", "bins_student_teacher")):
-            for split, ls in (("test", "-"), ("train", "--")):
-                v = np.array(d[f"{split}_{key}"])
-                x = np.arange(1, v.shape[0] + 1) + 0.06 * i
-                ax[k].errorbar(x, v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], color=f"C{i}", ls=ls,
-                               marker="o", ms=3, capsize=2, label=f"{name} {split}")  # fmt: skip
-    for a, what in zip(
-        ax[:2], ("student − one-hot twin (paired control)", "student − teacher (no control)"), strict=True
-    ):
-        a.axhline(0, color="k", lw=0.8)
-        a.axhline(-paired.TOL, color="k", ls=":", lw=1)
-        a.set(xlabel="teacher-confidence decile (1 = least confident)", ylabel="mean Δφ (nats)",
-              title=f"Δφ = {what}")  # fmt: skip
-        a.legend(fontsize=7, ncol=2)
-    rows = outcome.figure_data["map"]
-    x = np.arange(len(rows))
-    for k, (key, lab, shift) in enumerate((("low", "O1-a low Δφ (s − twin)", 0.0), ("contrast", "O1-b contrast", 0.0),
-                                           ("slope", "O1-c slope − 1", 1.0),
-                                           ("top", "O1-c high-point Δφ (s − teacher)", 0.0))):  # fmt: skip
-        v = np.array([r[key] for r in rows], dtype=float) - shift
-        ax[2].errorbar(x + 0.1 * (k - 1.5), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^D"[k],
-                       capsize=3, label=lab)  # fmt: skip
-    ax[2].axhline(0, color="k", lw=0.8)
-    ax[2].set_xticks(x, [f"{r['axis'].replace('teacher_', '').replace('student_t', 'budget')}={r['value']}"
-                         for r in rows], rotation=60, fontsize=7)  # fmt: skip
-    ax[2].set(
-        title=f"map, mixture ({cfg.map_seeds} seeds/cell): claim low < −0.05, contrast < 0;\n"
-        "exaggeration: slope − 1 > 0 or high-point Δφ (s − teacher) > 0"
-    )
-    ax[2].set_yscale("symlog", linthresh=0.1)
-    ax[2].legend(fontsize=7)
-    return finish(fig, f"Confidence deviations (O1): paired against the one-hot twin, {cfg.seeds} seeds per data set")
+    plots = outcome.figure_data["plots"]
+    regimes = [r for r in ("paper", "compression", "noisy-labels") if any(k.startswith(r) for k in plots)]
+    datasets = [d for d in ("mixture", "digits", "mnist1d") if any(f" {d} " in k for k in plots)]
+    ncol = 2 * len(datasets)
+    fig, axes = plt.subplots(len(regimes), ncol, figsize=(3.1 * ncol, 3.0 * len(regimes)), squeeze=False)
+    style = {"student": ("C0", "o"), "replica": ("C3", "s"), "twin": ("C2", "^")}
+    for i, reg in enumerate(regimes):
+        for j, ds in enumerate(datasets):
+            for k, split in enumerate(("train", "test")):
+                ax = axes[i, 2 * j + k]
+                key = f"{reg} {ds} τ=1"
+                if key not in plots:
+                    ax.axis("off")
+                    continue
+                p = plots[key][split]
+                x = np.array(p["bins"]["teacher"])
+                lo, hi = float(x.min()), float(x.max())
+                ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="X = Y")
+                for m, (c, mk) in style.items():
+                    ax.plot(x, p["bins"][m], mk, color=c, ms=4, label=m)
+                    sl, ic = p["lines"][m]
+                    ax.plot([lo, hi], [ic + sl * lo, ic + sl * hi], "-", color=c, lw=1)
+                ax.set_title(f"{reg}: {ds}, {split}", fontsize=9)
+                ax.tick_params(labelsize=7)
+                if i == len(regimes) - 1:
+                    ax.set_xlabel("φ teacher (top-1 class)", fontsize=8)
+                if j == k == 0:
+                    ax.set_ylabel("φ model", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    return finish(fig, "O1 in the paper's form: φ of student, replica and twin against φ of the teacher (τ = 1)")
 
 
 EXPERIMENT = Experiment(
-    "confidence_deviation", "claim", CLAIM, full=paired.Suite(), quick=paired.QUICK, measure=measure, figure=figure
+    "confidence_deviation", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure
 )

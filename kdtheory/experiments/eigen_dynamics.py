@@ -1,6 +1,6 @@
 r"""Eigen-dynamics of one-hot gradient descent on a kernel with a power-law spectrum.
 
-Claim (THEORY.md §2): gradient descent on ``½‖f − y‖²`` learns the label component along
+Claim (docs/theory.md §2): gradient descent on ``½‖f − y‖²`` learns the label component along
 eigendirection ``k`` as ``a_k(s) = 1 − (1 − ηλ_k)^s``, independently per mode, so the top
 eigendirections are learned first; the closed form equals an explicit simulation.
 

@@ -1,6 +1,6 @@
 r"""Distillation as a regularizer in eigenspace (T1, the mathematics): the student exaggerates GD's bias.
 
-A validation: it checks identities and numerically established statements of THEORY.md §3, not
+A validation: it checks identities and numerically established statements of docs/theory.md §3, not
 an empirical claim (the empirical question — does the student generalize better? — is
 :mod:`kdtheory.experiments.planted_generalization`). On a kernel with power-law spectrum
 ``λ_j = j^{−a}`` a teacher is trained by gradient flow for time ``T`` and a student on the

@@ -1,41 +1,44 @@
 r"""Distillation as a gradient denoiser, against a known clean gradient (claim T2).
 
-Design (:mod:`kdtheory.experiments.paired`): per seed, a teacher trained on noisy labels and
-early-stopped on a noisy validation split (τ = 1 targets), its distilled student and the one-hot
-twin from one initialization. The truth is known: the expected noisy label ``q̃_i`` of each training
-point (:func:`kdtheory.data.clean_gradient_target` — from the Bayes posterior on the Gaussian
-mixture, from the clean labels on digits and MNIST-1D), hence the clean expected gradient
-``ḡ = (1/n) Σ J_iᵀ (p_i − q̃_i)`` at any parameters (THEORY.md §8). At 4 times along the student's
-and 4 along the twin's trajectory (the same parameters for both gradients), with per-example
-Jacobians on a fixed subset of training points:
+The truth is known where the labels are random given the input: the expected label ``q̃_i`` of
+each training point (:func:`kdtheory.data.clean_gradient_target`), hence the clean expected gradient
+``ḡ = (1/n) Σ J_iᵀ (p_i − q̃_i)`` at any parameters (docs/theory.md §8). By regime:
+
+* ``paper`` — the **mixture only**: its labels are samples of the Bayes posterior (``y ~ p*(·|x)``,
+  η = 0), so ``q̃ = p*(·|x)`` and denoising is measurable without injected noise. On digits and
+  MNIST-1D with clean labels ``q̃`` is the one-hot label itself (the one-hot gradient *is* the
+  clean one): T2 is not defined there, and not run.
+* ``noisy-labels`` — all three data sets: ``q̃`` is the noisy-label distribution of the clean class
+  (of the posterior on the mixture); teacher early-stopped on the noisy validation split.
+
+Per seed (τ = 1 targets; the teacher at its stop), at 4 checkpoints of the student's and 4 of the
+twin's trajectory, with per-example Jacobians on a fixed subset of training points:
 
 * **T2-a** target distance ratio ``mean‖q_T − q̃‖² / mean(1 − ‖q̃‖²)`` (the denominator is
   ``E‖e_ỹ − q̃‖²`` under ``ỹ ~ q̃``). Rule: < 1.
 * **T2-b (B = 1)** gradient distance ratio ``‖g_KD − ḡ‖ / ‖g_OH − ḡ‖`` for single-example batches
-  (root of the expected squared distance, exact over batches; the variance statement of the paper),
-  averaged over the 8 evaluation points. Rule: < 1.
-* **T2-b (B = n)** the same for the full batch (systematic error of the teacher vs the label
-  noise that averages out over ``n``). Rule: < 1.
+  (root of the expected squared distance, exact over batches), averaged over the 8 evaluation
+  points. Rule: < 1.
+* **T2-b (B = n)** the same for the full batch. Rule: < 1.
 
-Per-seed values, then paired 95% t intervals of their means over seeds ``0 … 9``. The claim's
-verdict is T2-b at ``B = 1``: *supported* when supported on every data set, *not supported* when
-not supported on at least one, *inconclusive* otherwise; T2-a and ``B = n`` are decided and
-reported beside it. Secondary (no verdict): ``tr Σ`` of the per-example distillation gradients
-over that of the one-hot gradients (a lower ``tr Σ`` is not denoising: targets equal to the
-model's own outputs give ``tr Σ = 0``). The teacher's stop time: T2-a along every checkpoint of
-the teacher (all seeds), and T2-a, T2-b over the map's stop times (``map_seeds`` seeds).
+Paired 95% t intervals of the per-seed means. The claim's verdict is T2-b at ``B = 1`` over every
+block where T2 is defined: *supported* when supported in all, *not supported* when not supported
+in one, *inconclusive* otherwise. Secondary (no verdict): ``tr Σ`` of the per-example distillation
+gradients over that of the one-hot gradients, and T2-a along every checkpoint of the teacher.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kdtheory.experiments import paired
+from kdtheory.experiments.design import QUICK, Suite
+from kdtheory.experiments.effects import interval_text, mean_effect, tag
 from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.measures import Block, blocks
 from kdtheory.experiments.result import Outcome
-from kdtheory.stats import Rule, t_interval
+from kdtheory.stats import Effect, Rule, t_interval
 
-__all__ = ["EXPERIMENT", "figure", "measure"]
+__all__ = ["EXPERIMENT", "figure", "measure", "t2_cells"]
 
 CLAIM = "The distillation gradient is closer to the clean expected gradient than the one-hot gradient"
 
@@ -44,15 +47,26 @@ CONTROL_T = "one-hot labels: expected distance E‖e_ỹ − q̃‖² = 1 − �
 CONTROL_G = "one-hot gradient at the same parameters (ratio 1 = no denoising)"
 
 
-def _effects(rows: list[dict], tag: str):
-    return (
-        paired.mean_effect(f"{tag}: T2-a target distance ratio, teacher / one-hot", rows, "target_ratio", LESS,
-                           CONTROL_T),
-        paired.mean_effect(f"{tag}: T2-b gradient distance ratio KD / one-hot, B = 1", rows, "gradient_ratio_b1",
-                           LESS, CONTROL_G),
-        paired.mean_effect(f"{tag}: T2-b gradient distance ratio KD / one-hot, B = n", rows, "gradient_ratio_bn",
-                           LESS, CONTROL_G),
-    )  # fmt: skip
+def t2_cells(block: Block) -> list[Effect]:
+    """The T2 effects of one block (``block.t2``): T2-a, T2-b at B = 1 and at B = n.
+
+    Args:
+      block: a :class:`~kdtheory.experiments.measures.Block` with the gradient statistics.
+
+    Returns:
+      Tagged effects (split ``train``: the gradients are training gradients; control ``one-hot``).
+    """
+    d, rows = block.design, block.rows
+    where = f"{block.regime} {d.dataset}"
+    cell = dict(regime=block.regime, dataset=d.dataset, split="train", tau=d.temperature, control_arm="one-hot")
+    return [
+        tag(mean_effect(f"{where}: T2-a target distance ratio, teacher / one-hot", rows, "target_ratio", LESS,
+                        CONTROL_T), claim="T2-a targets", **cell),
+        tag(mean_effect(f"{where}: T2-b gradient distance ratio KD / one-hot, B = 1", rows, "gradient_ratio_b1",
+                        LESS, CONTROL_G), claim="T2-b gradient B=1", **cell),
+        tag(mean_effect(f"{where}: T2-b gradient distance ratio KD / one-hot, B = n", rows, "gradient_ratio_bn",
+                        LESS, CONTROL_G), claim="T2-b gradient B=n", **cell),
+    ]  # fmt: skip
 
 
 def _iv(values) -> list[float]:
@@ -60,28 +74,27 @@ def _iv(values) -> list[float]:
     return [iv.estimate, iv.low, iv.high]
 
 
-def measure(cfg: paired.Suite, say) -> Outcome:
-    """Headline designs over ``cfg.seeds`` seeds and the map's stop times; the rule above.
+def measure(cfg: Suite, say) -> Outcome:
+    """Every block of ``cfg`` where T2 is defined; the rule above.
 
-    Args:
-      cfg: the configuration (``EXPERIMENT.full`` or ``EXPERIMENT.quick``).
-      say: called with one-line progress messages.
+    Args: see :class:`~kdtheory.experiments.harness.Measure`.
 
     Returns:
-      The :class:`~kdtheory.experiments.result.Outcome`: measurements, effects and the verdict.
+      The :class:`~kdtheory.experiments.result.Outcome`.
     """
-    heads = paired.headline(cfg, say)
-    effects, per_set, decisive = [], {}, []
-    for design, rows in heads:
-        tag = f"{design.dataset} (η={design.label_noise:g})"
-        eff = _effects(rows, tag)
-        effects.extend(eff)
-        decisive.append((tag, eff))
+    effects: list[Effect] = []
+    per_set = {}
+    for b in blocks(cfg, say):
+        if not b.t2 or b.axis is not None:
+            continue
+        eff = t2_cells(b)
+        effects += eff
+        rows = b.rows
         ratio_t = np.array([r["target_ratio_along_t"] for r in rows])
-        b1 = np.array([[a / b for a, b in r["gradient_b1"]] for r in rows])
-        bn = np.array([[a / b for a, b in r["gradient_bn"]] for r in rows])
-        per_set[design.dataset] = {
-            "design": design.label,
+        b1 = np.array([[a / c for a, c in r["gradient_b1"]] for r in rows])
+        bn = np.array([[a / c for a, c in r["gradient_bn"]] for r in rows])
+        per_set[f"{b.regime} {b.design.dataset}"] = {
+            "design": b.design.label,
             "teacher_t": rows[0]["teacher_t"],
             "target_ratio_along_teacher_t": [_iv(ratio_t[:, j]) for j in range(ratio_t.shape[1])],
             "teacher_stop": [r["teacher_stop"] for r in rows],
@@ -90,58 +103,41 @@ def measure(cfg: paired.Suite, say) -> Outcome:
             "gradient_ratio_b1_along_t": [_iv(b1[:, j]) for j in range(b1.shape[1])],
             "gradient_ratio_bn_along_t": [_iv(bn[:, j]) for j in range(bn.shape[1])],
             "trace_ratio": _iv([r["trace_ratio_mean"] for r in rows]),
-            "target_teacher": float(np.mean([r["target_teacher"] for r in rows])),
-            "target_onehot": float(np.mean([r["target_onehot"] for r in rows])),
         }
-    say("confounder map (mixture)")
-    table = []
-    for c in paired.confounder_map(cfg, say):
-        a, b, n = _effects(c.rows, f"{c.axis}={c.value}")
-        table.append({"axis": c.axis, "value": str(c.value), "seeds": len(c.rows),
-                      "teacher_stop": float(np.mean([r["teacher_stop"] for r in c.rows])),
-                      "target_ratio": [a.estimate, a.ci_low, a.ci_high], "target_verdict": a.verdict,
-                      "b1": [b.estimate, b.ci_low, b.ci_high], "b1_verdict": b.verdict,
-                      "bn": [n.estimate, n.ci_low, n.ci_high], "bn_verdict": n.verdict})  # fmt: skip
-    v = [eff[1].verdict for _, eff in decisive]
+    decisive = [e for e in effects if e.extra["claim"] == "T2-b gradient B=1"]
+    v = [e.verdict for e in decisive]
     verdict = (
-        "supported" if all(x == "supported" for x in v) else "not supported" if "not supported" in v else "inconclusive"
-    )
-    parts = [
-        f"{tag}: B=1 {e[1].estimate:.3f} [{e[1].ci_low:.3f}, {e[1].ci_high:.3f}] → {e[1].verdict}; B=n "
-        f"{e[2].estimate:.3f} [{e[2].ci_low:.3f}, {e[2].ci_high:.3f}] → {e[2].verdict}; targets "
-        f"{e[0].estimate:.3f} [{e[0].ci_low:.3f}, {e[0].ci_high:.3f}] → {e[0].verdict}"
-        for tag, e in decisive
-    ]
-    fails = [f"{r['axis']}={r['value']} (B=1 {r['b1_verdict']}, B=n {r['bn_verdict']})" for r in table
-             if r["b1_verdict"] != "supported" or r["bn_verdict"] != "supported"]  # fmt: skip
+        "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
+        else "inconclusive"
+    )  # fmt: skip
+    parts = [f"{e.name.split(':')[0]}: " + ", ".join(
+        f"{x.extra['claim'].split()[0]}{'' if 'B=' not in x.extra['claim'] else ' ' + x.extra['claim'][-3:]} "
+        f"{interval_text([x.estimate, x.ci_low, x.ci_high])} → {x.verdict}"
+        for x in effects if x.name.split(':')[0] == e.name.split(':')[0]) for e in decisive]  # fmt: skip
     reason = (
-        f"T2-b at B = 1 decides (95% t interval of the mean ratio < 1 on every data set): {'; '.join(parts)}. "
-        f"Map (mixture, {cfg.map_seeds} seeds/cell): cells where B=1 or B=n is not supported: "
-        f"{', '.join(fails) or 'none'} (T2 uses the τ = 1 targets: the τ cells differ only through the evaluation "
-        "parameters, the budget cells share the teacher)"
+        f"T2-b at B = 1 decides (95% t interval of the mean ratio < 1 in every block where T2 is defined): "
+        f"{'; '.join(parts)}. Defined: the paper regime on the mixture (labels are samples of the Bayes posterior, "
+        "the truth) and the noisy-labels regime; with clean labels on digits and MNIST-1D the one-hot gradient is "
+        "the clean gradient, so T2 is not defined there."
     )
     return Outcome(
-        verdict, reason, effects=tuple(effects),
-        measured={"datasets": per_set, "map": table, "map_table": [
-            f"{r['axis']}={r['value']} ({r['seeds']} seeds; teacher stop {r['teacher_stop']:.0f}): targets "
-            f"{paired.interval_text(r['target_ratio'])} {r['target_verdict']}; B=1 {paired.interval_text(r['b1'])} "
-            f"{r['b1_verdict']}; B=n {paired.interval_text(r['bn'])} {r['bn_verdict']}" for r in table]},
-        figure_data={"datasets": per_set, "map": table},
+        verdict, reason, effects=tuple(effects), measured={"datasets": per_set},
+        figure_data={"datasets": per_set, "effects": effects},
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: paired.Suite):
-    r"""T2-a over the teacher's stop time, T2-b along training, and the map.
+def figure(outcome: Outcome, cfg: Suite):
+    r"""T2-a over the teacher's stop time, T2-b along training, and the decided effects per block.
 
     Left: target distance ratio teacher / one-hot (mean and paired 95% t interval over seeds) for a
     teacher taken at each recorded step; triangles mark the noisy-validation stops. Middle: gradient
     distance ratio ``‖g_KD − ḡ‖ / ‖g_OH − ḡ‖`` at ``B = 1`` (solid) and ``B = n`` (dashed) along the
-    student's (circles) and the twin's (squares) trajectories. Right: the map on the mixture (T2-a,
-    B = 1, B = n per cell). Below 1 (dotted): distillation is closer to the clean gradient.
+    student's (circles) and the twin's (squares) trajectories. Right: T2-a, B = 1 and B = n per block
+    (regime and data set) with their 95% t intervals. Below 1 (dotted): distillation is closer to the clean gradient.
 
     Args:
       outcome: :func:`measure`'s outcome.
-      cfg: the :class:`~kdtheory.experiments.paired.Suite`.
+      cfg: the :class:`~kdtheory.experiments.design.Suite`.
 
     Returns:
       A matplotlib Figure.
@@ -173,20 +169,19 @@ def figure(outcome: Outcome, cfg: paired.Suite):
     ax[1].set(xlabel="training step of the evaluation parameters", ylabel="‖g_KD − ḡ‖ / ‖g_OH − ḡ‖",
               title="T2-b along training (solid B=1, dashed B=n; o student, □ twin)")  # fmt: skip
     ax[1].legend(fontsize=6, ncol=2)
-    rows = outcome.figure_data["map"]
-    x = np.arange(len(rows))
-    for k, (key, lab) in enumerate((("target_ratio", "T2-a targets"), ("b1", "T2-b B=1"), ("bn", "T2-b B=n"))):
-        v = np.array([r[key] for r in rows], dtype=float)
+    eff = outcome.figure_data["effects"]
+    names = list(dict.fromkeys(e.name.split(":")[0] for e in eff))
+    x = np.arange(len(names))
+    for k, claim in enumerate(("T2-a targets", "T2-b gradient B=1", "T2-b gradient B=n")):
+        picked = [next(e for e in eff if e.name.split(":")[0] == n and e.extra["claim"] == claim) for n in names]
+        v = np.array([[e.estimate, e.ci_low, e.ci_high] for e in picked], dtype=float)
         ax[2].errorbar(x + 0.12 * (k - 1), v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt="os^"[k],
-                       capsize=3, label=lab)  # fmt: skip
+                       capsize=3, label=claim)  # fmt: skip
     ax[2].axhline(1, color="k", ls=":", lw=1)
-    ax[2].set_xticks(x, [f"{r['axis'].replace('teacher_', '').replace('student_t', 'budget')}={r['value']}"
-                         for r in rows], rotation=60, fontsize=7)  # fmt: skip
-    ax[2].set(title=f"map on the mixture ({cfg.map_seeds} seeds per cell; < 1 = denoising)")
+    ax[2].set_xticks(x, names, rotation=30, fontsize=7)
+    ax[2].set(title="decided effects per block (< 1 = denoising)")
     ax[2].legend(fontsize=7)
-    return finish(fig, f"Gradient denoising (T2) against the clean expected gradient, {cfg.seeds} seeds per data set")
+    return finish(fig, "Gradient denoising (T2) against the clean expected gradient, by regime")
 
 
-EXPERIMENT = Experiment(
-    "gradient_denoising", "claim", CLAIM, full=paired.Suite(), quick=paired.QUICK, measure=measure, figure=figure
-)
+EXPERIMENT = Experiment("gradient_denoising", "claim", CLAIM, full=Suite(), quick=QUICK, measure=measure, figure=figure)

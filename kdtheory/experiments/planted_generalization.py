@@ -1,6 +1,6 @@
 r"""Distillation as a regularizer (claim T1, generalization): does the self-distilled student beat its teacher?
 
-THEORY.md §3: with gradient descent on linear regression the student's filter is GD's filter
+docs/theory.md §3: with gradient descent on linear regression the student's filter is GD's filter
 composed with itself, a stronger bias towards the top eigendirections — the paper's prediction is
 that this acts as a regularizer, so that in a planted model with a decaying spectrum the best
 student generalizes better than the best early-stopped teacher. Asked as a practitioner would

@@ -21,14 +21,16 @@ declared configuration (:mod:`kdtheory.experiments.config`); such a run records 
 Its fields: ``created``, ``size`` (``"full"`` or ``"quick"``), ``seconds``, ``versions``
 (kdtheory, Python and dependency versions, ``devices``: JAX's platform and device kind, ``git``:
 the commit when run from a checkout, else ``null``), ``registered`` (no experiment's configuration
-was overridden), ``overrides`` (experiment -> its overrides), ``files`` (figure name -> SHA-256
+was overridden), ``evidence_table`` (one entry per cell of the claims: :func:`evidence_table`),
+``overrides`` (experiment -> its overrides), ``files`` (figure name -> SHA-256
 of its bytes) and ``experiments`` (name -> the record of
 :meth:`~kdtheory.experiments.result.ExperimentResult.to_json`: ``kind``, ``claim``, ``size``,
 ``verdict``, ``reason``, ``effects`` as :meth:`kdtheory.stats.Effect.to_json` records ``{name,
 estimate, ci_low, ci_high, seeds, control, rule, interval, verdict, reason, ...}``,
 ``measured``, ``figures``, ``config``, ``overrides``, ``registered``, ``seconds``).
 
-``report.md`` opens with the table of the paper's claims (effect, interval, seeds, control, rule,
+``report.md`` opens with the evidence table (where each claim holds, by regime, data set, split
+and τ), then the table of the paper's claims (effect, interval, seeds, control, rule,
 verdict, reason), then the table of validations, then one section per experiment. A ``quick`` run
 is a smoke run: its verdict column says so instead of giving a verdict.
 """
@@ -49,7 +51,7 @@ from kdtheory.experiments import ExperimentResult, config, harness, load, names
 from kdtheory.experiments.folder import StagedFolder
 from kdtheory.experiments.result import JOINT, SMOKE, Effect, dumps, jsonable
 
-__all__ = ["configure", "demo", "markdown", "reproduce", "select", "summary"]
+__all__ = ["configure", "demo", "evidence_table", "markdown", "reproduce", "select", "summary"]
 
 #: the widest line of the terminal summary.
 WIDTH = 120
@@ -167,6 +169,7 @@ def reproduce(
             "overrides": {r.name: dict(r.overrides) for r in results if r.overrides},
             "files": {f: hashlib.sha256((stage.path / f).read_bytes()).hexdigest() for r in results for f in r.figures},
             "experiments": {r.name: r.to_json() for r in results},
+            "evidence_table": evidence_table(results),
         }
         (stage.path / "results.json").write_text(dumps(payload), encoding="utf-8")
         (stage.path / "report.md").write_text(markdown(results, payload), encoding="utf-8")
@@ -226,7 +229,7 @@ def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike | No
         rows.append((
             r.name + ("" if r.registered else "*"),
             r.kind,
-            "—" if e is None else _one_line(getattr(e, "regime", None) or "—"),
+            "—" if e is None else _one_line(getattr(e, "regime", None) or e.extra.get("regime") or "—"),
             "smoke run" if r.verdict == SMOKE else _one_line(r.verdict),
             e,
             r,
@@ -276,6 +279,50 @@ def _interval(e: Effect) -> str:
     if e.ci_low is None or e.ci_high is None:
         return f"— ({e.interval})"
     return f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}] ({e.interval})"
+
+
+#: the control whose comparison decides each claim's cells (others are in results.json and the claims table).
+DECISIVE_CONTROL = {"O1": "replica", "O2": "twin", "T2": "one-hot"}
+
+
+def evidence_table(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
+    """Where each claim holds: one entry per cell ``claim × regime × data set × split × τ × control``.
+
+    Read from the effects the claim experiments tag with their cell
+    (:func:`kdtheory.experiments.effects.tag`); an effect without a cell is not in the table.
+
+    Args:
+      results: the experiments' results.
+
+    Returns:
+      Entries ``{experiment, claim, regime, dataset, split, tau, control_arm, effect, estimate,
+      ci_low, ci_high, seeds, verdict}``; at quick size the verdict is the smoke-run text.
+    """
+    from kdtheory.experiments.effects import table
+
+    out = []
+    for r in results:
+        if r.kind != "claim":
+            continue
+        for row in table(r.effects):
+            out.append({"experiment": r.name, **row, "verdict": SMOKE if r.size == "quick" else row["verdict"]})
+    return out
+
+
+def _evidence_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's first table: the decisive control's cells (teacher-selected O1, all O2 and T2)."""
+    shown = [r for r in rows if DECISIVE_CONTROL.get(str(r["claim"])[:2]) == r["control_arm"]
+             and "[" not in str(r["claim"])]  # fmt: skip
+    lines = [
+        "| claim | regime | data set | split | τ | control | estimate [95% interval] | seeds | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in shown:
+        iv = f"{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        cells = (r["claim"], r["regime"], r["dataset"], r["split"], _fmt(r["tau"]), r["control_arm"], iv, r["seeds"],
+                 f"**{r['verdict']}**")  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
 
 
 def _claims_table(claims: list[ExperimentResult]) -> list[str]:
@@ -334,6 +381,14 @@ def markdown(results: Sequence[ExperimentResult], payload: dict) -> str:
                               for r in overridden) + "."]  # fmt: skip
     claims = [r for r in results if r.kind == "claim"]
     validations = [r for r in results if r.kind == "validation"]
+    table = payload.get("evidence_table") or []
+    if table:
+        lines += ["", "## Where each claim holds", "",
+                  "One row per cell (claim × regime × data set × split × τ), decided against its control: O1 "
+                  "against the replica (the teacher's recipe from another initialization), O2 against the "
+                  "budget-matched one-hot twin, T2 against the one-hot gradient. O1 with the twin, with the label's "
+                  "class and the cross-selected check are in the claims table below and in `results.json` "
+                  "(`evidence_table`).", ""] + _evidence_markdown(table)  # fmt: skip
     if claims:
         lines += ["", "## The paper's claims", ""] + _claims_table(claims)
     if validations:
