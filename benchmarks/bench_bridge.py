@@ -68,6 +68,7 @@ def main() -> None:
     p.add_argument("--targets", default="onehot,distill")
     p.add_argument("--tolerance", type=float, default=1e-6)
     p.add_argument("--check", action="store_true", help="compare with the dense closed form (small n only)")
+    p.add_argument("--no-network", action="store_true", help="time the linearized trajectory only (no GD run)")
     args = p.parse_args()
     data = mnist1d(args.n, 10)
     X = (data.X - data.X.mean(0)) / data.X.std(0)
@@ -89,6 +90,12 @@ def main() -> None:
             t0 = time.perf_counter()
             lin, stats = linearized_krylov(model.apply, params, X, Y, steps, lr, f0, args.tolerance)
             t_lin = time.perf_counter() - t0
+            est = stats.get("error_train") if isinstance(stats, dict) else None
+            est = None if est is None else float(np.max(est))
+            if args.no_network:
+                print(f"  width {width:5d} {name:<8} linearized {t_lin:7.1f} s (peak RSS {_rss_gb():.2f} GB, "
+                      f"solver's error estimate {est:.2g})")  # fmt: skip
+                continue
             t0 = time.perf_counter()
             net = train_model(
                 model, X, Y, t=steps, loss=Loss("mse"), optimizer=Optimizer(learning_rate=lr), params=params,
