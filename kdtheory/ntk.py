@@ -277,11 +277,11 @@ def _check_params(model, fn, params, A, x_name: str) -> None:
     if not leaves:
         raise ValueError("params holds no arrays: the NTK needs trainable parameters")
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        arr, where = np.asarray(leaf), f"params{jax.tree_util.keystr(path)}"
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{where} (shape {arr.shape}) has dtype {arr.dtype}; the NTK needs float parameters")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{where} (shape {arr.shape}) contains {'NaN' if np.isnan(arr).any() else 'inf'}")
+        where, dtype, shape = f"params{jax.tree_util.keystr(path)}", jnp.result_type(leaf), np.shape(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{where} (shape {shape}) has dtype {dtype}; the NTK needs float parameters")
+        if not bool(jnp.all(jnp.isfinite(leaf))):  # reduced where the leaf lives, no copy to the host
+            raise ValueError(f"{where} (shape {shape}) contains {'NaN' if bool(jnp.any(jnp.isnan(leaf))) else 'inf'}")
     try:
         key = (model, signature(fn, params, A))
         hash(key)
