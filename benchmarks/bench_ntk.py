@@ -1,4 +1,4 @@
-"""Benchmark: empirical NTK methods, the structured method (THEORY.md §10) and the naive J Jᵀ.
+"""Benchmark: empirical NTK methods, the structured method (docs/theory.md §10) and the naive J Jᵀ.
 
 MLP 64→256→256→10 (85,002 parameters, NTK parameterization, float32). Two shapes: the kernel
 traced over outputs on 500 inputs (500 × 500), and the full kernel on 100 inputs (1000 × 1000).

@@ -33,6 +33,6 @@ Vocabulary (one name per concept, in every module):
   ``filter``, ``modes``, ``norm``, ``weights``, …, ``recipe``).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["__version__"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,8 +31,10 @@ from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
 from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.krylov import Lanczos, RitzSpectrum, check, is_operator, solve
-from kdtheory.operators import KernelOperator
 from kdtheory.trajectory import Trajectory
+
+if TYPE_CHECKING:  # the operators need JAX; the closed forms on a Spectrum do not
+    from kdtheory.operators import KernelOperator
 
 __all__ = ["train", "apply_filter", "Dense", "Source", "FilterArg"]
 
@@ -53,7 +55,7 @@ class Dense:
 
 #: What the closed forms evaluate on: a dense :class:`~kdtheory.spectrum.Spectrum`, or a kernel
 #: operator (then the certified block-Lanczos solver of :mod:`kdtheory.krylov` evaluates the filter).
-Source = Spectrum | KernelOperator
+Source: TypeAlias = "Spectrum | KernelOperator"
 #: A filter already evaluated on a spectrum, or a function ``Spectrum -> Filter`` (needed on operators).
 FilterArg = Filter | Callable[[Spectrum], Filter]
 

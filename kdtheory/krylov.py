@@ -103,9 +103,10 @@ References:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.fft
@@ -114,8 +115,10 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
 from kdtheory.filters import Filter
-from kdtheory.operators import KernelOperator, StoredKernel
 from kdtheory.spectrum import Spectrum
+
+if TYPE_CHECKING:  # the operators need JAX; the closed forms import this module without it
+    from kdtheory.operators import KernelOperator
 
 __all__ = [
     "Lanczos",
@@ -254,7 +257,8 @@ def is_operator(source: object) -> bool:
     Returns:
       ``True`` for a kernel operator.
     """
-    return isinstance(source, KernelOperator)
+    operators = sys.modules.get("kdtheory.operators")  # no operator exists unless it was imported
+    return operators is not None and isinstance(source, operators.KernelOperator)
 
 
 # ---------------------------------------------------------------------- block Lanczos
@@ -871,6 +875,8 @@ def as_test_operator(test_kernel: KernelOperator | ArrayLike, n: int) -> tuple[K
     Raises:
       ValueError: wrong number of columns or non-finite entries (naming ``test_kernel``).
     """
+    from kdtheory.operators import KernelOperator, StoredKernel
+
     if isinstance(test_kernel, KernelOperator):
         Kx, arr = test_kernel, None
     else:
@@ -910,7 +916,7 @@ def solve(
         symmetric PSD.
       TypeError: ``filter_of`` does not return a Filter.
     """
-    if not isinstance(operator, KernelOperator) or operator.shape[0] != operator.shape[1]:
+    if not is_operator(operator) or operator.shape[0] != operator.shape[1]:
         raise ValueError(f"operator must be a square KernelOperator, got {operator!r}")
     if not callable(filter_of):
         raise TypeError("filter must be a callable Spectrum -> kdtheory.filters.Filter on an operator")

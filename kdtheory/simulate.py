@@ -235,7 +235,7 @@ def mlp(
     trained by gradient descent stays close to its linearization.
 
     The model declares its layers (``Model.structure``), so
-    :func:`kdtheory.ntk.empirical_ntk` computes its NTK by the structured method (THEORY.md §10).
+    :func:`kdtheory.ntk.empirical_ntk` computes its NTK by the structured method (docs/theory.md §10).
 
     Args:
       sizes: layer widths ``(d, h_1, …, k)``, at least two, all positive.

@@ -46,7 +46,7 @@ def test_three_methods_agree_and_blocks_change_nothing(trace):
 
 
 def test_analytic_two_layer_matches_theory_formula():
-    # THEORY.md §6: f = m^{-1/2} Σ a_r relu(w_rᵀx), w ~ N(0, I): our recursion with x scaled by √d
+    # docs/theory.md §6: f = m^{-1/2} Σ a_r relu(w_rᵀx), w ~ N(0, I): our recursion with x scaled by √d
     rng = np.random.default_rng(3)
     X = rng.standard_normal((6, 4))
     _, T = relu_ntk(X * np.sqrt(4), depth=1)

@@ -8,7 +8,7 @@ from kdtheory.ntk import lag_at_matched_progress
 
 
 def _e2_oracle(lam, t, T, K):
-    # THEORY.md §3 E2 in closed form: 1 − e^{−λ_1 t'} = a_1(t) a_1(T), lag_k = a_k(t') − a_k(t) a_k(T)
+    # docs/theory.md §3 E2 in closed form: 1 − e^{−λ_1 t'} = a_1(t) a_1(T), lag_k = a_k(t') − a_k(t) a_k(T)
     student = (1 - np.exp(-lam * t)) * (1 - np.exp(-lam * T))
     t_match = -np.log1p(-student[0]) / lam[0]
     return float(np.mean((1 - np.exp(-lam[1:K] * t_match)) - student[1:K])), student, t_match

@@ -1,6 +1,6 @@
 r"""The NTK bridge: does the kernel picture predict the self-distilled network's lag — and can the test fail?
 
-THEORY.md §6 and §3 (E2). The kernel picture says that a network trained by gradient descent on
+docs/theory.md §6 and §3 (E2). The kernel picture says that a network trained by gradient descent on
 the squared loss follows its NTK's closed-form dynamics, so a self-distilled student trained
 from the twin's initialization on the teacher's outputs should lag behind the one-hot twin on the
 lower NTK eigendirections exactly as the composed filter predicts. This experiment asks whether
