@@ -43,11 +43,11 @@ def tag(effect: Effect, **cell: Any) -> Effect:
     return dataclasses.replace(effect, extra={**cell, **effect.extra})
 
 
-def _col(rows: list[dict], key: str, field: str | None = None) -> np.ndarray:
+def _col(rows: list[dict[str, Any]], key: str, field: str | None = None) -> np.ndarray:
     return np.array([r[key] if field is None else getattr(r[key], field) for r in rows], dtype=float)
 
 
-def difference_effect(name: str, rows: list[dict], a: str, b: str | None, rule: Rule, control: str) -> Effect:
+def difference_effect(name: str, rows: list[dict[str, Any]], a: str, b: str | None, rule: Rule, control: str) -> Effect:
     """Paired effect ``rows[a] − rows[b]`` over seeds (``b=None``: ``rows[a]`` against 0), by ``rule``.
 
     Args:
@@ -66,7 +66,7 @@ def difference_effect(name: str, rows: list[dict], a: str, b: str | None, rule: 
     return paired_effect(name, va, vb, control=control, rule=rule)
 
 
-def mean_effect(name: str, rows: list[dict], key: str, rule: Rule, control: str) -> Effect:
+def mean_effect(name: str, rows: list[dict[str, Any]], key: str, rule: Rule, control: str) -> Effect:
     """Effect of a per-seed value that is already a paired contrast or a ratio (t interval of its mean).
 
     Args:
@@ -82,7 +82,9 @@ def mean_effect(name: str, rows: list[dict], key: str, rule: Rule, control: str)
     return difference_effect(name, rows, key, None, rule, control)
 
 
-def share_effect(name: str, rows: list[dict], f: float, rule: Rule, control: str, *, suffix: str = "") -> Effect:
+def share_effect(
+    name: str, rows: list[dict[str, Any]], f: float, rule: Rule, control: str, *, suffix: str = ""
+) -> Effect:
     """Recovered share at switch ``f``: (late − twin) / (student − twin), Fieller over seeds.
 
     Args:
@@ -101,7 +103,7 @@ def share_effect(name: str, rows: list[dict], f: float, rule: Rule, control: str
     return ratio_effect(name, num, den, control=control, rule=rule)
 
 
-def bin_intervals(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bin_intervals(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and paired 95% t interval over seeds of a per-seed list (e.g. a binned curve).
 
     Args:
@@ -128,7 +130,7 @@ def interval_text(values: Sequence[float | None], scale: float = 1.0, digits: in
       The text.
     """
 
-    def one(v):
+    def one(v: float | None) -> str:
         return "—" if v is None or not np.isfinite(v) else f"{scale * v:+.{digits}f}"
 
     est, lo, hi = values
