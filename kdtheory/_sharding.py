@@ -86,7 +86,7 @@ class _Rows:
     def map(self, fn: Callable[..., jax.Array], n_shared: int) -> Callable[..., jax.Array]:
         """``jit(shard_map)`` of ``rows, *shared -> concat_blocks fn(block, *shared)`` (rows split)."""
 
-        def local(rows: jax.Array, *shared: jax.Array) -> jax.Array:
+        def local(rows: PyTree, *shared: PyTree) -> jax.Array:
             out: jax.Array = jax.lax.map(lambda r: fn(r, *shared), self._blocks(rows))
             return out.reshape((-1,) + out.shape[2:])
 
@@ -96,7 +96,7 @@ class _Rows:
     def sum(self, fn: Callable[..., PyTree], n_shared: int) -> Callable[..., PyTree]:
         """``jit(shard_map)`` of ``Σ_blocks fn(block, *shared)`` over all rows (``psum``, replicated out)."""
 
-        def local(rows: PyTree, *shared: jax.Array) -> PyTree:
+        def local(rows: PyTree, *shared: PyTree) -> PyTree:
             blocks = self._blocks(rows)
             first = fn(jax.tree_util.tree_map(lambda x: x[0], blocks), *shared)
 
