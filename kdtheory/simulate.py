@@ -60,7 +60,7 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.schedules import Schedule
-from kdtheory.structured_ntk import Layer
+from kdtheory.structured_ntk import Layer, Structure
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
@@ -118,7 +118,7 @@ class Model:
     outputs: int
     functional: bool = False
     input_shape: tuple[int, ...] | None = None
-    structure: Callable | None = None
+    structure: Structure | None = None
 
     def __repr__(self) -> str:
         return f"Model({self.name})"
