@@ -35,6 +35,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from kdtheory import eigen
+from kdtheory.eigen import Recipe
 from kdtheory.testing import (
     edge_spectra,
     momenta,
@@ -286,8 +287,8 @@ def test_issue14_falsifying_example_dynamics(beta, frac):
     spec = eigen.Spectrum.from_kernel(np.diag([1.0, 0.5, 0.1]))
     y = np.array([1.0, -2.0, 0.5])
     eta = frac * eigen.max_learning_rate(spec, method="momentum", momentum=beta)
-    tr = train(spec, y, [0, 1, 2, 7, 120], method="momentum", learning_rate=eta, momentum=beta)
-    ref = train(spec, y, [0, 1, 2, 7, 120], method="gd", learning_rate=eta)
+    tr = train(spec, y, [0, 1, 2, 7, 120], recipe=Recipe("momentum", learning_rate=eta, momentum=beta))
+    ref = train(spec, y, [0, 1, 2, 7, 120], recipe=Recipe("gd", learning_rate=eta))
     np.testing.assert_allclose(tr.train, ref.train, rtol=1e-13, atol=1e-15)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kdtheory.dynamics import apply_filter, train
+from kdtheory.dynamics import TestPoints, apply_filter, train
 from kdtheory.eigen import (
     Filter,
     Recipe,
@@ -67,22 +67,30 @@ def test_bad_features():
 def test_shape_mismatches(spec, kspec):
     with pytest.raises(ValueError, match="y has 4 rows but the spectrum has n=5"):
         train(spec, np.ones(4), 1.0)
-    with pytest.raises(ValueError, match="test_kernel has 4 columns"):
-        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 4)))
-    with pytest.raises(ValueError, match="test_features has 2 columns"):
-        train(spec, np.ones(5), 1.0, test_features=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="test.kernel has 4 columns"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 4))))
+    with pytest.raises(ValueError, match="test.features has 2 columns"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(features=np.ones((2, 2))))
     with pytest.raises(ValueError, match="init must have the shape of y"):
         train(spec, np.ones((5, 2)), 1.0, init=np.ones(5))
-    with pytest.raises(ValueError, match="test_init must have shape"):
-        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 5)), test_init=np.ones(3))
+    with pytest.raises(ValueError, match="test.init must have shape"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 5)), init=np.ones(3)))
     with pytest.raises(ValueError, match="init_weights must have shape"):
         train(spec, np.ones(5), 1.0, init_weights=np.ones(4))
     with pytest.raises(ValueError, match="init_weights needs a features spectrum"):
         train(kspec, np.ones(3), 1.0, init_weights=np.ones(3))
-    with pytest.raises(ValueError, match="test_features needs a features spectrum"):
-        train(kspec, np.ones(3), 1.0, test_features=np.ones((2, 3)))
-    with pytest.raises(ValueError, match="not both"):
-        train(spec, np.ones(5), 1.0, test_kernel=np.ones((2, 5)), test_features=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="test.features needs a features spectrum"):
+        train(kspec, np.ones(3), 1.0, test=TestPoints(features=np.ones((2, 3))))
+    with pytest.raises(ValueError, match="exactly one"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 5)), features=np.ones((2, 3))))
+    with pytest.raises(ValueError, match="exactly one"):
+        TestPoints()
+    with pytest.raises(ValueError, match=r"TestPoints\(init=\) goes with kernel="):
+        TestPoints(features=np.ones((2, 3)), init=np.ones(2))
+    with pytest.raises(TypeError, match="test must be a kdtheory.dynamics.TestPoints"):
+        train(spec, np.ones(5), 1.0, test=np.ones((2, 5)))
+    with pytest.raises(TypeError, match="recipe must be a kdtheory.eigen.Recipe"):
+        train(spec, np.ones(5), 1.0, recipe="gd")
     with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
         apply_filter(kspec, np.ones(3), Filter(np.ones((2, 3)), np.ones((2, 2))))
     with pytest.raises(ValueError, match="filter must have shape S"):
@@ -96,8 +104,8 @@ def test_nan_and_inf_in_labels_and_test_kernel(kspec):
         train(kspec, np.array([1.0, np.nan, 0.0]), 1.0)
     with pytest.raises(ValueError, match="y contains inf"):
         train(kspec, np.array([1.0, np.inf, 0.0]), 1.0)
-    with pytest.raises(ValueError, match="test_kernel contains NaN"):
-        train(kspec, np.ones(3), 1.0, test_kernel=np.full((1, 3), np.nan))
+    with pytest.raises(ValueError, match="test.kernel contains NaN"):
+        train(kspec, np.ones(3), 1.0, test=TestPoints(kernel=np.full((1, 3), np.nan)))
     with pytest.raises(ValueError, match="init contains inf"):
         train(kspec, np.ones(3), 1.0, init=np.array([np.inf, 0.0, 0.0]))
 
@@ -108,7 +116,7 @@ def test_times(kspec):
     with pytest.raises(ValueError, match="t contains NaN"):
         flow_filter([1.0], np.nan)
     with pytest.raises(ValueError, match="t counts steps and must hold whole numbers"):
-        train(kspec, np.ones(3), 1.5, method="gd", learning_rate=0.1)
+        train(kspec, np.ones(3), 1.5, recipe=Recipe("gd", learning_rate=0.1))
     with pytest.raises(TypeError, match="t must hold real numbers"):
         flow_filter([1.0], "soon")
 
@@ -116,7 +124,7 @@ def test_times(kspec):
 def test_learning_rates(kspec):
     lam_max = kspec.evals[0]
     with pytest.raises(ValueError, match=r"learning_rate=.* is beyond stability.*allow_unstable=True"):
-        train(kspec, np.ones(3), 10, method="gd", learning_rate=2.0 / lam_max)
+        train(kspec, np.ones(3), 10, recipe=Recipe("gd", learning_rate=2.0 / lam_max))
     with pytest.raises(ValueError, match="beyond stability"):
         momentum_filter(kspec.evals, 3, learning_rate=2 * 1.5 / lam_max, momentum=0.5)
     # explicitly allowed: diverging modes at finite steps, computed exactly
@@ -133,14 +141,14 @@ def test_learning_rates(kspec):
     with pytest.raises(ValueError, match="only used with method='momentum'"):
         _pair(kspec.evals, 3, method="gd", learning_rate=0.1, momentum=0.5)
     # the "mean" loss divides eigenvalues by n, so the stable range grows by n
-    train(kspec, np.ones(3), 5, method="gd", learning_rate=1.9 * 3 / lam_max, normalization="mean")
+    train(kspec, np.ones(3), 5, recipe=Recipe("gd", learning_rate=1.9 * 3 / lam_max, normalization="mean"))
 
 
 def test_unknown_options(kspec):
     with pytest.raises(ValueError, match="unknown method 'adam'"):
-        train(kspec, np.ones(3), 1.0, method="adam")
+        train(kspec, np.ones(3), 1.0, recipe=Recipe("adam"))
     with pytest.raises(ValueError, match="unknown normalization 'mse'"):
-        train(kspec, np.ones(3), 1.0, normalization="mse")
+        train(kspec, np.ones(3), 1.0, recipe=Recipe(normalization="mse"))
     with pytest.raises(TypeError, match="spectrum must be a kdtheory.eigen.Spectrum"):
         train(np.eye(3), np.ones(3), 1.0)
     with pytest.raises(TypeError, match="momentum must be a real number"):
@@ -163,7 +171,7 @@ def test_legitimate_edge_cases_exact(kspec):
     np.testing.assert_allclose(tr.train[1], y, atol=1e-15)
     assert tr.loss[1] < 1e-30
     zero = Spectrum.from_kernel(np.zeros((3, 3)))  # λ = 0 everywhere: nothing is ever learned
-    tz = train(zero, y, [0.0, 5.0, np.inf], test_kernel=np.zeros((2, 3)))
+    tz = train(zero, y, [0.0, 5.0, np.inf], test=TestPoints(kernel=np.zeros((2, 3))))
     assert np.all(tz.train == 0) and np.all(tz.test == 0) and np.all(np.isfinite(tz.norm))
     assert zero.rank == 0
 
@@ -209,11 +217,13 @@ def test_unstable_overflow_names_the_users_arguments(kspec):
     # row 14: with allow_unstable=True an overflow reported "a contains inf values", an internal name
     lam_max = kspec.evals[0]
     with pytest.raises(ValueError, match=r"allow_unstable=True, learning_rate=.* diverges .* by t=5000 steps"):
-        train(kspec, np.ones(3), [1, 5000], method="gd", learning_rate=3.0 / lam_max, allow_unstable=True)
+        train(kspec, np.ones(3), [1, 5000], recipe=Recipe("gd", learning_rate=3.0 / lam_max, allow_unstable=True))
     with pytest.raises(ValueError, match="learning_rate"):
         Recipe("momentum", learning_rate=6.0 / lam_max, momentum=0.5, allow_unstable=True).filter(kspec, 10**5)
     # finite but diverging values are still returned
-    assert np.isfinite(train(kspec, np.ones(3), 50, method="gd", learning_rate=3.0 / lam_max, allow_unstable=True).loss)
+    assert np.isfinite(
+        train(kspec, np.ones(3), 50, recipe=Recipe("gd", learning_rate=3.0 / lam_max, allow_unstable=True)).loss
+    )
 
 
 def test_truth_weight_reaches_rounds_and_no_hidden_kwargs(kspec):
@@ -247,5 +257,5 @@ def test_mixing_weights_name_the_argument(kspec):
         distill(kspec, y, 1.0, 2.0)  # the teacher's time is keyword-only: teacher_t=
     with pytest.raises(ValueError, match="exactly one"):
         train(kspec, y)
-    with pytest.raises(ValueError, match="leave them at their defaults"):
-        train(kspec, y, ridge=1.0, method="gd")
+    with pytest.raises(ValueError, match="ridge= is kernel ridge regression"):
+        train(kspec, y, ridge=1.0, recipe=Recipe("gd"))
