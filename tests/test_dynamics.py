@@ -7,8 +7,9 @@ import scipy.sparse.linalg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kdtheory.dynamics import TestPoints, train
-from kdtheory.eigen import Recipe, Spectrum, max_learning_rate
+from kdtheory import eigen
+from kdtheory.dynamics import TestPoints, apply_filter, train
+from kdtheory.eigen import Filter, Recipe, Spectrum, flow_filter, max_learning_rate, momentum_filter
 from kdtheory.testing import assert_close, kernel_problems, random_orthogonal, times
 
 
@@ -299,3 +300,124 @@ def test_ridge_axis_matches_explicit_solve():
     n = K.shape[0]
     mean = train(spec, y, ridge=cs / n, recipe=Recipe(normalization="mean"), init=f0)
     assert_close(mean.train, tr.train, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- bad input named, edge cases exact
+@pytest.fixture
+def spec():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 3))
+    return Spectrum.from_features(X)
+
+
+@pytest.fixture
+def kspec():
+    return Spectrum.from_kernel(np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_shape_mismatches(spec, kspec):
+    with pytest.raises(ValueError, match="y has 4 rows but the spectrum has n=5"):
+        train(spec, np.ones(4), 1.0)
+    with pytest.raises(ValueError, match="test.kernel has 4 columns"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 4))))
+    with pytest.raises(ValueError, match="test.features has 2 columns"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(features=np.ones((2, 2))))
+    with pytest.raises(ValueError, match="init must have the shape of y"):
+        train(spec, np.ones((5, 2)), 1.0, init=np.ones(5))
+    with pytest.raises(ValueError, match="test.init must have shape"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 5)), init=np.ones(3)))
+    with pytest.raises(ValueError, match="init_weights must have shape"):
+        train(spec, np.ones(5), 1.0, init_weights=np.ones(4))
+    with pytest.raises(ValueError, match="init_weights needs a features spectrum"):
+        train(kspec, np.ones(3), 1.0, init_weights=np.ones(3))
+    with pytest.raises(ValueError, match="test.features needs a features spectrum"):
+        train(kspec, np.ones(3), 1.0, test=TestPoints(features=np.ones((2, 3))))
+    with pytest.raises(ValueError, match="exactly one"):
+        train(spec, np.ones(5), 1.0, test=TestPoints(kernel=np.ones((2, 5)), features=np.ones((2, 3))))
+    with pytest.raises(ValueError, match="exactly one"):
+        TestPoints()
+    with pytest.raises(ValueError, match=r"TestPoints\(init=\) goes with kernel="):
+        TestPoints(features=np.ones((2, 3)), init=np.ones(2))
+    with pytest.raises(TypeError, match="test must be a kdtheory.dynamics.TestPoints"):
+        train(spec, np.ones(5), 1.0, test=np.ones((2, 5)))
+    with pytest.raises(TypeError, match="recipe must be a kdtheory.eigen.Recipe"):
+        train(spec, np.ones(5), 1.0, recipe="gd")
+    with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
+        apply_filter(kspec, np.ones(3), Filter(np.ones((2, 3)), np.ones((2, 2))))
+    with pytest.raises(ValueError, match="filter must have shape S"):
+        apply_filter(kspec, np.ones(3), Filter(np.ones((2, 2)), np.ones((2, 2))))
+    with pytest.raises(TypeError, match="filter must be a kdtheory.eigen.Filter"):
+        apply_filter(kspec, np.ones(3), np.ones((2, 3)))
+
+
+def test_nan_and_inf_in_labels_and_test_kernel(kspec):
+    with pytest.raises(ValueError, match="y contains NaN"):
+        train(kspec, np.array([1.0, np.nan, 0.0]), 1.0)
+    with pytest.raises(ValueError, match="y contains inf"):
+        train(kspec, np.array([1.0, np.inf, 0.0]), 1.0)
+    with pytest.raises(ValueError, match="test.kernel contains NaN"):
+        train(kspec, np.ones(3), 1.0, test=TestPoints(kernel=np.full((1, 3), np.nan)))
+    with pytest.raises(ValueError, match="init contains inf"):
+        train(kspec, np.ones(3), 1.0, init=np.array([np.inf, 0.0, 0.0]))
+
+
+def test_times(kspec):
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        train(kspec, np.ones(3), [-1.0, 2.0])
+    with pytest.raises(ValueError, match="t contains NaN"):
+        flow_filter([1.0], np.nan)
+    with pytest.raises(ValueError, match="t counts steps and must hold whole numbers"):
+        train(kspec, np.ones(3), 1.5, recipe=Recipe("gd", learning_rate=0.1))
+    with pytest.raises(TypeError, match="t must hold real numbers"):
+        flow_filter([1.0], "soon")
+
+
+def test_unknown_options(kspec):
+    with pytest.raises(ValueError, match="unknown method 'adam'"):
+        train(kspec, np.ones(3), 1.0, recipe=Recipe("adam"))
+    with pytest.raises(ValueError, match="unknown normalization 'mse'"):
+        train(kspec, np.ones(3), 1.0, recipe=Recipe(normalization="mse"))
+    with pytest.raises(TypeError, match="spectrum must be a kdtheory.eigen.Spectrum"):
+        train(np.eye(3), np.ones(3), 1.0)
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        momentum_filter([1.0], 1, learning_rate=0.1, momentum="0.5")
+
+
+def test_legitimate_edge_cases_exact(kspec):
+    y = np.array([1.0, -1.0, 2.0])
+    tr = train(kspec, y, [0.0, np.inf])
+    assert np.array_equal(tr.train[0], np.zeros(3))
+    np.testing.assert_allclose(tr.train[1], y, atol=1e-15)
+    assert tr.loss[1] < 1e-30
+    zero = Spectrum.from_kernel(np.zeros((3, 3)))  # λ = 0 everywhere: nothing is ever learned
+    tz = train(zero, y, [0.0, 5.0, np.inf], test=TestPoints(kernel=np.zeros((2, 3))))
+    assert np.all(tz.train == 0) and np.all(tz.test == 0) and np.all(np.isfinite(tz.norm))
+    assert zero.rank == 0
+
+
+def test_unstable_overflow_names_the_users_arguments(kspec):
+    # row 14: with allow_unstable=True an overflow reported "a contains inf values", an internal name
+    lam_max = kspec.evals[0]
+    with pytest.raises(ValueError, match=r"allow_unstable=True, learning_rate=.* diverges .* by t=5000 steps"):
+        train(kspec, np.ones(3), [1, 5000], recipe=Recipe("gd", learning_rate=3.0 / lam_max, allow_unstable=True))
+    with pytest.raises(ValueError, match="learning_rate"):
+        Recipe("momentum", learning_rate=6.0 / lam_max, momentum=0.5, allow_unstable=True).filter(kspec, 10**5)
+    # finite but diverging values are still returned
+    assert np.isfinite(
+        train(kspec, np.ones(3), 50, recipe=Recipe("gd", learning_rate=3.0 / lam_max, allow_unstable=True)).loss
+    )
+
+
+# ---------------------------------------------------------------------- regressions
+@pytest.mark.parametrize("beta, frac", [(2.3e-25, 0.5), (1e-30, 0.9), (1e-17, 0.999)])
+def test_issue14_falsifying_example_dynamics(beta, frac):
+    """``dynamics.train(..., method="momentum", momentum=2.3e-25)`` raised 'a contains NaN values';
+    β = 1e-30 and 1e-17 at these rates gave NaN in the old closed form. β this small is GD."""
+    from kdtheory.dynamics import train
+
+    spec = eigen.Spectrum.from_kernel(np.diag([1.0, 0.5, 0.1]))
+    y = np.array([1.0, -2.0, 0.5])
+    eta = frac * eigen.max_learning_rate(spec, method="momentum", momentum=beta)
+    tr = train(spec, y, [0, 1, 2, 7, 120], recipe=Recipe("momentum", learning_rate=eta, momentum=beta))
+    ref = train(spec, y, [0, 1, 2, 7, 120], recipe=Recipe("gd", learning_rate=eta))
+    np.testing.assert_allclose(tr.train, ref.train, rtol=1e-13, atol=1e-15)

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kdtheory import ridge_family
 from kdtheory.data import planted_linear
 from kdtheory.distill import Recipe, rounds_filter
 from kdtheory.dynamics import TestPoints, train
@@ -238,3 +239,39 @@ def test_over_eval_filters_give_explicit_test_predictions():
         coef = np.linalg.solve(K + 10 * res.ridge[t] * np.eye(10), target)
         assert_close(tr.test[t], Kx @ coef, rtol=1e-9)
         target = K @ coef
+
+
+# ---------------------------------------------------------------------- bad input, named
+RAGGED = [[1.0, 0.0], [0.0]]
+
+
+KERNEL3 = Spectrum.from_kernel(np.eye(3))
+
+
+def _one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: ridge_family.borup_filters(RAGGED, ridge=1.0, truth_weight=0.5, rounds=2), ValueError, r"^evals"),
+        (lambda: ridge_family.mobahi_rounds(KERNEL3, RAGGED, epsilon=0.1, rounds=2), ValueError, r"^y must be a rect"),
+        (lambda: ridge_family.das_sanghavi([1.0, 0.5], RAGGED, noise_var=0.1, ridge=1.0), ValueError, r"^theta_star"),
+        (lambda: ridge_family.pareek_polynomial(RAGGED), ValueError, r"^teacher_weights must be a rectangular"),
+        (lambda: ridge_family.pareek_polynomial(["a"]), TypeError, r"^teacher_weights must be a sequence of real"),
+        (lambda: ridge_family.pareek_filter([1.0], ridge=1.0, teacher_weights=[[0.5]]), TypeError, r"^teacher_weig"),
+        (lambda: ridge_family.pareek_weights([1.0, 0.5], ridge=1.0, target=RAGGED), ValueError, r"^target must be"),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)
+
+
+def test_pareek_weights_as_any_real_sequence_give_the_same_filter():
+    ints = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=[1, 2])
+    floats = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=np.array([1.0, 2.0]))
+    assert np.array_equal(ints.a, floats.a) and np.array_equal(ints.a_over_eval, floats.a_over_eval)
+    assert ridge_family.pareek_polynomial([]) == ridge_family.pareek_polynomial(np.zeros(0))

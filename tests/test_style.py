@@ -14,6 +14,7 @@ Where an entry would be a copy, the argument may be documented in one other plac
   on one line is deliberately not a pydocstyle section, so ruff's D417 does not ask for entries.)
 """
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -278,3 +279,55 @@ def test_no_function_takes_more_than_twelve_parameters():
     assert len(counts) > 300  # the walk sees the package
     too_many = [f"{where} ({n})" for n, where in counts if n > MAX_PARAMETERS]
     assert not too_many, f"functions with more than {MAX_PARAMETERS} parameters: {too_many}"
+
+
+# ---------------------------------------------------------------------- tests mirror modules
+def untested_modules(package: Path, tests: Path) -> list[str]:
+    """The public top-level modules ``package/<m>.py`` without a ``tests/test_<m>.py`` that imports them.
+
+    Private modules (``_<m>.py``) are tested through the public modules that use them (the table
+    in tests/README.md). A file of that name that never imports ``<package>.<m>`` does not count.
+    """
+    missing = []
+    for path in sorted(package.glob("*.py")):
+        m = path.stem
+        if m.startswith("_"):
+            continue
+        test = tests / f"test_{m}.py"
+        if not test.is_file() or m not in _imported_modules(test.read_text(), package.name):
+            missing.append(m)
+    return missing
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """Top-level modules of ``package`` that ``source`` imports, by any spelling of the import."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n.split(".")[1] for n in names if n.startswith(f"{package}.")}
+    return found
+
+
+def test_every_public_module_has_a_test_file_of_its_own():
+    missing = untested_modules(ROOT / "kdtheory", ROOT / "tests")
+    assert not missing, "public modules without a tests/test_<m>.py that imports them: " + ", ".join(missing)
+
+
+def test_mirror_checker_catches_a_missing_or_unrelated_test_file(tmp_path):
+    pkg, tests = tmp_path / "pkg", tmp_path / "tests"
+    pkg.mkdir()
+    tests.mkdir()
+    for m in ("__init__", "_private", "alpha", "beta", "gamma", "delta"):
+        (pkg / f"{m}.py").write_text("")
+    (tests / "test_alpha.py").write_text("from pkg import alpha\n")
+    (tests / "test_beta.py").write_text("from pkg.beta import thing\n")
+    (tests / "test_gamma.py").write_text("import pkg.alpha\n")  # a file of the name, about another module
+    assert untested_modules(pkg, tests) == ["delta", "gamma"]
+    (tests / "test_gamma.py").write_text("import pkg.gamma as g\n")
+    (tests / "test_delta.py").write_text("from pkg import (\n    alpha,\n    delta,\n)\n")
+    assert untested_modules(pkg, tests) == []
