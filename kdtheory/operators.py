@@ -54,7 +54,7 @@ import abc
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -386,9 +386,12 @@ def relu_kernels(
 
 @dataclass(frozen=True)
 class _ReluKernel:
+    """The kernels of :func:`relu_kernels` on blocks; a subclass picks ``Σ`` (``_which = 0``) or ``Θ`` (1)."""
+
     depth: int = 1
     weight_std: float = 1.0
     bias_std: float = 0.0
+    _which: ClassVar[int] = 0
 
     def __post_init__(self) -> None:
         """Validate the parameters (a clear ValueError naming the bad one)."""
@@ -397,14 +400,37 @@ class _ReluKernel:
         positive_scalar(self.weight_std, "weight_std")
         positive_scalar(self.bias_std, "bias_std", allow_zero=True)
 
-    def _both(self, A: jax.Array, B: jax.Array, same: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-        return relu_kernels(A, B, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=same)
+    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
+        """The block ``Σ(A, B)`` (:class:`ReluNNGP`) or ``Θ(A, B)`` (:class:`ReluNTK`).
 
-    def _diag_both(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Args:
+          A: points ``(a, d)``.
+          B: points ``(b, d)``.
+          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
+            diagonal of a training kernel, made exact), or ``None``.
+
+        Returns:
+          The ``(a, b)`` kernel block (``jax.numpy``).
+        """
+        kernels = relu_kernels(A, B, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=same)
+        block: jax.Array = kernels[self._which]
+        return block
+
+    def diag(self, A: np.ndarray) -> np.ndarray:
+        """``Σ(x_i, x_i)`` (:class:`ReluNNGP`) or ``Θ(x_i, x_i)`` (:class:`ReluNTK`) on the diagonal.
+
+        Args:
+          A: points ``(n, d)`` (numpy).
+
+        Returns:
+          ``(n,)`` float64.
+        """
         A = np.asarray(A, dtype=np.float64)
-        return relu_kernels(
+        kernels = relu_kernels(
             A, A, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=True, pairwise=True, xp=np
         )
+        diagonal: np.ndarray = kernels[self._which]
+        return diagonal
 
 
 @dataclass(frozen=True)
@@ -413,7 +439,8 @@ class ReluNNGP(_ReluKernel):
 
     The NTK parameterization of :func:`kdtheory.ntk.relu_ntk` (same recursion, evaluated on blocks
     in JAX): ``Σ¹ = σ_w² x·x'/d + σ_b²``,
-    ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x') (sin θ + (π − θ) cos θ)/(2π) + σ_b²``.
+    ``Σ^{l+1} = σ_w² √(Σ_xx Σ_x'x') (sin θ + (π − θ) cos θ)/(2π) + σ_b²``. Called as
+    ``kernel(A, B, same=None)`` it gives the block ``Σ(A, B)``; ``diag(A)`` the diagonal.
 
     Attributes:
       depth: hidden layers (≥ 0).
@@ -421,37 +448,15 @@ class ReluNNGP(_ReluKernel):
       bias_std: σ_b ≥ 0.
     """
 
-    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
-        """The block ``Σ(A, B)``.
-
-        Args:
-          A: points ``(a, d)``.
-          B: points ``(b, d)``.
-          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
-            diagonal of a training kernel, made exact), or ``None``.
-
-        Returns:
-          The ``(a, b)`` kernel block (``jax.numpy``).
-        """
-        return self._both(A, B, same)[0]
-
-    def diag(self, A: np.ndarray) -> np.ndarray:
-        """``Σ(x_i, x_i)`` on the diagonal.
-
-        Args:
-          A: points ``(n, d)`` (numpy).
-
-        Returns:
-          ``(n,)`` float64.
-        """
-        return self._diag_both(A)[0]
+    _which: ClassVar[int] = 0
 
 
 @dataclass(frozen=True)
 class ReluNTK(_ReluKernel):
     r"""Infinite-width NTK ``Θ`` of a ReLU MLP with ``depth`` hidden layers (see :class:`ReluNNGP`).
 
-    ``Θ¹ = Σ¹``, ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``, ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``.
+    ``Θ¹ = Σ¹``, ``Θ^{l+1} = Θ^l Σ̇^{l+1} + Σ^{l+1}``, ``Σ̇^{l+1} = σ_w² (π − θ)/(2π)``. Called as
+    ``kernel(A, B, same=None)`` it gives the block ``Θ(A, B)``; ``diag(A)`` the diagonal.
 
     Attributes:
       depth: hidden layers (≥ 0).
@@ -459,30 +464,7 @@ class ReluNTK(_ReluKernel):
       bias_std: σ_b ≥ 0.
     """
 
-    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
-        """The block ``Θ(A, B)``.
-
-        Args:
-          A: points ``(a, d)``.
-          B: points ``(b, d)``.
-          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
-            diagonal of a training kernel, made exact), or ``None``.
-
-        Returns:
-          The ``(a, b)`` kernel block (``jax.numpy``).
-        """
-        return self._both(A, B, same)[1]
-
-    def diag(self, A: np.ndarray) -> np.ndarray:
-        """``Θ(x_i, x_i)`` on the diagonal.
-
-        Args:
-          A: points ``(n, d)`` (numpy).
-
-        Returns:
-          ``(n,)`` float64.
-        """
-        return self._diag_both(A)[1]
+    _which: ClassVar[int] = 1
 
 
 class FunctionKernel(KernelOperator):
