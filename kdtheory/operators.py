@@ -187,6 +187,14 @@ def _block_arg(block_size: int | None) -> int | None:
     return None if block_size is None else int(positive_scalar(block_size, "block_size"))
 
 
+def _test_points(test: ArrayLike, width: int, have: str) -> np.ndarray:
+    """``test`` as a finite 2-D float array of ``width`` columns, or a ValueError saying what the operator ``have``s."""
+    T = as_float_array(test, "test", ndim=(2,))
+    if T.shape[1] != width:
+        raise ValueError(f"test has {T.shape[1]} features but {have}={width}")
+    return T
+
+
 # ---------------------------------------------------------------------- features
 class FeatureKernel(KernelOperator):
     r"""The linear kernel ``K = Φ Φᵀ`` of features ``Φ`` (``n × p``), never formed.
@@ -252,11 +260,7 @@ class FeatureKernel(KernelOperator):
         Raises:
           ValueError: ``test`` not 2-D with ``p`` columns.
         """
-        T = as_float_array(test, "test", ndim=(2,))
-        p = self._phi.shape[1]
-        if T.shape[1] != p:
-            raise ValueError(f"test has {T.shape[1]} features but the operator has p={p}")
-        return _FeatureCross(self, T)
+        return _FeatureCross(self, _test_points(test, self._phi.shape[1], "the operator has p"))
 
 
 class _FeatureCross(KernelOperator):
@@ -401,29 +405,18 @@ class _ReluKernel:
         positive_scalar(self.bias_std, "bias_std", allow_zero=True)
 
     def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
-        """The block ``Σ(A, B)`` (:class:`ReluNNGP`) or ``Θ(A, B)`` (:class:`ReluNTK`).
+        """The ``(a, b)`` block ``Σ(A, B)`` (:class:`ReluNNGP`) or ``Θ(A, B)`` (:class:`ReluNTK`), in ``jax.numpy``.
 
-        Args:
-          A: points ``(a, d)``.
-          B: points ``(b, d)``.
-          same: boolean ``(a, b)``, true where ``A_i`` and ``B_j`` are the same point (the
-            diagonal of a training kernel, made exact), or ``None``.
-
-        Returns:
-          The ``(a, b)`` kernel block (``jax.numpy``).
+        Args: see :meth:`~kdtheory.operators.RBF.__call__`
         """
         kernels = relu_kernels(A, B, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=same)
         block: jax.Array = kernels[self._which]
         return block
 
     def diag(self, A: np.ndarray) -> np.ndarray:
-        """``Σ(x_i, x_i)`` (:class:`ReluNNGP`) or ``Θ(x_i, x_i)`` (:class:`ReluNTK`) on the diagonal.
+        """``Σ(x_i, x_i)`` (:class:`ReluNNGP`) or ``Θ(x_i, x_i)`` (:class:`ReluNTK`) on the diagonal, ``(n,)`` float64.
 
-        Args:
-          A: points ``(n, d)`` (numpy).
-
-        Returns:
-          ``(n,)`` float64.
+        Args: see :meth:`~kdtheory.operators.RBF.diag`
         """
         A = np.asarray(A, dtype=np.float64)
         kernels = relu_kernels(
@@ -560,10 +553,7 @@ class FunctionKernel(KernelOperator):
         Raises:
           ValueError: ``test`` not 2-D with ``d`` columns.
         """
-        T = as_float_array(test, "test", ndim=(2,))
-        if T.shape[1] != self._X.shape[1]:
-            raise ValueError(f"test has {T.shape[1]} features but X has d={self._X.shape[1]}")
-        return _FunctionCross(self, T)
+        return _FunctionCross(self, _test_points(test, self._X.shape[1], "X has d"))
 
 
 class _FunctionCross(KernelOperator):

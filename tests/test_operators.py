@@ -132,8 +132,10 @@ def test_bad_input_names_the_argument():
     op = FeatureKernel(X)
     with pytest.raises(ValueError, match="V has 4 rows"):
         op.matmat(np.ones((4, 2)))
-    with pytest.raises(ValueError, match="test has 2 features"):
+    with pytest.raises(ValueError, match="test has 2 features but the operator has p=3"):
         op.cross(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="test has 2 features but X has d=3"):
+        FunctionKernel(X, RBF()).cross(np.ones((3, 2)))
     with pytest.raises(ValueError, match="kernel must be callable"):
         FunctionKernel(X, "rbf")
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
