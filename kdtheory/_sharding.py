@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import DTypeLike
 
 __all__ = ["device_mesh"]
 
@@ -170,7 +171,7 @@ class _Tiles:
 class _Precision:
     """Scoped JAX precision: float64 products inside ``jax.enable_x64(True)``, float32 as is."""
 
-    def __init__(self, dtype: Any):
+    def __init__(self, dtype: DTypeLike):
         """Choose float32 or float64 (anything else raises)."""
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):

@@ -116,6 +116,7 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_float_array, positive_scalar
 from kdtheory.filters import Filter
 from kdtheory.spectrum import Spectrum
+from kdtheory.trajectory import Trajectory
 
 if TYPE_CHECKING:  # the operators need JAX; the closed forms import this module without it
     from kdtheory.operators import KernelOperator
@@ -203,6 +204,21 @@ class RitzSpectrum(Spectrum):
 
     points: int = 0
 
+    @classmethod
+    def from_values(cls, evals: np.ndarray, *, points: int, rank_tol: float = 0.0) -> RitzSpectrum:
+        """Ritz values without vectors: ``U`` and ``V`` are ``None`` (the one place that says so).
+
+        Args:
+          evals: the Ritz values, in decreasing order.
+          points: the number ``n`` of training points of the kernel.
+          rank_tol: the absolute threshold below which values count as zero.
+
+        Returns:
+          The :class:`RitzSpectrum`.
+        """
+        # U is declared an array on Spectrum; here it is None by design (the class docstring)
+        return cls(evals=evals, U=None, V=None, rank_tol=rank_tol, points=points)  # type: ignore[arg-type]
+
     @property
     def n(self) -> int:
         """Number of training points of the kernel (not of Ritz values)."""
@@ -219,7 +235,7 @@ class ConvergenceError(RuntimeError):
       trajectory: the uncertified result, its bounds in ``trajectory.solver``.
     """
 
-    def __init__(self, message: str, trajectory: Any):
+    def __init__(self, message: str, trajectory: Trajectory):
         """Carry the message and the uncertified trajectory."""
         super().__init__(message)
         self.trajectory = trajectory
@@ -375,7 +391,7 @@ def _filter_shaped(
     order = np.argsort(-lam, kind="stable")
     ev = lam[order]
     ev.setflags(write=False)
-    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))  # type: ignore[arg-type]
+    filt = filter_of(RitzSpectrum.from_values(ev, points=n, rank_tol=rank_tol))
     if not isinstance(filt, Filter):
         raise TypeError(f"filter must return a kdtheory.filters.Filter, got {type(filt).__name__}")
     a, g = np.asarray(filt.a), np.asarray(filt.a_over_eval)
@@ -1035,7 +1051,7 @@ def _reason(
     return msg
 
 
-def check(trajectory: Any, options: Lanczos) -> Any:
+def check(trajectory: Trajectory, options: Lanczos) -> Trajectory:
     """Return ``trajectory``, or raise :class:`ConvergenceError` when it is uncertified and ``options.strict``.
 
     Args:

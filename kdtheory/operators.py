@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg
 from jax.sharding import Mesh
+from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
@@ -218,7 +219,7 @@ class FeatureKernel(KernelOperator):
         *,
         block_size: int | None = None,
         devices: Sequence[Any] | None = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ):
         """Build the operator (arguments: see the class docstring)."""
         Phi = as_float_array(features, "features", ndim=(2,))
@@ -496,7 +497,7 @@ class FunctionKernel(KernelOperator):
         block_size: int | None = None,
         symmetric: bool = True,
         devices: Sequence[Any] | None = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ):
         """Build the operator (arguments: see the class docstring)."""
         if not callable(kernel):
@@ -702,9 +703,9 @@ def _ntvp(apply: Callable[..., Any], params: Any, X_rows: Any, X_cols: Any, V: A
 def ntk_vector_product(
     apply: Callable[..., Any],
     params: Any,
-    X_rows: Any,
-    X_cols: Any,
-    V: Any,
+    X_rows: ArrayLike,
+    X_cols: ArrayLike,
+    V: ArrayLike,
     *,
     trace: Literal["mean", "sum"] | None = "mean",
 ) -> jax.Array:
@@ -762,7 +763,7 @@ class NTKOperator(KernelOperator):
         trace: Literal["mean", "sum"] | None = "mean",
         block_size: int | None = None,
         devices: Sequence[Any] | None = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ):
         """Build the operator (arguments: see the class docstring)."""
         if trace not in ("mean", "sum", None):

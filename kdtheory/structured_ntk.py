@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Layer", "structured_ntk", "structured_flops"]
 
@@ -128,8 +129,8 @@ def _block(
 def structured_ntk(
     structure: Structure,
     params: Any,
-    X1: Any,
-    X2: Any | None = None,
+    X1: ArrayLike,
+    X2: ArrayLike | None = None,
     *,
     trace: Literal["mean", "sum"] | None = "mean",
     block_size: int | None = None,
