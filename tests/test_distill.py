@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory.distill import Recipe, distill, late_switch, rounds, student_time, teacher_predictions
-from kdtheory.dynamics import train
+from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import Spectrum
 from kdtheory.testing import assert_close, kernel_problems
 
@@ -39,7 +39,7 @@ def test_distill_and_mixing_match_loops(beta):
     rec = Recipe(method, learning_rate=eta, momentum=beta)
     yhat, _ = _loop(K, y, 25, eta, beta=beta)
     for w in (1.0, 0.4):
-        tr = distill(spec, y, [0, 3, 40], teacher_t=25, teacher=rec, teacher_weight=w, test_kernel=Kx)
+        tr = distill(spec, y, [0, 3, 40], teacher_t=25, teacher=rec, teacher_weight=w, test=TestPoints(kernel=Kx))
         for i, s in enumerate([0, 3, 40]):
             f, alpha = _loop(K, w * yhat + (1 - w) * y, s, eta, beta=beta)
             assert_close(tr.train[i], f, rtol=1e-10, atol=1e-14)
@@ -74,18 +74,18 @@ def test_rounds_and_late_switch_match_loops():
     f1, _ = _loop(K, y, 10, eta)
     f2, _ = _loop(K, 0.7 * f1 + 0.3 * y, 20, eta)
     f3, a3 = _loop(K, f2, 5, eta)
-    tr = rounds(spec, y, [10, 20, 5], recipe=rec, teacher_weight=[1.0, 0.7, 1.0], test_kernel=Kx)
+    tr = rounds(spec, y, [10, 20, 5], recipe=rec, teacher_weight=[1.0, 0.7, 1.0], test=TestPoints(kernel=Kx))
     assert_close(tr.train, np.array([f1, f2, f3]), rtol=1e-10)
     assert_close(tr.test[2], Kx @ a3, rtol=1e-10)
     yhat, _ = _loop(K, y, 30, eta)
     fs, als = _loop(K, y, 12, eta)
     f, alpha = _loop(K, yhat, 9, eta, f0=fs, alpha0=als)
-    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, test_kernel=Kx)
+    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, test=TestPoints(kernel=Kx))
     assert_close(tr.train[0], f, rtol=1e-10)
     assert_close(tr.test[0], Kx @ alpha, rtol=1e-10)
     fs, als = _loop(K, yhat, 12, eta)
     f, alpha = _loop(K, y, 9, eta, f0=fs, alpha0=als)
-    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, reverse=True, test_kernel=Kx)
+    tr = late_switch(spec, y, [9], teacher_t=30, switch_t=12, recipe=rec, reverse=True, test=TestPoints(kernel=Kx))
     assert_close(tr.train[0], f, rtol=1e-10)
     assert_close(tr.test[0], Kx @ alpha, rtol=1e-10)
     with pytest.raises(ValueError, match="late switching supports"):
@@ -104,7 +104,7 @@ def test_features_student_weights_match_loop():
     ws = np.zeros((9, 2))
     for _ in range(11):
         ws -= eta * X.T @ (X @ ws - yhat)
-    tr = distill(spec, y, 11, teacher_t=15, teacher=rec, test_features=Xt)
+    tr = distill(spec, y, 11, teacher_t=15, teacher=rec, test=TestPoints(features=Xt))
     assert_close(tr.weights, ws, rtol=1e-10)
     assert_close(tr.test, Xt @ ws, rtol=1e-10)
 
@@ -153,14 +153,14 @@ def test_student_tends_to_teacher_and_interpolating_teacher_is_one_hot(p, T, t):
     spec = Spectrum.from_kernel(p.K)
     unit = 1.0 / max(spec.evals[0], 1e-300)
     T, t = T * unit, t * unit
-    teacher = train(spec, p.y, T, test_kernel=p.K_test)
-    student_inf = distill(spec, p.y, np.inf, teacher_t=T, test_kernel=p.K_test)
+    teacher = train(spec, p.y, T, test=TestPoints(kernel=p.K_test))
+    student_inf = distill(spec, p.y, np.inf, teacher_t=T, test=TestPoints(kernel=p.K_test))
     ref = np.linalg.norm(p.y)
     assert_close(student_inf.train, teacher.train, rtol=1e-10, atol=1e-12 * ref)
     # an interpolating (converged, full-rank) teacher changes nothing: the student is the one-hot run
     if spec.rank == spec.n:
-        a = distill(spec, p.y, t, teacher_t=np.inf, test_kernel=p.K_test)
-        b = train(spec, p.y, t, test_kernel=p.K_test)
+        a = distill(spec, p.y, t, teacher_t=np.inf, test=TestPoints(kernel=p.K_test))
+        b = train(spec, p.y, t, test=TestPoints(kernel=p.K_test))
         assert np.array_equal(a.filter, b.filter)
         assert_close(a.train, b.train, rtol=1e-12, atol=1e-14 * ref)
 
@@ -247,5 +247,5 @@ def test_mixing_weights_name_the_argument(kspec):
         distill(kspec, y, 1.0, 2.0)  # the teacher's time is keyword-only: teacher_t=
     with pytest.raises(ValueError, match="exactly one"):
         train(kspec, y)
-    with pytest.raises(ValueError, match="leave them at their defaults"):
-        train(kspec, y, ridge=1.0, method="gd")
+    with pytest.raises(ValueError, match="ridge= is kernel ridge regression"):
+        train(kspec, y, ridge=1.0, recipe=Recipe("gd"))

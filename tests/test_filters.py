@@ -257,7 +257,7 @@ def test_recipe_owns_the_normalization():
 def test_learning_rates(kspec):
     lam_max = kspec.evals[0]
     with pytest.raises(ValueError, match=r"learning_rate=.* is beyond stability.*allow_unstable=True"):
-        train(kspec, np.ones(3), 10, method="gd", learning_rate=2.0 / lam_max)
+        train(kspec, np.ones(3), 10, recipe=Recipe("gd", learning_rate=2.0 / lam_max))
     with pytest.raises(ValueError, match="beyond stability"):
         momentum_filter(kspec.evals, 3, learning_rate=2 * 1.5 / lam_max, momentum=0.5)
     # explicitly allowed: diverging modes at finite steps, computed exactly
@@ -274,7 +274,7 @@ def test_learning_rates(kspec):
     with pytest.raises(ValueError, match="only used with method='momentum'"):
         _pair(kspec.evals, 3, method="gd", learning_rate=0.1, momentum=0.5)
     # the "mean" loss divides eigenvalues by n, so the stable range grows by n
-    train(kspec, np.ones(3), 5, method="gd", learning_rate=1.9 * 3 / lam_max, normalization="mean")
+    train(kspec, np.ones(3), 5, recipe=Recipe("gd", learning_rate=1.9 * 3 / lam_max, normalization="mean"))
 
 
 def test_bad_eigenvalues():

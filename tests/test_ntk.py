@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from cnn_oracle import _cnn_apply, _cnn_init, _explicit_ntk, _rel, _traces
 
-from kdtheory.eigen import Spectrum, flow_filter
+from kdtheory.eigen import Recipe, Spectrum, flow_filter
 from kdtheory.ntk import (
     empirical_ntk,
     lag_at_matched_progress,
@@ -15,7 +15,7 @@ from kdtheory.ntk import (
     project_residual,
     relu_ntk,
 )
-from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model
+from kdtheory.simulate import Loss, Optimizer, Run, linear_model, mlp, train_model
 from kdtheory.testing import assert_close
 
 
@@ -90,8 +90,15 @@ def test_wide_network_tracks_its_linearization():
     p = _f64(m.init(jax.random.PRNGKey(0)))
     t = [0, 10, 50, 100]
     lin = linearized(m, p, X, Y, t, learning_rate=0.5, X_test=Xt, normalization="mean")
-    run = train_model(m, X, Y, t=t, loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=0.5),
-                      params=p, X_test=Xt, dtype=jnp.float64)  # fmt: skip
+    run = train_model(
+        m,
+        X,
+        Y,
+        t=t,
+        run=Run(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=0.5), params=p),
+        X_test=Xt,
+        dtype=jnp.float64,
+    )
     assert_close(run.train[0], lin.train[0], rtol=1e-12)
     assert np.array_equal(run.t, lin.t) and lin.recipe["normalization"] == run.recipe["normalization"]
     moved = np.linalg.norm(lin.train[-1] - lin.train[0])
@@ -203,8 +210,13 @@ def test_linearized_accepts_images():
     assert_close(img.train[0], f0, rtol=1e-12)
     assert_close(img.test[0], f0[:2], rtol=1e-12)
     # oracle: the closed form on the explicit Jacobian product (point-major flattening)
-    ref = train(Spectrum.from_kernel(_explicit_ntk(_cnn_apply, p, X, X)), Y.reshape(-1), [0, 3, 20], method="gd",
-                learning_rate=0.01, init=f0.reshape(-1))  # fmt: skip
+    ref = train(
+        Spectrum.from_kernel(_explicit_ntk(_cnn_apply, p, X, X)),
+        Y.reshape(-1),
+        [0, 3, 20],
+        recipe=Recipe("gd", learning_rate=0.01),
+        init=f0.reshape(-1),
+    )
     assert_close(img.train, ref.train.reshape(3, 6, 3), rtol=1e-10)
 
 

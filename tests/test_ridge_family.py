@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from kdtheory import ridge_family
 from kdtheory.data import planted_linear
 from kdtheory.distill import Recipe, rounds_filter
-from kdtheory.dynamics import train
+from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import Filter, Spectrum, ridge_filter
 from kdtheory.planted import population_risk, search_best
 from kdtheory.ridge_family import (
@@ -200,7 +200,7 @@ def test_planted_population_risk_matches_explicit_weights():
     rec = Recipe(normalization="mean")
     ts = np.array([0.5, 5.0, 50.0, np.inf])
     risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
-    w = train(spec, p.y, ts, normalization="mean").weights
+    w = train(spec, p.y, ts, recipe=Recipe(normalization="mean")).weights
     explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
     assert_close(risk, explicit, rtol=1e-10)
     res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
@@ -220,7 +220,9 @@ def test_over_eval_filters_give_explicit_test_predictions():
     y = rng.standard_normal(10)
     spec = Spectrum.from_kernel(K)
     c, alpha = 0.5, 0.3
-    tr = apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=4), test_kernel=Kx)
+    tr = apply_filter(
+        spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=4), test=TestPoints(kernel=Kx)
+    )
     target = y
     for tau in range(4):
         coef = np.linalg.solve(K + c * np.eye(10), target)
@@ -228,7 +230,7 @@ def test_over_eval_filters_give_explicit_test_predictions():
         assert_close(tr.test[tau], Kx @ coef, rtol=1e-10)
         target = alpha * y + (1 - alpha) * K @ coef
     res = mobahi_rounds(spec, y, epsilon=0.2 * float(y @ y) / 10, rounds=3)
-    tr = apply_filter(spec, y, res.filters, test_kernel=Kx)
+    tr = apply_filter(spec, y, res.filters, test=TestPoints(kernel=Kx))
     target = y
     for t in range(3):
         if not np.isfinite(res.ridge[t]):

@@ -253,6 +253,34 @@ def test_checker_lets_a_class_document_its_call_only():
     assert undocumented(_BadKernel.__call__, _BadKernel) == ["B"]
 
 
+MAX_PARAMETERS = 12
+
+
+def _parameter_counts() -> list[tuple[int, str]]:
+    """Every function and method defined in the package (private ones too), with its parameter count."""
+    import ast
+
+    out = []
+    for path in sorted((ROOT / "kdtheory").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                count = len(names) + (a.vararg is not None) + (a.kwarg is not None)
+                if names[:1] in (["self"], ["cls"]):
+                    count -= 1
+                out.append((count, f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"))
+    return out
+
+
+def test_no_function_takes_more_than_twelve_parameters():
+    """Options travel as small values (Recipe, Run, TestPoints, Lanczos, Options), not long argument lists."""
+    counts = _parameter_counts()
+    assert len(counts) > 300  # the walk sees the package
+    too_many = [f"{where} ({n})" for n, where in counts if n > MAX_PARAMETERS]
+    assert not too_many, f"functions with more than {MAX_PARAMETERS} parameters: {too_many}"
+
+
 # ---------------------------------------------------------------------- tests mirror modules
 def untested_modules(package: Path, tests: Path) -> list[str]:
     """The public top-level modules ``package/<m>.py`` without a ``tests/test_<m>.py`` that imports them.

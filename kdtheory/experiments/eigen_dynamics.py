@@ -22,7 +22,7 @@ import numpy as np
 
 from kdtheory.data import one_hot_labels, power_law_kernel
 from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum, max_learning_rate
+from kdtheory.eigen import Recipe, Spectrum, max_learning_rate
 from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, finish, pyplot
 from kdtheory.experiments.result import Outcome
@@ -69,7 +69,7 @@ def measure(cfg: Config, say) -> Outcome:
     eta = cfg.lr_fraction * max_learning_rate(spec, monotone=True)
     records = np.unique(np.concatenate([[0], np.geomspace(1, cfg.steps, cfg.num_records).round()]).astype(int))
 
-    closed = train(spec, Y, records, method="gd", learning_rate=eta)
+    closed = train(spec, Y, records, recipe=Recipe("gd", learning_rate=eta))
 
     # explicit simulation, sharing no code with kdtheory.dynamics; it also records, per mode, the
     # first step at which the simulated residual along u_k falls to half its initial value
