@@ -1,7 +1,8 @@
 """Tests of kdtheory.data's classification sets: flip-to-another-class label noise (realised rate
 within binomial error, never to the same class, uniform over the others), the mixture's Bayes
 posterior against scipy densities and Monte Carlo class frequencies, the noisy-label distribution
-by Monte Carlo, and the digits / MNIST-1D loaders (sizes, determinism, no download)."""
+by Monte Carlo, the digits / MNIST-1D loaders (sizes, determinism, no download), and bad seeds
+refused naming the argument."""
 
 import random
 

@@ -11,8 +11,10 @@ import scipy.linalg
 
 from kdtheory import planted
 from kdtheory.data import planted_linear
+from kdtheory.dynamics import train
 from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.planted import population_risk, search_best, select_on_validation, validation_mse
+from kdtheory.testing import assert_close
 
 MEAN = Recipe(normalization="mean")
 
@@ -131,6 +133,23 @@ def test_bad_inputs_name_the_argument():
         search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_t=[], student_t=[1.0], recipe=MEAN)
     with pytest.raises(ValueError, match="teacher_t"):
         search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_t=[-1.0], student_t=[1.0], recipe=MEAN)
+
+
+def test_planted_population_risk_matches_explicit_weights():
+    p = planted_linear(40, 60, exponent=1.5, signal_exponent=0.5, noise=0.3, seed=1)
+    spec = Spectrum.from_features(p.X)
+    rec = Recipe(normalization="mean")
+    ts = np.array([0.5, 5.0, 50.0, np.inf])
+    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
+    w = train(spec, p.y, ts, recipe=Recipe(normalization="mean")).weights
+    explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
+    assert_close(risk, explicit, rtol=1e-10)
+    res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
+    assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
+    kw = {"teacher_t": ts[:-1], "student_t": ts, "recipe": rec}
+    by_truth = search_best(spec, p.y, p.theta_star, p.cov_evals, truth_weight=[0.0, 0.6], **kw)
+    by_teacher = search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_weight=[1.0, 0.4], **kw)
+    assert by_truth == by_teacher
 
 
 # ---------------------------------------------------------------------- bad input, named
