@@ -290,10 +290,8 @@ ELSEWHERE = {
     "confidence.report": "test_confidence.py",
     "experiments.eigen_dynamics": "test_pipeline.py",
     "experiments.gradient_denoising": "test_experiments_effects.py",
-    "experiments.harness": "test_experiments_reproduce.py",
     "experiments.late_distillation": "test_experiments_effects.py",
     "experiments.repeated_self_distillation": "test_pipeline.py",
-    "experiments.result": "test_experiments_reproduce.py",
 }
 
 
