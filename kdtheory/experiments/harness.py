@@ -15,6 +15,7 @@ adds the title and lays the figure out.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def run(
     *,
     quick: bool = False,
     config: Any = None,
-    out_dir: str | Path | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
