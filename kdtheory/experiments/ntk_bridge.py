@@ -51,15 +51,25 @@ as the failing regime); the run uses fresh seeds from ``first_seed = 100``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kdtheory.data import digits, gaussian_mixture
+from kdtheory.data import Classification, digits, gaussian_mixture
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.stats import Effect, Rule, decide, t_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from kdtheory.simulate import Model
+
+#: ``seed -> parameters`` of one model (:func:`_initializer`).
+_Init = Callable[[int], Any]
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -115,7 +125,7 @@ class Config:
             raise ValueError(f"directions must be <= n = {self.n}, got {self.directions}")
 
 
-def _initializer(model):
+def _initializer(model: Model) -> _Init:
     """``seed -> float32 parameters`` of an NTK-parameterized ``model``: every parameter ``N(0, 1)``.
 
     The distribution of :func:`kdtheory.simulate.mlp`'s NTK parameterization, drawn with numpy on
@@ -126,14 +136,14 @@ def _initializer(model):
 
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))
 
-    def init(seed: int):
+    def init(seed: int) -> Any:
         rng = np.random.default_rng(seed)
         return jax.tree_util.tree_map(lambda a: rng.standard_normal(a.shape).astype(np.float32), shapes)
 
     return init
 
 
-def _sweep(cfg: Config, say) -> dict:
+def _sweep(cfg: Config, say: Progress) -> dict[str, np.ndarray]:
     """Linearization gap after ``sweep_steps`` steps, per seed and width, for one-hot and distillation targets."""
     from kdtheory.ntk import linearized
     from kdtheory.simulate import Loss, Optimizer, mlp, train_model
@@ -160,11 +170,11 @@ def _sweep(cfg: Config, say) -> dict:
     return gaps
 
 
-def _data(dname: str, n: int, seed: int):
+def _data(dname: str, n: int, seed: int) -> Classification:
     return gaussian_mixture(n, 10, seed=seed) if dname == "mixture" else digits(n, seed=seed)
 
 
-def _bridge(cfg: Config, dname: str, model, init, seed: int) -> dict:
+def _bridge(cfg: Config, dname: str, model: Model, init: _Init, seed: int) -> dict[str, float]:
     """One seed of one regime: the measured and the predicted lag, and how far the NTK moved."""
     from kdtheory.distill import distill_filter
     from kdtheory.eigen import Recipe, Spectrum
@@ -201,7 +211,7 @@ def _bridge(cfg: Config, dname: str, model, init, seed: int) -> dict:
     }
 
 
-def _agreement(regime: str, dname: str, width: int, runs: list[dict]) -> Effect:
+def _agreement(regime: str, dname: str, width: int, runs: list[dict[str, float]]) -> Effect:
     """The relative discrepancy's t interval over seeds, decided by :data:`RULE`."""
     meas = np.array([r["measured"] for r in runs])
     pred = np.array([r["predicted"] for r in runs])
@@ -221,7 +231,14 @@ def _agreement(regime: str, dname: str, width: int, runs: list[dict]) -> Effect:
     )  # fmt: skip
 
 
-def measure(cfg: Config, say) -> Outcome:
+def _ends(e: Effect) -> tuple[float, float]:
+    """The interval of an effect of :func:`_agreement` (a t interval: both ends are numbers)."""
+    if e.ci_low is None or e.ci_high is None:
+        raise ValueError(f"{e.name}: the effect has no interval")
+    return e.ci_low, e.ci_high
+
+
+def measure(cfg: Config, say: Progress) -> Outcome:
     """Both regimes on both data sets over seeds, the width sweep, and the rule of the module docstring.
 
     Args:
@@ -253,6 +270,7 @@ def measure(cfg: Config, say) -> Outcome:
 
     lazy = [effects["lazy", d] for d in DATASETS]
     narrow = [effects["out of the lazy regime", d] for d in DATASETS]
+    verdict: Verdict
     if all(e.verdict == "supported" for e in lazy):
         verdict = "supported"
     elif any(e.verdict == "not supported" for e in lazy):
@@ -272,8 +290,9 @@ def measure(cfg: Config, say) -> Outcome:
         ntk = 100 * float(np.mean(e.extra["ntk_change"]))
         meas = np.asarray(e.extra["measured_lag"])
         m, p = meas.mean(), np.mean(e.extra["predicted_lag"])
+        lo, hi = _ends(e)
         return (
-            f"{e.name.split(':')[0]}: {100 * e.estimate:.1f}% [{100 * e.ci_low:.1f}%, {100 * e.ci_high:.1f}%] "
+            f"{e.name.split(':')[0]}: {100 * e.estimate:.1f}% [{100 * lo:.1f}%, {100 * hi:.1f}%] "
             f"(lag measured {m:.4f} vs predicted {p:.4f}, signed {100 * e.extra['signed_mean']:+.1f}%; measured "
             f"lag > 0 in {int(np.sum(meas > 0))}/{meas.size} seeds; NTK moved {ntk:.0f}%) -> {e.verdict}"
         )
@@ -317,7 +336,7 @@ def measure(cfg: Config, say) -> Outcome:
     )
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Measured against predicted lag; the relative discrepancy with its interval; the linearization gap.
 
     Args:
@@ -335,14 +354,14 @@ def figure(outcome: Outcome, cfg: Config):
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.6))
     colors = {"lazy": "C0", "out of the lazy regime": "C3"}
     markers = {"mixture": "o", "digits": "s"}
-    allv = []
+    lags: list[np.ndarray] = []
     for (regime, d), e in effects.items():
         meas, pred = np.asarray(e.extra["measured_lag"]), np.asarray(e.extra["predicted_lag"])
-        allv += [meas, pred]
+        lags += [meas, pred]
         width = cfg.lazy_width if regime == "lazy" else cfg.narrow_width
         ax1.scatter(pred, meas, color=colors[regime], marker=markers[d], s=28, alpha=0.8,
                     label=f"{d}, width {width} ({regime})")  # fmt: skip
-    allv = np.concatenate(allv)
+    allv = np.concatenate(lags)
     lo, hi = float(allv.min()) * 0.9, float(allv.max()) * 1.1
     xs = np.array([lo, hi])
     ax1.plot(xs, xs, "-", color="0.3", lw=1, label="y = x")
