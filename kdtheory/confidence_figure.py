@@ -48,6 +48,7 @@ def confidence_figure(
     items = {"predictions": reports} if isinstance(reports, ConfidenceReport) else dict(reports)
     if not items:
         raise ValueError("reports: nothing to draw")
+    fig: Figure
     fig, axes = plt.subplots(len(items), 2, figsize=(10.5, 4.4 * len(items)), squeeze=False)
     for (ax, ax2), (name, r) in zip(axes, items.items(), strict=True):
         x, y = r.teacher_logit, r.student_logit

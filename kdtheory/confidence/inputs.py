@@ -415,7 +415,8 @@ def class_indices(
         if not ok.all():
             i = int(np.argmin(ok))
             raise ValueError(f"{name}: (n, k) labels must be one-hot; row {i} is {arr[i].tolist()[:8]}")
-        return arr.argmax(axis=1).astype(np.int64)
+        classes: np.ndarray = arr.argmax(axis=1).astype(np.int64)
+        return classes
     return integer_labels(arr, n, k, name)
 
 

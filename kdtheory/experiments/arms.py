@@ -234,7 +234,8 @@ def _flat(params: Any) -> jax.Array:
 def _steps(budget: int, points: int) -> np.ndarray:
     # the same number of checkpoints for every budget keeps one compiled loop per budget
     g = np.geomspace(1, budget, points - 1)
-    return np.r_[0, g].round().astype(np.int64)
+    steps: np.ndarray = np.r_[0, g].round().astype(np.int64)
+    return steps
 
 
 def stop_index(stop: str | int, t: np.ndarray, val_accuracy: np.ndarray) -> int:

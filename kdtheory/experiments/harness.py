@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kdtheory._mpl import pyplot
 from kdtheory.experiments import config
 from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Experiment", "Measure", "Progress", "finish", "pyplot", "run"]
 
@@ -175,7 +178,7 @@ def run(
     )
 
 
-def finish(fig: Any, title: str = "") -> Any:
+def finish(fig: Figure, title: str = "") -> Figure:
     """Give ``fig`` its title, axis titles of size 10 and a tight layout.
 
     Args:

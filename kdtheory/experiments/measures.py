@@ -151,7 +151,8 @@ def _gradient_moments(
 def _batch_sq(m2: np.ndarray, e2: np.ndarray, B: int, n: int) -> np.ndarray:
     """E‖mean over a batch of B drawn without replacement‖² from ‖mean‖² and the mean squared norm."""
     s2 = np.maximum(e2 - m2, 0.0)
-    return m2 + s2 / B * (n - B) / max(n - 1, 1)
+    sq: np.ndarray = m2 + s2 / B * (n - B) / max(n - 1, 1)
+    return sq
 
 
 def _gradients(design: Design, seed: int, teacher_probs: np.ndarray) -> dict[str, Any]:

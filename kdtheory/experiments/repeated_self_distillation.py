@@ -78,7 +78,8 @@ def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
     """``exp(−(a_i − b_j)² / 2ℓ²)`` for 1-D points, by scikit-learn."""
     from sklearn.metrics.pairwise import rbf_kernel
 
-    return rbf_kernel(a[:, None], b[:, None], gamma=1.0 / (2 * ell**2))
+    K: np.ndarray = rbf_kernel(a[:, None], b[:, None], gamma=1.0 / (2 * ell**2))
+    return K
 
 
 def _effective_dimension(B: np.ndarray) -> np.ndarray:
