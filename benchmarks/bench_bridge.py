@@ -33,10 +33,11 @@ import numpy as np
 
 from kdtheory.data import mnist1d
 from kdtheory.dynamics import train
+from kdtheory.eigen import Recipe
 from kdtheory.krylov import Lanczos
 from kdtheory.ntk import linearized
 from kdtheory.operators import NTKOperator
-from kdtheory.simulate import Loss, Optimizer, mlp, train_model
+from kdtheory.simulate import Loss, Optimizer, Run, mlp, train_model
 
 
 def linearized_krylov(apply, params, X, Y, steps, learning_rate, f0, tolerance):
@@ -48,9 +49,13 @@ def linearized_krylov(apply, params, X, Y, steps, learning_rate, f0, tolerance):
     n, k = Y.shape
     op = NTKOperator(apply, params, X, trace=None, dtype=np.float64)
     traj = train(
-        op, Y.reshape(-1), steps, method="gd", learning_rate=learning_rate, init=f0.reshape(-1),
+        op,
+        Y.reshape(-1),
+        steps,
+        recipe=Recipe("gd", learning_rate=learning_rate),
+        init=f0.reshape(-1),
         solver=Lanczos(tolerance=tolerance),
-    )  # fmt: skip
+    )
     stats = getattr(traj, "solver", None) or traj.recipe
     return np.asarray(traj.train).reshape(len(steps), n, k), stats
 
@@ -98,9 +103,13 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             net = train_model(
-                model, X, Y, t=steps, loss=Loss("mse"), optimizer=Optimizer(learning_rate=lr), params=params,
+                model,
+                X,
+                Y,
+                t=steps,
+                run=Run(loss=Loss("mse"), optimizer=Optimizer(learning_rate=lr), params=params),
                 dtype=jnp.float32,
-            )  # fmt: skip
+            )
             t_net = time.perf_counter() - t0
             F = np.asarray(net.train, dtype=np.float64)
             moved = np.linalg.norm((F - f0).reshape(len(steps), -1), axis=1)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import scipy.spatial.distance
 
-from kdtheory.dynamics import train
+from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import Spectrum
 
 
@@ -37,7 +37,7 @@ def bench(n: int, *, n_test: int = 1000, n_times: int = 1000, repeats: int = 3, 
 
     def kd():
         spec = Spectrum.from_kernel(K)
-        return train(spec, y, times, test_kernel=Kx)
+        return train(spec, y, times, test=TestPoints(kernel=Kx))
 
     def baseline():
         return np.linalg.eigh(K)

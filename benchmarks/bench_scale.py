@@ -7,7 +7,7 @@ stored. Times: 100 log-spaced gradient-flow times with ``t λ_1 ∈ [1e-1, 1e3]`
 the top eigendirection's time scale ``1/λ_1``); λ_1 is estimated from a 2000-point subsample as
 ``(n/2000) λ_1(K_sub)`` (only the time axis depends on it). Tolerance 1e-6 relative to ‖y‖.
 
-Each case is the same call ``kdtheory.dynamics.train(op, Y, t, test_kernel=op.cross(X_test),
+Each case is the same call ``kdtheory.dynamics.train(op, Y, t, test=TestPoints(kernel=op.cross(X_test)),
 solver=Lanczos(tolerance=1e-6))`` — since issue 19 the result is *certified* (docs/theory.md §12):
 the reported bound is a proof, up to the measured round-off floor, not a change between checkpoints.
 
@@ -53,6 +53,7 @@ import numpy as np
 import scipy.spatial.distance
 
 from kdtheory.data import mnist1d
+from kdtheory.dynamics import TestPoints
 from kdtheory.dynamics import train as _train
 from kdtheory.krylov import Lanczos
 from kdtheory.operators import RBF, FunctionKernel
@@ -61,9 +62,9 @@ TOLERANCE = 1e-6
 EPS = np.finfo(float).eps
 
 
-def train(op, Y, t, *, test_kernel=None, tolerance: float = TOLERANCE):
+def train(op, Y, t, *, test=None, tolerance: float = TOLERANCE):
     """The certified Krylov call (strict=False: an uncertified result is reported, not raised)."""
-    return _train(op, Y, t, test_kernel=test_kernel, solver=Lanczos(tolerance=tolerance, strict=False))
+    return _train(op, Y, t, test=test, solver=Lanczos(tolerance=tolerance, strict=False))
 
 
 def problem(n: int, n_test: int, seed: int = 0):
@@ -102,16 +103,16 @@ def small(n: int, n_test: int, repeats: int) -> dict:
     cross = op.cross(Xt)
     K = op.dense()
     Kx = cross.dense()
-    train(op, Y, t[:3], test_kernel=cross)  # compile the block products once (not timed)
+    train(op, Y, t[:3], test=TestPoints(kernel=cross))  # compile the block products once (not timed)
     best_kr = best_eigh = np.inf
     for _ in range(repeats):  # interleaved, best of `repeats`
         t0 = time.perf_counter()
-        kr = train(op, Y, t, test_kernel=cross, tolerance=TOLERANCE)
+        kr = train(op, Y, t, test=TestPoints(kernel=cross), tolerance=TOLERANCE)
         best_kr = min(best_kr, time.perf_counter() - t0)
         t0 = time.perf_counter()
         np.linalg.eigh(K)
         best_eigh = min(best_eigh, time.perf_counter() - t0)
-    de = dense_train(Spectrum.from_kernel(K), Y, t, test_kernel=Kx)
+    de = dense_train(Spectrum.from_kernel(K), Y, t, test=TestPoints(kernel=Kx))
     ref = np.linalg.norm(Y)
     err_train = np.linalg.norm((kr.train - de.train).reshape(len(t), -1), axis=1)
     err_test = np.linalg.norm((kr.test - de.test).reshape(len(t), -1), axis=1)
@@ -141,7 +142,7 @@ def large(n: int, n_test: int) -> dict:
     op, X, Xt, Y, t, ls, lam1 = problem(n, n_test)
     setup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    kr = train(op, Y, t, test_kernel=op.cross(Xt), tolerance=TOLERANCE)
+    kr = train(op, Y, t, test=TestPoints(kernel=op.cross(Xt)), tolerance=TOLERANCE)
     wall = time.perf_counter() - t0
     return {
         "case": "large",
@@ -183,9 +184,9 @@ def cost(n: int, n_test: int, baseline: str | None) -> dict:
 
     op, X, Xt, Y, t, ls, lam1 = problem(n, n_test)
     cross = op.cross(Xt)
-    train(op, Y, t[:3], test_kernel=cross)  # compile once
+    train(op, Y, t[:3], test=TestPoints(kernel=cross))  # compile once
     t0 = time.perf_counter()
-    kr = train(op, Y, t, test_kernel=cross)
+    kr = train(op, Y, t, test=TestPoints(kernel=cross))
     wall = time.perf_counter() - t0
     ref = float(np.linalg.norm(Y))
     out = {"case": "cost", "n": n, "n_test": n_test, "krylov_s": wall, **summary(kr, Y, n_test)}

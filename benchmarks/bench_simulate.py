@@ -96,11 +96,11 @@ def sgd_step_time(steps: int, repeats: int) -> None:
     model = mlp([40, 100, 100, 10])
     opt = Optimizer(learning_rate=0.05, momentum=0.9, batch_size=100)
     ce = Loss("ce", normalization="mean")
-    train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt)  # compile
+    train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt))  # compile
     best = float("inf")
     for r in range(repeats):
         t0 = time.process_time()
-        train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt, seed=r)
+        train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt, init_seed=r))
         best = min(best, time.process_time() - t0)
     print(f"SGD, MLP 40-100-100-10, n=4000, batch 100, momentum 0.9, float32, {steps} steps:")
     print(f"  {1e3 * best / steps:.3f} ms/step CPU (best of {repeats})")
@@ -126,7 +126,7 @@ def loss_sweep_compiles(steps: int = 300) -> None:
     first = len(compiles)
     t0 = time.process_time()
     for loss in variants:
-        train_model(model, X, Y, t=[0, steps], loss=loss, optimizer=opt, teacher=Z)
+        train_model(model, X, Y, t=[0, steps], run=Run(loss=loss, optimizer=opt, teacher=Z))
     cpu = time.process_time() - t0
     print(f"Sweep of {len(variants)} Loss variants (τ, weight, switch step), {steps} SGD steps each:")
     print(
@@ -167,7 +167,7 @@ def batched_vs_sequential(steps: int, repeats: int, sizes=(1, 4, 10, 40)) -> Non
           f"float32, {steps} steps per run, {devices}")  # fmt: skip
     print(f"  {flop / 1e6:.1f} MFLOP per SGD step; matmul peak (2048^3 jnp.dot) {peak / 1e9:.1f} GFLOP/s")
     print("     S   batched s  sequential s   ratio   batched %peak   sequential %peak")
-    train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt)  # compile the one-run program
+    train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt))  # compile the one-run program
     for S in sizes:
         runs = [Run(init_seed=s, loss=ce, optimizer=opt) for s in range(S)]
         train_batch(model, X, Y, runs, t=[0, steps])  # compile this batch size
@@ -177,7 +177,9 @@ def batched_vs_sequential(steps: int, repeats: int, sizes=(1, 4, 10, 40)) -> Non
             batch = train_batch(model, X, Y, runs, t=[0, steps])
             tb = min(tb, time.perf_counter() - t0)
             t0 = time.perf_counter()
-            seq = [train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt, seed=s) for s in range(S)]
+            seq = [
+                train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt, init_seed=s)) for s in range(S)
+            ]
             ts = min(ts, time.perf_counter() - t0)
         # median over runs: a float32 run can amplify round-off on its own (see the note in README_engine)
         diff = float(np.median([np.max(np.abs(a.train - b.train)) for a, b in zip(batch, seq, strict=True)]))
@@ -221,17 +223,17 @@ def full_batch_vs_numpy(steps: int, repeats: int) -> None:
     peak = matmul_peak_flops()
 
     # warm-up compile (excluded), then timed runs
-    train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt, params=params)
+    train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt, params=params))
     t_kd, t_np = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        train_model(model, X, Y, t=[0, steps], loss=ce, optimizer=opt, params=params)
+        train_model(model, X, Y, t=[0, steps], run=Run(loss=ce, optimizer=opt, params=params))
         t_kd.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         numpy_loop(params, X, Y, steps, lr)
         t_np.append(time.perf_counter() - t0)
     # the two loops compute the same thing: compare after 20 steps
-    short = train_model(model, X, Y, t=[0, 20], loss=ce, optimizer=opt, params=params)
+    short = train_model(model, X, Y, t=[0, 20], run=Run(loss=ce, optimizer=opt, params=params))
     diff = float(np.max(np.abs(short.params[0]["w"] - numpy_loop(params, X, Y, 20, lr)[0])))
     kd, npy = min(t_kd), min(t_np)
     print(f"MLP {D}-{H}-{K}, {N} points, {steps} full-batch GD steps, float32")

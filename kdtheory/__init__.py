@@ -22,6 +22,12 @@ Vocabulary (one name per concept, in every module):
   eigenvalues by ``1``, ``n`` or ``n·k``; :class:`kdtheory.eigen.Recipe` is the one place that
   does it.
 * ``learning_rate`` (η), ``momentum`` (β), ``temperature`` (τ), ``seed``.
+* How a model trains is one value: ``recipe=`` a :class:`kdtheory.eigen.Recipe` in the closed
+  forms (``dynamics.train``, ``distill.rounds``, ``distill.late_switch``; ``teacher=`` and
+  ``student=`` in ``distill.distill``), ``run=`` a :class:`kdtheory.simulate.Run` for networks
+  (``simulate.train_model``; ``teacher=``/``student=`` in ``simulate.teacher_student``; a list of
+  them in ``simulate.train_batch``). Held-out points of a closed form are one value,
+  ``test=`` a :class:`kdtheory.dynamics.TestPoints`; solver options too, ``solver=``.
 * ``teacher_weight``: the weight on the teacher in a mixed target; ``truth_weight`` (Borup &
   Andersen's α) the weight on the ground truth, ``= 1 − teacher_weight``. Every function that
   mixes accepts either (at most one).

@@ -34,7 +34,7 @@ import scipy.optimize
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_times, choice
-from kdtheory.dynamics import Dense, FilterArg, Source, apply_filter
+from kdtheory.dynamics import Dense, FilterArg, Source, TestPoints, apply_filter
 from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum, loss_divisor
 from kdtheory.krylov import Lanczos, RitzSpectrum, is_operator
 from kdtheory.trajectory import Trajectory
@@ -352,12 +352,11 @@ def _trajectory(
     *,
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
-    tests: tuple[ArrayLike | None, ArrayLike | None, ArrayLike | None] = (None, None, None),
+    test: TestPoints | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
     is_ridge = recipe.method == "ridge"
-    test_kernel, test_features, test_init = tests
     return apply_filter(
         spectrum,
         y,
@@ -366,9 +365,7 @@ def _trajectory(
         ridge=axis if is_ridge else None,
         init=init,
         init_weights=init_weights,
-        test_kernel=test_kernel,
-        test_features=test_features,
-        test_init=test_init,
+        test=test,
         recipe=recipe.record(),
         solver=solver,
     )
@@ -386,9 +383,7 @@ def distill(
     truth_weight: float | None = None,
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
+    test: TestPoints | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""A student trained on its teacher's training predictions, in closed form.
@@ -413,16 +408,14 @@ def distill(
       truth_weight: weight ``1 − w`` on the labels instead.
       init: the student's initial training output (default 0).
       init_weights: the student's initial weights (features spectrum).
-      test_kernel: cross-kernel ``(n_test, n)`` for test predictions.
-      test_features: test design matrix ``(n_test, d)`` (features spectrum).
-      test_init: initial test output with ``test_kernel``.
+      test: held-out points, :class:`kdtheory.dynamics.TestPoints`.
       solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
       The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
     student = student or teacher
-    out = {"tests": (test_kernel, test_features, test_init), "solver": solver}
+    out = {"test": test, "solver": solver}
     k = _outputs(y)
     if init is None and init_weights is None:
 
@@ -499,9 +492,7 @@ def rounds(
     teacher_weight: float | Sequence[float] | None = None,
     truth_weight: float | Sequence[float] | None = None,
     last_round_t: ArrayLike | None = None,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
+    test: TestPoints | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Repeated self-distillation: one trajectory entry per round (see :func:`rounds_filter`).
@@ -518,9 +509,7 @@ def rounds(
       teacher_weight: weight on the previous round, scalar or one per round.
       truth_weight: weight on the labels instead, scalar or one per round.
       last_round_t: evaluate the last round along this axis instead.
-      test_kernel: cross-kernel ``(n_test, n)``.
-      test_features: test design matrix (features spectrum).
-      test_init: initial test output with ``test_kernel``.
+      test: held-out points, :class:`kdtheory.dynamics.TestPoints`.
       solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
@@ -546,7 +535,7 @@ def rounds(
         filt,
         axis,
         recipe,
-        tests=(test_kernel, test_features, test_init),
+        test=test,
         solver=solver,
     )
 
@@ -561,9 +550,7 @@ def late_switch(
     recipe: Recipe = GRADIENT_FLOW,
     teacher: Recipe | None = None,
     reverse: bool = False,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
+    test: TestPoints | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     """Train on one target until ``switch_t``, then on the other (see :func:`late_switch_filter`).
@@ -577,9 +564,7 @@ def late_switch(
       recipe: the recipe of the model that switches (``"flow"`` or ``"gd"``).
       teacher: the teacher's recipe (default ``recipe``).
       reverse: distillation first, labels after.
-      test_kernel: cross-kernel ``(n_test, n)``.
-      test_features: test design matrix (features spectrum).
-      test_init: initial test output with ``test_kernel``.
+      test: held-out points, :class:`kdtheory.dynamics.TestPoints`.
       solver: :class:`kdtheory.dynamics.Dense` on a spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
@@ -605,7 +590,7 @@ def late_switch(
         filt,
         t,
         recipe,
-        tests=(test_kernel, test_features, test_init),
+        test=test,
         solver=solver,
     )
 

@@ -22,21 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
-from kdtheory.eigen import NORMALIZATIONS, Filter, Method, Normalization, Recipe, Spectrum, loss_divisor
+from kdtheory.eigen import GRADIENT_FLOW, NORMALIZATIONS, Filter, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.krylov import Lanczos, RitzSpectrum, check, is_operator, solve
 from kdtheory.trajectory import Trajectory
 
 if TYPE_CHECKING:  # the operators need JAX; the closed forms on a Spectrum do not
     from kdtheory.operators import KernelOperator
 
-__all__ = ["train", "apply_filter", "Dense", "Source", "FilterArg"]
+__all__ = ["train", "apply_filter", "Dense", "TestPoints", "Source", "FilterArg"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,44 @@ class Dense:
     compress: bool | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class TestPoints:
+    r"""Held-out points a closed-form trajectory also predicts on.
+
+    The ``test=`` of :func:`train`, :func:`apply_filter` and the :mod:`kdtheory.distill` composites.
+
+    Give exactly one of ``kernel`` (test predictions ``f_0(x) + k_x α(t)``, ``α`` the dual
+    coefficients) or ``features`` (a features spectrum: ``X_test w(t)``, whose initial value
+    ``X_test w_0`` follows from ``init_weights``).
+
+    Attributes:
+      kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``; on a kernel-operator
+        source also an operator (``op.cross(X_test)``).
+      features: test design matrix ``(n_test, d)`` (features spectrum only).
+      init: initial test output ``f_0(x_test)`` with ``kernel`` (default 0), ``(n_test[, k])``.
+
+    Raises:
+      ValueError: neither or both of ``kernel`` and ``features``; ``init`` with ``features``.
+    """
+
+    __test__: ClassVar[bool] = False  # a value, not a pytest test class
+    kernel: Any = None
+    features: ArrayLike | None = None
+    init: ArrayLike | None = None
+
+    def __post_init__(self) -> None:
+        """Check that exactly one kind of test input is given."""
+        if (self.kernel is None) == (self.features is None):
+            raise ValueError(
+                "TestPoints needs kernel= (a cross-kernel) or features= (a test design matrix), exactly one"
+            )
+        if self.init is not None and self.kernel is None:
+            raise ValueError(
+                "TestPoints(init=) goes with kernel=; with features= the initial test output is "
+                "X_test w_0 (init_weights)"
+            )
+
+
 #: What the closed forms evaluate on: a dense :class:`~kdtheory.spectrum.Spectrum`, or a kernel
 #: operator (then the certified block-Lanczos solver of :mod:`kdtheory.krylov` evaluates the filter).
 Source: TypeAlias = "Spectrum | KernelOperator"
@@ -66,24 +104,21 @@ def train(
     t: ArrayLike | None = None,
     *,
     ridge: ArrayLike | None = None,
-    method: Method = "flow",
-    learning_rate: float = 1.0,
-    momentum: float = 0.0,
-    normalization: Normalization = "sum",
+    recipe: Recipe = GRADIENT_FLOW,
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
-    allow_unstable: bool = False,
+    test: TestPoints | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Train a kernel/linear model on the squared loss in closed form and return its trajectory.
 
     Implements ``f(t) = f_0 − U diag(a(t)) Uᵀ (f_0 − y)`` with ``a`` the filter of the recipe
     (:meth:`kdtheory.eigen.Recipe.filter`), plus test predictions, weights, modes, loss and norm.
-    With ``ridge`` instead of ``t`` it is kernel ridge regression ``min ½‖f − y‖² + ½ c‖f − f_0‖²_H``
-    at each strength ``c`` (the trajectory's ``ridge`` is set and its ``t`` is ``None``).
+    How the model trains is one value, the ``recipe`` (method, learning rate, momentum, loss
+    normalization), as for the teacher and student of :mod:`kdtheory.distill`. With ``ridge``
+    instead of ``t`` (or ``recipe=Recipe("ridge")`` and the strengths as ``t``) it is kernel ridge
+    regression ``min ½‖f − y‖² + ½ c‖f − f_0‖²_H`` at each strength ``c`` (the trajectory's
+    ``ridge`` is set and its ``t`` is ``None``).
 
     Args:
       spectrum: the training kernel's :class:`~kdtheory.eigen.Spectrum`, or the kernel as a
@@ -91,22 +126,21 @@ def train(
         block-Lanczos solver, :mod:`kdtheory.krylov`; ``filter``/``modes`` are then along the
         Ritz vectors and ``Trajectory.solver`` holds the certificate).
       y: labels, shape ``(n,)`` or ``(n, k)``.
-      t: times (flow, learning-rate units) or whole steps (gd, momentum); scalar or array of any
-        shape; ``np.inf`` is the exact converged solution.
-      ridge: ridge strengths ``c ≥ 0`` instead of ``t`` (any shape); then ``method``,
-        ``learning_rate`` and ``momentum`` must keep their defaults.
-      method: ``"flow"``, ``"gd"`` or ``"momentum"``.
-      learning_rate: η > 0 (gd/momentum: step size; flow: time unit).
-      momentum: β in [0, 1) for ``"momentum"``.
-      normalization: ``"sum"`` (``½‖f − y‖²``), ``"mean"`` (``½‖f − y‖²/n``) or
-        ``"per_output"`` (``½‖f − y‖²/(n·k)``, neural-tangents' convention).
+      t: times (flow, learning-rate units) or whole steps (gd, momentum), or ridge strengths for
+        a ridge recipe; scalar or array of any shape; ``np.inf`` is the exact converged solution.
+      ridge: ridge strengths ``c ≥ 0`` instead of ``t`` (any shape); the recipe then only
+        contributes its ``normalization`` (its method must be ``"flow"`` with the default
+        learning rate, or ``"ridge"``).
+      recipe: a :class:`~kdtheory.eigen.Recipe`: ``method`` (``"flow"``, ``"gd"``,
+        ``"momentum"``, ``"ridge"``), ``learning_rate`` η > 0 (gd/momentum: step size; flow: time
+        unit), ``momentum`` β, ``normalization`` (``"sum"``: ``½‖f − y‖²``, ``"mean"``:
+        ``½‖f − y‖²/n``, ``"per_output"``: ``½‖f − y‖²/(n·k)``, neural-tangents' convention) and
+        ``allow_unstable`` (learning rates beyond stability at finite steps). Default: gradient
+        flow, η = 1, ``"sum"``.
       init: initial training output ``f_0`` (default 0), shape of ``y``.
       init_weights: initial weights ``w_0`` (features spectrum only); sets ``f_0 = X w_0``.
-      test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
-      test_features: test design matrix, shape ``(n_test, d)`` (features spectrum only);
-        predictions ``X_test w(t)`` (so the initial test output is ``X_test w_0``).
-      test_init: initial test output with ``test_kernel`` (default 0), shape ``(n_test[, k])``.
-      allow_unstable: allow learning rates beyond stability at finite steps.
+      test: held-out points to predict on, :class:`TestPoints` (a cross-kernel, or test features
+        on a features spectrum, and the initial test output).
       solver: how to evaluate: on a Spectrum :class:`Dense` (default ``Dense()``), on an operator
         the Krylov solver's :class:`kdtheory.krylov.Lanczos` (default ``Lanczos()``: tolerance
         1e-6, strict).
@@ -134,19 +168,18 @@ def train(
         _check_spectrum(spectrum)
     if (t is None) == (ridge is None):
         raise ValueError("give the time axis t or the ridge strengths ridge (exactly one)")
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a kdtheory.eigen.Recipe, got {type(recipe).__name__}")
     if ridge is not None:
-        if (method, learning_rate, momentum) != ("flow", 1.0, 0.0):
-            raise ValueError("ridge regression has no method, learning_rate or momentum; leave them at their defaults")
-        recipe = Recipe("ridge", normalization=normalization)
-    else:
-        choice(method, "method", ("flow", "gd", "momentum"))
-        recipe = Recipe(
-            method,
-            learning_rate=learning_rate,
-            momentum=momentum,
-            normalization=normalization,
-            allow_unstable=allow_unstable,
-        )
+        if recipe.method != "ridge" and (recipe.method, recipe.learning_rate) != ("flow", 1.0):
+            raise ValueError(
+                f"ridge= is kernel ridge regression; recipe has method={recipe.method!r}, "
+                f"learning_rate={recipe.learning_rate!r} (only its normalization is used: pass "
+                "recipe=Recipe('ridge', normalization=...))"
+            )
+        recipe = Recipe("ridge", normalization=recipe.normalization)
+    elif recipe.method == "ridge":
+        t, ridge = None, t
     at = t if ridge is None else ridge
     k = _outputs(y)
     if is_operator(spectrum):
@@ -163,9 +196,7 @@ def train(
         ridge=ridge,
         init=init,
         init_weights=init_weights,
-        test_kernel=test_kernel,
-        test_features=test_features,
-        test_init=test_init,
+        test=test,
         recipe=recipe.record(),
         solver=solver,
     )
@@ -180,9 +211,7 @@ def apply_filter(
     ridge: ArrayLike | None = None,
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
-    test_kernel: ArrayLike | None = None,
-    test_features: ArrayLike | None = None,
-    test_init: ArrayLike | None = None,
+    test: TestPoints | None = None,
     recipe: Mapping[str, Any] | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
@@ -204,9 +233,7 @@ def apply_filter(
       ridge: the ridge strengths stored instead of ``t`` (ridge recipes), shape ``S``.
       init: initial training output ``f_0`` (default 0), shape of ``y``.
       init_weights: initial weights ``w_0`` (features spectrum only).
-      test_kernel: cross-kernel ``k(x_test, x_train)``, shape ``(n_test, n)``.
-      test_features: test design matrix ``(n_test, d)`` (features spectrum only).
-      test_init: initial test output with ``test_kernel`` (default 0).
+      test: held-out points, :class:`TestPoints` (cross-kernel or test features, initial output).
       recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
         ``normalization``; :meth:`kdtheory.filters.Recipe.record` gives it); default a
         ``"custom"`` recipe. Its ``normalization`` (``"sum"``, ``"mean"`` or ``"per_output"``,
@@ -225,9 +252,17 @@ def apply_filter(
     normalization = choice((recipe or {}).get("normalization", "sum"), "normalization", NORMALIZATIONS)
     if t is not None and ridge is not None:
         raise ValueError("a trajectory is indexed by t or by ridge, not both")
+    if test is not None and not isinstance(test, TestPoints):
+        raise TypeError(
+            "test must be a kdtheory.dynamics.TestPoints(kernel=... | features=..., init=...), "
+            f"got {type(test).__name__}"
+        )
+    test_kernel, test_features, test_init = (
+        (None, None, None) if test is None else (test.kernel, test.features, test.init)
+    )
     if is_operator(spectrum):
         if init_weights is not None or test_features is not None:
-            raise ValueError("init_weights and test_features need a features spectrum (Spectrum.from_features)")
+            raise ValueError("init_weights and test.features need a features spectrum (Spectrum.from_features)")
         if isinstance(solver, Dense):
             raise ValueError("solver=Dense(...) applies to a Spectrum; on an operator pass solver=Lanczos(...)")
         return _apply_operator(
@@ -272,20 +307,14 @@ def apply_filter(
 
     dual = -g2[:, :, None] * c[None]  # coordinates of α(t) in the eigenbasis, (T, m, k)
     test = weights = None
-    if test_kernel is not None and test_features is not None:
-        raise ValueError("give test_kernel or test_features, not both")
     if test_kernel is not None:
-        Kx = as_float_array(test_kernel, "test_kernel", ndim=(2,))
+        Kx = as_float_array(test_kernel, "test.kernel", ndim=(2,))
         if Kx.shape[1] != spectrum.n:
-            raise ValueError(f"test_kernel has {Kx.shape[1]} columns but the spectrum has n={spectrum.n} points")
+            raise ValueError(f"test.kernel has {Kx.shape[1]} columns but the spectrum has n={spectrum.n} points")
         base = _test_init(test_init, Kx.shape[0], k, squeeze)
         test = base[None] + _cross(Kx, spectrum.U, dual, compress)
     elif test_features is not None:
-        Xt = _features_arg(spectrum, test_features, "test_features")
-        if test_init is not None:
-            raise ValueError("test_init is implied by init_weights when test_features are given")
-    elif test_init is not None:
-        raise ValueError("test_init needs test_kernel or test_features")
+        Xt = _features_arg(spectrum, test_features, "test.features")
     if spectrum.V is not None:
         w0 = _weights0(spectrum, init_weights, k, squeeze)
         weights = w0[None] + _basis(spectrum.V, spectrum.singular_values[None, :, None] * dual, compress)
@@ -396,8 +425,6 @@ def _apply_operator(
         if f0.shape != Y.shape:
             raise ValueError(f"init must have the shape of y {Y.shape}, got {f0.shape}")
         f0 = f0.reshape(y2.shape)
-    if test_kernel is None and test_init is not None:
-        raise ValueError("test_init needs test_kernel")
     R = y2 - f0
     if not np.any(R):
         raise ValueError("y − init is zero: there is nothing to train (every filter leaves f = init)")
@@ -517,8 +544,8 @@ def _weights0(spectrum: Spectrum, init_weights: ArrayLike | None, k: int, squeez
 def _test_init(test_init: ArrayLike | None, nt: int, k: int, squeeze: bool) -> np.ndarray:
     if test_init is None:
         return np.zeros((nt, k))
-    f = as_float_array(test_init, "test_init", ndim=(1, 2))
+    f = as_float_array(test_init, "test.init", ndim=(1, 2))
     want = (nt,) if squeeze else (nt, k)
     if f.shape != want:
-        raise ValueError(f"test_init must have shape {want}, got {f.shape}")
+        raise ValueError(f"test.init must have shape {want}, got {f.shape}")
     return f.reshape(nt, k)

@@ -54,8 +54,8 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_scalar
 from kdtheory._layers import analyze, network_outputs, signature
-from kdtheory.dynamics import train
-from kdtheory.eigen import NORMALIZATIONS, Normalization, Spectrum, loss_divisor
+from kdtheory.dynamics import TestPoints, train
+from kdtheory.eigen import NORMALIZATIONS, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.gradients import per_example_jacobians
 from kdtheory.operators import NTKOperator, ntk_vector_product, relu_kernels
 from kdtheory.simulate import Model
@@ -430,15 +430,17 @@ def linearized(
     _check_params(apply if isinstance(apply, Model) else None, fn, params, Xn, "X")
     K = empirical_ntk(apply, params, Xn, trace=None)
     f0 = np.asarray(fn(params, jnp.asarray(Xn, ravel_pytree(params)[0].dtype)))
-    kw = {}
+    test = None
     if X_test is not None:
         Xt = _batch(X_test, "X_test")
-        kw["test_kernel"] = empirical_ntk(apply, params, Xt, Xn, trace=None)
-        kw["test_init"] = np.asarray(fn(params, jnp.asarray(Xt, f0.dtype))).reshape(-1)
+        test = TestPoints(
+            kernel=empirical_ntk(apply, params, Xt, Xn, trace=None),
+            init=np.asarray(fn(params, jnp.asarray(Xt, f0.dtype))).reshape(-1),
+        )
     div = loss_divisor(normalization, n, k)
     # the flattened problem has n·k "points": scale the step by hand, keep the loss's divisor
     spec = Spectrum.from_kernel(K)
-    tr = train(spec, Y.reshape(-1), t, method="gd", learning_rate=eta / div, init=f0.reshape(-1), **kw)
+    tr = train(spec, Y.reshape(-1), t, recipe=Recipe("gd", learning_rate=eta / div), init=f0.reshape(-1), test=test)
     shape = np.shape(t)
     return Trajectory(
         t=tr.t,

@@ -37,7 +37,7 @@ JAX sees is used (``jax.devices()``); pass ``devices=`` to choose. To run on sev
 JAX with CUDA (``pip install "jax[cuda12]"``) on a machine with them; nothing else changes::
 
     op = FunctionKernel(X, RBF(lengthscale=3.0))          # uses all GPUs JAX sees
-    traj = kdtheory.dynamics.train(op, y, t, test_kernel=op.cross(X_test))
+    traj = kdtheory.dynamics.train(op, y, t, test=kdtheory.dynamics.TestPoints(kernel=op.cross(X_test)))
 
 On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (set before JAX is imported)
 gives four host devices, which is how the tests check that sharding does not change the numbers.

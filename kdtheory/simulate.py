@@ -548,14 +548,10 @@ def train_model(
     y: ArrayLike,
     *,
     t: ArrayLike,
-    loss: Loss = Loss(),
-    optimizer: Optimizer = Optimizer(),
-    teacher: ArrayLike | None = None,
+    run: Run = Run(),
     teacher_kind: Literal["logits", "probabilities"] = "logits",
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    params: Any = None,
-    seed: int = 0,
     dtype: Any = jnp.float32,
     project: Callable[[Any], jax.Array] | None = None,
 ) -> Trajectory:
@@ -570,16 +566,16 @@ def train_model(
       y: targets ``(n, k)`` — one-hot or soft labels (CE) or regression values (MSE).
       t: the steps at which to record, non-negative whole numbers (sorted and made unique; the run
         lasts ``max(t)`` updates, the budget).
-      loss: the objective, :class:`Loss` (normalization ``"sum"`` by default).
-      optimizer: :class:`Optimizer` (with its learning-rate schedule).
-      teacher: the teacher on the training inputs, ``(n, k)``: logits (CE) or outputs (MSE);
-        needed when any teacher weight is nonzero.
+      run: how this model trains, a :class:`Run`: its ``loss`` (:class:`Loss`, normalization
+        ``"sum"`` by default), ``optimizer`` (:class:`Optimizer`, with its learning-rate
+        schedule), ``teacher`` on the training inputs ``(n, k)`` (logits for CE, outputs for MSE;
+        needed when any teacher weight is nonzero), initial ``params`` (default
+        ``model.init(split(PRNGKey(init_seed))[0])``) and seeds: ``init_seed`` seeds the
+        initialization and, unless ``order_seed`` is given, the per-epoch minibatch permutations
+        (the same run gives the same trajectory). Default ``Run()``.
       teacher_kind: ``"logits"`` or ``"probabilities"`` (see :func:`as_teacher_logits`).
       X_test: test inputs (kernel models: cross-kernel rows ``(n_test, n)``).
       y_test: test targets ``(n_test, k)`` (for accuracy).
-      params: initial parameters (default ``model.init(split(PRNGKey(seed))[0])``).
-      seed: the seed of initialization and of the per-epoch minibatch permutations (the same seed
-        gives the same run); ``Run(init_seed=seed)``.
       dtype: ``jnp.float32`` (default) or ``jnp.float64`` (needs x64 mode).
       project: ``params -> array`` recorded at each step of ``t`` (e.g. weights onto a basis).
 
@@ -598,7 +594,8 @@ def train_model(
         teacher, a teacher of the wrong kind, a bad ``t``.
       FloatingPointError: the run diverged.
     """
-    run = Run(init_seed=seed, loss=loss, optimizer=optimizer, teacher=teacher, params=params)
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a kdtheory.simulate.Run, got {type(run).__name__}")
     (traj,) = train_batch(
         model, X, y, [run], t=t, teacher_kind=teacher_kind, X_test=X_test, y_test=y_test, dtype=dtype,
         project=project,
@@ -916,23 +913,20 @@ def teacher_student(
     teacher_t: int,
     student_t: int,
     student_model: Model | None = None,
-    loss: Loss = Loss(),
-    student_loss: Loss | None = None,
-    optimizer: Optimizer = Optimizer(),
+    teacher: Run = Run(),
+    student: Run | None = None,
     points: int = 20,
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    seed: int = 0,
-    student_seed: int | None = None,
     dtype: Any = jnp.float32,
 ) -> TeacherStudent:
     r"""Train a teacher on the labels, then a student on the teacher's training outputs.
 
-    The teacher trains with ``loss`` for ``teacher_t`` steps; its final training outputs (logits
-    for CE) become the student's teacher; the student (``student_model``, default the same
-    architecture, initialized from ``student_seed``, default ``seed + 1``) trains with
-    ``student_loss`` (default: pure distillation, ``teacher_weight = 1``, at ``loss``'s
-    temperature and normalization) for ``student_t`` steps.
+    The teacher trains as ``teacher`` says for ``teacher_t`` steps; its final training outputs
+    (logits for CE) become the student's teacher; the student (``student_model``, default the same
+    architecture) trains as ``student`` says for ``student_t`` steps. By default the student is
+    the teacher's run with pure distillation (``teacher_weight = 1`` at the teacher loss's
+    temperature and normalization) and ``init_seed`` one more than the teacher's.
 
     Args:
       teacher_model: the teacher's :class:`Model`.
@@ -941,33 +935,39 @@ def teacher_student(
       teacher_t: the teacher's budget in steps.
       student_t: the student's budget in steps.
       student_model: the student's model (default: ``teacher_model``).
-      loss: the teacher's objective.
-      student_loss: the student's objective (default: pure distillation).
-      optimizer: used by both.
+      teacher: the teacher's :class:`Run` (loss, optimizer, seeds, initial parameters; its
+        ``teacher`` must be ``None``).
+      student: the student's :class:`Run` (its ``teacher`` must be ``None``: the teacher's
+        outputs are filled in). Default: see above.
       points: how many log-spaced steps (with 0 and the budget) each trajectory records.
       X_test: test inputs.
       y_test: test labels.
-      seed: the teacher's seed.
-      student_seed: the student's seed (default ``seed + 1``).
       dtype: computation dtype.
 
     Returns:
       :class:`TeacherStudent` ``(teacher, student)`` trajectories.
 
     Raises:
-      ValueError: as :func:`train_model`, or a budget that is not a non-negative whole number.
+      ValueError: as :func:`train_model`, a budget that is not a non-negative whole number, or a
+        run that already holds a teacher.
     """
-    teacher = train_model(
-        teacher_model, X, y, t=_log_steps(teacher_t, points, "teacher_t"), loss=loss, optimizer=optimizer,
-        X_test=X_test, y_test=y_test, seed=seed, dtype=dtype,
+    for r, name in ((teacher, "teacher"), (student, "student")):
+        if r is not None and not isinstance(r, Run):
+            raise TypeError(f"{name} must be a kdtheory.simulate.Run, got {type(r).__name__}")
+        if r is not None and r.teacher is not None:
+            raise ValueError(f"{name} is a Run with a teacher; teacher_student fills the student's teacher in")
+    if student is None:
+        loss = dataclasses.replace(teacher.loss, teacher_weight=1.0, teacher_weight_after=None, switch_t=None)
+        student = dataclasses.replace(teacher, loss=loss, init_seed=teacher.init_seed + 1, order_seed=None, params=None)
+    taught = train_model(
+        teacher_model, X, y, t=_log_steps(teacher_t, points, "teacher_t"), run=teacher,
+        X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
-    s_loss = student_loss or dataclasses.replace(loss, teacher_weight=1.0, teacher_weight_after=None, switch_t=None)
-    student = train_model(
+    learner = train_model(
         student_model or teacher_model, X, y, t=_log_steps(student_t, points, "student_t"),
-        loss=s_loss, optimizer=optimizer, teacher=teacher.train[-1], X_test=X_test,
-        y_test=y_test, seed=seed + 1 if student_seed is None else student_seed, dtype=dtype,
+        run=dataclasses.replace(student, teacher=taught.train[-1]), X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
-    return TeacherStudent(teacher, student)
+    return TeacherStudent(taught, learner)
 
 
 def _log_steps(steps: int, count: int, name: str) -> np.ndarray:

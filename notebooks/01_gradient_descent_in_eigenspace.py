@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from kdtheory.data import planted_linear
-from kdtheory.dynamics import train
+from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import Recipe, Spectrum, flow_filter
 
 # %% [markdown]
@@ -118,8 +118,8 @@ print("momentum's largest a_k on the shown directions:", filters["momentum β = 
 
 # %%
 t = np.unique(np.r_[0, np.geomspace(1, 1e5, 60).round()])
-run = train(features, y, t, method="gd", learning_rate=eta, test_features=test.X)
-converged = train(features, y, np.inf, method="gd", learning_rate=eta, test_features=test.X)
+run = train(features, y, t, recipe=Recipe("gd", learning_rate=eta), test=TestPoints(features=test.X))
+converged = train(features, y, np.inf, recipe=Recipe("gd", learning_rate=eta), test=TestPoints(features=test.X))
 print(run)
 test_error = np.mean((run.test - test.y) ** 2, axis=1)
 best = int(np.argmin(test_error))
@@ -131,7 +131,7 @@ w_lstsq = np.linalg.lstsq(X, y, rcond=None)[0]
 print("t = ∞ weights against numpy's least squares, max |Δ|:", np.max(np.abs(converged.weights - w_lstsq)))
 
 # %%
-on_kernel = train(kernel, y, t, method="gd", learning_rate=eta, test_kernel=test.X @ X.T)
+on_kernel = train(kernel, y, t, recipe=Recipe("gd", learning_rate=eta), test=TestPoints(kernel=test.X @ X.T))
 print(
     "kernel spectrum against features spectrum, test predictions, max |Δ|:", np.max(np.abs(on_kernel.test - run.test))
 )

@@ -33,7 +33,7 @@ import numpy as np
 
 from kdtheory.data import gaussian_mixture, planted_linear
 from kdtheory.distill import distill, distill_filter, late_switch, rounds
-from kdtheory.dynamics import apply_filter, train
+from kdtheory.dynamics import TestPoints, apply_filter, train
 from kdtheory.eigen import Filter, Recipe, Spectrum, ridge_filter
 from kdtheory.exaggeration import compare, statement_margin
 from kdtheory.ridge_family import borup_filters, borup_limit, mobahi_rounds
@@ -59,13 +59,14 @@ def test_error(trajectory):
 
 
 t = np.geomspace(0.1, 1e4, 121)
-onehot = train(spec, y, t, learning_rate=flow.learning_rate, test_features=test.X)
+onehot = train(spec, y, t, recipe=Recipe(learning_rate=flow.learning_rate), test=TestPoints(features=test.X))
 e_onehot = test_error(onehot)
 T = t[np.argmin(e_onehot)]  # the teacher: the best early-stopped one-hot model
 print(f"best one-hot model (the teacher): test error {e_onehot.min():.4f} at T = {T:.3g}")
 
 students = {
-    T_: test_error(distill(spec, y, t, teacher_t=T_, teacher=flow, test_features=test.X)) for T_ in (T / 3, T, 3 * T)
+    T_: test_error(distill(spec, y, t, teacher_t=T_, teacher=flow, test=TestPoints(features=test.X)))
+    for T_ in (T / 3, T, 3 * T)
 }
 for T_, e in students.items():
     print(
@@ -176,7 +177,9 @@ plt.show()
 # %%
 full_gain = e_onehot.min() - students[T].min()
 for switch_t in (0.25 * T, 0.5 * T, 0.75 * T):
-    e = test_error(late_switch(spec, y, t, teacher_t=T, switch_t=switch_t, recipe=flow, test_features=test.X))
+    e = test_error(
+        late_switch(spec, y, t, teacher_t=T, switch_t=switch_t, recipe=flow, test=TestPoints(features=test.X))
+    )
     print(
         f"switch at {switch_t:6.3g}: best test error {e.min():.4f}, "
         f"recovers {(e_onehot.min() - e.min()) / full_gain:.0%} of distillation's gain"
@@ -202,17 +205,19 @@ for switch_t in (0.25 * T, 0.5 * T, 0.75 * T):
 #   round after round until the solution collapses to zero.
 
 # %%
-gf = test_error(rounds(spec, y, [50.0] * 8, recipe=flow, test_features=test.X))
+gf = test_error(rounds(spec, y, [50.0] * 8, recipe=flow, test=TestPoints(features=test.X)))
 c, alpha = 0.5, 0.2
 borup = test_error(
-    apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=8), test_features=test.X)
+    apply_filter(
+        spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=8), test=TestPoints(features=test.X)
+    )
 )
 limit = borup_limit(spec.evals, ridge=c, truth_weight=alpha)
 print("Borup limit against ridge with c/α, max |Δa|:", np.max(np.abs(limit.a - ridge_filter(spec.evals, c / alpha).a)))
-e_limit = test_error(apply_filter(spec, y, limit, test_features=test.X))
+e_limit = test_error(apply_filter(spec, y, limit, test=TestPoints(features=test.X)))
 print(f"Borup limit (ridge c/α = {c / alpha:g}) test error: {e_limit:.4f}")
 mobahi = mobahi_rounds(spec, y, epsilon=0.15, rounds=8)
-e_mobahi = test_error(apply_filter(spec, y, mobahi.filters, test_features=test.X))
+e_mobahi = test_error(apply_filter(spec, y, mobahi.filters, test=TestPoints(features=test.X)))
 print("gradient-flow rounds:", gf.round(4))
 print("Borup rounds:        ", borup.round(4))
 print("Mobahi ridge c_t:    ", mobahi.ridge.round(4), "collapsed at round", mobahi.collapsed_at)
@@ -251,7 +256,7 @@ plt.show()
 
 # %%
 from kdtheory.ntk import empirical_ntk, project_residual
-from kdtheory.simulate import Loss, Optimizer, mlp, train_model
+from kdtheory.simulate import Loss, Optimizer, Run, mlp, train_model
 
 mix = gaussian_mixture(100, 0, d=10, classes=3, seed=0)
 net = mlp([10, 512, 3], parameterization="ntk")
@@ -263,8 +268,10 @@ gd = Recipe("gd", learning_rate=1.0, normalization="mean")  # the network's opti
 T_net = student_net = 3 * round(n / ntk.evals[0])  # three time constants of the top direction
 steps = np.arange(0, 4 * (T_net + student_net) + 1)
 mse, opt = Loss("mse", normalization="mean"), Optimizer(learning_rate=1.0)
-twin = train_model(net, mix.X, mix.Y, t=steps, loss=mse, optimizer=opt, params=params)
-student = train_model(net, mix.X, twin.train[T_net], t=[0, student_net], loss=mse, optimizer=opt, params=params)
+twin = train_model(net, mix.X, mix.Y, t=steps, run=Run(loss=mse, optimizer=opt, params=params))
+student = train_model(
+    net, mix.X, twin.train[T_net], t=[0, student_net], run=Run(loss=mse, optimizer=opt, params=params)
+)
 print(ntk, f"teacher and student: {T_net} steps each")
 
 # %%

@@ -1,313 +1,99 @@
-"""kdtheory.eigen: spectra, filters and their limits, checked against per-mode recursions."""
+"""kdtheory.eigen, the entry point of the spectral core split into modules with one job each: it
+keeps every name (the same objects as kdtheory.spectrum and kdtheory.filters), the split modules
+import numpy and scipy only, and private names stay home. The tests of the names themselves are in
+tests/test_spectrum.py and tests/test_filters.py."""
 
-import numpy as np
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from kdtheory import eigen, filters, spectrum
 from kdtheory.eigen import (
     Filter,
     Recipe,
     Spectrum,
     flow_filter,
-    gd_filter,
-    max_learning_rate,
-    momentum_filter,
-    ridge_filter,
 )
-from kdtheory.testing import assert_close, psd_matrices, random_orthogonal, spectra, times
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# what kdtheory.eigen exported before the split (0.2.0), and where each name lives now
+BEFORE_SPLIT = {
+    "Spectrum": spectrum,
+    "Filter": filters,
+    "Recipe": filters,
+    "GRADIENT_FLOW": filters,
+    "flow_filter": filters,
+    "gd_filter": filters,
+    "momentum_filter": filters,
+    "ridge_filter": filters,
+    "max_learning_rate": filters,
+    "Method": filters,
+    "Normalization": filters,
+    "NORMALIZATIONS": filters,
+    "loss_divisor": filters,
+}
 
 
-def _pair(evals, t, **recipe):
-    """``(a, a/λ)`` of a recipe (the former ``filter_pair``)."""
-    f = Recipe(**recipe).filter(evals, t)
-    return f.a, f.a_over_eval
+@pytest.mark.parametrize("name", sorted(BEFORE_SPLIT))
+def test_eigen_reexports_each_name_as_the_same_object(name):
+    home = BEFORE_SPLIT[name]
+    assert name in eigen.__all__ and name in home.__all__
+    assert getattr(eigen, name) is getattr(home, name)
 
 
-def _momentum_loop(lam, eta, beta, steps):
-    """Per-mode heavy ball with target weight 1 on f = λ w (a) and on dual α (a/λ)."""
-    lam = np.asarray(lam, float)
-    w = np.zeros_like(lam)
-    v = np.zeros_like(lam)
-    al = np.zeros_like(lam)
-    va = np.zeros_like(lam)
-    A, H = [], []
-    for _ in range(int(max(steps)) + 1):
-        A.append(w.copy())
-        H.append(al.copy())
-        v = beta * v - eta * lam * (w - 1.0)
-        w = w + v
-        va = beta * va - eta * (lam * al - 1.0)
-        al = al + va
-    return np.array(A)[list(steps)], np.array(H)[list(steps)]
+def test_eigen_exports_nothing_else_and_classes_name_their_home():
+    assert sorted(eigen.__all__) == sorted(BEFORE_SPLIT)
+    assert Spectrum.__module__ == "kdtheory.spectrum"
+    assert Filter.__module__ == Recipe.__module__ == flow_filter.__module__ == "kdtheory.filters"
 
 
-# ---------------------------------------------------------------------- Spectrum
-def test_from_kernel_descending_and_reconstructs():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((8, 3))
-    spec = Spectrum.from_kernel(X @ X.T)
-    assert np.all(np.diff(spec.evals) <= 0)
-    assert spec.rank == 3
-    assert np.count_nonzero(spec.evals == 0.0) == 5  # exact zeros below the rank tolerance
-    assert_close(spec.kernel(), X @ X.T, rtol=1e-13)
-    assert spec.V is None and not spec.is_features
-
-
-def test_from_features_matches_kernel_spectrum():
-    rng = np.random.default_rng(1)
-    for shape in [(9, 4), (4, 9), (5, 5)]:
-        X = rng.standard_normal(shape)
-        sf = Spectrum.from_features(X)
-        sk = Spectrum.from_kernel(X @ X.T)
-        m = min(shape)
-        assert sf.U.shape == (shape[0], m) and sf.V.shape == (shape[1], m)
-        assert_close(sf.evals, sk.evals[:m], rtol=1e-12)
-        assert_close((sf.U * sf.singular_values) @ sf.V.T, X, rtol=1e-13)
-
-
-def test_projection_roundtrip_and_complement():
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((7, 3))
-    y = rng.standard_normal((7, 2))
-    sf = Spectrum.from_features(X)
-    z = sf.project(y)
-    assert_close(sf.reconstruct(z) + sf.complement(y), y, rtol=1e-14)
-    assert_close(sf.U.T @ sf.complement(y), np.zeros((3, 2)), atol=1e-12)
-    sk = Spectrum.from_kernel(X @ X.T)
-    assert_close(sk.reconstruct(sk.project(y)), y, rtol=1e-13)
-    assert np.all(sk.complement(y) == 0)
-
-
-def test_roundoff_negative_eigenvalues_clipped_and_float32_tolerance():
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((30, 5)).astype(np.float32)
-    K32 = X @ X.T  # float32 round-off: asymmetry and negative eigenvalues ~1e-6 relative
-    spec = Spectrum.from_kernel(K32)
-    assert spec.evals.min() >= 0
-    assert spec.rank == 5
-
-
-@given(psd_matrices(max_size=10))
-def test_generated_kernels_accepted_and_rebuilt(K):
-    spec = Spectrum.from_kernel(K)
-    assert np.all(spec.evals >= 0) and np.all(np.diff(spec.evals) <= 0)
-    assert_close(spec.kernel(), K, rtol=1e-12, atol=1e-300)
-    assert_close(spec.U.T @ spec.U, np.eye(K.shape[0]), rtol=1e-12)
-
-
-@given(psd_matrices(max_size=8), st.integers(0, 1000))
-def test_spectrum_invariant_under_rotation(K, seed):
-    Q = random_orthogonal(K.shape[0], seed)
-    a = Spectrum.from_kernel(K).evals
-    b = Spectrum.from_kernel(Q @ K @ Q.T).evals
-    assert_close(b, a, rtol=1e-11, atol=1e-300)
-
-
-# ---------------------------------------------------------------------- filters vs recursions
-@given(spectra(max_size=8), st.floats(0.0, 0.99), st.floats(0.01, 0.999), st.integers(0, 60))
-def test_momentum_filter_matches_recursion(lam, beta, frac, smax):
-    eta = frac * max_learning_rate(lam, method="momentum", momentum=beta)
-    if not np.isfinite(eta):
-        eta = 1.0
-    steps = list(range(smax + 1))
-    a, g = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
-    A, H = _momentum_loop(lam, eta, beta, steps)
-    # the recursion itself rounds ~ s·ε per step; scale-free comparison per mode
-    assert np.abs(a - A).max() <= 1e-10 * max(1.0, smax)
-    scale = np.maximum(np.abs(H).max(axis=0), 1e-300)
-    assert (np.abs(g - H) / scale).max() <= 1e-10 * max(1.0, smax)
-
-
-@given(spectra(max_size=8), st.floats(0.01, 0.999), st.integers(0, 80))
-def test_gd_filter_matches_recursion_and_momentum_zero(lam, frac, smax):
-    eta = frac * max_learning_rate(lam) if lam.max() > 0 else 0.3
-    steps = list(range(smax + 1))
-    a, g = _pair(lam, steps, method="gd", learning_rate=eta)
-    A, H = _momentum_loop(lam, eta, 0.0, steps)
-    assert np.abs(a - A).max() <= 1e-12 * max(1.0, smax)
-    assert (np.abs(g - H) / np.maximum(np.abs(H).max(axis=0), 1e-300)).max() <= 1e-12 * max(1, smax)
-    a0, g0 = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=0.0)
-    assert_close(a0, a, rtol=1e-12, atol=1e-300)
-    assert_close(g0, g, rtol=1e-12, atol=1e-300)
-
-
-def test_momentum_double_root_and_near_double_root():
-    # ηλ = (1 − √β)² gives a double root; nearby values must be continuous.
-    beta = 0.81
-    eta = 1.0
-    lam = np.array(
-        [(1 - 0.9) ** 2, (1 - 0.9) ** 2 * (1 + 1e-9), (1 - 0.9) ** 2 * (1 - 1e-9), (1 + 0.9) ** 2 * (1 - 1e-9)]
+def test_split_modules_import_numpy_scipy_only():
+    code = (
+        "import sys, kdtheory.spectrum, kdtheory.filters, kdtheory._filter_numerics;"
+        "heavy = [m for m in ('jax', 'matplotlib', 'sympy', 'hypothesis', 'sklearn') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    steps = list(range(0, 200))
-    a, g = _pair(lam, steps, method="momentum", learning_rate=eta, momentum=beta)
-    A, H = _momentum_loop(lam, eta, beta, steps)
-    assert np.abs(a - A).max() < 1e-10
-    assert (np.abs(g - H) / np.abs(H).max(axis=0)).max() < 1e-10
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_zero_eigenvalue_limits_exact():
-    lam = np.array([2.0, 0.0])
-    assert flow_filter(lam, 3.0, learning_rate=0.5).a_over_eval[1] == 1.5
-    assert gd_filter(lam, 7, learning_rate=0.25).a_over_eval[1] == 1.75
-    beta, eta, s = 0.5, 0.2, 6
-    exact = eta * (s - beta * (1 - beta**s) / (1 - beta)) / (1 - beta)
-    got = momentum_filter(lam, s, learning_rate=eta, momentum=beta).a_over_eval[1]
-    assert got == pytest.approx(exact, rel=1e-14)
-    # tiny positive eigenvalues approach the limit continuously (no cancellation)
-    tiny = np.array([1e-300, 1e-200, 1e-30])
-    assert_close(flow_filter(tiny, 3.0).a_over_eval, np.full(3, 3.0), rtol=1e-14)
-    assert_close(gd_filter(tiny, 7, learning_rate=0.25).a_over_eval, np.full(3, 1.75), rtol=1e-14)
-    assert_close(momentum_filter(tiny, s, learning_rate=eta, momentum=beta).a_over_eval, np.full(3, exact), rtol=1e-13)
+# ---------------------------------------------------------------------- private names stay home
+HOMES = {
+    "eigen": "kdtheory/eigen.py",
+    "spectrum": "kdtheory/spectrum.py",
+    "filters": "kdtheory/filters.py",
+    "_filter_numerics": "kdtheory/_filter_numerics.py",
+    "_checks": "kdtheory/_checks.py",
+}
+PRIVATE_METHODS = {"_finish": "kdtheory/spectrum.py", "_lam": "kdtheory/filters.py"}
+KNOWN: set[tuple[str, str]] = set()
 
 
-@given(spectra(max_size=8), times())
-def test_flow_filter_limits_and_range(lam, t):
-    a, g = _pair(lam, t, method="flow")
-    assert np.all(np.isfinite(a)) and np.all(np.isfinite(g))
-    assert np.all((a >= 0) & (a <= 1))
-    if t == 0:
-        assert np.all(a == 0) and np.all(g == 0)
-    if np.isinf(t):
-        assert np.all(a == (lam > 0))
-        assert np.all(g[lam > 0] == 1 / lam[lam > 0]) and np.all(g[lam == 0] == 0)
-    pos = lam > 0
-    assert_close(g[pos] * lam[pos], a[pos], rtol=1e-13, atol=1e-300)
+def _crossings(path: Path, rel: str):
+    tree = ast.parse(path.read_text(), filename=rel)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            short = node.module.removeprefix("kdtheory.")
+            if short in HOMES and HOMES[short] != rel:
+                yield from ((rel, a.name) for a in node.names if a.name.startswith("_") and a.name != "__version__")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if base in HOMES and HOMES[base] != rel:
+                yield rel, node.attr
+            elif node.attr in PRIVATE_METHODS and PRIVATE_METHODS[node.attr] != rel and base not in ("self", "cls"):
+                if node.attr == "_finish" and base is None:
+                    continue  # krylov's own _finish function is not Spectrum._finish
+                yield rel, node.attr
 
 
-@given(spectra(max_size=8), st.floats(0.0, 50.0), st.floats(0.0, 50.0))
-def test_flow_filter_semigroup(lam, t1, t2):
-    # 1 − a(t1 + t2) = (1 − a(t1)) (1 − a(t2)); a is in [0, 1], so compare absolutely
-    a1, a2, a12 = (flow_filter(lam, t).a for t in (t1, t2, t1 + t2))
-    assert np.abs(a12 - (a1 + a2 - a1 * a2)).max() <= 4e-16
-
-
-@given(spectra(max_size=8, zeros=False), st.floats(0.01, 10.0), st.integers(10, 1000))
-def test_gd_approaches_flow_with_explicit_bound(lam, tau, s):
-    # η = τ/s; for q = ηλ ≤ 1/2:  0 ≤ a_gd − a_flow ≤ s q²,
-    # from e^{−q − q²} ≤ 1 − q ≤ e^{−q}: (1 − q)^s ≤ e^{−qs} and e^{−qs} − (1 − q)^s ≤ 1 − e^{−q² s}.
-    eta = tau / s
-    q = eta * lam
-    keep = q <= 0.5
-    a_gd = gd_filter(lam, s, learning_rate=eta, allow_unstable=True).a[keep]
-    a_fl = flow_filter(lam, s, learning_rate=eta).a[keep]
-    diff = a_gd - a_fl
-    assert np.all(diff >= -1e-15)
-    assert np.all(diff <= s * q[keep] ** 2 + 1e-15)
-
-
-def test_gd_converges_to_flow_first_order():
-    lam = np.array([3.0, 1.0, 0.1, 0.0])
-    errs = [
-        np.abs(gd_filter(lam, 10**j, learning_rate=2.0 / 10**j).a - flow_filter(lam, 2.0).a).max() for j in (2, 3, 4)
-    ]
-    assert errs[1] < 0.15 * errs[0] and errs[2] < 0.15 * errs[1]
-
-
-def test_array_t_equals_stacked_scalars():
-    lam = np.array([4.0, 1.0, 0.25, 0.0])
-    t = np.array([[0.0, 1.0, 5.0], [np.inf, 17.0, 3.0]])
-    for method, kw in [
-        ("flow", {}),
-        ("gd", {"learning_rate": 0.2}),
-        ("momentum", {"learning_rate": 0.2, "momentum": 0.6}),
-    ]:
-        a, g = _pair(lam, t, method=method, **kw)
-        assert a.shape == (2, 3, 4)
-        for idx in np.ndindex(t.shape):
-            a1, g1 = _pair(lam, t[idx], method=method, **kw)
-            assert np.array_equal(a[idx], a1) and np.array_equal(g[idx], g1)
-
-
-def test_ridge_filter():
-    lam = np.array([3.0, 1.0, 0.0])
-    assert_close(ridge_filter(lam, 1.0).a, [0.75, 0.5, 0.0], rtol=1e-15)
-    assert_close(ridge_filter(lam, 1.0).a_over_eval, [0.25, 0.5, 1.0], rtol=1e-15)
-    assert np.array_equal(ridge_filter(lam, 0.0).a, [1.0, 1.0, 0.0])
-    assert np.array_equal(ridge_filter(lam, 0.0).a_over_eval, [1 / 3, 1.0, 0.0])
-    assert ridge_filter(lam, [0.5, 2.0]).a.shape == (2, 3)
-
-
-def test_max_learning_rate():
-    lam = np.array([4.0, 1.0])
-    assert max_learning_rate(lam) == 0.5
-    assert max_learning_rate(lam, monotone=True) == 0.25
-    assert max_learning_rate(lam, method="momentum", momentum=0.5) == 0.75
-    assert max_learning_rate(lam, method="flow") == np.inf
-    assert max_learning_rate(np.zeros(3)) == np.inf
-
-
-@given(st.data())
-def test_label_strategy_shapes(data):
-    from kdtheory.testing import labels
-
-    y = data.draw(labels(7))
-    assert y.shape[0] == 7 and y.ndim in (1, 2) and np.all(np.isfinite(y))
-    Y = data.draw(labels(5, outputs=3, one_hot=True))
-    assert Y.shape == (5, 3) and np.all(Y.sum(1) == 1) and set(np.unique(Y)) <= {0.0, 1.0}
-
-
-# ---------------------------------------------------------------------- the filter algebra
-def test_filter_constants_and_train_from_rule():
-    lam = np.array([2.0, 0.5, 0.0])
-    zero, one = Filter.zero(3), Filter.labels(lam)
-    assert np.array_equal(one.a, [1.0, 1.0, 1.0]) and np.array_equal(one.a_over_eval, [0.5, 2.0, 0.0])
-    S = flow_filter(lam, 1.5)
-    # from scratch towards the labels is the recipe itself, exactly
-    f = S.train_from(zero, one)
-    assert np.array_equal(f.a, S.a) and np.array_equal(f.a_over_eval, S.a_over_eval)
-    # training further along the same labels composes times (flow: a semigroup), a/λ included
-    g = flow_filter(lam, 2.0).train_from(S, one)
-    ref = flow_filter(lam, 3.5)
-    assert_close(g.a, ref.a, rtol=1e-15)
-    assert_close(g.a_over_eval, ref.a_over_eval, rtol=1e-15)
-    # affine targets: w T + (1 − w) ONE has a = w a_T + 1 − w (a = 1 − w at λ = 0)
-    T = flow_filter(lam, 0.7)
-    mix = 0.3 * T + 0.7 * one
-    assert_close(mix.a, 0.3 * T.a + 0.7, rtol=1e-15)
-    stacked = Filter.stack([S, T])
-    assert stacked.shape == (2, 3) and np.array_equal(stacked[1].a, T.a)
-    with pytest.raises(ValueError, match="a and a_over_eval must share a shape"):
-        Filter(np.ones(3), np.ones(2))
-    with pytest.raises(TypeError, match="target must be a Filter"):
-        S.train_from(zero, np.ones(3))
-
-
-@given(spectra(max_size=8), times(), times(), st.floats(-1.0, 2.0))
-def test_train_from_matches_per_mode_dual_flow(lam, t, s, w):
-    """The rule against a per-mode explicit solve: f = a_s + (a_tgt − a_s)(1 − e^{−λt}), g likewise / λ."""
-    scale = 1.0 / max(lam[0], 1e-300)
-    t, s = t * scale, s * scale
-    one = Filter.labels(lam)
-    start, T = flow_filter(lam, s), flow_filter(lam, 2 * s)
-    target = w * T + (1 - w) * one
-    got = flow_filter(lam, t).train_from(start, target)
-    gap = target.a - start.a
-    learned = -np.expm1(-lam * t) if np.isfinite(t) else (lam > 0).astype(float)  # 1 − e^{−λt}
-    assert_close(got.a, start.a + gap * learned, rtol=1e-12, atol=1e-15 * (1 + np.abs(gap)).max())
-    pos = lam > 0
-    want_g = np.where(pos, start.a_over_eval + gap * learned / np.where(pos, lam, 1.0), 0.0)
-    want_g = np.where(pos, want_g, start.a_over_eval + gap * (t if np.isfinite(t) else 0.0))
-    assert_close(got.a_over_eval, want_g, rtol=1e-10, atol=1e-300)
-
-
-def test_recipe_owns_the_normalization():
-    lam = np.array([6.0, 3.0, 0.0])
-    spec = Spectrum(evals=lam, U=np.eye(3), V=None, rank_tol=0.0)
-    mean = Recipe(normalization="mean").filter(spec, 2.0)
-    assert_close(mean.a, flow_filter(lam / 3, 2.0).a, rtol=1e-15)
-    assert_close(mean.a_over_eval, flow_filter(lam / 3, 2.0).a_over_eval / 3, rtol=1e-15)
-    per = Recipe(normalization="per_output").filter(spec, 2.0, outputs=2)
-    assert_close(per.a, flow_filter(lam / 6, 2.0).a, rtol=1e-15)
-    with pytest.raises(ValueError, match="needs outputs"):
-        Recipe(normalization="per_output").filter(spec, 2.0)
-    with pytest.raises(ValueError, match="needs a Spectrum"):
-        Recipe(normalization="mean").filter(lam, 2.0)
-    with pytest.raises(ValueError, match="unknown normalization"):
-        Recipe(normalization="avg")
-    assert Recipe("gd", learning_rate=0.5).record() == {
-        "method": "gd",
-        "learning_rate": 0.5,
-        "momentum": 0.0,
-        "normalization": "sum",
-    }
+def test_no_private_name_of_the_eigen_modules_crosses_a_module():
+    found = set()
+    for folder in ("kdtheory", "tests", "notebooks", "derivations", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            found |= set(_crossings(path, rel))
+    assert found <= KNOWN, f"private names used outside their module: {sorted(found - KNOWN)}"

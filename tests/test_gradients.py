@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from kdtheory.gradients import distillation_gradients, per_example_gradients, per_example_jacobians, statistics_along
 from kdtheory.noise import decompose, gradient_statistics
-from kdtheory.simulate import Loss, linear_model, mlp
+from kdtheory.simulate import Loss, Run, linear_model, mlp
 from kdtheory.testing import assert_close
 
 
@@ -94,9 +94,15 @@ def test_statistics_along_a_recorded_trajectory():
 
     X, Y, _, _ = _linear(8)
     m = linear_model(5, 3)
-    run = train_model(m, X, Y, t=[0, 5, 30], loss=Loss("ce", normalization="mean"),
-                      optimizer=Optimizer(learning_rate=0.3), dtype=jnp.float64,
-                      project=lambda p: ravel_pytree(p)[0])  # fmt: skip
+    run = train_model(
+        m,
+        X,
+        Y,
+        t=[0, 5, 30],
+        run=Run(loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=0.3)),
+        dtype=jnp.float64,
+        project=lambda p: ravel_pytree(p)[0],
+    )
     stats = statistics_along(m, m.init(jax.random.PRNGKey(0)), run.projection, X, Y)
     last = gradient_statistics(per_example_gradients(m, {"w": jnp.asarray(run.params["w"])}, X, Y))
     assert len(stats) == 3 and stats[-1].trace == pytest.approx(last.trace, rel=1e-12)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from kdtheory import distill as dense_distill
 from kdtheory import dynamics
 from kdtheory.distill import distill_filter
+from kdtheory.dynamics import TestPoints
 from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.krylov import ConvergenceError, Lanczos, RitzSpectrum
 from kdtheory.operators import RBF, FunctionKernel, StoredKernel
@@ -137,8 +138,8 @@ def _times(spec, flow=True):
 def test_flow_equals_dense(problem, tol):
     K, y, Kt, spec = problem
     t = _times(spec)
-    kr = _run(train, StoredKernel(K), y, t, test_kernel=Kt, tolerance=tol)
-    de = dynamics.train(spec, y, t, test_kernel=Kt)
+    kr = _run(train, StoredKernel(K), y, t, test=TestPoints(kernel=Kt), tolerance=tol)
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt))
     _check(kr, de, y, spec, tol=tol)
 
 
@@ -150,7 +151,7 @@ def test_gd_equals_dense(problem, eta_lam, normalization):
     lam1 = spec.evals[0] / (n if normalization == "mean" else 1)
     eta = eta_lam / lam1 if lam1 > 0 else 1.0
     t = _times(spec, flow=False)
-    kw = dict(method="gd", learning_rate=eta, normalization=normalization, test_kernel=Kt)
+    kw = dict(recipe=Recipe("gd", learning_rate=eta, normalization=normalization), test=TestPoints(kernel=Kt))
     _check(_run(train, StoredKernel(K), y, t, **kw), dynamics.train(spec, y, t, **kw), y, spec, tol=1e-6)
 
 
@@ -161,7 +162,7 @@ def test_momentum_equals_dense(problem, eta_lam, beta):
     lam1 = spec.evals[0]
     eta = min(eta_lam, 1.99 * (1 + beta)) / lam1 if lam1 > 0 else 1.0
     t = np.array([0, 1, 3, 10, 40, 150])
-    kw = dict(method="momentum", learning_rate=eta, momentum=beta, test_kernel=Kt)
+    kw = dict(recipe=Recipe("momentum", learning_rate=eta, momentum=beta), test=TestPoints(kernel=Kt))
     _check(_run(train, StoredKernel(K), y, t, **kw), dynamics.train(spec, y, t, **kw), y, spec, tol=1e-6)
 
 
@@ -171,7 +172,7 @@ def test_distillation_composite_equals_dense(problem, teacher_lam_t, weight):
     K, y, Kt, spec = problem
     lam1 = spec.evals[0] if spec.evals[0] > 0 else 1.0
     t = _times(spec)
-    kw = dict(teacher_t=teacher_lam_t / lam1, teacher_weight=weight, test_kernel=Kt)
+    kw = dict(teacher_t=teacher_lam_t / lam1, teacher_weight=weight, test=TestPoints(kernel=Kt))
     kr = _run(distill, StoredKernel(K), y, t, **kw)
     de = dense_distill.distill(spec, y, t, **kw)
     _check(kr, de, y, spec, tol=1e-6)
@@ -196,17 +197,20 @@ def test_larger_spectra_without_exhaustion(lam, seed, kind):
     lam1 = spec.evals[0]
     if kind == "gd":
         t = np.array([0, 3, 30, 300])
-        kw = dict(method="gd", learning_rate=1.0 / lam1)
+        kw = dict(recipe=Recipe("gd", learning_rate=1.0 / lam1))
         kr, de = (
-            _run(train, StoredKernel(K), y, t, test_kernel=Kt, **kw),
-            dynamics.train(spec, y, t, test_kernel=Kt, **kw),
+            _run(train, StoredKernel(K), y, t, test=TestPoints(kernel=Kt), **kw),
+            dynamics.train(spec, y, t, test=TestPoints(kernel=Kt), **kw),
         )
     elif kind == "flow":
         t = np.geomspace(0.1, 1e3, 12) / lam1
-        kr, de = _run(train, StoredKernel(K), y, t, test_kernel=Kt), dynamics.train(spec, y, t, test_kernel=Kt)
+        kr, de = (
+            _run(train, StoredKernel(K), y, t, test=TestPoints(kernel=Kt)),
+            dynamics.train(spec, y, t, test=TestPoints(kernel=Kt)),
+        )
     else:
         t = np.geomspace(0.1, 1e3, 12) / lam1
-        kw = dict(teacher_t=10.0 / lam1, test_kernel=Kt)
+        kw = dict(teacher_t=10.0 / lam1, test=TestPoints(kernel=Kt))
         kr, de = _run(distill, StoredKernel(K), y, t, **kw), dense_distill.distill(spec, y, t, **kw)
     _check(kr, de, y, spec, tol=1e-6)
 
@@ -226,10 +230,10 @@ def rbf_problem():
 @pytest.mark.parametrize(
     "recipe",
     [
-        dict(method="flow"),
-        dict(method="gd", learning_rate=1.0),
-        dict(method="momentum", learning_rate=0.5, momentum=0.9),
-        dict(method="flow", normalization="per_output"),
+        dict(recipe=Recipe("flow")),
+        dict(recipe=Recipe("gd", learning_rate=1.0)),
+        dict(recipe=Recipe("momentum", learning_rate=0.5, momentum=0.9)),
+        dict(recipe=Recipe("flow", normalization="per_output")),
     ],
 )
 def test_rbf_without_exhaustion_equals_dense(rbf_problem, recipe):
@@ -241,10 +245,10 @@ def test_rbf_without_exhaustion_equals_dense(rbf_problem, recipe):
     else:
         t = np.unique(np.geomspace(1, 1e3, 20).round())
         recipe = {**recipe, "learning_rate": recipe["learning_rate"] / lam1}
-    kr = train(op, y, t, test_kernel=cross, **recipe)
+    kr = train(op, y, t, test=TestPoints(kernel=cross), **recipe)
     if recipe["method"] != "momentum":  # flow and gd have residual bounds; momentum only the pair bound
         assert not kr.solver["exhausted"] and kr.solver["basis_size"] < 400
-    de = dynamics.train(spec, y, t, test_kernel=Kt, **recipe)
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt), **recipe)
     _check(kr, de, y, spec, tol=1e-6)
 
 
@@ -254,10 +258,10 @@ def test_rbf_distillation_equals_dense(rbf_problem):
     lam1 = spec.evals[0]
     t = np.geomspace(0.1, 1e3, 20) / lam1
     gd = Recipe("gd", learning_rate=1.0 / lam1)
-    kw = dict(teacher_t=30.0, teacher=gd, student=Recipe("flow"), truth_weight=0.3, test_kernel=Kt)
+    kw = dict(teacher_t=30.0, teacher=gd, student=Recipe("flow"), truth_weight=0.3, test=TestPoints(kernel=Kt))
     # composites are certified by the pair bound alone (pessimistic on this RBF spectrum: it may
     # need the whole space; composing the segments' residual bounds is future work)
-    kr = distill(op, y, t, **{**kw, "test_kernel": cross})
+    kr = distill(op, y, t, **{**kw, "test": TestPoints(kernel=cross)})
     _check(kr, dense_distill.distill(spec, y, t, **kw), y, spec, tol=1e-6)
 
 
@@ -267,7 +271,7 @@ def test_gd_equals_explicit_blocked_iterations(rbf_problem):
     op, cross, _, _, _, y = rbf_problem
     eta = 1.0 / float(np.max(np.abs(op.dense()).sum(1)))  # 1/‖K‖_∞ ≤ 1/λ_max: stable and monotone
     steps = np.arange(0, 41)
-    kr = train(op, y, steps, method="gd", learning_rate=eta, test_kernel=cross, tolerance=1e-10)
+    kr = train(op, y, steps, recipe=Recipe("gd", learning_rate=eta), test=TestPoints(kernel=cross), tolerance=1e-10)
     f = np.zeros_like(y)
     alpha = np.zeros_like(y)  # dual coefficients: test predictions are K_xX α
     ref = np.linalg.norm(y)
@@ -292,7 +296,7 @@ def test_gd_is_exact_once_the_basis_holds_the_polynomial():
     eta = 1.0 / np.linalg.eigvalsh(K)[-1]
     # 1e-10, not 1e-12: eigenvalues ≤ 10 n ε λ_max count as 0, and an unresolved share of y down
     # there moves s steps by up to 10 n ε η λ_max s relative — the certificate counts it
-    kr = train(op, y, [0, 1, 2, 3], method="gd", learning_rate=eta, tolerance=1e-10)
+    kr = train(op, y, [0, 1, 2, 3], recipe=Recipe("gd", learning_rate=eta), tolerance=1e-10)
     f = np.zeros_like(y)
     for s in range(4):
         assert np.linalg.norm(kr.train[s] - f) <= 1e-12 * np.linalg.norm(y)
@@ -327,11 +331,11 @@ def test_pseudo_inverse_on_an_ill_conditioned_kernel_converges_or_says_so():
     K = 0.5 * (K + K.T)
     y = np.random.default_rng(1).standard_normal(n)
     Kt = np.random.default_rng(2).standard_normal((5, n)) @ K
-    de = dynamics.train(Spectrum.from_kernel(K), y, [np.inf], test_kernel=Kt)
+    de = dynamics.train(Spectrum.from_kernel(K), y, [np.inf], test=TestPoints(kernel=Kt))
     goal = 1e-6 * np.linalg.norm(y) * np.sqrt(5 / n)
     for iters in (10, 40, 100, 200, 400):
         try:
-            kr = train(StoredKernel(K), y, [np.inf], test_kernel=Kt, max_iterations=iters)
+            kr = train(StoredKernel(K), y, [np.inf], test=TestPoints(kernel=Kt), max_iterations=iters)
         except ConvergenceError as exc:
             kr = exc.trajectory
             assert not kr.solver["converged"]
@@ -390,14 +394,14 @@ def test_init_test_init_ridge_and_vector_labels_match_dense():
     Kt = rng.standard_normal((4, n)) @ K / n
     ft0 = rng.standard_normal(4)
     t = np.array([0.0, 0.3, 3.0, np.inf])
-    kw = dict(init=f0, test_kernel=Kt, test_init=ft0)
+    kw = dict(init=f0, test=TestPoints(kernel=Kt, init=ft0))
     kr = train(op, y, t, **kw)
     assert kr.train.shape == (4, n) and kr.test.shape == (4, 4)
     _check(kr, dynamics.train(spec, y, t, **kw), y - f0, spec, tol=1e-6)
     ridge = np.array([1e-3, 1e-1, 10.0])
-    kr = train(op, y, ridge=ridge, test_kernel=Kt)
+    kr = train(op, y, ridge=ridge, test=TestPoints(kernel=Kt))
     assert kr.t is None and np.array_equal(kr.ridge, ridge)
-    _check(kr, dynamics.train(spec, y, ridge=ridge, test_kernel=Kt), y, spec, tol=1e-6)
+    _check(kr, dynamics.train(spec, y, ridge=ridge, test=TestPoints(kernel=Kt)), y, spec, tol=1e-6)
 
 
 def test_bad_input_names_the_argument():
@@ -416,11 +420,11 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="exactly one"):
         train(op, y)
     with pytest.raises(ValueError, match="steps|t "):
-        train(op, y, [1.5], method="gd", learning_rate=0.1)
+        train(op, y, [1.5], recipe=Recipe("gd", learning_rate=0.1))
     with pytest.raises(ValueError, match="nothing to train"):
         train(op, y, [1.0], init=y)
-    with pytest.raises(ValueError, match="test_kernel has 2 columns"):
-        train(op, y, [1.0], test_kernel=np.ones((4, 2)))
+    with pytest.raises(ValueError, match="test.kernel has 2 columns"):
+        train(op, y, [1.0], test=TestPoints(kernel=np.ones((4, 2))))
     with pytest.raises(TypeError, match="Filter"):
         apply_filter(op, y, lambda s: (s.evals, s.evals))
     with pytest.raises(TypeError, match="function Spectrum -> kdtheory.filters.Filter"):
@@ -445,8 +449,8 @@ def test_empirical_ntk_operator_trajectory_equals_dense():
     K = empirical_ntk(model.apply, params, X)
     spec = Spectrum.from_kernel(K)
     t = np.array([0.0, 0.5, 5.0, 50.0]) / spec.evals[0]
-    kr = train(op, y, t, test_kernel=op.cross(Xt))
-    de = dynamics.train(spec, y, t, test_kernel=empirical_ntk(model.apply, params, Xt, X))
+    kr = train(op, y, t, test=TestPoints(kernel=op.cross(Xt)))
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=empirical_ntk(model.apply, params, Xt, X)))
     _check(kr, de, y, spec, tol=1e-6)
 
 
@@ -555,10 +559,12 @@ def test_spectrum_floor_certifies_test_predictions_at_infinity():
     A = np.random.default_rng(2).standard_normal((5, n)) / np.sqrt(n)
     Kt = A @ K
     with pytest.raises(ConvergenceError, match="spectrum_floor"):
-        train(StoredKernel(K), y, [np.inf], test_kernel=Kt, max_iterations=30)
-    plain = train(StoredKernel(K), y, [np.inf], test_kernel=Kt, max_iterations=30, strict=False)
-    kr = train(StoredKernel(K), y, [np.inf], test_kernel=Kt, max_iterations=30, spectrum_floor=0.99, strict=False)
-    de = dynamics.train(Spectrum.from_kernel(K), y, [np.inf], test_kernel=Kt)
+        train(StoredKernel(K), y, [np.inf], test=TestPoints(kernel=Kt), max_iterations=30)
+    plain = train(StoredKernel(K), y, [np.inf], test=TestPoints(kernel=Kt), max_iterations=30, strict=False)
+    kr = train(
+        StoredKernel(K), y, [np.inf], test=TestPoints(kernel=Kt), max_iterations=30, spectrum_floor=0.99, strict=False
+    )
+    de = dynamics.train(Spectrum.from_kernel(K), y, [np.inf], test=TestPoints(kernel=Kt))
     err_t = np.linalg.norm(kr.test - de.test)
     # the floor tightens the bound (the grid still runs to tr K, so polynomial candidates stay
     # pessimistic here: certifying needs more products), and the bound stays honest

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from kdtheory import distill as D
 from kdtheory import dynamics
+from kdtheory.dynamics import TestPoints
 from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.krylov import Lanczos
 from kdtheory.operators import RBF, FeatureKernel, FunctionKernel, ReluNTK, StoredKernel
@@ -169,8 +170,10 @@ def test_flow_spectra_families(family, tol):
     spec = Spectrum.from_kernel(K)
     y = rng.standard_normal(n)
     t = _times(spec.evals[0])
-    kr = dynamics.train(op, y, t, test_kernel=Kt, solver=Lanczos(tolerance=tol, strict=False, max_iterations=60))
-    de = dynamics.train(spec, y, t, test_kernel=Kt_dense)
+    kr = dynamics.train(
+        op, y, t, test=TestPoints(kernel=Kt), solver=Lanczos(tolerance=tol, strict=False, max_iterations=60)
+    )
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt_dense))
     _judge(kr, de, y, spec, tol, f"flow/{family}/{tol:g}", test=True)
 
 
@@ -185,9 +188,9 @@ def test_operator_kinds(kind, k):
     t = _times(spec.evals[0])
     for tol, iters in ((1e-6, 500), (1e-8, 25)):
         kr = dynamics.train(
-            op, y, t, test_kernel=cross, solver=Lanczos(tolerance=tol, strict=False, max_iterations=iters)
+            op, y, t, test=TestPoints(kernel=cross), solver=Lanczos(tolerance=tol, strict=False, max_iterations=iters)
         )
-        de = dynamics.train(spec, y, t, test_kernel=Kt)
+        de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt))
         _judge(kr, de, y, spec, tol, f"flow/{kind}/k={k}/{tol:g}/{iters}", test=True)
 
 
@@ -201,16 +204,21 @@ def test_gd_and_momentum(family):
     lam1 = spec.evals[0]
     steps = np.array([0, 1, 3, 10, 100, 10_000, np.inf])
     for kw in (
-        dict(method="gd", learning_rate=1.5 / lam1),
-        dict(method="momentum", learning_rate=0.5 / lam1, momentum=0.9),
+        dict(recipe=Recipe("gd", learning_rate=1.5 / lam1)),
+        dict(recipe=Recipe("momentum", learning_rate=0.5 / lam1, momentum=0.9)),
     ):
-        tt = steps if kw["method"] == "gd" else steps[:-1]
+        tt = steps if kw["recipe"].method == "gd" else steps[:-1]
         for tol in (1e-5, 1e-9):
             kr = dynamics.train(
-                op, y, tt, test_kernel=Kt, solver=Lanczos(tolerance=tol, strict=False, max_iterations=40), **kw
+                op,
+                y,
+                tt,
+                test=TestPoints(kernel=Kt),
+                solver=Lanczos(tolerance=tol, strict=False, max_iterations=40),
+                **kw,
             )
-            de = dynamics.train(spec, y, tt, test_kernel=Kt_dense, **kw)
-            _judge(kr, de, y, spec, tol, f"{kw['method']}/{family}/{tol:g}", test=True)
+            de = dynamics.train(spec, y, tt, test=TestPoints(kernel=Kt_dense), **kw)
+            _judge(kr, de, y, spec, tol, f"{kw['recipe'].method}/{family}/{tol:g}", test=True)
 
 
 @pytest.mark.parametrize("family", ["geometric", "zeros30", "power_law"])
@@ -233,12 +241,12 @@ def test_composites(family):
         ("late_switch", dict(teacher_t=100.0 / lam1, switch_t=3.0 / lam1), D.late_switch),
     ]
     for name, kw, fn in cases:
-        kr = fn(op, y, t, test_kernel=Kt, solver=opts, **kw)
-        de = fn(spec, y, t, test_kernel=Kt_dense, **kw)
+        kr = fn(op, y, t, test=TestPoints(kernel=Kt), solver=opts, **kw)
+        de = fn(spec, y, t, test=TestPoints(kernel=Kt_dense), **kw)
         _judge(kr, de, y, spec, 1e-7, f"{name}/{family}", test=True)
     rt = [1.0 / lam1, 10.0 / lam1, 100.0 / lam1, 1e4 / lam1]
-    kr = D.rounds(op, y, rt, test_kernel=Kt, solver=opts, teacher_weight=0.8)
-    de = D.rounds(spec, y, rt, test_kernel=Kt_dense, teacher_weight=0.8)
+    kr = D.rounds(op, y, rt, test=TestPoints(kernel=Kt), solver=opts, teacher_weight=0.8)
+    de = D.rounds(spec, y, rt, test=TestPoints(kernel=Kt_dense), teacher_weight=0.8)
     _judge(kr, de, y, spec, 1e-7, f"rounds/{family}", test=True)
 
 
@@ -281,9 +289,13 @@ def test_every_call_raises_or_meets_its_tolerance(problem, tol, iters):
     A = np.random.default_rng(0).standard_normal((3, K.shape[0]))
     Kt = A @ K
     kr = dynamics.train(
-        StoredKernel(K), y, t, test_kernel=Kt, solver=Lanczos(tolerance=tol, strict=False, max_iterations=iters)
+        StoredKernel(K),
+        y,
+        t,
+        test=TestPoints(kernel=Kt),
+        solver=Lanczos(tolerance=tol, strict=False, max_iterations=iters),
     )
-    de = dynamics.train(spec, y, t, test_kernel=Kt)
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt))
     _judge(kr, de, y, spec, tol, "hypothesis", test=True)
 
 
@@ -297,8 +309,10 @@ def test_larger_n(family):
     y = rng.standard_normal((n, 10))
     t = _times(spec.evals[0])
     for tol in (1e-4, 1e-8):
-        kr = dynamics.train(op, y, t, test_kernel=Kt, solver=Lanczos(tolerance=tol, strict=False, max_iterations=80))
-        de = dynamics.train(spec, y, t, test_kernel=Kt_dense)
+        kr = dynamics.train(
+            op, y, t, test=TestPoints(kernel=Kt), solver=Lanczos(tolerance=tol, strict=False, max_iterations=80)
+        )
+        de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt_dense))
         _judge(kr, de, y, spec, tol, f"n1000/{family}/{tol:g}", test=True)
 
 
@@ -318,6 +332,6 @@ def test_ntk_vector_products():
     op = NTKOperator(model.apply, params, X, block_size=16)
     spec = Spectrum.from_kernel(empirical_ntk(model.apply, params, X))
     t = _times(spec.evals[0])
-    kr = dynamics.train(op, y, t, test_kernel=op.cross(Xt), solver=Lanczos(tolerance=1e-6, strict=False))
-    de = dynamics.train(spec, y, t, test_kernel=empirical_ntk(model.apply, params, Xt, X))
+    kr = dynamics.train(op, y, t, test=TestPoints(kernel=op.cross(Xt)), solver=Lanczos(tolerance=1e-6, strict=False))
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=empirical_ntk(model.apply, params, Xt, X)))
     _judge(kr, de, y, spec, 1e-6, "ntk_vp", test=True)

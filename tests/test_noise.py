@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import softmax
 
+from kdtheory import noise
 from kdtheory.noise import (
     bayes_excess_second_moment,
     bayes_monte_carlo,
@@ -123,3 +124,26 @@ def test_noise_module_imports_numpy_only():
     code = "import sys, kdtheory.noise; print('jax' in sys.modules, 'kdtheory.simulate' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------- bad input, named
+RAGGED = [[1.0, 0.0], [0.0]]
+
+
+def _one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: noise.gradient_statistics(RAGGED), ValueError, r"^per_example must be a rectangular"),
+        (lambda: noise.two_batch_estimates(RAGGED, [1.0, 2.0], b_small=1, b_big=2), ValueError, r"^g_small must be"),
+        (lambda: noise.decompose(RAGGED, np.ones((2, 2)), np.ones((2, 2))), ValueError, r"^onehot must be a rect"),
+        (lambda: noise.least_squares_noise_floor(RAGGED, [1.0, 2.0]), ValueError, r"^X must be a rectangular"),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)

@@ -4,10 +4,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cnn_oracle import _cnn_apply, _cnn_init, _explicit_ntk, _rel, _traces
 
-from kdtheory.eigen import Spectrum
-from kdtheory.ntk import empirical_ntk, linearized, project_first_layer, project_residual, relu_ntk
-from kdtheory.simulate import Loss, Optimizer, linear_model, mlp, train_model
+from kdtheory.eigen import Recipe, Spectrum, flow_filter
+from kdtheory.ntk import (
+    empirical_ntk,
+    lag_at_matched_progress,
+    linearized,
+    project_first_layer,
+    project_residual,
+    relu_ntk,
+)
+from kdtheory.simulate import Loss, Optimizer, Run, linear_model, mlp, train_model
 from kdtheory.testing import assert_close
 
 
@@ -82,8 +90,15 @@ def test_wide_network_tracks_its_linearization():
     p = _f64(m.init(jax.random.PRNGKey(0)))
     t = [0, 10, 50, 100]
     lin = linearized(m, p, X, Y, t, learning_rate=0.5, X_test=Xt, normalization="mean")
-    run = train_model(m, X, Y, t=t, loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=0.5),
-                      params=p, X_test=Xt, dtype=jnp.float64)  # fmt: skip
+    run = train_model(
+        m,
+        X,
+        Y,
+        t=t,
+        run=Run(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=0.5), params=p),
+        X_test=Xt,
+        dtype=jnp.float64,
+    )
     assert_close(run.train[0], lin.train[0], rtol=1e-12)
     assert np.array_equal(run.t, lin.t) and lin.recipe["normalization"] == run.recipe["normalization"]
     moved = np.linalg.norm(lin.train[-1] - lin.train[0])
@@ -148,61 +163,7 @@ def test_linearized_normalizations_rescale_time():
         linearized(m, p, X, Y[:3], [0, 1], learning_rate=0.1)
 
 
-# ---------------------------------------------------------------------- any input shape, structured NTK
-_DN = ("NHWC", "HWIO", "NHWC")
-
-
-def _cnn_init(key, c1=3, c2=4, k=3):
-    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
-    return {
-        "c1": jax.random.normal(k1, (3, 3, 1, c1)) / 3.0,
-        "b1": 0.3 * jax.random.normal(k2, (c1,)),
-        "c2": jax.random.normal(k3, (3, 3, c1, c2)) / np.sqrt(9 * c1),
-        "b2": 0.3 * jax.random.normal(k4, (c2,)),
-        "w": jax.random.normal(k5, (4 * 4 * c2, k)) / np.sqrt(16 * c2),
-    }
-
-
-def _cnn_structure(p, x, taps):
-    """conv 3×3 (SAME) → tanh → conv 3×3 stride 2 (SAME) → tanh → dense, on (n, 8, 8, 1) images."""
-    from jax import lax
-
-    from kdtheory.structured_ntk import Layer
-
-    tap = (lambda i: 0.0) if taps is None else (lambda i: taps[i])
-    pat1 = lax.conv_general_dilated_patches(x, (3, 3), (1, 1), "SAME", dimension_numbers=_DN)
-    z1 = lax.conv_general_dilated(x, p["c1"], (1, 1), "SAME", dimension_numbers=_DN) + p["b1"] + tap(0)
-    h1 = jnp.tanh(z1)
-    pat2 = lax.conv_general_dilated_patches(h1, (3, 3), (2, 2), "SAME", dimension_numbers=_DN)
-    z2 = lax.conv_general_dilated(h1, p["c2"], (2, 2), "SAME", dimension_numbers=_DN) + p["b2"] + tap(1)
-    h2 = jnp.tanh(z2).reshape(x.shape[0], -1)
-    z3 = h2 @ p["w"] + tap(2)
-    return z3, (Layer(pat1, z1, 1.0), Layer(pat2, z2, 1.0), Layer(h2, z3, 0.0))
-
-
-def _cnn_apply(p, x):
-    return _cnn_structure(p, x, None)[0]
-
-
-def _explicit_ntk(apply, params, X1, X2):
-    """Oracle: J_i by forward mode, one example at a time, then Σ_p J1[i,c,p] J2[j,c',p] (full kernel)."""
-    from jax.flatten_util import ravel_pytree
-
-    flat, unravel = ravel_pytree(params)
-    jac = jax.jit(lambda x: jax.jacfwd(lambda fl: apply(unravel(fl), x[None])[0])(flat))
-    J1 = np.stack([np.asarray(jac(x)) for x in X1])
-    J2 = np.stack([np.asarray(jac(x)) for x in X2])
-    return np.einsum("icp,jdp->icjd", J1, J2).reshape(J1.shape[0] * J1.shape[1], -1)
-
-
-def _traces(full, n1, n2, k):
-    blocks = full.reshape(n1, k, n2, k)
-    s = np.einsum("icjc->ij", blocks)
-    return {None: full, "sum": s, "mean": s / k}
-
-
-def _rel(a, b):
-    return np.abs(a - b).max() / np.abs(b).max()
+# ---------------------------------------------------------------------- any input shape (CNN, oracle: cnn_oracle.py)
 
 
 @pytest.mark.slow
@@ -221,48 +182,6 @@ def test_empirical_ntk_of_a_cnn_on_images_equals_its_jacobian_product():
     assert_close(empirical_ntk(_cnn_apply, p, X1[1:2], X2[2:3], trace=None), full[3:6, 6:9], rtol=1e-12)
     with pytest.raises(ValueError, match="per-example shape"):
         empirical_ntk(_cnn_apply, p, X1, X2[:, :4])
-
-
-@pytest.mark.slow
-def test_structured_ntk_of_a_cnn_equals_its_jacobian_product():
-    from kdtheory.structured_ntk import structured_ntk
-
-    rng = np.random.default_rng(21)
-    X1, X2 = rng.standard_normal((4, 8, 8, 1)), rng.standard_normal((3, 8, 8, 1))
-    p = _f64(_cnn_init(jax.random.PRNGKey(1)))
-    want = _traces(_explicit_ntk(_cnn_apply, p, X1, X2), 4, 3, 3)
-    for form in ("auto", "gram", "jacobian"):
-        for trace in ("mean", "sum", None):
-            got = structured_ntk(_cnn_structure, p, X1, X2, trace=trace, form=form)
-            assert _rel(got, want[trace]) <= 1e-12, (form, trace)
-    same = _traces(_explicit_ntk(_cnn_apply, p, X1, X1), 4, 4, 3)
-    assert _rel(structured_ntk(_cnn_structure, p, X1, trace=None, block_size=3), same[None]) <= 1e-12
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "sizes, kw",
-    [
-        ([5, 7, 6, 4], dict(parameterization="standard", bias=True, activation="relu")),
-        ([5, 9, 1], dict(parameterization="standard", bias=False, activation="tanh")),
-        ([5, 7, 6, 4], dict(parameterization="ntk", bias_std=0.4, weight_std=1.3, activation="erf")),
-        ([5, 8, 3], dict(parameterization="ntk", bias_std=0.0, activation="gelu")),
-    ],
-)
-def test_structured_ntk_of_mlps_equals_the_jacobian_product(sizes, kw):
-    rng = np.random.default_rng(22)
-    X1, X2 = rng.standard_normal((6, 5)), rng.standard_normal((4, 5))
-    m = mlp(sizes, **kw)
-    p = _f64(m.init(jax.random.PRNGKey(len(sizes))))
-    if kw.get("bias", True) and kw["parameterization"] == "standard":  # nonzero biases matter to δ
-        p = [{**layer, "b": layer["b"] + 0.2} for layer in p]
-    k = sizes[-1]
-    want = _traces(_explicit_ntk(m.apply, p, X1, X2), 6, 4, k)
-    for trace in ("mean", "sum", None):
-        got = empirical_ntk(m, p, X1, X2, method="structured", trace=trace)
-        assert _rel(got, want[trace]) <= 1e-12, (sizes, trace)
-    want_sym = _explicit_ntk(m.apply, p, X1, X1)
-    assert _rel(empirical_ntk(m, p, X1, trace=None, block_size=4), want_sym) <= 1e-12
 
 
 @pytest.mark.slow
@@ -291,6 +210,61 @@ def test_linearized_accepts_images():
     assert_close(img.train[0], f0, rtol=1e-12)
     assert_close(img.test[0], f0[:2], rtol=1e-12)
     # oracle: the closed form on the explicit Jacobian product (point-major flattening)
-    ref = train(Spectrum.from_kernel(_explicit_ntk(_cnn_apply, p, X, X)), Y.reshape(-1), [0, 3, 20], method="gd",
-                learning_rate=0.01, init=f0.reshape(-1))  # fmt: skip
+    ref = train(
+        Spectrum.from_kernel(_explicit_ntk(_cnn_apply, p, X, X)),
+        Y.reshape(-1),
+        [0, 3, 20],
+        recipe=Recipe("gd", learning_rate=0.01),
+        init=f0.reshape(-1),
+    )
     assert_close(img.train, ref.train.reshape(3, 6, 3), rtol=1e-10)
+
+
+# ---------------------------------------------------------------------- the lag at matched progress
+def _e2_oracle(lam, t, T, K):
+    # docs/theory.md §3 E2 in closed form: 1 − e^{−λ_1 t'} = a_1(t) a_1(T), lag_k = a_k(t') − a_k(t) a_k(T)
+    student = (1 - np.exp(-lam * t)) * (1 - np.exp(-lam * T))
+    t_match = -np.log1p(-student[0]) / lam[0]
+    return float(np.mean((1 - np.exp(-lam[1:K] * t_match)) - student[1:K])), student, t_match
+
+
+@pytest.mark.parametrize("t, T", [(1.0, 1.0), (0.5, 3.0), (2.0, 2.0)])
+def test_lag_matches_the_closed_form_of_gradient_flow(t, T):
+    lam = np.array([1.0, 0.7, 0.3, 0.1, 0.02])
+    expected, student, t_match = _e2_oracle(lam, t, T, 4)
+    grid = np.linspace(0.0, 10.0, 4001)
+    fine = lag_at_matched_progress(flow_filter(lam, grid).a, student, directions=4)
+    assert expected > 0 and fine == pytest.approx(expected, rel=1e-5)
+    # t' on the grid: exact, no interpolation
+    exact = lag_at_matched_progress(flow_filter(lam, np.sort(np.r_[grid[::100], t_match])).a, student, directions=4)
+    assert exact == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_student_that_is_the_reference_itself_has_no_lag():
+    lam = np.array([2.0, 1.0, 0.5])
+    ref = flow_filter(lam, np.linspace(0, 5, 51)).a
+    assert lag_at_matched_progress(ref, ref[17], directions=3) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_first_crossing_of_a_non_monotone_reference():
+    # a reference that overshoots and comes back: the first crossing is used, not a sorted curve
+    ref = np.array([[0.0, 0.0], [0.5, 0.2], [1.2, 0.4], [0.6, 0.9]])
+    assert lag_at_matched_progress(ref, np.array([0.85, 0.1]), directions=2) == pytest.approx(0.3 - 0.1)
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    ref = flow_filter(np.array([1.0, 0.5, 0.1]), np.linspace(0, 1, 11)).a
+    with pytest.raises(ValueError, match="never reaches"):
+        lag_at_matched_progress(ref, np.array([0.99, 0.5, 0.1]), directions=2)
+    with pytest.raises(ValueError, match="starts beyond"):
+        lag_at_matched_progress(ref[3:], np.array([0.01, 0.0, 0.0]), directions=2)
+    with pytest.raises(ValueError, match="directions"):
+        lag_at_matched_progress(ref, ref[5], directions=1)
+    with pytest.raises(ValueError, match="directions"):
+        lag_at_matched_progress(ref, ref[5], directions=4)
+    with pytest.raises(ValueError, match="student has 2"):
+        lag_at_matched_progress(ref, ref[5, :2], directions=2)
+    with pytest.raises(ValueError, match="reference"):
+        lag_at_matched_progress(ref[:, :, None], ref[5], directions=2)
+    with pytest.raises(ValueError, match="student"):
+        lag_at_matched_progress(ref, np.r_[np.nan, ref[5, 1:]], directions=2)

@@ -1,7 +1,7 @@
 """The real quick pipeline (run once per test session), the demos, the derivations and the README.
 
 The quick ``kdtheory reproduce`` runs once, in the session fixture ``quick_run``; every test that
-needs its outputs shares it. The pipeline's folder guarantees are in test_reproduce_folder.py.
+needs its outputs shares it. The pipeline's folder guarantees are in test_experiments_reproduce.py.
 """
 
 import json

@@ -11,6 +11,7 @@ import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kdtheory import planted
 from kdtheory.data import planted_linear
 from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.exaggeration import RESOLUTION, compare, informative, statement_margin, worst_case
@@ -180,3 +181,30 @@ def test_saturated_points_give_margins_of_exactly_zero_and_are_skipped():
     assert worst_case(spec, "E1", teacher_t=[1], student_t=[2, 3], recipe=osc).informative is None
     with pytest.raises(ValueError, match="monotone"):
         worst_case(spec, "E1", teacher_t=[1], student_t=[2], recipe=osc, informative_only=True)
+
+
+# ---------------------------------------------------------------------- bad input, named
+RAGGED = [[1.0, 0.0], [0.0]]
+
+
+FEATURES = Spectrum.from_features(np.random.default_rng(0).standard_normal((4, 3)))
+
+
+def _one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (
+            lambda: planted.population_risk(FEATURES, np.ones(4), RAGGED, np.ones(3), Recipe().filter(FEATURES, 1.0)),
+            ValueError,
+            r"^theta_star must be a rectangular",
+        ),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)

@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kdtheory import ridge_family
 from kdtheory.data import planted_linear
 from kdtheory.distill import Recipe, rounds_filter
-from kdtheory.dynamics import train
+from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import Filter, Spectrum, ridge_filter
 from kdtheory.planted import population_risk, search_best
 from kdtheory.ridge_family import (
@@ -199,7 +200,7 @@ def test_planted_population_risk_matches_explicit_weights():
     rec = Recipe(normalization="mean")
     ts = np.array([0.5, 5.0, 50.0, np.inf])
     risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
-    w = train(spec, p.y, ts, normalization="mean").weights
+    w = train(spec, p.y, ts, recipe=Recipe(normalization="mean")).weights
     explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
     assert_close(risk, explicit, rtol=1e-10)
     res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
@@ -219,7 +220,9 @@ def test_over_eval_filters_give_explicit_test_predictions():
     y = rng.standard_normal(10)
     spec = Spectrum.from_kernel(K)
     c, alpha = 0.5, 0.3
-    tr = apply_filter(spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=4), test_kernel=Kx)
+    tr = apply_filter(
+        spec, y, borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=4), test=TestPoints(kernel=Kx)
+    )
     target = y
     for tau in range(4):
         coef = np.linalg.solve(K + c * np.eye(10), target)
@@ -227,7 +230,7 @@ def test_over_eval_filters_give_explicit_test_predictions():
         assert_close(tr.test[tau], Kx @ coef, rtol=1e-10)
         target = alpha * y + (1 - alpha) * K @ coef
     res = mobahi_rounds(spec, y, epsilon=0.2 * float(y @ y) / 10, rounds=3)
-    tr = apply_filter(spec, y, res.filters, test_kernel=Kx)
+    tr = apply_filter(spec, y, res.filters, test=TestPoints(kernel=Kx))
     target = y
     for t in range(3):
         if not np.isfinite(res.ridge[t]):
@@ -236,3 +239,39 @@ def test_over_eval_filters_give_explicit_test_predictions():
         coef = np.linalg.solve(K + 10 * res.ridge[t] * np.eye(10), target)
         assert_close(tr.test[t], Kx @ coef, rtol=1e-9)
         target = K @ coef
+
+
+# ---------------------------------------------------------------------- bad input, named
+RAGGED = [[1.0, 0.0], [0.0]]
+
+
+KERNEL3 = Spectrum.from_kernel(np.eye(3))
+
+
+def _one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: ridge_family.borup_filters(RAGGED, ridge=1.0, truth_weight=0.5, rounds=2), ValueError, r"^evals"),
+        (lambda: ridge_family.mobahi_rounds(KERNEL3, RAGGED, epsilon=0.1, rounds=2), ValueError, r"^y must be a rect"),
+        (lambda: ridge_family.das_sanghavi([1.0, 0.5], RAGGED, noise_var=0.1, ridge=1.0), ValueError, r"^theta_star"),
+        (lambda: ridge_family.pareek_polynomial(RAGGED), ValueError, r"^teacher_weights must be a rectangular"),
+        (lambda: ridge_family.pareek_polynomial(["a"]), TypeError, r"^teacher_weights must be a sequence of real"),
+        (lambda: ridge_family.pareek_filter([1.0], ridge=1.0, teacher_weights=[[0.5]]), TypeError, r"^teacher_weig"),
+        (lambda: ridge_family.pareek_weights([1.0, 0.5], ridge=1.0, target=RAGGED), ValueError, r"^target must be"),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)
+
+
+def test_pareek_weights_as_any_real_sequence_give_the_same_filter():
+    ints = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=[1, 2])
+    floats = ridge_family.pareek_filter([2.0, 0.5], ridge=1.0, teacher_weights=np.array([1.0, 2.0]))
+    assert np.array_equal(ints.a, floats.a) and np.array_equal(ints.a_over_eval, floats.a_over_eval)
+    assert ridge_family.pareek_polynomial([]) == ridge_family.pareek_polynomial(np.zeros(0))

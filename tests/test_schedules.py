@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from kdtheory import schedules
 from kdtheory.eigen import Spectrum
 from kdtheory.schedules import Schedule, constant, cosine, step, warmup_cosine
-from kdtheory.simulate import Loss, Optimizer, linear_model, train_model
+from kdtheory.simulate import Loss, Optimizer, Run, linear_model, train_model
 from kdtheory.testing import assert_close
 
 
@@ -112,7 +112,7 @@ def test_gd_with_a_schedule_equals_an_explicit_numpy_loop(sched, beta):
         out.append(X @ W)
     t = [0, 4, 5, 11, 12, 17, 30]
     opt = Optimizer(learning_rate=eta, momentum=beta, schedule=sched)
-    sim = train_model(linear_model(6, 2), X, Y, t=t, loss=Loss("mse"), optimizer=opt, dtype=jnp.float64)
+    sim = train_model(linear_model(6, 2), X, Y, t=t, run=Run(loss=Loss("mse"), optimizer=opt), dtype=jnp.float64)
     assert_close(sim.train, np.array(out)[t], rtol=1e-11, atol=1e-13)
     assert sim.recipe["schedule"]["kind"] == kind
 
@@ -120,9 +120,12 @@ def test_gd_with_a_schedule_equals_an_explicit_numpy_loop(sched, beta):
 def test_schedule_changes_the_run():
     rng = np.random.default_rng(4)
     X, Y = rng.standard_normal((20, 6)), rng.standard_normal((20, 2))
-    kw = dict(t=[0, 30], loss=Loss("mse"), dtype=jnp.float64)
-    a = train_model(linear_model(6, 2), X, Y, optimizer=Optimizer(learning_rate=0.01), **kw)
-    b = train_model(linear_model(6, 2), X, Y, optimizer=Optimizer(learning_rate=0.01, schedule=cosine(30)), **kw)
+    kw = dict(t=[0, 30], dtype=jnp.float64)
+    mse = Loss("mse")
+    a = train_model(linear_model(6, 2), X, Y, run=Run(loss=mse, optimizer=Optimizer(learning_rate=0.01)), **kw)
+    b = train_model(
+        linear_model(6, 2), X, Y, run=Run(loss=mse, optimizer=Optimizer(learning_rate=0.01, schedule=cosine(30))), **kw
+    )
     assert not np.allclose(a.train[-1], b.train[-1])
 
 

@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     import json
     import jax
     import numpy as np
-    from kdtheory.dynamics import train
+    from kdtheory.dynamics import TestPoints, train
     from kdtheory.operators import FeatureKernel, FunctionKernel, NTKOperator, RBF, ReluNTK, StoredKernel
     from kdtheory.simulate import mlp
 
@@ -53,7 +53,7 @@ CHILD = textwrap.dedent(
             out[name + "_cross"] = rel(many[name].cross(T).matmat(V), single[name].cross(T).matmat(V))
     t = np.geomspace(0.01, 100.0, 7)
     y = np.eye(3)[rng.integers(0, 3, 103)]
-    runs = [train(ops["rbf"], y, t, test_kernel=ops["rbf"].cross(T)) for ops in (many, single)]
+    runs = [train(ops["rbf"], y, t, test=TestPoints(kernel=ops["rbf"].cross(T))) for ops in (many, single)]
     out["trajectory_train"] = rel(runs[0].train, runs[1].train)
     out["trajectory_test"] = rel(runs[0].test, runs[1].test)
     out["iterations"] = [r.solver["iterations"] for r in runs]

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum
+from kdtheory.dynamics import TestPoints, train
+from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.simulate import (
     Loss,
     Model,
     Optimizer,
+    Run,
     as_teacher_logits,
     kernel_model,
     linear_model,
@@ -45,11 +46,23 @@ def test_linear_mse_matches_closed_form_field_by_field(normalization, beta):
     eta = 0.9 * (1 + beta) / lam
     t = [0, 1, 3, 30, 400]
     method = "momentum" if beta else "gd"
-    sim = train_model(linear_model(7, 3), X, Y, t=t, loss=Loss("mse", normalization=normalization),
-                      optimizer=Optimizer(learning_rate=eta, momentum=beta), X_test=Xt, dtype=F64,
-                      project=lambda p: jnp.asarray(spec.V.T) @ p["w"])  # fmt: skip
-    cf = train(spec, Y, t, method=method, learning_rate=eta, momentum=beta,
-               normalization=normalization, test_features=Xt)  # fmt: skip
+    sim = train_model(
+        linear_model(7, 3),
+        X,
+        Y,
+        t=t,
+        run=Run(loss=Loss("mse", normalization=normalization), optimizer=Optimizer(learning_rate=eta, momentum=beta)),
+        X_test=Xt,
+        dtype=F64,
+        project=lambda p: jnp.asarray(spec.V.T) @ p["w"],
+    )
+    cf = train(
+        spec,
+        Y,
+        t,
+        recipe=Recipe(method, learning_rate=eta, momentum=beta, normalization=normalization),
+        test=TestPoints(features=Xt),
+    )
     assert isinstance(sim, Trajectory) and isinstance(cf, Trajectory)
     assert np.array_equal(sim.t, cf.t)
     for field in ("train", "test", "loss"):
@@ -68,9 +81,22 @@ def test_kernel_model_matches_closed_form(beta):
     spec = Spectrum.from_kernel(K)
     eta = 0.8 * (1 + beta) / spec.evals[0]
     t = [0, 2, 17, 250]
-    sim = train_model(kernel_model(24, 3), K, Y, t=t, loss=Loss("mse"),
-                      optimizer=Optimizer(learning_rate=eta, momentum=beta), X_test=Kx, dtype=F64)  # fmt: skip
-    cf = train(spec, Y, t, method="momentum" if beta else "gd", learning_rate=eta, momentum=beta, test_kernel=Kx)
+    sim = train_model(
+        kernel_model(24, 3),
+        K,
+        Y,
+        t=t,
+        run=Run(loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta, momentum=beta)),
+        X_test=Kx,
+        dtype=F64,
+    )
+    cf = train(
+        spec,
+        Y,
+        t,
+        recipe=Recipe("momentum" if beta else "gd", learning_rate=eta, momentum=beta),
+        test=TestPoints(kernel=Kx),
+    )
     assert_close(sim.train, cf.train, rtol=1e-9)
     assert_close(sim.test, cf.test, rtol=1e-9)
 
@@ -83,11 +109,20 @@ def test_loss_switch_matches_two_phase_closed_form(reverse):
     eta = 0.9 / spec.evals[0]
     w0, w1 = (1.0, 0.0) if reverse else (0.0, 1.0)
     loss = Loss("mse", teacher_weight=w0, teacher_weight_after=w1, switch_t=15)
-    sim = train_model(linear_model(7, 3), X, Y, t=[0, 15, 60], loss=loss, optimizer=Optimizer(learning_rate=eta),
-                      teacher=teacher, X_test=Xt, dtype=F64)  # fmt: skip
+    sim = train_model(
+        linear_model(7, 3),
+        X,
+        Y,
+        t=[0, 15, 60],
+        run=Run(loss=loss, optimizer=Optimizer(learning_rate=eta), teacher=teacher),
+        X_test=Xt,
+        dtype=F64,
+    )
     first, second = (teacher, Y) if reverse else (Y, teacher)
-    a = train(spec, first, 15, method="gd", learning_rate=eta)
-    b = train(spec, second, 45, method="gd", learning_rate=eta, init_weights=a.weights, test_features=Xt)
+    a = train(spec, first, 15, recipe=Recipe("gd", learning_rate=eta))
+    b = train(
+        spec, second, 45, recipe=Recipe("gd", learning_rate=eta), init_weights=a.weights, test=TestPoints(features=Xt)
+    )
     assert_close(sim.train[1], a.train, rtol=1e-9)
     assert_close(sim.train[2], b.train, rtol=1e-9)
     assert_close(sim.test[2], b.test, rtol=1e-9)
@@ -96,7 +131,7 @@ def test_loss_switch_matches_two_phase_closed_form(reverse):
 def test_float32_close_to_float64():
     X, _, Y, _ = _data(4)
     eta = 0.5 / Spectrum.from_features(X).evals[0]
-    kw = dict(t=[0, 100], loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta))
+    kw = dict(t=[0, 100], run=Run(loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta)))
     r32 = train_model(linear_model(7, 3), X, Y, **kw)
     r64 = train_model(linear_model(7, 3), X, Y, dtype=F64, **kw)
     assert r32.train.dtype == np.float32
@@ -106,15 +141,24 @@ def test_float32_close_to_float64():
 def test_full_batch_sgd_equals_gd_and_seeds_are_reproducible():
     X, _, Y, _ = _data(5)
     model = mlp([7, 16, 3], activation="tanh")
-    kw = dict(t=[0, 40], loss=Loss("ce", normalization="mean"), dtype=F64, seed=3)
+    kw = dict(t=[0, 40], dtype=F64)
+    ce = Loss("ce", normalization="mean")
     Yc = np.eye(3)[Y.argmax(1)]
-    gd = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2), **kw)
-    sgd_all = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=24), **kw)
+    gd = train_model(model, X, Yc, run=Run(loss=ce, optimizer=Optimizer(learning_rate=0.2), init_seed=3), **kw)
+    sgd_all = train_model(
+        model, X, Yc, run=Run(loss=ce, optimizer=Optimizer(learning_rate=0.2, batch_size=24), init_seed=3), **kw
+    )
     assert_close(sgd_all.train, gd.train, rtol=1e-12)
-    a = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **kw)
-    b = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **kw)
+    a = train_model(
+        model, X, Yc, run=Run(loss=ce, optimizer=Optimizer(learning_rate=0.2, batch_size=5), init_seed=3), **kw
+    )
+    b = train_model(
+        model, X, Yc, run=Run(loss=ce, optimizer=Optimizer(learning_rate=0.2, batch_size=5), init_seed=3), **kw
+    )
     assert np.array_equal(a.train, b.train)
-    c = train_model(model, X, Yc, optimizer=Optimizer(learning_rate=0.2, batch_size=5), **{**kw, "seed": 4})
+    c = train_model(
+        model, X, Yc, run=Run(loss=ce, optimizer=Optimizer(learning_rate=0.2, batch_size=5), init_seed=4), **kw
+    )
     assert not np.array_equal(a.train, c.train)
     assert gd.recipe["seed"] == 3 and gd.recipe["normalization"] == "mean"
 
@@ -165,8 +209,14 @@ def test_one_compilation_serves_a_sweep_of_temperatures_weights_switches_and_lea
     for c in sweep:
         sched = {} if c["w0"] == c["w1"] else dict(teacher_weight_after=c["w1"], switch_t=c["switch"])
         loss = Loss("ce", normalization="mean", temperature=c["tau"], teacher_weight=c["w0"], **sched)
-        sim = train_model(model, X, Yc, t=[0, 3, 12], loss=loss, teacher=Z, dtype=F64,
-                          optimizer=Optimizer(learning_rate=c["eta"], momentum=c["beta"]))  # fmt: skip
+        sim = train_model(
+            model,
+            X,
+            Yc,
+            t=[0, 3, 12],
+            run=Run(loss=loss, optimizer=Optimizer(learning_rate=c["eta"], momentum=c["beta"]), teacher=Z),
+            dtype=F64,
+        )
         counts.append(len(traces))
         runs.append(sim.train)
         oracle = _numpy_distillation(X, Yc, Z, 12, div=X.shape[0], **c)
@@ -174,7 +224,7 @@ def test_one_compilation_serves_a_sweep_of_temperatures_weights_switches_and_lea
     assert counts[0] > 0 and len(set(counts)) == 1, counts  # traced once, for the first run only
     assert all(not np.array_equal(runs[0], r) for r in runs[1:])
     # the counter does see a recompilation: a new number of steps is a new loop
-    train_model(model, X, Yc, t=[0, 13], loss=Loss("ce"), dtype=F64)
+    train_model(model, X, Yc, t=[0, 13], run=Run(loss=Loss("ce")), dtype=F64)
     assert len(traces) > counts[-1]
 
 
@@ -185,8 +235,15 @@ def test_minibatches_visit_every_point_once_per_epoch(n, batch):
     per = n // batch
     opt = Optimizer(learning_rate=1.0, batch_size=batch)
     t = np.array([per, per + 1, 2 * per, 5 * per])
-    run = train_model(kernel_model(n, 1), np.zeros((n, n)), np.ones((n, 1)), t=t, loss=Loss("mse"),
-                      optimizer=opt, dtype=F64, seed=7, project=lambda p: p["alpha"][:, 0])  # fmt: skip
+    run = train_model(
+        kernel_model(n, 1),
+        np.zeros((n, n)),
+        np.ones((n, 1)),
+        t=t,
+        run=Run(loss=Loss("mse"), optimizer=opt, init_seed=7),
+        dtype=F64,
+        project=lambda p: p["alpha"][:, 0],
+    )
     visits = dict(zip(run.t.tolist(), run.projection, strict=True))
     for epochs in (1, 2, 5):
         alpha = visits[epochs * per]
@@ -206,8 +263,14 @@ def test_ce_normalizations_rescale_the_learning_rate():
     n, k = Yc.shape
 
     def run(norm, eta):
-        return train_model(model, X, Yc, t=[0, 25], loss=Loss("ce", normalization=norm),
-                           optimizer=Optimizer(learning_rate=eta), dtype=F64).train  # fmt: skip
+        return train_model(
+            model,
+            X,
+            Yc,
+            t=[0, 25],
+            run=Run(loss=Loss("ce", normalization=norm), optimizer=Optimizer(learning_rate=eta)),
+            dtype=F64,
+        ).train
 
     assert_close(run("mean", 0.3), run("sum", 0.3 / n), rtol=1e-11)
     assert_close(run("per_output", 0.3), run("sum", 0.3 / (n * k)), rtol=1e-11)
@@ -251,20 +314,20 @@ def test_teacher_as_probabilities_is_declared_or_refused():
     z = rng.standard_normal(Yc.shape) * 2
     p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     model = mlp([7, 8, 3], activation="tanh")
-    kw = dict(t=[0, 30], loss=Loss("ce", teacher_weight=1.0, temperature=2.0), dtype=F64,
-              optimizer=Optimizer(learning_rate=0.05))  # fmt: skip
-    from_logits = train_model(model, X, Yc, teacher=z, **kw)
-    from_probs = train_model(model, X, Yc, teacher=p, teacher_kind="probabilities", **kw)
+    kw = dict(t=[0, 30], dtype=F64)
+    recipe = dict(loss=Loss("ce", teacher_weight=1.0, temperature=2.0), optimizer=Optimizer(learning_rate=0.05))
+    from_logits = train_model(model, X, Yc, run=Run(teacher=z, **recipe), **kw)
+    from_probs = train_model(model, X, Yc, run=Run(teacher=p, **recipe), teacher_kind="probabilities", **kw)
     assert_close(from_probs.train, from_logits.train, rtol=1e-10)
     assert_close(from_probs.loss, from_logits.loss, rtol=1e-10)
     with pytest.raises(ValueError, match="looks like probabilities.*teacher_kind='probabilities'"):
-        train_model(model, X, Yc, teacher=p, **kw)
+        train_model(model, X, Yc, run=Run(teacher=p, **recipe), **kw)
     with pytest.raises(ValueError, match="declared teacher_kind='probabilities'"):
-        train_model(model, X, Yc, teacher=z, teacher_kind="probabilities", **kw)
+        train_model(model, X, Yc, run=Run(teacher=z, **recipe), teacher_kind="probabilities", **kw)
     # exact zeros: the target is exactly the one-hot row, finite loss
     hard = as_teacher_logits(Yc, teacher_kind="probabilities")
     assert_close(np.asarray(jax.nn.softmax(hard)), Yc, atol=0)
-    hard_run = train_model(model, X, Yc, teacher=Yc, teacher_kind="probabilities", **kw)
+    hard_run = train_model(model, X, Yc, run=Run(teacher=Yc, **recipe), teacher_kind="probabilities", **kw)
     assert np.all(np.isfinite(hard_run.loss))
     with pytest.raises(ValueError, match="MSE teacher"):
         as_teacher_logits(p, teacher_kind="probabilities", loss_kind="mse")
@@ -275,13 +338,26 @@ def test_mlp_and_random_features_train_and_teacher_student():
     X = rng.standard_normal((60, 5))
     Y = np.eye(3)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)]
     t, s = teacher_student(mlp([5, 32, 3]), X, Y, teacher_t=300, student_t=300,
-                           loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=0.5),
+                           teacher=Run(loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=0.5)),
                            X_test=X[:10], y_test=Y[:10], dtype=F64)  # fmt: skip
     assert t.loss[-1] < t.loss[0] and s.loss[-1] < s.loss[0]
     assert t.train_accuracy[-1] > 0.8 and s.test.shape[-2:] == (10, 3)
     assert t.t[-1] == 300 and s.recipe["normalization"] == "mean"
-    rf = train_model(random_features_model(5, 3, 64), X, Y, t=[0, 200], loss=Loss("ce", normalization="mean"),
-                     optimizer=Optimizer(learning_rate=1.0), dtype=F64)  # fmt: skip
+    # the default student is the teacher's run with pure distillation and the next init seed
+    same = train_model(mlp([5, 32, 3]), X, Y, t=s.t, X_test=X[:10], y_test=Y[:10], dtype=F64,
+                       run=Run(loss=Loss("ce", normalization="mean", teacher_weight=1.0),
+                               optimizer=Optimizer(learning_rate=0.5), teacher=t.train[-1], init_seed=1))  # fmt: skip
+    assert np.array_equal(same.train, s.train)
+    with pytest.raises(ValueError, match="teacher_student fills the student's teacher in"):
+        teacher_student(mlp([5, 4, 3]), X, Y, teacher_t=1, student_t=1, student=Run(teacher=Y))
+    rf = train_model(
+        random_features_model(5, 3, 64),
+        X,
+        Y,
+        t=[0, 200],
+        run=Run(loss=Loss("ce", normalization="mean"), optimizer=Optimizer(learning_rate=1.0)),
+        dtype=F64,
+    )
     assert rf.loss[-1] < rf.loss[0]
     assert "Trajectory(" in repr(t)
 
@@ -290,13 +366,13 @@ def test_bad_inputs():
     X, _, Y, _ = _data(6)
     m = linear_model(7, 3)
     with pytest.raises(ValueError, match="needs teacher outputs"):
-        train_model(m, X, Y, t=[0, 5], loss=Loss("mse", teacher_weight=1.0))
+        train_model(m, X, Y, t=[0, 5], run=Run(loss=Loss("mse", teacher_weight=1.0)))
     with pytest.raises(ValueError, match="y has 2 columns but the model has 3 outputs"):
         train_model(m, X, Y[:, :2], t=[0, 5])
     with pytest.raises(ValueError, match="t must be"):
         train_model(m, X, Y, t=[0, 2.5])
     with pytest.raises(ValueError, match="batch_size must lie in"):
-        train_model(m, X, Y, t=[0, 5], optimizer=Optimizer(learning_rate=0.1, batch_size=100))
+        train_model(m, X, Y, t=[0, 5], run=Run(optimizer=Optimizer(learning_rate=0.1, batch_size=100)))
     with pytest.raises(ValueError, match="X contains NaN"):
         train_model(m, np.full_like(X, np.nan), Y, t=[0, 5])
     with pytest.raises(ValueError, match="go together"):
@@ -312,7 +388,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown activation"):
         mlp([3, 3], activation="swish9")
     with pytest.raises(FloatingPointError, match="diverged"):
-        train_model(m, X * 100, Y, t=[0, 200], loss=Loss("mse"), optimizer=Optimizer(learning_rate=10.0))
+        train_model(m, X * 100, Y, t=[0, 200], run=Run(loss=Loss("mse"), optimizer=Optimizer(learning_rate=10.0)))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ Where an entry would be a copy, the argument may be documented in one other plac
   on one line is deliberately not a pydocstyle section, so ruff's D417 does not ask for entries.)
 """
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -250,3 +251,83 @@ def test_checker_lets_a_class_document_its_call_only():
     assert undocumented(_Kernel.other, _Kernel) == ["A"]  # only __call__ may lean on the class
     assert undocumented(_Kernel.__call__) == ["A", "scale"]  # without its class, nothing documents it
     assert undocumented(_BadKernel.__call__, _BadKernel) == ["B"]
+
+
+MAX_PARAMETERS = 12
+
+
+def _parameter_counts() -> list[tuple[int, str]]:
+    """Every function and method defined in the package (private ones too), with its parameter count."""
+    import ast
+
+    out = []
+    for path in sorted((ROOT / "kdtheory").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                count = len(names) + (a.vararg is not None) + (a.kwarg is not None)
+                if names[:1] in (["self"], ["cls"]):
+                    count -= 1
+                out.append((count, f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"))
+    return out
+
+
+def test_no_function_takes_more_than_twelve_parameters():
+    """Options travel as small values (Recipe, Run, TestPoints, Lanczos, Options), not long argument lists."""
+    counts = _parameter_counts()
+    assert len(counts) > 300  # the walk sees the package
+    too_many = [f"{where} ({n})" for n, where in counts if n > MAX_PARAMETERS]
+    assert not too_many, f"functions with more than {MAX_PARAMETERS} parameters: {too_many}"
+
+
+# ---------------------------------------------------------------------- tests mirror modules
+def untested_modules(package: Path, tests: Path) -> list[str]:
+    """The public top-level modules ``package/<m>.py`` without a ``tests/test_<m>.py`` that imports them.
+
+    Private modules (``_<m>.py``) are tested through the public modules that use them (the table
+    in tests/README.md). A file of that name that never imports ``<package>.<m>`` does not count.
+    """
+    missing = []
+    for path in sorted(package.glob("*.py")):
+        m = path.stem
+        if m.startswith("_"):
+            continue
+        test = tests / f"test_{m}.py"
+        if not test.is_file() or m not in _imported_modules(test.read_text(), package.name):
+            missing.append(m)
+    return missing
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """Top-level modules of ``package`` that ``source`` imports, by any spelling of the import."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n.split(".")[1] for n in names if n.startswith(f"{package}.")}
+    return found
+
+
+def test_every_public_module_has_a_test_file_of_its_own():
+    missing = untested_modules(ROOT / "kdtheory", ROOT / "tests")
+    assert not missing, "public modules without a tests/test_<m>.py that imports them: " + ", ".join(missing)
+
+
+def test_mirror_checker_catches_a_missing_or_unrelated_test_file(tmp_path):
+    pkg, tests = tmp_path / "pkg", tmp_path / "tests"
+    pkg.mkdir()
+    tests.mkdir()
+    for m in ("__init__", "_private", "alpha", "beta", "gamma", "delta"):
+        (pkg / f"{m}.py").write_text("")
+    (tests / "test_alpha.py").write_text("from pkg import alpha\n")
+    (tests / "test_beta.py").write_text("from pkg.beta import thing\n")
+    (tests / "test_gamma.py").write_text("import pkg.alpha\n")  # a file of the name, about another module
+    assert untested_modules(pkg, tests) == ["delta", "gamma"]
+    (tests / "test_gamma.py").write_text("import pkg.gamma as g\n")
+    (tests / "test_delta.py").write_text("from pkg import (\n    alpha,\n    delta,\n)\n")
+    assert untested_modules(pkg, tests) == []

@@ -5,8 +5,8 @@ import pytest
 
 from kdtheory import _synthesis
 from kdtheory.data import power_law_kernel
-from kdtheory.dynamics import Dense, train
-from kdtheory.eigen import Spectrum
+from kdtheory.dynamics import Dense, TestPoints, train
+from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.testing import assert_close
 
 
@@ -22,8 +22,8 @@ def test_compressed_equals_direct(method):
     if method == "momentum":
         kw["momentum"] = 0.8
     steps = np.unique(np.geomspace(1, 1e5, 200).round())
-    full = train(spec, y, steps, method=method, test_kernel=Kx, solver=Dense(compress=False), **kw)
-    comp = train(spec, y, steps, method=method, test_kernel=Kx, solver=Dense(compress=True), **kw)
+    full = train(spec, y, steps, recipe=Recipe(method, **kw), test=TestPoints(kernel=Kx), solver=Dense(compress=False))
+    comp = train(spec, y, steps, recipe=Recipe(method, **kw), test=TestPoints(kernel=Kx), solver=Dense(compress=True))
     for i in range(steps.size):  # every time to relative accuracy, not just on average
         assert_close(comp.train[i], full.train[i], rtol=1e-12)
         assert_close(comp.test[i], full.test[i], rtol=1e-11)

@@ -23,7 +23,7 @@ import numpy as np
 
 from kdtheory.data import one_hot_labels, power_law_kernel
 from kdtheory.dynamics import train
-from kdtheory.eigen import Spectrum, max_learning_rate
+from kdtheory.eigen import Recipe, Spectrum, max_learning_rate
 from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.result import Outcome, Verdict
@@ -73,7 +73,7 @@ def measure(cfg: Config, say: Progress) -> Outcome:
     eta = cfg.lr_fraction * max_learning_rate(spec, monotone=True)
     records = np.unique(np.concatenate([[0], np.geomspace(1, cfg.steps, cfg.num_records).round()]).astype(int))
 
-    closed = train(spec, Y, records, method="gd", learning_rate=eta)
+    closed = train(spec, Y, records, recipe=Recipe("gd", learning_rate=eta))
     if closed.filter is None:  # the closed form on a spectrum records its filter
         raise RuntimeError("the closed-form trajectory has no filter")
 

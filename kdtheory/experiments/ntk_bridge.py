@@ -61,6 +61,7 @@ from kdtheory.data import Classification, digits, gaussian_mixture
 from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.result import Outcome, Verdict
+from kdtheory.simulate import Run
 from kdtheory.stats import Effect, Rule, decide, t_interval
 
 if TYPE_CHECKING:
@@ -191,9 +192,9 @@ def _bridge(cfg: Config, dname: str, model: Model, init: _Init, seed: int) -> di
     s = int(round(cfg.student_time / cfg.step_fraction))
     ck = np.arange(0, 4 * (T + s) + 1)  # every step: the twin must pass the student's top progress
     mse, opt = Loss("mse", normalization="mean"), Optimizer(learning_rate=lr)
-    twin = train_model(model, X, Y, t=ck, loss=mse, optimizer=opt, params=p)
+    twin = train_model(model, X, Y, t=ck, run=Run(loss=mse, optimizer=opt, params=p))
     # the student runs as long as the twin (one compiled loop for both); it is read at step s
-    student = train_model(model, X, twin.train[T], t=ck, loss=mse, optimizer=opt, params=p)
+    student = train_model(model, X, twin.train[T], t=ck, run=Run(loss=mse, optimizer=opt, params=p))
     f0 = twin.train[0]  # the network's outputs at initialization
     measured = lag_at_matched_progress(
         project_residual(spec, twin.train, f0, Y), project_residual(spec, student.train[s], f0, Y),

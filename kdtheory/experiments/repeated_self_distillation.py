@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kdtheory.dynamics import apply_filter
+from kdtheory.dynamics import TestPoints, apply_filter
 from kdtheory.eigen import Spectrum
 from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
@@ -109,7 +109,7 @@ def measure(cfg: Config, say: Progress) -> Outcome:
     collapse: dict[str, int | None] = {}
     eff_dim: dict[str, np.ndarray] = {}
     mob = mobahi_rounds(spec, y, epsilon=cfg.epsilon_fraction * cfg.noise**2, rounds=cfg.rounds)
-    tr = apply_filter(spec, y, mob.filters, test_kernel=Kx)
+    tr = apply_filter(spec, y, mob.filters, test=TestPoints(kernel=Kx))
     name = f"Mobahi (ε = {cfg.epsilon_fraction:g} σ²)"
     errors[name] = np.mean((tr.test - ft) ** 2, axis=1)
     filters[name] = mob.filters.a
@@ -118,7 +118,7 @@ def measure(cfg: Config, say: Progress) -> Outcome:
     c = cfg.reg * spec.evals[0]
     for alpha in cfg.truth_weights:
         B = borup_filters(spec.evals, ridge=c, truth_weight=alpha, rounds=cfg.rounds)
-        tr = apply_filter(spec, y, B, test_kernel=Kx)
+        tr = apply_filter(spec, y, B, test=TestPoints(kernel=Kx))
         key = f"Borup (α = {alpha:g})"
         errors[key] = np.mean((tr.test - ft) ** 2, axis=1)
         filters[key] = B.a

@@ -1,4 +1,5 @@
-"""Issue 19 row 8: ``--out DIR`` never replaces or deletes a user's files, whatever their names.
+"""kdtheory.experiments.folder, issue 19 row 8: ``--out DIR`` never replaces or deletes a user's files,
+whatever their names.
 
 Old: a folder holding the user's own ``results.json`` and ``report.md`` (or a ``results.json``
 listing ``data.csv``, and ``data.csv``) was taken for a previous run: exit 0, the user's files

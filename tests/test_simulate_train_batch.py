@@ -70,8 +70,9 @@ def test_batch_equals_one_at_a_time_float64(runs, seed):
     batch = train_batch(MODEL, X, Y, runs, t=T, X_test=X[:4], y_test=Y[:4], dtype=F64)
     assert len(batch) == len(runs)
     for r, b in zip(runs, batch, strict=True):
-        alone = train_model(MODEL, X, Y, t=T, loss=r.loss, optimizer=r.optimizer, teacher=r.teacher, X_test=X[:4],
-                            y_test=Y[:4], dtype=F64, seed=r.init_seed) if r.order_seed is None else \
+        one = Run(loss=r.loss, optimizer=r.optimizer, teacher=r.teacher, init_seed=r.init_seed)
+        kw = dict(X_test=X[:4], y_test=Y[:4], dtype=F64)
+        alone = train_model(MODEL, X, Y, t=T, run=one, **kw) if r.order_seed is None else \
             train_batch(MODEL, X, Y, [r], t=T, X_test=X[:4], y_test=Y[:4], dtype=F64)[0]  # fmt: skip
         for field in ("train", "test", "loss"):
             assert_close(getattr(b, field), getattr(alone, field), rtol=1e-12, atol=1e-13)
@@ -112,12 +113,13 @@ def test_a_diverging_member_stays_in_its_own_run():
     assert out[1].solver["status"] == "diverged" and out[1].solver["first_nonfinite_t"] in (5, 200)
     assert not np.all(np.isfinite(out[1].train[-1]))
     for r, o in zip(runs[::2] + [runs[3]], [out[0], out[2], out[3]], strict=True):
-        alone = train_model(MODEL, X, Y, t=[0, 5, 200], loss=r.loss, optimizer=r.optimizer, seed=r.init_seed,
-                            dtype=F64)  # fmt: skip
+        alone = train_model(
+            MODEL, X, Y, t=[0, 5, 200], run=Run(loss=r.loss, optimizer=r.optimizer, init_seed=r.init_seed), dtype=F64
+        )
         assert o.solver == {"status": "ok"} and np.all(np.isfinite(o.train))
         assert_close(o.train, alone.train, rtol=1e-12, atol=1e-13)
     with pytest.raises(FloatingPointError, match="diverged"):
-        train_model(MODEL, X, Y, t=[0, 5, 200], loss=bad.loss, optimizer=bad.optimizer, seed=7, dtype=F64)
+        train_model(MODEL, X, Y, t=[0, 5, 200], run=Run(loss=bad.loss, optimizer=bad.optimizer, init_seed=7), dtype=F64)
 
 
 def test_one_compilation_serves_a_batch_of_different_runs():
@@ -157,7 +159,7 @@ def test_seeds_order_seed_and_params():
     given = [Run(init_seed=i, order_seed=5, params=p, optimizer=opt) for i in (1, 2)]
     d, e = train_batch(MODEL, X, Y, given, t=[0, 12], dtype=F64)
     assert np.array_equal(d.train, e.train)
-    f = train_model(MODEL, X, Y, t=[0, 12], optimizer=opt, params=p, seed=5, dtype=F64)
+    f = train_model(MODEL, X, Y, t=[0, 12], run=Run(optimizer=opt, params=p, init_seed=5), dtype=F64)
     assert_close(d.train, f.train, rtol=1e-12)
 
 
@@ -190,8 +192,14 @@ def test_kernel_and_linear_models_batch():
                 for s in range(3)]  # fmt: skip
         batch = train_batch(model, inputs, Y, runs, t=[0, 10, 30], dtype=F64)
         for r, b in zip(runs, batch, strict=True):
-            alone = train_model(model, inputs, Y, t=[0, 10, 30], loss=r.loss, optimizer=r.optimizer, seed=r.init_seed,
-                                dtype=F64)  # fmt: skip
+            alone = train_model(
+                model,
+                inputs,
+                Y,
+                t=[0, 10, 30],
+                run=Run(loss=r.loss, optimizer=r.optimizer, init_seed=r.init_seed),
+                dtype=F64,
+            )
             assert_close(b.train, alone.train, rtol=1e-12, atol=1e-13)
 
 
@@ -239,11 +247,11 @@ def test_train_model_refuses_bad_params_and_batch_sizes():
     p = MODEL.init(jax.random.PRNGKey(0))
     p[1]["w"] = np.zeros((11, 3))
     with pytest.raises(ValueError, match=r"params\[1\]\['w'\] has shape \(11, 3\) but .* has \(12, 3\)"):
-        train_model(MODEL, X, Y, t=[0, 1], params=p)
+        train_model(MODEL, X, Y, t=[0, 1], run=Run(params=p))
     p = MODEL.init(jax.random.PRNGKey(0))
     p[0]["b"] = np.full(12, np.nan)
     with pytest.raises(ValueError, match=r"params\[0\]\['b'\] contains NaN"):
-        train_model(MODEL, X, Y, t=[0, 1], params=p)
+        train_model(MODEL, X, Y, t=[0, 1], run=Run(params=p))
     with pytest.raises(ValueError, match=r"X has width 4 .* takes inputs of width 5"):
         train_model(MODEL, X[:, :4], Y, t=[0, 1])
 

@@ -277,20 +277,6 @@ def test_issue14_falsifying_example_eigen():
     assert a[0, 0] == 0.5 and g[0, 0] == 0.5
 
 
-@pytest.mark.parametrize("beta, frac", [(2.3e-25, 0.5), (1e-30, 0.9), (1e-17, 0.999)])
-def test_issue14_falsifying_example_dynamics(beta, frac):
-    """``dynamics.train(..., method="momentum", momentum=2.3e-25)`` raised 'a contains NaN values';
-    β = 1e-30 and 1e-17 at these rates gave NaN in the old closed form. β this small is GD."""
-    from kdtheory.dynamics import train
-
-    spec = eigen.Spectrum.from_kernel(np.diag([1.0, 0.5, 0.1]))
-    y = np.array([1.0, -2.0, 0.5])
-    eta = frac * eigen.max_learning_rate(spec, method="momentum", momentum=beta)
-    tr = train(spec, y, [0, 1, 2, 7, 120], method="momentum", learning_rate=eta, momentum=beta)
-    ref = train(spec, y, [0, 1, 2, 7, 120], method="gd", learning_rate=eta)
-    np.testing.assert_allclose(tr.train, ref.train, rtol=1e-13, atol=1e-15)
-
-
 def test_ridge_subnormal_eigenvalue_overflow_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -303,52 +289,3 @@ def test_inf_limit_when_learning_rate_times_eval_underflows():
     for method, kw in (("flow", {}), ("gd", {}), ("momentum", {"momentum": 0.5})):
         a, g = filters(method, [1.0, 1e-310], [np.inf], learning_rate=1e-20, **kw)
         assert a[0, 1] == 1.0, method
-
-
-# ---------------------------------------------------------------------- the strategies themselves
-def test_edge_strategies_reach_their_edges():
-    """The strategies of kdtheory.testing draw the edge values they promise (a search finds each)."""
-    from hypothesis import find
-
-    assert 0 < find(momenta(), lambda b: 0 < b <= 1e-300) <= 1e-300
-    assert find(momenta(), lambda b: b >= 1 - 1e-8) < 1
-    assert find(tiny_positive(), lambda x: x < np.finfo(np.float64).tiny) >= TINY  # subnormal
-    lam = find(edge_spectra(), lambda v: ((v > 0) & (v < np.finfo(np.float64).tiny)).any())
-    assert (np.diff(lam) <= 0).all()
-    assert find(step_counts(), lambda s: 1e11 <= s < np.inf) <= 1e12
-    assert find(rate_fractions(), lambda f: f <= 1e-11) >= 1e-12
-    assert find(rate_fractions(), lambda f: f >= 1 - 1e-8) < 1
-    beta, eta = find(
-        momenta().filter(lambda b: b > 0).flatmap(lambda b: near_double_root_rates(1.0, b).map(lambda e: (b, e))),
-        lambda be: be[0] > 0.5 and be[1] < 1,
-    )
-    assert eta == pytest.approx(((1 - beta) / (1 + np.sqrt(beta))) ** 2, rel=1e-6)
-
-
-@given(momenta(), edge_spectra(), step_counts(), rate_fractions(), st.data())
-def test_edge_strategies_stay_in_the_valid_domain(beta, lam, s, frac, data):
-    assert 0 <= beta < 1
-    assert lam.ndim == 1 and (lam >= 0).all() and lam[0] > 0 and (np.diff(lam) <= 0).all()
-    assert s == np.inf or (s >= 0 and s == np.floor(s) and s <= 1e12)
-    assert 0 < frac < 1
-    if beta > 0:
-        eta = data.draw(near_double_root_rates(float(lam[0]), beta))
-        assert 0 < eta * lam[0] < 2 * (1 + beta)
-
-
-def test_assert_close_refuses_an_infinite_reference():
-    """An infinite ``expected`` made every bound infinite: ``assert_close(1.0, inf)`` used to pass."""
-    from kdtheory.testing import assert_close
-
-    with pytest.raises(AssertionError, match="non-finite"):
-        assert_close(1.0, np.inf)
-
-
-def test_spectra_refuses_unknown_kinds():
-    """An unknown kind used to fall through silently to ``ill_conditioned``."""
-    from hypothesis import find
-
-    from kdtheory.testing import spectra
-
-    with pytest.raises(ValueError, match="kinds"):
-        find(spectra(kinds=("power-law",)), lambda v: True)

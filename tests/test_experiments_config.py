@@ -1,4 +1,5 @@
-"""Experiment parameters (issue 21 item 3): declarations, overrides and their one-line refusals."""
+"""kdtheory.experiments.config, experiment parameters (issue 21 item 3): declarations, overrides and
+their one-line refusals."""
 
 import dataclasses
 from dataclasses import dataclass

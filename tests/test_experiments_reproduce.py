@@ -1,4 +1,5 @@
-"""The reproduce pipeline's guarantees, checked with tiny fake experiments (seconds, not minutes).
+"""kdtheory.experiments.reproduce: the pipeline's guarantees, checked with tiny fake experiments (seconds,
+not minutes), and the evidence table that leads the report.
 
 The output folder always holds exactly one complete run; unknown or repeated ``--only`` names
 leave nothing behind; results.json is strict JSON; an interrupt, a SIGKILL or a concurrent run
@@ -18,10 +19,11 @@ import fake_experiments
 import pytest
 
 from kdtheory import cli, experiments
-from kdtheory.experiments import harness
+from kdtheory.experiments import effects, harness
 from kdtheory.experiments.folder import MARKER, StagedFolder
 from kdtheory.experiments.reproduce import reproduce
 from kdtheory.experiments.result import SMOKE
+from kdtheory.stats import Rule
 
 FAKE = str(Path(fake_experiments.__file__).resolve())
 
@@ -263,3 +265,41 @@ def test_two_concurrent_runs_leave_one_complete_run(fakes, tmp_path, previous):
     assert tags in ({"A"}, {"B"})
     assert set(data["experiments"]) == ({"fake_claim", "fake_check"} if tags == {"A"} else {"fake_claim"})
     assert _staging(out) == []
+
+
+# ---------------------------------------------------------------------- the evidence table
+def _result(size="full"):
+    from kdtheory.experiments.result import ExperimentResult
+
+    rows = [{"a": v} for v in (-0.5, -0.4, -0.6)]
+    cells = [
+        effects.tag(effects.mean_effect("u", rows, "a", Rule(-0.1, "less"), "replica"), claim="O1-underfit",
+                    regime="paper", dataset="mnist1d", split="train", tau=1.0, control_arm="replica"),
+        effects.tag(effects.mean_effect("w", rows, "a", Rule(-0.1, "less"), "twin"), claim="O1-underfit",
+                    regime="paper", dataset="mnist1d", split="train", tau=1.0, control_arm="twin"),
+        effects.mean_effect("untagged", rows, "a", Rule(0.0), "none"),
+    ]  # fmt: skip
+    return ExperimentResult("confidence_deviation", "claim", "c", size, "supported", "r", effects=tuple(cells))
+
+
+@pytest.mark.parametrize("size", ["full", "quick"])
+def test_evidence_table_has_one_entry_per_tagged_cell_and_leads_the_report(size):
+    from kdtheory.experiments.reproduce import evidence_table, markdown
+    from kdtheory.experiments.result import SMOKE
+
+    res = _result(size)
+    table = evidence_table([res])
+    assert [(r["control_arm"], r["verdict"]) for r in table] == [
+        ("replica", "supported" if size == "full" else SMOKE),
+        ("twin", "supported" if size == "full" else SMOKE),
+    ]
+    assert table[0]["estimate"] == pytest.approx(-0.5) and table[0]["ci_high"] < -0.1
+    payload = {"versions": {"kdtheory": "x", "numpy": "x", "scipy": "x", "jax": "x", "python": "x"}, "size": size,
+               "created": "now", "seconds": 1.0, "evidence_table": table}  # fmt: skip
+    text = markdown([res], payload)
+    head = text.index("## Where each claim holds")
+    assert head < text.index("## The paper's claims")
+    rows = [ln for ln in text[head:].split("\n## ")[0].splitlines() if ln.startswith("| O1")]
+    assert (
+        len(rows) == 1 and "| replica |" in rows[0] and "| paper | mnist1d | train |" in rows[0]
+    )  # the decisive control

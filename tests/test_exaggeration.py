@@ -1,0 +1,93 @@
+"""kdtheory.exaggeration: statements E1-E3 as properties over drawn spectra, the comparison of
+student, teacher and matched one-hot runs, and bad input named."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kdtheory import exaggeration
+from kdtheory.exaggeration import compare, statement_margin, worst_case
+from kdtheory.filters import Recipe
+from kdtheory.spectrum import Spectrum
+from kdtheory.testing import assert_close, spectra
+
+
+@given(spectra(max_size=10), st.floats(-2.0, 4.0), st.sampled_from(["flow", "gd"]))
+def test_E1_ratio_form_always(lam, log_t, method):
+    spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
+    lam_max = max(lam[0], 1e-300)
+    rec = Recipe(method, learning_rate=(0.9 / lam_max) if method == "gd" else 1.0)
+    t = 10**log_t / lam_max if method == "flow" else float(np.ceil(10**log_t))
+    assert statement_margin(spec, "E1", teacher_t=1.0, student_t=t, recipe=rec) >= -1e-12
+
+
+def test_E1_fails_beyond_monotone_learning_rates():
+    # a documented boundary: with η λ > 1, GD's filter is not increasing in λ, so E1 can fail
+    spec = Spectrum(evals=np.array([1.0, 0.5]), U=np.eye(2), V=None, rank_tol=0.0)
+    assert (
+        statement_margin(spec, "E1", teacher_t=1.0, student_t=2, recipe=Recipe("gd", learning_rate=1.9)) < 0
+    )  # a_2(λ=1) = 0.19 < a_2(λ=0.5)
+
+
+@settings(max_examples=200)
+@given(spectra(max_size=10), st.floats(-2.0, 3.0), st.floats(-2.0, 3.0))
+def test_E2_matched_top_progress(lam, log_T, log_t):
+    spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
+    unit = 1.0 / max(lam[0], 1e-300)
+    assert statement_margin(spec, "E2", teacher_t=10**log_T * unit, student_t=10**log_t * unit) >= -1e-12
+
+
+@settings(max_examples=200)
+@given(spectra(max_size=10), st.floats(-2.0, 3.0), st.floats(-2.0, 3.0), st.sampled_from(["E3_norm", "E3_loss"]))
+def test_E3_single_crossing(lam, log_T, log_t, statement):
+    spec = Spectrum(evals=lam, U=np.eye(lam.size), V=None, rank_tol=0.0)
+    unit = 1.0 / max(lam[0], 1e-300)
+    assert statement_margin(spec, statement, teacher_t=10**log_T * unit, student_t=10**log_t * unit) >= -1e-12
+
+
+def test_compare_values_and_worst_case_report():
+    lam = np.geomspace(1, 1e-3, 30)
+    spec = Spectrum(evals=lam, U=np.eye(30), V=None, rank_tol=0.0)
+    c = compare(spec, teacher_t=5.0, student_t=5.0, match="norm")
+    assert 0 < c.crossover < 30  # ahead on top directions, behind further down
+    assert np.all(c.student_over_onehot[: c.crossover] >= 1 - 1e-12)
+    assert np.all(c.student_over_onehot[c.crossover :] < 1)
+    assert_close(c.student_over_teacher, 1 - np.exp(-5.0 * lam), rtol=1e-14)
+    w = worst_case(spec, "E2", teacher_t=[0.1, 1, 10], student_t=[0.1, 1, 10])
+    assert w.checked == 9 and w.fraction_holding == 1.0 and w.margin >= -1e-12
+
+
+def test_E2_regression_underflow_is_not_a_counterexample():
+    # Found by a random search: with T = 744/λ_1, e^{−λ_1 T} is subnormal, and a first version
+    # matched the one-hot time from that rounded value, reporting a spurious margin of −4e-5.
+    lam = np.array([1.0, 0.87821351, 0.62171172, 0.11597885, 0.00313445])
+    spec = Spectrum(evals=lam, U=np.eye(5), V=None, rank_tol=0.0)
+    assert statement_margin(spec, "E2", teacher_t=743.9216747162632, student_t=3531.857097486672) >= -1e-12
+    c = compare(spec, teacher_t=743.9216747162632, student_t=3531.857097486672)
+    assert c.onehot_t == pytest.approx(743.9216747162632, rel=1e-12)  # t' = T when t ≫ T
+
+
+# ---------------------------------------------------------------------- bad input, named
+RAGGED = [[1.0, 0.0], [0.0]]
+
+
+KERNEL3 = Spectrum.from_kernel(np.eye(3))
+
+
+def _one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: exaggeration.compare(KERNEL3, teacher_t=1.0, student_t=2.0, label_energy=RAGGED), ValueError, "^lab"),
+        (lambda: exaggeration.informative(KERNEL3, teacher_t=RAGGED, student_t=[1.0]), ValueError, r"^teacher_t must"),
+        (lambda: exaggeration.informative(KERNEL3, teacher_t=[1.0], student_t=[-1.0]), ValueError, r"^student_t must"),
+    ],
+)
+def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
+    with pytest.raises(exc, match=match) as info:
+        call()
+    _one_line(info)

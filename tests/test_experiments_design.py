@@ -1,0 +1,38 @@
+"""kdtheory.experiments.design: the paired design's values, their refusals, the registered suite and
+the data it loads."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from paired_designs import TINY, TINY_PAPER
+
+from kdtheory.experiments import design
+
+
+def test_validation_is_noisy_only_with_label_noise():
+    noisy, clean = design.load(TINY, 0), design.load(TINY_PAPER, 0)
+    assert np.mean(noisy.Y_val.argmax(1) != noisy.clean_val) > 0
+    np.testing.assert_array_equal(clean.Y_val.argmax(1), clean.clean_val)
+    np.testing.assert_array_equal(clean.Y.argmax(1), clean.clean)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("dataset", "cifar"), ("teacher_stop", "best"), ("teacher_stop", -1), ("switch_fractions", (1.0,)),
+     ("student_t", 0), ("regime", "iid")],
+)  # fmt: skip
+def test_design_refuses_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_registered_suite_has_the_issue_design():
+    s = design.Suite()
+    assert s.paper_seeds >= 20 and set(s.o2_temperatures) >= {1.0, 4.0} and set(s.temperatures) == {1.0, 2.0, 4.0}
+    assert all(d.label_noise == 0 and d.teacher_stop == "last" and d.student_t == d.teacher_t for d in s.paper)
+    assert {d.dataset for d in s.paper} == set(design.DATASETS)
+    (c,) = s.compression
+    assert c.dataset == "mnist1d" and c.teacher_widths == (256, 256) and c.hidden == (64,)
+    assert all(d.label_noise > 0 and d.teacher_stop == "val" for d in s.designs)
+    assert s.first_seed > 0  # the registered run's seeds are not the development seeds
