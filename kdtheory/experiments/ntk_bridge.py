@@ -157,10 +157,10 @@ def _sweep(cfg: Config, say: Progress) -> dict[str, np.ndarray]:
         for j, w in enumerate(cfg.widths):
             m = models[w]
             p = inits[w](cfg.first_seed + seed)
-            kw = dict(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=1.0), params=p)
-            teacher = train_model(m, data.X, data.Y, t=[0, cfg.sweep_steps], **kw)
+            how = Run(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=1.0), params=p)
+            teacher = train_model(m, data.X, data.Y, t=[0, cfg.sweep_steps], run=how)
             for name, target in (("one-hot", data.Y), ("distillation", teacher.train[-1])):
-                run = train_model(m, data.X, target, t=[0, cfg.sweep_steps], **kw)
+                run = train_model(m, data.X, target, t=[0, cfg.sweep_steps], run=how)
                 lin = linearized(
                     m, p, data.X, target, [0, cfg.sweep_steps],
                     learning_rate=1.0, normalization="mean",
