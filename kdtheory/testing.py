@@ -154,7 +154,8 @@ def psd_matrices(draw: st.DrawFn, /, *, min_size: int = 1, max_size: int = 12, *
     lam = draw(spectra(min_size=min_size, max_size=max_size, **spectrum_kw))
     Q = random_orthogonal(lam.size, draw(st.integers(0, 2**32 - 1)))
     K = (Q * lam) @ Q.T
-    return 0.5 * (K + K.T)
+    sym: np.ndarray = 0.5 * (K + K.T)
+    return sym
 
 
 @st.composite
@@ -255,12 +256,14 @@ class KernelProblem:
     def K(self) -> np.ndarray:
         """The exactly symmetric training kernel ``X Xᵀ``."""
         K = self.X @ self.X.T
-        return 0.5 * (K + K.T)
+        sym: np.ndarray = 0.5 * (K + K.T)
+        return sym
 
     @property
     def K_test(self) -> np.ndarray:
         """The cross-kernel ``X_test Xᵀ``."""
-        return self.X_test @ self.X.T
+        cross: np.ndarray = self.X_test @ self.X.T
+        return cross
 
     def __repr__(self) -> str:
         """Shapes of ``X`` and ``y`` and the eigenvalues, for Hypothesis' falsifying examples."""
