@@ -319,7 +319,8 @@ def _remainder_separated(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -
     rho = np.minimum(beta / mu1**2, 1.0)
     log_rho = np.where(one_m_rho < 0.5, np.log1p(-one_m_rho), np.log(rho))
     geo = np.where(one_m_rho > 0, -np.expm1(s * log_rho) / np.where(one_m_rho > 0, one_m_rho, 1.0), s)
-    return np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * geo)
+    e: np.ndarray = np.exp(s * log_mu1) * (1.0 + one_m_mu1 * rho * geo)
+    return e
 
 
 def _remainder_near(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
@@ -332,7 +333,8 @@ def _remainder_near(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.
     cosh_half = np.where(phi > 0, (1.0 + np.exp(-(2.0 * s + 1.0) * phi)) / (1.0 + np.exp(-phi)), 1.0)
     sinh_half = np.where(phi > 0, np.expm1(-(2.0 * s + 1.0) * pp) / np.expm1(-pp), 2.0 * s + 1.0)
     tail = omr * np.exp(-phi) * sinh_ratio
-    return np.exp(s * (0.5 * np.log(beta) + phi)) * np.where(g.pos, cosh_half + tail, sinh_half - tail)
+    e: np.ndarray = np.exp(s * (0.5 * np.log(beta) + phi)) * np.where(g.pos, cosh_half + tail, sinh_half - tail)
+    return e
 
 
 def _remainder_complex(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> np.ndarray:
@@ -349,7 +351,8 @@ def _remainder_complex(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> 
     _, sin_th = _quarter_turns(np.where(wide, 2.0, 0.0), psi, th)
     sin_ratio = sin_s / sin_th
     bracket = np.where(g.pos, cos_h / cos_1 + omr * sin_ratio, sin_h / sin_1 - omr * sin_ratio)
-    return np.exp(s * 0.5 * np.log(beta)) * bracket
+    e: np.ndarray = np.exp(s * 0.5 * np.log(beta)) * bracket
+    return e
 
 
 def _momentum_sum(q: np.ndarray, s: np.ndarray, beta: float, g: _Roots) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -52,24 +52,30 @@ class _InputError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block) and no ``sys.exit`` from library code paths."""
 
-    def error(self, message: str):  # noqa: D102 - argparse hook
+    def error(self, message: str) -> NoReturn:  # noqa: D102 - argparse hook
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _Version(argparse.Action):
     """``--version``: versions, devices and git commit (imports JAX only when asked)."""
 
-    def __init__(self, option_strings, dest, **kwargs):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102 - argparse hook
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> NoReturn:  # noqa: D102 - argparse hook
         from kdtheory import _provenance
 
         print(_provenance.describe(_provenance.versions()))
         parser.exit(0)
 
 
-def _commands(sub) -> None:
+def _commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     """The ``reproduce`` and ``list`` subcommands."""
     r = sub.add_parser(
         "reproduce",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdtheory._io import atomic_path
 from kdtheory.confidence import ConfidenceReport, binned, least_squares_slope
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["confidence_figure"]
 
@@ -18,8 +22,8 @@ def confidence_figure(
     reports: ConfidenceReport | Mapping[str, ConfidenceReport],
     *,
     title: str = "",
-    path: str | os.PathLike | None = None,
-):
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
     r"""Student against teacher logit confidence, and ``Δφ`` by teacher-confidence bin.
 
     One row of two panels per report. Left: a hexbin (more than 2000 points) or scatter of
@@ -44,6 +48,7 @@ def confidence_figure(
     items = {"predictions": reports} if isinstance(reports, ConfidenceReport) else dict(reports)
     if not items:
         raise ValueError("reports: nothing to draw")
+    fig: Figure
     fig, axes = plt.subplots(len(items), 2, figsize=(10.5, 4.4 * len(items)), squeeze=False)
     for (ax, ax2), (name, r) in zip(axes, items.items(), strict=True):
         x, y = r.teacher_logit, r.student_logit
@@ -53,7 +58,7 @@ def confidence_figure(
             ax.scatter(x, y, s=6, alpha=0.35, color="C0", lw=0)
         lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         ax.plot([lo, hi], [lo, hi], color="0.3", ls="--", lw=1, label="y = x")
-        if r.slope is not None:
+        if r.slope is not None and r.intercept is not None:  # both set or both None
             ci = "" if r.slope_ci is None else f" [{r.slope_ci[0]:.2f}, {r.slope_ci[1]:.2f}]"
             xs = np.array([lo, hi])
             ax.plot(xs, r.slope * xs + r.intercept, color="C3", lw=2, label=f"fit: slope {r.slope:.2f}{ci}")

@@ -313,7 +313,8 @@ def mixture_posterior(X: np.ndarray, means: np.ndarray, *, sigma: float = 1.0) -
     if M.shape[1] != Xn.shape[1]:
         raise ValueError(f"means has dimension {M.shape[1]} but X has {Xn.shape[1]}")
     s2 = positive_scalar(sigma, "sigma") ** 2
-    return softmax(Xn @ M.T / s2 - 0.5 * np.sum(M * M, axis=1) / s2, axis=1)
+    posterior: np.ndarray = softmax(Xn @ M.T / s2 - 0.5 * np.sum(M * M, axis=1) / s2, axis=1)
+    return posterior
 
 
 def noisy_label_distribution(p: np.ndarray, *, label_noise: float) -> np.ndarray:
@@ -341,7 +342,8 @@ def noisy_label_distribution(p: np.ndarray, *, label_noise: float) -> np.ndarray
     if (P < 0).any() or (P > 1).any() or not np.allclose(P.sum(axis=1), 1.0, atol=1e-6):
         raise ValueError("p must hold probabilities: entries in [0, 1], rows summing to one")
     eta = _noise_rate(label_noise)
-    return (1.0 - eta) * P + eta / (K - 1) * (1.0 - P)
+    noisy: np.ndarray = (1.0 - eta) * P + eta / (K - 1) * (1.0 - P)
+    return noisy
 
 
 def clean_gradient_target(data: Classification) -> np.ndarray:

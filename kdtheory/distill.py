@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -297,8 +298,9 @@ def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
     product) and passed on as a function of the Ritz values.
     """
     if is_operator(source):
-        filter_of(RitzSpectrum(np.zeros(1), None, None, 0.0, points=source.n))
+        filter_of(RitzSpectrum.of_values(np.zeros(1), source.n))
         return filter_of
+    assert isinstance(source, Spectrum)  # apply_filter names any other source in its TypeError
     return filter_of(source)
 
 
@@ -341,34 +343,6 @@ def _distill_structure(
     w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
     axis = np.ravel(as_times(t, "t"))
     return ("distill", (s[0], s[1], axis), (tch[0], tch[1], _scalar_axis(teacher_t, "teacher_t")), w)
-
-
-def _trajectory(
-    spectrum: Source,
-    y: ArrayLike,
-    filt: FilterArg,
-    axis: ArrayLike,
-    recipe: Recipe,
-    *,
-    init: ArrayLike | None = None,
-    init_weights: ArrayLike | None = None,
-    test: TestPoints | None = None,
-    solver: Lanczos | Dense | None = None,
-) -> Trajectory:
-    """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
-    is_ridge = recipe.method == "ridge"
-    return apply_filter(
-        spectrum,
-        y,
-        filt,
-        t=None if is_ridge else axis,
-        ridge=axis if is_ridge else None,
-        init=init,
-        init_weights=init_weights,
-        test=test,
-        recipe=recipe.record(),
-        solver=solver,
-    )
 
 
 def distill(
@@ -415,7 +389,6 @@ def distill(
       The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
     student = student or teacher
-    out = {"test": test, "solver": solver}
     k = _outputs(y)
     if init is None and init_weights is None:
 
@@ -436,7 +409,7 @@ def distill(
             filt = _Structured(
                 filter_of, _distill_structure(spectrum, k, t, teacher_t, teacher, student, teacher_weight, truth_weight)
             )
-        return _trajectory(spectrum, y, filt, t, student, **out)
+        return apply_filter(spectrum, y, filt, t=t, recipe=student, test=test, solver=solver)
     target = teacher_predictions(
         spectrum,
         y,
@@ -447,7 +420,9 @@ def distill(
         solver=solver,
     )
     filt = _on(spectrum, lambda spec: student.filter(spec, t, outputs=k))
-    return _trajectory(spectrum, target, filt, t, student, init=init, init_weights=init_weights, **out)
+    return apply_filter(
+        spectrum, target, filt, t=t, recipe=student, init=init, init_weights=init_weights, test=test, solver=solver
+    )
 
 
 def teacher_predictions(
@@ -529,15 +504,7 @@ def rounds(
         ),
     )
     axis = np.asarray(t, float) if last_round_t is None else last_round_t
-    return _trajectory(
-        spectrum,
-        y,
-        filt,
-        axis,
-        recipe,
-        test=test,
-        solver=solver,
-    )
+    return apply_filter(spectrum, y, filt, t=axis, recipe=recipe, test=test, solver=solver)
 
 
 def late_switch(
@@ -584,15 +551,7 @@ def late_switch(
             outputs=k,
         ),
     )
-    return _trajectory(
-        spectrum,
-        y,
-        filt,
-        t,
-        recipe,
-        test=test,
-        solver=solver,
-    )
+    return apply_filter(spectrum, y, filt, t=t, recipe=recipe, test=test, solver=solver)
 
 
 # ---------------------------------------------------------------------- stopping rules
@@ -712,7 +671,10 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
         return 0.0
     if value == hi_v and not _crosses(crit, value, increasing, 1e300):
         return float("inf")
-    f = (lambda t: crit(t) - value) if increasing else (lambda t: value - crit(t))
+
+    def f(t: float) -> float:
+        return crit(t) - value if increasing else value - crit(t)
+
     hi = float(max(np.ceil(scale), 1.0)) if integer else max(scale, 1e-300)
     while f(hi) < 0:
         hi *= 2.0
@@ -730,12 +692,12 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
     return float(scipy.optimize.brentq(f, 0.0, hi, xtol=1e-14 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def _crosses(crit, value, increasing, t) -> bool:
+def _crosses(crit: Callable[[float], float], value: float, increasing: bool, t: float) -> bool:
     v = crit(t)
     return v >= value if increasing else v <= value
 
 
-def _finite(x: float, name: str) -> float:
-    if isinstance(x, bool) or not np.isscalar(x) or not np.isfinite(x):
+def _finite(x: object, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(float(x)):
         raise ValueError(f"{name} must be a finite number, got {x!r}")
     return float(x)

@@ -229,7 +229,8 @@ def informative(
     steps = recipe.method == "gd"  # validated here so that errors name the argument
     le_T = recipe.log_remaining(top, as_times(teacher_t, "teacher_t", integer=steps))[..., 0]
     le_t = recipe.log_remaining(top, as_times(student_t, "student_t", integer=steps))[..., 0]
-    return np.logical_and.outer(le_T > log_eps, le_t > log_eps)
+    mask: np.ndarray = np.logical_and.outer(le_T > log_eps, le_t > log_eps)
+    return mask
 
 
 def statement_margin(

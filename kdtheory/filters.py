@@ -395,7 +395,8 @@ class Recipe:
             if self.method == "ridge":
                 if np.isinf(t).any():
                     raise ValueError("ridge must be finite")
-                return np.where(lam > 0, np.log(t) - np.log(lam + t), 0.0) * np.ones_like(t)
+                le: np.ndarray = np.where(lam > 0, np.log(t) - np.log(lam + t), 0.0) * np.ones_like(t)
+                return le
             q = self.learning_rate * lam
             if self.method == "gd" and np.any(q > 1):
                 raise ValueError("log_remaining() for gd needs learning_rate * lambda_max <= 1 (monotone modes)")
@@ -415,7 +416,8 @@ class Recipe:
         Returns:
           Shape ``at.shape + (m,)``.
         """
-        return np.exp(self.log_remaining(spectrum, at, outputs=outputs))
+        e: np.ndarray = np.exp(self.log_remaining(spectrum, at, outputs=outputs))
+        return e
 
     def record(self) -> dict[str, Any]:
         """The recipe as JSON-serializable metadata (``Trajectory.recipe``).

@@ -59,7 +59,8 @@ def _coefficients(spectrum: Spectrum, y: ArrayLike, filter: Filter) -> np.ndarra
     g = filter.a_over_eval
     if g.shape[-1] != spectrum.evals.size:
         raise ValueError(f"filter must end in m={spectrum.evals.size} modes, got shape {g.shape}")
-    return g * (spectrum.singular_values * spectrum.project(yy))
+    coef: np.ndarray = g * (spectrum.singular_values * spectrum.project(yy))
+    return coef
 
 
 def population_risk(
@@ -98,7 +99,8 @@ def population_risk(
     c0 = float(th @ (C * th if C.ndim == 1 else C @ th))
     flat = coef.reshape(-1, coef.shape[-1])
     risk = np.sum((flat @ M) * flat, axis=-1) - 2 * flat @ b + c0  # BLAS, not a per-row einsum loop
-    return np.maximum(risk, 0.0).reshape(coef.shape[:-1])
+    r: np.ndarray = np.maximum(risk, 0.0).reshape(coef.shape[:-1])
+    return r
 
 
 def validation_mse(spectrum: Spectrum, y: ArrayLike, X_val: ArrayLike, y_val: ArrayLike, filter: Filter) -> np.ndarray:
@@ -130,7 +132,8 @@ def validation_mse(spectrum: Spectrum, y: ArrayLike, X_val: ArrayLike, y_val: Ar
         raise ValueError(f"y_val must have shape ({Xv.shape[0]},) to match X_val, got {yv.shape}")
     coef = _coefficients(spectrum, y, filter)
     pred = coef @ (Xv @ V).T  # S + (n_val,)
-    return np.mean((pred - yv) ** 2, axis=-1)
+    mse: np.ndarray = np.mean((pred - yv) ** 2, axis=-1)
+    return mse
 
 
 def _student_grid(spectrum: Spectrum, Ts: np.ndarray, ts: np.ndarray, weights: np.ndarray, recipe: Recipe) -> Filter:
@@ -205,8 +208,8 @@ def search_best(
     theta_star: ArrayLike,
     cov: ArrayLike,
     *,
-    teacher_t: Sequence[float],
-    student_t: Sequence[float],
+    teacher_t: ArrayLike,
+    student_t: ArrayLike,
     teacher_weight: Sequence[float] | None = None,
     truth_weight: Sequence[float] | None = None,
     recipe: Recipe = GRADIENT_FLOW,
@@ -306,8 +309,8 @@ def select_on_validation(
     theta_star: ArrayLike,
     cov: ArrayLike,
     *,
-    teacher_t: Sequence[float],
-    student_t: Sequence[float],
+    teacher_t: ArrayLike,
+    student_t: ArrayLike,
     teacher_weight: Sequence[float] | None = None,
     truth_weight: Sequence[float] | None = None,
     recipe: Recipe = GRADIENT_FLOW,

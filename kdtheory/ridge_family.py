@@ -259,7 +259,8 @@ class DasSanghavi:
         """
         r0, r1, r2 = self.quadratic
         xi = np.asarray(xi, dtype=float)
-        return r0 + r1 * xi + r2 * xi * xi
+        r: np.ndarray = r0 + r1 * xi + r2 * xi * xi
+        return r
 
 
 def das_sanghavi(evals: ArrayLike, theta_star: ArrayLike, *, noise_var: float, ridge: float) -> DasSanghavi:

@@ -169,7 +169,8 @@ class Spectrum:
     @property
     def n(self) -> int:
         """Number of sample points (rows of ``U``)."""
-        return self.U.shape[0]
+        n: int = self.U.shape[0]
+        return n
 
     @property
     def rank(self) -> int:
@@ -184,7 +185,8 @@ class Spectrum:
     @property
     def singular_values(self) -> np.ndarray:
         """``s_k = √λ_k``, the singular values of the design matrix (or kernel square root)."""
-        return np.sqrt(self.evals)
+        s: np.ndarray = np.sqrt(self.evals)
+        return s
 
     def __repr__(self) -> str:
         """One line: n, kind, rank and the top eigenvalues."""
@@ -208,7 +210,8 @@ class Spectrum:
           ValueError: ``y`` ragged, not 1-D or 2-D, not finite, or with a row count other than ``n``.
         """
         y = self.check_labels(y, name=name)
-        return self.U.T @ y
+        z: np.ndarray = self.U.T @ y
+        return z
 
     def reconstruct(self, z: ArrayLike) -> np.ndarray:
         r"""Inverse of :meth:`project` on ``span(U)``: labels ``U z`` from eigen-coordinates ``z``.
@@ -228,7 +231,8 @@ class Spectrum:
         z = as_float_array(z, "z", ndim=(1, 2))
         if z.shape[0] != self.evals.size:
             raise ValueError(f"z has {z.shape[0]} rows but the spectrum has {self.evals.size} modes")
-        return self.U @ z
+        y: np.ndarray = self.U @ z
+        return y
 
     def complement(self, y: ArrayLike, *, name: str = "y") -> np.ndarray:
         r"""The part of ``y`` outside ``span(U)``: ``y − U Uᵀ y``.
@@ -250,11 +254,13 @@ class Spectrum:
         y = self.check_labels(y, name=name)
         if self.U.shape[1] == self.n:
             return np.zeros_like(y)
-        return y - self.U @ (self.U.T @ y)
+        rest: np.ndarray = y - self.U @ (self.U.T @ y)
+        return rest
 
     def kernel(self) -> np.ndarray:
         """The kernel ``U diag(λ) Uᵀ`` rebuilt from the (rank-truncated) spectrum."""
-        return (self.U * self.evals) @ self.U.T
+        K: np.ndarray = (self.U * self.evals) @ self.U.T
+        return K
 
     def check_labels(self, y: ArrayLike, *, name: str = "y") -> np.ndarray:
         r"""Labels (or any values on the ``n`` points) as a float64 array, checked against this spectrum.

@@ -307,7 +307,7 @@ def paired_differences(treatment: ArrayLike, control: ArrayLike) -> np.ndarray:
     if a.shape != b.shape:
         raise ValueError(f"treatment and control must pair up seed by seed, got {a.size} and {b.size} values")
     with np.errstate(over="ignore"):
-        d = a - b
+        d: np.ndarray = a - b
     if not np.all(np.isfinite(d)):
         s = int(np.flatnonzero(~np.isfinite(d))[0])
         raise ValueError(

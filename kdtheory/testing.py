@@ -471,6 +471,19 @@ def near_double_root_rates(draw: st.DrawFn, /, lam: float, momentum: float, *, m
     return float(q / lam)
 
 
+def _norm(x: np.ndarray) -> float:
+    """Frobenius norm of ``x`` scaled by its largest entry, so that it neither underflows nor overflows.
+
+    ``numpy.linalg.norm`` sums squares: below ``~1e-154`` they underflow to 0 (two different arrays
+    then have error 0) and above ``~1e154`` they overflow to ``inf``. NaN stays NaN.
+    """
+    flat = np.abs(np.ravel(x))
+    top = float(np.max(flat, initial=0.0))
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(np.linalg.norm(flat / top))
+
+
 def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     r"""Norm-wise relative error ``‖actual − expected‖ / ‖expected‖`` (Frobenius; 0 if equal).
 
@@ -490,10 +503,10 @@ def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     e = np.asarray(expected, dtype=float)
     if a.shape != e.shape:
         raise AssertionError(f"shape mismatch: {a.shape} vs {e.shape}")
-    diff = float(np.linalg.norm((a - e).ravel()))
+    diff = _norm(a - e)
     if diff == 0.0:
         return 0.0
-    return diff / max(float(np.linalg.norm(e.ravel())), np.finfo(float).tiny)
+    return diff / max(_norm(e), np.finfo(float).tiny)
 
 
 def assert_close(
@@ -525,8 +538,8 @@ def assert_close(
         raise AssertionError(f"{what or 'actual'} has non-finite values")
     if not np.all(np.isfinite(e)):
         raise AssertionError(f"{what or 'expected'}: the reference has non-finite values; compare them apart")
-    diff = float(np.linalg.norm((a - e).ravel()))
-    bound = atol + rtol * float(np.linalg.norm(e.ravel()))
+    diff = _norm(a - e)
+    bound = atol + rtol * _norm(e)
     if not diff <= bound:
         raise AssertionError(
             f"{what or 'values'}: |actual - expected| = {diff:.3e} > atol + rtol|expected| = {bound:.3e}"

@@ -46,3 +46,17 @@ def test_initializer_draws_the_ntk_parameterization_from_the_seed():
     assert abs(w.mean()) < 0.05 and w.std() == pytest.approx(1.0, abs=0.03)  # N(0, 1), 2700 draws
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(again), strict=True))
     assert not np.array_equal(jax.tree.leaves(p)[0], jax.tree.leaves(other)[0])
+
+
+def test_width_sweep_measures_a_linearization_gap_that_shrinks_with_width():
+    # the sweep trains through simulate.train_model: a call that the library no longer accepts fails here (the
+    # one-value API rewrite left it passing the old keywords through **kw, and `kdtheory reproduce` crashed)
+    from kdtheory.experiments.ntk_bridge import Config, _sweep
+
+    cfg = Config(n=10, directions=2, widths=(8, 512), sweep_n=12, sweep_steps=30, sweep_seeds=1)
+    said: list[str] = []
+    gaps = _sweep(cfg, said.append)
+    assert set(gaps) == {"one-hot", "distillation"} and len(said) == 1
+    for g in gaps.values():
+        assert g.shape == (1, 2) and np.all(np.isfinite(g)) and np.all(g > 0)
+        assert g[0, 1] < 0.5 * g[0, 0]  # lazy regime: the wide network stays near its linearization (gap ∝ 1/√width)

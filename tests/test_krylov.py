@@ -359,7 +359,7 @@ def test_ritz_summaries():
     assert np.all(np.diff(theta) <= 0)
     assert theta[0] == pytest.approx(lam[0], rel=1e-12)
     assert np.all(theta <= lam[0] * (1 + 1e-12))
-    ritz = RitzSpectrum.from_values(theta, points=250)
+    ritz = RitzSpectrum.of_values(theta, 250)
     assert ritz.U is None and ritz.V is None and ritz.n == 250 and ritz.rank_tol == 0.0
     assert np.array_equal(kr.filter, Recipe().filter(ritz, t).a)
     assert np.array_equal(kr.filter, Recipe().filter(RitzSpectrum(theta, None, None, 0.0, points=250), t).a)

@@ -120,6 +120,7 @@ class PredictionSource:
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(fd, self.offset + a * row_bytes, (b - a) * row_bytes, os.POSIX_FADV_WILLNEED)
         out = np.empty((stop - start, k), dtype=self.dtype) if out is None else out[: stop - start]
+        # ndarray has the buffer protocol; numpy's stubs declare __buffer__ for Python >= 3.12 only
         view = memoryview(out).cast("B")  # type: ignore[arg-type]
         offset = self.offset + start * row_bytes
         got = 0
@@ -415,7 +416,8 @@ def class_indices(
         if not ok.all():
             i = int(np.argmin(ok))
             raise ValueError(f"{name}: (n, k) labels must be one-hot; row {i} is {arr[i].tolist()[:8]}")
-        return arr.argmax(axis=1).astype(np.int64)
+        classes: np.ndarray = arr.argmax(axis=1).astype(np.int64)
+        return classes
     return integer_labels(arr, n, k, name)
 
 
@@ -480,6 +482,8 @@ def real(x: object, name: str, *, minimum: float) -> float:
 def open_interval(x: object, name: str, low: float, high: float, *, closed_high: bool = False) -> float:
     """``x`` as a float in ``(low, high)`` (or ``(low, high]``), or a ``ValueError`` naming ``name``."""
     bad = isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(float(x))
+    # the ignores: x is a finite Real once not bad (mypy does not narrow through `bad`; typeshed's Real has no
+    # reflected comparison with float)
     if bad or not (low < x < high or (closed_high and x == high)):  # type: ignore[operator]
         rng = f"({low:g}, {high:g}{']' if closed_high else ')'}"
         raise ValueError(f"{name} must lie in {rng}, got {x!r}")

@@ -228,8 +228,10 @@ def _kl_block(t: _Block, s: _Block, kind: str, d: np.ndarray | None = None) -> n
         same = d is not None and t.z.dtype == s.z.dtype == d.dtype
         d = np.subtract(t.z, s.z, out=d if same else None)
         weighted = np.einsum("ij,ij->i", t.e, d)  # Σ_j e_j (z_t,j − z_s,j), fused: no temporary
-        return weighted.astype(np.float64) / t.total - t.lse + s.lse
-    return np.sum(rel_entr(t.z, s.z), axis=1)
+        kl: np.ndarray = weighted.astype(np.float64) / t.total - t.lse + s.lse
+        return kl
+    kl_probs: np.ndarray = np.sum(rel_entr(t.z, s.z), axis=1)
+    return kl_probs
 
 
 def logit_confidence(

@@ -85,7 +85,7 @@ def run(
     name: str,
     *,
     quick: bool = False,
-    out_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ExperimentResult:
     """Run the experiment ``name`` once (see :func:`kdtheory.experiments.harness.run`).

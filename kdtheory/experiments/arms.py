@@ -29,12 +29,17 @@ import dataclasses
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
 from kdtheory import data as _data
 from kdtheory.experiments.design import Design, _data_key, load
+
+if TYPE_CHECKING:
+    import jax
+
+    from kdtheory.simulate import Loss, Model, Optimizer
 
 __all__ = ["RunSpec", "OneHotRun", "Arm", "teacher_spec", "replica_spec", "arm_spec", "teacher_run",
            "replica_run", "arm_run", "fetch", "fetch_many", "clear_cache", "stop_index", "ARMS", "gradient_checkpoints",
@@ -214,13 +219,13 @@ def arm_spec(design: Design, arm: str, seed: int) -> RunSpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _model(sizes: tuple[int, ...]):
+def _model(sizes: tuple[int, ...]) -> Model:
     from kdtheory.simulate import mlp
 
     return mlp(list(sizes))  # one object per architecture: the engine's compiled loops are reused
 
 
-def _flat(params):
+def _flat(params: Any) -> jax.Array:
     from jax.flatten_util import ravel_pytree
 
     return ravel_pytree(params)[0]
@@ -229,7 +234,8 @@ def _flat(params):
 def _steps(budget: int, points: int) -> np.ndarray:
     # the same number of checkpoints for every budget keeps one compiled loop per budget
     g = np.geomspace(1, budget, points - 1)
-    return np.r_[0, g].round().astype(np.int64)
+    steps: np.ndarray = np.r_[0, g].round().astype(np.int64)
+    return steps
 
 
 def stop_index(stop: str | int, t: np.ndarray, val_accuracy: np.ndarray) -> int:
@@ -247,10 +253,10 @@ def stop_index(stop: str | int, t: np.ndarray, val_accuracy: np.ndarray) -> int:
         return int(np.argmax(val_accuracy))  # argmax returns the first maximum: the earliest
     if stop == "last":
         return len(t) - 1
-    return int(min(np.searchsorted(t, stop), len(t) - 1))
+    return int(min(int(np.searchsorted(t, stop)), len(t) - 1))
 
 
-def _optimizer(spec: RunSpec):
+def _optimizer(spec: RunSpec) -> Optimizer:
     from kdtheory import schedules
     from kdtheory.simulate import Optimizer
 
@@ -259,7 +265,7 @@ def _optimizer(spec: RunSpec):
                      schedule=sched)  # fmt: skip
 
 
-def _loss(spec: RunSpec):
+def _loss(spec: RunSpec) -> Loss:
     from kdtheory.simulate import Loss
 
     return Loss(
@@ -268,12 +274,23 @@ def _loss(spec: RunSpec):
     )  # fmt: skip
 
 
-def _batchable(spec: RunSpec) -> tuple:
+def _batchable(spec: RunSpec) -> tuple[tuple[int, ...], int, int, int | None]:
     """Runs with equal keys train in one compiled batch: architecture, budget, checkpoints, batch size."""
     return (spec.sizes, spec.budget, spec.points, spec.batch_size)
 
 
-def _train(specs: list[RunSpec], data: _data.Classification, teachers: list[np.ndarray | None]):
+#: one trained run as :func:`_train` returns it: ``(t, outputs on [val; test], train outputs, flat parameters)``.
+_Result = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _recorded(a: np.ndarray | None, what: str) -> np.ndarray:
+    """``a``, which :func:`_train` always asks the engine to record (t, X_test and project are given)."""
+    if a is None:
+        raise RuntimeError(f"train_batch recorded no {what}")
+    return a
+
+
+def _train(specs: list[RunSpec], data: _data.Classification, teachers: list[np.ndarray | None]) -> list[_Result]:
     """The one place runs meet the engine: one batch of runs that share :func:`_batchable`'s key.
 
     Returns per run ``(t, outputs on [val; test] (C, m + n_test, k), train outputs (C, n, k),
@@ -294,24 +311,41 @@ def _train(specs: list[RunSpec], data: _data.Classification, teachers: list[np.n
         X_test=np.r_[data.X_val, data.X_test], project=_flat,
     )  # fmt: skip
     for s, tr in zip(specs, trajs, strict=True):
-        if tr.solver.get("status", "ok") != "ok":
+        if (tr.solver or {}).get("status", "ok") != "ok":
             raise FloatingPointError(f"run {s} diverged: {tr.solver}")
-    return [(tr.t, tr.test, tr.train, tr.projection) for tr in trajs]
+    return [
+        (_recorded(tr.t, "steps"), _recorded(tr.test, "test outputs"), tr.train, _recorded(tr.projection, "parameters"))
+        for tr in trajs
+    ]
+
+
+def _validation(data: _data.Classification) -> tuple[np.ndarray, np.ndarray]:
+    """``(X_val, Y_val)``, which every loader of a design sets (``m = 0`` rows when none was asked for)."""
+    if data.X_val is None or data.Y_val is None:
+        raise ValueError("a design's data must have a validation split")
+    return data.X_val, data.Y_val
 
 
 def _accuracies(outputs: np.ndarray, data: _data.Classification) -> tuple[np.ndarray, np.ndarray]:
-    m = data.X_val.shape[0]
+    X_val, Y_val = _validation(data)
+    m = X_val.shape[0]
     pred = outputs.argmax(-1)
-    return np.mean(pred[:, :m] == data.Y_val.argmax(1), axis=1), np.mean(pred[:, m:] == data.Y_test.argmax(1), axis=1)
+    return np.mean(pred[:, :m] == Y_val.argmax(1), axis=1), np.mean(pred[:, m:] == data.Y_test.argmax(1), axis=1)
 
 
 #: the most runs kept in memory (least recently used dropped first; a run is at most a few MB).
 CACHE_RUNS = 1500
 
-_RUNS: OrderedDict[tuple, OneHotRun | Arm] = OrderedDict()
+#: a run's cache key: ``("one-hot", spec, data key, seed)`` or ``("arm", spec, data key, seed, teacher spec)``.
+_Key = tuple[Any, ...]
+
+#: a request of :func:`fetch_many`: ``(cache key, spec, teacher spec or None, role)``.
+_Request = tuple[_Key, RunSpec, RunSpec | None, str]
+
+_RUNS: OrderedDict[_Key, OneHotRun | Arm] = OrderedDict()
 
 
-def _remember(key: tuple, run: OneHotRun | Arm) -> None:
+def _remember(key: _Key, run: OneHotRun | Arm) -> None:
     _RUNS[key] = run
     _RUNS.move_to_end(key)
     while len(_RUNS) > CACHE_RUNS:
@@ -323,24 +357,24 @@ def clear_cache() -> None:
     _RUNS.clear()
 
 
-def _one_hot_record(spec: RunSpec, data: _data.Classification, result, path: bool) -> OneHotRun:
+def _one_hot_record(spec: RunSpec, data: _data.Classification, result: _Result, path: bool) -> OneHotRun:
     t, out, train, _ = result
     val, test = _accuracies(out, data)
     i = stop_index(spec.stop, t, val)
-    m = data.X_val.shape[0]
+    m = _validation(data)[0].shape[0]
     train_acc = np.mean(train.argmax(-1) == data.Y.argmax(1), axis=1)
     return OneHotRun(t, i, train[i].copy(), out[i, m:].copy(), val, test, train_acc, train.copy() if path else None)
 
 
-def _arm_record(data: _data.Classification, result) -> Arm:
+def _arm_record(data: _data.Classification, result: _Result) -> Arm:
     t, out, train, proj = result
     val, test = _accuracies(out, data)
     keep = gradient_checkpoints(len(t))
-    m = data.X_val.shape[0]
+    m = _validation(data)[0].shape[0]
     return Arm(t, train[-1].copy(), out[-1, m:].copy(), val, test, np.asarray(proj)[keep].copy(), t[keep].copy())
 
 
-def _request(design: Design, name: str, seed: int) -> tuple[tuple, RunSpec, RunSpec | None, str]:
+def _request(design: Design, name: str, seed: int) -> _Request:
     """``(cache key, spec, teacher spec or None, role)`` of run ``name`` of ``design`` at ``seed``."""
     dkey = _data_key(design)
     if name in ("teacher", "replica"):
@@ -395,7 +429,7 @@ def fetch_many(seed: int, wanted: list[tuple[Design, str]]) -> list[OneHotRun | 
             need = {(d, "teacher") for d, r in todo.values() if ("one-hot", r[2], r[0][2], seed) not in _RUNS}
             if need:
                 fetch_many(seed, sorted(need, key=str))
-        groups: dict[tuple, list] = {}
+        groups: dict[tuple[Any, ...], list[tuple[Design, _Request]]] = {}
         for d, r in todo.values():
             groups.setdefault((r[0][2], _batchable(r[1])), []).append((d, r))
         for group in groups.values():
@@ -422,7 +456,7 @@ def teacher_run(design: Design, seed: int) -> OneHotRun:
     Returns:
       The :class:`OneHotRun`.
     """
-    return fetch(design, seed, ["teacher"])["teacher"]  # type: ignore[return-value]
+    return cast(OneHotRun, fetch(design, seed, ["teacher"])["teacher"])
 
 
 def replica_run(design: Design, seed: int) -> OneHotRun:
@@ -435,7 +469,7 @@ def replica_run(design: Design, seed: int) -> OneHotRun:
     Returns:
       The :class:`OneHotRun` (no training path).
     """
-    return fetch(design, seed, ["replica"])["replica"]  # type: ignore[return-value]
+    return cast(OneHotRun, fetch(design, seed, ["replica"])["replica"])
 
 
 def arm_run(design: Design, arm: str, seed: int) -> Arm:
@@ -454,4 +488,4 @@ def arm_run(design: Design, arm: str, seed: int) -> Arm:
     """
     if arm in ("teacher", "replica"):
         raise ValueError(f"arm must be 'student', 'twin', 'late:f' or 'reverse:f', got {arm!r}")
-    return fetch(design, seed, [arm])[arm]  # type: ignore[return-value]
+    return cast(Arm, fetch(design, seed, [arm])[arm])

@@ -38,17 +38,20 @@ same rules and reported in the evidence table and the reason.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kdtheory import deviation
 from kdtheory.experiments.design import QUICK, Suite
 from kdtheory.experiments.effects import interval_text, tag
-from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import CONTROLS, Block, blocks
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.stats import Effect
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "figure", "measure", "o1_cells", "TOL"]
 
@@ -97,7 +100,7 @@ def o1_cells(block: Block, ref: str = "top1") -> list[Effect]:
     return out
 
 
-def _iv(rows: list[dict], key: str) -> list[float]:
+def _iv(rows: list[dict[str, Any]], key: str) -> list[float]:
     from kdtheory.stats import t_interval
 
     iv = t_interval(np.array([r[key] for r in rows], dtype=float))
@@ -115,7 +118,7 @@ def _plot_data(block: Block) -> dict[str, Any]:
     return out
 
 
-def _headline_verdict(effects: list[Effect]) -> str:
+def _headline_verdict(effects: list[Effect]) -> Verdict:
     decisive = [e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
                 and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
                 and "[map" not in e.name]  # fmt: skip
@@ -130,7 +133,7 @@ def _where(effects: list[Effect], claim: str, verdict: str) -> list[str]:
             and e.verdict == verdict]  # fmt: skip
 
 
-def measure(cfg: Suite, say) -> Outcome:
+def measure(cfg: Suite, say: Progress) -> Outcome:
     """Every block of ``cfg``; O1 decided per cell against the replica (the rules above).
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -138,7 +141,11 @@ def measure(cfg: Suite, say) -> Outcome:
     Returns:
       The :class:`~kdtheory.experiments.result.Outcome`.
     """
-    effects, label_effects, plots, uncontrolled, map_rows = [], [], {}, {}, []
+    effects: list[Effect] = []
+    label_effects: list[Effect] = []
+    plots: dict[str, dict[str, Any]] = {}
+    uncontrolled: dict[str, dict[str, list[float]]] = {}
+    map_rows: list[str] = []
     for b in blocks(cfg, say):
         eff = o1_cells(b)
         if b.axis is not None:
@@ -184,7 +191,7 @@ def measure(cfg: Suite, say) -> Outcome:
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Suite):
+def figure(outcome: Outcome, cfg: Suite) -> Figure:
     r"""The paper's plot: binned φ_model against φ_teacher, with X = Y and fitted lines (τ = 1).
 
     One row per regime, one column per data set and split. Dots: mean over seeds of φ per

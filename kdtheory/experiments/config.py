@@ -96,10 +96,8 @@ class Param:
         Returns:
           The text.
         """
-        lo, hi = (self.low, "["), (self.above, "(")
-        lower = lo if lo[0] is not None else hi if hi[0] is not None else None
-        up, ub = (self.high, "]"), (self.below, ")")
-        upper = up if up[0] is not None else ub if ub[0] is not None else None
+        lower = (self.low, "[") if self.low is not None else (self.above, "(") if self.above is not None else None
+        upper = (self.high, "]") if self.high is not None else (self.below, ")") if self.below is not None else None
         if lower and upper:
             return f"in {lower[1]}{_num(lower[0])}, {_num(upper[0])}{upper[1]}"
         if lower:
@@ -180,6 +178,13 @@ class _Type:
     variadic: bool = False
     cls: type | None = None  # dataclass / dataclasses: the dataclass
 
+    @property
+    def dataclass(self) -> type:
+        """The dataclass of a ``"dataclass"`` or ``"dataclasses"`` type."""
+        if self.cls is None:
+            raise TypeError(f"a {self.kind} type names no dataclass")
+        return self.cls
+
 
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -219,7 +224,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 @functools.cache
-def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, _Type | None, Param | None]]:
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field[Any], _Type | None, Param | None]]:
     """Each field of the dataclass ``cls``: (field, its type or None if unsupported, its declaration)."""
     hints = _hints(cls)
     out = {}
@@ -242,7 +247,7 @@ def _type_text(tp: _Type) -> str:
     if tp.kind == "tuple":
         inner = _type_text(tp.items[0])
         return f"tuple of {inner}" if tp.variadic else "(" + ", ".join(_type_text(i) for i in tp.items) + ")"
-    return f"tuple of {tp.cls.__name__}" if tp.kind == "dataclasses" else tp.cls.__name__
+    return f"tuple of {tp.dataclass.__name__}" if tp.kind == "dataclasses" else tp.dataclass.__name__
 
 
 # ---------------------------------------------------------------- values
@@ -439,7 +444,8 @@ def _unknown(obj: Any, name: str, prefix: str) -> ConfigError:
 
 def _set(obj: Any, parts: list[str], value: Any, prefix: str) -> Any:
     name, rest = parts[0], parts[1:]
-    fields = _fields(type(obj))
+    cls: type = type(obj)
+    fields = _fields(cls)
     if name not in fields:
         raise _unknown(obj, name, prefix)
     _, tp, decl = fields[name]
@@ -450,11 +456,11 @@ def _set(obj: Any, parts: list[str], value: Any, prefix: str) -> Any:
     if tp.kind == "dataclass":
         if not rest:
             raise ConfigError(
-                f"{path} is a group of parameters ({tp.cls.__name__}); set one of its fields ({path}.FIELD)"
+                f"{path} is a group of parameters ({tp.dataclass.__name__}); set one of its fields ({path}.FIELD)"
             )
         new = _set(current, rest, value, f"{path}.")
     elif tp.kind == "dataclasses":
-        new = _set_items(current, tp.cls, rest, value, path)
+        new = _set_items(current, tp.dataclass, rest, value, path)
     else:
         if rest:
             raise ConfigError(
@@ -475,7 +481,7 @@ def _key_field(cls: type) -> str | None:
     return next((n for n, (_, _, d) in _fields(cls).items() if d is not None and d.key), None)
 
 
-def _labels(items: tuple, cls: type) -> list[str]:
+def _labels(items: tuple[Any, ...], cls: type) -> list[str]:
     """How the items of a tuple of dataclasses are named: their key field's value, else their index."""
     key = _key_field(cls)
     if key is not None:
@@ -485,7 +491,7 @@ def _labels(items: tuple, cls: type) -> list[str]:
     return [str(i) for i in range(len(items))]
 
 
-def _select(items: tuple, cls: type, selector: str, path: str) -> list[int]:
+def _select(items: tuple[Any, ...], cls: type, selector: str, path: str) -> list[int]:
     if selector == "*":
         return list(range(len(items)))
     labels = _labels(items, cls)
@@ -497,7 +503,7 @@ def _select(items: tuple, cls: type, selector: str, path: str) -> list[int]:
     raise ConfigError(f"{path} has no item {selector!r} (its items: {shown}, or * for all)")
 
 
-def _set_items(items: tuple, cls: type, rest: list[str], value: Any, path: str) -> tuple:
+def _set_items(items: tuple[Any, ...], cls: type, rest: list[str], value: Any, path: str) -> tuple[Any, ...]:
     if not rest:  # a selection of items, by label or index, in the given order
         chosen = (
             value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else None
@@ -535,7 +541,8 @@ def check(config: Any, prefix: str = "") -> None:
       ConfigError: the first field whose value its declaration refuses.
       TypeError: a declared field whose annotation is not a parameter type.
     """
-    for name, (_, tp, decl) in _fields(type(config)).items():
+    cls: type = type(config)
+    for name, (_, tp, decl) in _fields(cls).items():
         value = getattr(config, name)
         path = f"{prefix}{name}"
         if tp is None:
@@ -544,8 +551,8 @@ def check(config: Any, prefix: str = "") -> None:
             check(value, f"{path}.")
         elif tp.kind == "dataclasses":
             if not isinstance(value, tuple) or len(value) < (decl.min_items if decl else 1):
-                raise ConfigError(f"{path} must be a tuple of at least one {tp.cls.__name__}")
-            for label, item in zip(_labels(value, tp.cls), value, strict=True):
+                raise ConfigError(f"{path} must be a tuple of at least one {tp.dataclass.__name__}")
+            for label, item in zip(_labels(value, tp.dataclass), value, strict=True):
                 check(item, f"{path}.{label}.")
         elif decl is not None:
             converted = _convert(value, tp, decl, path)
@@ -601,7 +608,7 @@ def _admits(tp: _Type, decl: Param | None) -> str:
     return "; ".join(bits)
 
 
-def _per_item(items: tuple, labels: list[str], field: str) -> str:
+def _per_item(items: tuple[Any, ...], labels: list[str], field: str) -> str:
     """One field's value over the items of a tuple of dataclasses: one value, or ``label=value`` each."""
     vals = [format_value(getattr(it, field)) for it in items]
     return vals[0] if len(set(vals)) == 1 else ", ".join(f"{lb}={v}" for lb, v in zip(labels, vals, strict=True))
@@ -609,7 +616,8 @@ def _per_item(items: tuple, labels: list[str], field: str) -> str:
 
 def _params(full: Any, quick: Any, prefix: str) -> list[Parameter]:
     out = []
-    for name, (_, tp, decl) in _fields(type(full)).items():
+    cls: type = type(full)
+    for name, (_, tp, decl) in _fields(cls).items():
         path = f"{prefix}{name}"
         help_ = decl.help if decl else ""
         f_val, q_val = getattr(full, name), getattr(quick, name)
@@ -618,11 +626,11 @@ def _params(full: Any, quick: Any, prefix: str) -> list[Parameter]:
         elif tp.kind == "dataclass":
             out += _params(f_val, q_val, f"{path}.")
         elif tp.kind == "dataclasses":
-            fl, ql = _labels(f_val, tp.cls), _labels(q_val, tp.cls)
-            key = _key_field(tp.cls)
+            fl, ql = _labels(f_val, tp.dataclass), _labels(q_val, tp.dataclass)
+            key = _key_field(tp.dataclass)
             out.append(Parameter(path, _type_text(tp), ",".join(fl), ",".join(ql), "a selection of its items", help_))
             slot = f"<{key}>" if key and fl != [str(i) for i in range(len(fl))] else "<i>"
-            for sub, (_, stp, sdecl) in _fields(tp.cls).items():
+            for sub, (_, stp, sdecl) in _fields(tp.dataclass).items():
                 if stp is None or stp.kind not in ("scalar", "tuple") or sub == key:
                     continue  # the key field names the items: listed with the tuple itself
                 out.append(Parameter(

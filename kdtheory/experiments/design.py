@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from kdtheory import data as _data
 from kdtheory.experiments.config import param
@@ -134,18 +135,23 @@ class Design:
         )
 
 
-def _data_key(d: Design) -> tuple:
+#: what a design's data depend on: (dataset, n, n_test, validation, label_noise).
+_DataKey = tuple[str, int | None, int, int, float]
+
+
+def _data_key(d: Design) -> _DataKey:
     return (d.dataset, d.n, d.n_test, d.validation, d.label_noise)
 
 
 @functools.lru_cache(maxsize=64)
-def _load(key: tuple, seed: int) -> _data.Classification:
+def _load(key: _DataKey, seed: int) -> _data.Classification:
     dataset, n, n_test, validation, eta = key
+    # the ignores: n=None ("every image") is for digits; gaussian_mixture and mnist1d refuse it naming n
     if dataset == "mixture":
-        return _data.gaussian_mixture(n, n_test, label_noise=eta, validation=validation, seed=seed)
+        return _data.gaussian_mixture(n, n_test, label_noise=eta, validation=validation, seed=seed)  # type: ignore[arg-type]
     if dataset == "digits":
         return _data.digits(n, label_noise=eta, validation=validation, seed=seed)
-    return _data.mnist1d(n, n_test, label_noise=eta, validation=validation, seed=seed, data_seed=42)
+    return _data.mnist1d(n, n_test, label_noise=eta, validation=validation, seed=seed, data_seed=42)  # type: ignore[arg-type]
 
 
 def load(design: Design, seed: int) -> _data.Classification:
@@ -174,8 +180,8 @@ MNIST1D = Design(
     learning_rate=0.01, momentum=0.9, batch_size=100, teacher_t=6000, student_t=6000, gradient_points=4000,
 )  # fmt: skip
 
-_PAPER = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(0.5,), reverse=False,
-              schedule="cosine")  # fmt: skip
+_PAPER: dict[str, Any] = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(0.5,),
+                              reverse=False, schedule="cosine")  # fmt: skip
 
 #: the ``paper`` regime: the three data sets with clean labels, teachers trained to the end of their
 #: budget with a cosine schedule, every arm with that budget and schedule. Learning rates chosen so

@@ -17,6 +17,7 @@ Verdict rule: *supported* when the closed form matches the simulation to relativ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,8 +25,11 @@ from kdtheory.data import one_hot_labels, power_law_kernel
 from kdtheory.dynamics import train
 from kdtheory.eigen import Recipe, Spectrum, max_learning_rate
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
+from kdtheory.experiments.result import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -55,7 +59,7 @@ class Config:
     seed: int = param(0, "seed of the kernel basis and the labels", low=0)
 
 
-def measure(cfg: Config, say) -> Outcome:
+def measure(cfg: Config, say: Progress) -> Outcome:
     """Closed form against an explicit GD loop on one kernel, per step and per mode; the rule above.
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -70,6 +74,8 @@ def measure(cfg: Config, say) -> Outcome:
     records = np.unique(np.concatenate([[0], np.geomspace(1, cfg.steps, cfg.num_records).round()]).astype(int))
 
     closed = train(spec, Y, records, recipe=Recipe("gd", learning_rate=eta))
+    if closed.filter is None:  # the closed form on a spectrum records its filter
+        raise RuntimeError("the closed-form trajectory has no filter")
 
     # explicit simulation, sharing no code with kdtheory.dynamics; it also records, per mode, the
     # first step at which the simulated residual along u_k falls to half its initial value
@@ -107,7 +113,7 @@ def measure(cfg: Config, say) -> Outcome:
     # a step of slack: a mode whose (1 − ηλ)^s lands within round-off of 1/2 may flip
     max_step_diff = float(np.max(np.abs(half_sim[seen] - predicted[seen]), initial=0.0))
     half_matches = max_step_diff <= 1 and bool(np.all(predicted[~seen] > cfg.steps))
-    verdict = "supported" if (rel_err <= 1e-9 and monotone_order and half_matches) else "not supported"
+    verdict: Verdict = "supported" if (rel_err <= 1e-9 and monotone_order and half_matches) else "not supported"
     half = half_sim
 
     return Outcome(
@@ -135,7 +141,7 @@ def measure(cfg: Config, say) -> Outcome:
     )
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Per-mode convergence of gradient descent: closed form (lines) over simulation (markers).
 
     Left: the remaining fraction ``1 − a_k(s)`` of a few eigen-modes against the step ``s`` (log

@@ -37,16 +37,20 @@ supported* otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdtheory.data import planted_linear, power_law_kernel
-from kdtheory.distill import Recipe, distill_filter, distill_log_remaining
-from kdtheory.eigen import Spectrum
+from kdtheory.distill import distill_filter, distill_log_remaining
+from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.exaggeration import RESOLUTION, STATEMENTS, compare, informative, statement_margin, worst_case
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
+from kdtheory.experiments.result import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -98,7 +102,7 @@ def _grid_margins(spec: Spectrum, grid: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def measure(cfg: Config, say) -> Outcome:
+def measure(cfg: Config, say: Progress) -> Outcome:
     """Paths, per-direction ratios, margins of E1–E3 at the informative grid points, E3 with label energy; the rule.
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -151,7 +155,7 @@ def measure(cfg: Config, say) -> Outcome:
         crossings[f"E3_{match}"] = count
 
     # (iv) E3 with the planted labels' own energy
-    worst_planted = {"E3_norm": [], "E3_loss": []}
+    worst_planted: dict[str, list[float]] = {"E3_norm": [], "E3_loss": []}
     informative_planted = []
     for seed in range(cfg.seeds):
         p = planted_linear(
@@ -172,7 +176,7 @@ def measure(cfg: Config, say) -> Outcome:
     e3_planted = {st: min(v) >= -1e-12 for st, v in worst_planted.items()}
     below = above <= 1e-12
     ok = all(strict.values()) and all(e3.values()) and all(e3_planted.values()) and below
-    verdict = "supported" if ok else "not supported"
+    verdict: Verdict = "supported" if ok else "not supported"
 
     margins_txt = ", ".join(f"{st} {w:.2g}" for st, w in worst.items())
     planted_txt = ", ".join(f"{st} {min(v):.2g}" for st, v in worst_planted.items())
@@ -210,7 +214,7 @@ def measure(cfg: Config, say) -> Outcome:
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Three panels: the paths in the (top, bottom) plane; per-direction ratios; E2's margin over the grid.
 
     Args:

@@ -43,10 +43,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+fcntl: ModuleType | None
 try:  # POSIX; without it (Windows) runs are not protected against each other
-    import fcntl
+    import fcntl as _posix_fcntl
+
+    fcntl = _posix_fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
 
@@ -216,7 +220,7 @@ class StagedFolder:
         kdtheory did not write or that changed since).
     """
 
-    def __init__(self, out: str | os.PathLike) -> None:
+    def __init__(self, out: str | os.PathLike[str]) -> None:
         self.out = Path(out).resolve()
         self.path: Path | None = None
         self._owner_fd: int | None = None
@@ -281,33 +285,34 @@ class StagedFolder:
           ValueError: when files that no kdtheory run wrote appeared in the output folder meanwhile.
           RuntimeError: when called outside the ``with`` block or twice.
         """
-        if self.path is None or self._owner_fd is None:
+        staging = self.path
+        if staging is None or self._owner_fd is None:
             raise RuntimeError("commit() must be called once, inside the with block")
-        write_marker(self.path, **info)
+        write_marker(staging, **info)
         with _locked(self.out.parent):
             self._refuse_foreign()
-            os.unlink(self.path / _OWNER)  # the lock file stays open (and locked) until __exit__
+            os.unlink(staging / _OWNER)  # the lock file stays open (and locked) until __exit__
             if not self.out.exists():
                 try:
-                    os.rename(self.path, self.out)
+                    os.rename(staging, self.out)
                     self.path = None
                     return
                 except OSError as exc:  # created meanwhile by someone else
                     if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                         raise
-            if not _exchange(self.path, self.out):
-                old = self.path.with_name(self.path.name + "-old")
+            if not _exchange(staging, self.out):
+                old = staging.with_name(staging.name + "-old")
                 os.rename(self.out, old)
                 try:
-                    os.rename(self.path, self.out)
+                    os.rename(staging, self.out)
                 except BaseException:
                     os.rename(old, self.out)
                     raise
-                os.rename(old, self.path)
-            shutil.rmtree(self.path)  # now the previous run's files
+                os.rename(old, staging)
+            shutil.rmtree(staging)  # now the previous run's files
             self.path = None
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             if self.path is not None:
                 shutil.rmtree(self.path, ignore_errors=True)

@@ -29,14 +29,20 @@ gradients over that of the one-hot gradients, and T2-a along every checkpoint of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kdtheory.experiments.design import QUICK, Suite
 from kdtheory.experiments.effects import interval_text, mean_effect, tag
-from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.stats import Effect, Rule, t_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "figure", "measure", "t2_cells"]
 
@@ -69,12 +75,12 @@ def t2_cells(block: Block) -> list[Effect]:
     ]  # fmt: skip
 
 
-def _iv(values) -> list[float]:
+def _iv(values: ArrayLike) -> list[float]:
     iv = t_interval(np.asarray(values, dtype=float))
     return [iv.estimate, iv.low, iv.high]
 
 
-def measure(cfg: Suite, say) -> Outcome:
+def measure(cfg: Suite, say: Progress) -> Outcome:
     """Every block of ``cfg`` where T2 is defined; the rule above.
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -83,7 +89,7 @@ def measure(cfg: Suite, say) -> Outcome:
       The :class:`~kdtheory.experiments.result.Outcome`.
     """
     effects: list[Effect] = []
-    per_set = {}
+    per_set: dict[str, dict[str, Any]] = {}
     for b in blocks(cfg, say):
         if not b.t2 or b.axis is not None:
             continue
@@ -106,7 +112,7 @@ def measure(cfg: Suite, say) -> Outcome:
         }
     decisive = [e for e in effects if e.extra["claim"] == "T2-b gradient B=1"]
     v = [e.verdict for e in decisive]
-    verdict = (
+    verdict: Verdict = (
         "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
         else "inconclusive"
     )  # fmt: skip
@@ -126,7 +132,7 @@ def measure(cfg: Suite, say) -> Outcome:
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Suite):
+def figure(outcome: Outcome, cfg: Suite) -> Figure:
     r"""T2-a over the teacher's stop time, T2-b along training, and the decided effects per block.
 
     Left: target distance ratio teacher / one-hot (mean and paired 95% t interval over seeds) for a

@@ -15,15 +15,19 @@ adds the title and lays the figure out.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kdtheory._mpl import pyplot
 from kdtheory.experiments import config
 from kdtheory.experiments.result import SMOKE, ExperimentResult, Kind, Outcome
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Experiment", "Measure", "Progress", "finish", "pyplot", "run"]
 
@@ -113,7 +117,7 @@ def run(
     *,
     quick: bool = False,
     config: Any = None,
-    out_dir: str | Path | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
@@ -174,7 +178,7 @@ def run(
     )
 
 
-def finish(fig: Any, title: str = "") -> Any:
+def finish(fig: Figure, title: str = "") -> Figure:
     """Give ``fig`` its title, axis titles of size 10 and a tight layout.
 
     Args:

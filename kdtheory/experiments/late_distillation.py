@@ -32,18 +32,23 @@ early-stopped one-hot model* (the minimum of the one-hot risk over time), the fa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 import numpy as np
 
-from kdtheory.data import planted_linear
-from kdtheory.distill import Recipe, distill_filter, late_switch_filter
-from kdtheory.eigen import Spectrum
+from kdtheory.data import PlantedLinear, planted_linear
+from kdtheory.distill import distill_filter, late_switch_filter
+from kdtheory.eigen import Filter, Recipe, Spectrum
 from kdtheory.experiments.design import QUICK, Suite
 from kdtheory.experiments.effects import difference_effect, interval_text, share_effect, tag
-from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.planted import population_risk
 from kdtheory.stats import Effect, Rule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "figure", "measure", "o2_cells"]
 
@@ -57,12 +62,23 @@ CONTROL_ES = "one-hot twin early-stopped on the validation split (every arm earl
 #: the blocks whose O2-b decides the claim: (regime, data set).
 DECISIVE = (("paper", "mixture"), ("paper", "mnist1d"))
 
-_PLANTED = {"n": 100, "d": 200, "noise": 0.5, "seeds": 8, "budget_factor": 4.0}
+
+class _PlantedSetup(TypedDict):
+    """The linear closed-form check: planted model sizes, noise, seeds and the budget over the best stop."""
+
+    n: int
+    d: int
+    noise: float
+    seeds: int
+    budget_factor: float
 
 
-def _linear_part(seeds: int) -> dict:
+_PLANTED: _PlantedSetup = {"n": 100, "d": 200, "noise": 0.5, "seeds": 8, "budget_factor": 4.0}
+
+
+def _linear_part(seeds: int) -> dict[str, np.ndarray]:
     rec = Recipe(normalization="mean")
-    out = {k: [] for k in ("one_hot", "best_one_hot", "distill", "late_0.5")}
+    out: dict[str, list[float]] = {k: [] for k in ("one_hot", "best_one_hot", "distill", "late_0.5")}
     for seed in range(seeds):
         p = planted_linear(
             _PLANTED["n"], _PLANTED["d"], exponent=1.5, signal_exponent=0.5, noise=_PLANTED["noise"], seed=seed
@@ -72,7 +88,7 @@ def _linear_part(seeds: int) -> dict:
         r_oh = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, grid))
         S = _PLANTED["budget_factor"] * grid[int(np.argmin(r_oh))]
 
-        def risk(g, spec=spec, p=p):
+        def risk(g: Filter, spec: Spectrum = spec, p: PlantedLinear = p) -> float:
             return float(np.ravel(population_risk(spec, p.y, p.theta_star, p.cov_evals, g))[0])
 
         out["one_hot"].append(risk(rec.filter(spec, S)))
@@ -109,13 +125,13 @@ def o2_cells(block: Block) -> list[Effect]:
     ]  # fmt: skip
 
 
-def _means(block: Block) -> dict:
+def _means(block: Block) -> dict[str, float]:
     keys = [k for k in block.rows[0] if k.startswith(("acc_", "teacher_", "bayes")) and not isinstance(
         block.rows[0][k], list)]  # fmt: skip
     return {k: float(np.mean([r[k] for r in block.rows])) for k in keys}
 
 
-def measure(cfg: Suite, say) -> Outcome:
+def measure(cfg: Suite, say: Progress) -> Outcome:
     """Every block of ``cfg`` with a late switch; O2 decided per block (the rules above).
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -124,7 +140,8 @@ def measure(cfg: Suite, say) -> Outcome:
       The :class:`~kdtheory.experiments.result.Outcome`.
     """
     effects: list[Effect] = []
-    means, map_rows = {}, []
+    means: dict[str, dict[str, float]] = {}
+    map_rows: list[str] = []
     for b in blocks(cfg, say):
         if not b.o2:
             continue
@@ -141,7 +158,7 @@ def measure(cfg: Suite, say) -> Outcome:
     decisive = [e for e in effects if e.extra["claim"] == "O2-b share"
                 and (e.extra["regime"], e.extra["dataset"]) in DECISIVE]  # fmt: skip
     v = [e.verdict for e in decisive]
-    verdict = (
+    verdict: Verdict = (
         "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
         else "inconclusive"
     )  # fmt: skip
@@ -171,7 +188,7 @@ def measure(cfg: Suite, say) -> Outcome:
     )  # fmt: skip
 
 
-def figure(outcome: Outcome, cfg: Suite):
+def figure(outcome: Outcome, cfg: Suite) -> Figure:
     r"""O2 per block: the gain (end of budget and early-stopped) and the recovered share at f = 0.5.
 
     Left: paired test-accuracy gain of the student over the twin (points, 95% t), at the end of the
@@ -192,7 +209,7 @@ def figure(outcome: Outcome, cfg: Suite):
     x = np.arange(len(names))
     fig, ax = plt.subplots(1, 2, figsize=(max(10, 1.1 * len(names) + 4), 4.8))
 
-    def pick(claim):
+    def pick(claim: str) -> np.ndarray:
         out = []
         for n in names:
             e = next(e for e in eff if e.extra["claim"] == claim

@@ -25,7 +25,8 @@ Per seed, :func:`seed_metrics` reads the runs of :mod:`kdtheory.experiments.arms
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 from scipy.special import softmax
@@ -33,8 +34,14 @@ from scipy.special import softmax
 from kdtheory import data as _data
 from kdtheory import deviation
 from kdtheory.confidence import confidence_groups, least_squares_slope
-from kdtheory.experiments.arms import _model, arm_run, fetch, fetch_many
+from kdtheory.experiments.arms import Arm, OneHotRun, _model, arm_run, fetch, fetch_many
 from kdtheory.experiments.design import Design, load
+
+if TYPE_CHECKING:
+    import jax
+
+#: a jitted function of the flat parameters (:func:`_moments_fn`).
+_Jitted = Callable[..., Any]
 
 __all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "REFERENCES", "MAP_AXES"]
 
@@ -90,29 +97,33 @@ def _confidence(models: dict[str, np.ndarray], labels: np.ndarray, split: str) -
 
 
 @functools.lru_cache(maxsize=4)
-def _moments_fn(sizes: tuple[int, ...]):
+def _moments_fn(sizes: tuple[int, ...]) -> tuple[_Jitted, _Jitted]:
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
     model = _model(sizes)
+    structure = model.structure
+    if structure is None:  # an mlp always has one
+        raise ValueError(f"{model} has no layer structure: per-example gradients need one")
     _, unravel = ravel_pytree(model.init(jax.random.PRNGKey(0)))
 
     @jax.jit
-    def outputs(flat, X):
+    def outputs(flat: jax.Array, X: jax.Array) -> jax.Array:
         return model.apply(unravel(flat), X)
 
     @jax.jit
-    def moments(flat, X, R):
+    def moments(flat: jax.Array, X: jax.Array, R: jax.Array) -> tuple[jax.Array, jax.Array]:
         # Per-example gradients of a dense layer are outer products (Goodfellow 2015): for the scalar
         # Σ_i f(x_i)·r_i, example i's gradient on W_l is h_li ⊗ δ_li and on b_l it is s_l δ_li, with h
         # the layer's input and δ the error at its pre-activation (obtained through the model's taps).
         params = unravel(flat)
-        _, shapes = jax.eval_shape(lambda: model.structure(params, X, None))
+        _, shapes = jax.eval_shape(lambda: structure(params, X, None))
         taps0 = [jnp.zeros(lay.preactivation.shape, lay.preactivation.dtype) for lay in shapes]
-        _, vjp_fn, layers = jax.vjp(lambda taps: model.structure(params, X, taps), taps0, has_aux=True)
+        _, vjp_fn, layers = jax.vjp(lambda taps: structure(params, X, taps), taps0, has_aux=True)
         (deltas,) = jax.vmap(vjp_fn)(R)  # per layer (m, n, w)
-        sq, mean2 = 0.0, 0.0
+        sq: float | jax.Array = 0.0
+        mean2: float | jax.Array = 0.0
         for lay, d in zip(layers, deltas, strict=True):
             s2 = float(lay.bias_scale) ** 2
             h2 = jnp.sum(lay.inputs * lay.inputs, axis=1) + s2  # (n,)
@@ -120,25 +131,28 @@ def _moments_fn(sizes: tuple[int, ...]):
             G = jnp.einsum("nd,mnw->mdw", lay.inputs, d)
             mean2 = mean2 + jnp.sum(G * G, axis=(1, 2)) + s2 * jnp.sum(jnp.sum(d, axis=1) ** 2, axis=1)
         n = X.shape[0]
-        return mean2 / (n * n), jnp.mean(sq, axis=1)
+        return jnp.asarray(mean2 / (n * n)), jnp.mean(sq, axis=1)
 
     return outputs, moments
 
 
-def _gradient_moments(sizes, flat: np.ndarray, X: np.ndarray, residuals: np.ndarray):
+def _gradient_moments(
+    sizes: tuple[int, ...], flat: np.ndarray, X: np.ndarray, residuals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For residual sets ``r`` (m, n, k): ``‖mean_i J_iᵀ r_i‖²`` (m,) and ``mean_i ‖J_iᵀ r_i‖²`` (m,)."""
     import jax.numpy as jnp
 
     _, moments = _moments_fn(sizes)
-    flat = jnp.asarray(flat)
-    m2, e2 = moments(flat, jnp.asarray(X, flat.dtype), jnp.asarray(residuals, flat.dtype))
+    w = jnp.asarray(flat)
+    m2, e2 = moments(w, jnp.asarray(X, w.dtype), jnp.asarray(residuals, w.dtype))
     return np.asarray(m2, np.float64), np.asarray(e2, np.float64)
 
 
 def _batch_sq(m2: np.ndarray, e2: np.ndarray, B: int, n: int) -> np.ndarray:
     """E‖mean over a batch of B drawn without replacement‖² from ‖mean‖² and the mean squared norm."""
     s2 = np.maximum(e2 - m2, 0.0)
-    return m2 + s2 / B * (n - B) / max(n - 1, 1)
+    sq: np.ndarray = m2 + s2 / B * (n - B) / max(n - 1, 1)
+    return sq
 
 
 def _gradients(design: Design, seed: int, teacher_probs: np.ndarray) -> dict[str, Any]:
@@ -197,7 +211,10 @@ def _early(val: np.ndarray, test: np.ndarray) -> float:
 def _seed_metrics(design: Design, seed: int, gradients: bool) -> dict[str, Any]:
     data = load(design, seed)
     runs = fetch(design, seed, run_names(design))
-    tr, rp, student, twin = runs["teacher"], runs["replica"], runs["student"], runs["twin"]
+    tr, rp = cast(OneHotRun, runs["teacher"]), cast(OneHotRun, runs["replica"])
+    student, twin = cast(Arm, runs["student"]), cast(Arm, runs["twin"])
+    if tr.train_path is None:  # a teacher's run keeps its path (arms.fetch)
+        raise RuntimeError("the teacher's run kept no training path")
     ytest = data.Y_test.argmax(1)
     rec: dict[str, Any] = {
         "seed": seed,
@@ -264,7 +281,9 @@ def seed_metrics(design: Design, seed: int, *, gradients: bool = False) -> dict[
     return _seed_metrics(design, int(seed), bool(gradients))
 
 
-def collect(design: Design, seeds: range, say=None, *, gradients: bool = False) -> list[dict[str, Any]]:
+def collect(
+    design: Design, seeds: range, say: Callable[[str], None] | None = None, *, gradients: bool = False
+) -> list[dict[str, Any]]:
     """:func:`seed_metrics` over ``seeds``.
 
     Args:
@@ -319,7 +338,7 @@ def _t2_defined(design: Design) -> bool:
     return design.temperature == 1.0 and (design.label_noise > 0 or design.dataset == "mixture")
 
 
-def blocks(suite: Any, say=None, *, map_cells: bool = True) -> list[Block]:
+def blocks(suite: Any, say: Callable[[str], None] | None = None, *, map_cells: bool = True) -> list[Block]:
     """Every block of the suite: ``paper`` (each τ), ``compression`` (each τ), ``noisy-labels``, the map.
 
     The runs are cached, so O1, O2 and T2 calling this with one suite train each run once.

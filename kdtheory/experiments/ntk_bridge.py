@@ -51,16 +51,26 @@ as the failing regime); the run uses fresh seeds from ``first_seed = 100``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kdtheory.data import digits, gaussian_mixture
+from kdtheory.data import Classification, digits, gaussian_mixture
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.simulate import Run
 from kdtheory.stats import Effect, Rule, decide, t_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from kdtheory.simulate import Model
+
+#: ``seed -> parameters`` of one model (:func:`_initializer`).
+_Init = Callable[[int], Any]
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -116,7 +126,7 @@ class Config:
             raise ValueError(f"directions must be <= n = {self.n}, got {self.directions}")
 
 
-def _initializer(model):
+def _initializer(model: Model) -> _Init:
     """``seed -> float32 parameters`` of an NTK-parameterized ``model``: every parameter ``N(0, 1)``.
 
     The distribution of :func:`kdtheory.simulate.mlp`'s NTK parameterization, drawn with numpy on
@@ -127,14 +137,14 @@ def _initializer(model):
 
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))
 
-    def init(seed: int):
+    def init(seed: int) -> Any:
         rng = np.random.default_rng(seed)
         return jax.tree_util.tree_map(lambda a: rng.standard_normal(a.shape).astype(np.float32), shapes)
 
     return init
 
 
-def _sweep(cfg: Config, say) -> dict:
+def _sweep(cfg: Config, say: Progress) -> dict[str, np.ndarray]:
     """Linearization gap after ``sweep_steps`` steps, per seed and width, for one-hot and distillation targets."""
     from kdtheory.ntk import linearized
     from kdtheory.simulate import Loss, Optimizer, mlp, train_model
@@ -147,10 +157,10 @@ def _sweep(cfg: Config, say) -> dict:
         for j, w in enumerate(cfg.widths):
             m = models[w]
             p = inits[w](cfg.first_seed + seed)
-            kw = dict(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=1.0), params=p)
-            teacher = train_model(m, data.X, data.Y, t=[0, cfg.sweep_steps], **kw)
+            how = Run(loss=Loss("mse", normalization="mean"), optimizer=Optimizer(learning_rate=1.0), params=p)
+            teacher = train_model(m, data.X, data.Y, t=[0, cfg.sweep_steps], run=how)
             for name, target in (("one-hot", data.Y), ("distillation", teacher.train[-1])):
-                run = train_model(m, data.X, target, t=[0, cfg.sweep_steps], **kw)
+                run = train_model(m, data.X, target, t=[0, cfg.sweep_steps], run=how)
                 lin = linearized(
                     m, p, data.X, target, [0, cfg.sweep_steps],
                     learning_rate=1.0, normalization="mean",
@@ -161,11 +171,11 @@ def _sweep(cfg: Config, say) -> dict:
     return gaps
 
 
-def _data(dname: str, n: int, seed: int):
+def _data(dname: str, n: int, seed: int) -> Classification:
     return gaussian_mixture(n, 10, seed=seed) if dname == "mixture" else digits(n, seed=seed)
 
 
-def _bridge(cfg: Config, dname: str, model, init, seed: int) -> dict:
+def _bridge(cfg: Config, dname: str, model: Model, init: _Init, seed: int) -> dict[str, float]:
     """One seed of one regime: the measured and the predicted lag, and how far the NTK moved."""
     from kdtheory.distill import distill_filter
     from kdtheory.eigen import Recipe, Spectrum
@@ -202,7 +212,7 @@ def _bridge(cfg: Config, dname: str, model, init, seed: int) -> dict:
     }
 
 
-def _agreement(regime: str, dname: str, width: int, runs: list[dict]) -> Effect:
+def _agreement(regime: str, dname: str, width: int, runs: list[dict[str, float]]) -> Effect:
     """The relative discrepancy's t interval over seeds, decided by :data:`RULE`."""
     meas = np.array([r["measured"] for r in runs])
     pred = np.array([r["predicted"] for r in runs])
@@ -222,7 +232,14 @@ def _agreement(regime: str, dname: str, width: int, runs: list[dict]) -> Effect:
     )  # fmt: skip
 
 
-def measure(cfg: Config, say) -> Outcome:
+def _ends(e: Effect) -> tuple[float, float]:
+    """The interval of an effect of :func:`_agreement` (a t interval: both ends are numbers)."""
+    if e.ci_low is None or e.ci_high is None:
+        raise ValueError(f"{e.name}: the effect has no interval")
+    return e.ci_low, e.ci_high
+
+
+def measure(cfg: Config, say: Progress) -> Outcome:
     """Both regimes on both data sets over seeds, the width sweep, and the rule of the module docstring.
 
     Args:
@@ -254,6 +271,7 @@ def measure(cfg: Config, say) -> Outcome:
 
     lazy = [effects["lazy", d] for d in DATASETS]
     narrow = [effects["out of the lazy regime", d] for d in DATASETS]
+    verdict: Verdict
     if all(e.verdict == "supported" for e in lazy):
         verdict = "supported"
     elif any(e.verdict == "not supported" for e in lazy):
@@ -273,8 +291,9 @@ def measure(cfg: Config, say) -> Outcome:
         ntk = 100 * float(np.mean(e.extra["ntk_change"]))
         meas = np.asarray(e.extra["measured_lag"])
         m, p = meas.mean(), np.mean(e.extra["predicted_lag"])
+        lo, hi = _ends(e)
         return (
-            f"{e.name.split(':')[0]}: {100 * e.estimate:.1f}% [{100 * e.ci_low:.1f}%, {100 * e.ci_high:.1f}%] "
+            f"{e.name.split(':')[0]}: {100 * e.estimate:.1f}% [{100 * lo:.1f}%, {100 * hi:.1f}%] "
             f"(lag measured {m:.4f} vs predicted {p:.4f}, signed {100 * e.extra['signed_mean']:+.1f}%; measured "
             f"lag > 0 in {int(np.sum(meas > 0))}/{meas.size} seeds; NTK moved {ntk:.0f}%) -> {e.verdict}"
         )
@@ -318,7 +337,7 @@ def measure(cfg: Config, say) -> Outcome:
     )
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Measured against predicted lag; the relative discrepancy with its interval; the linearization gap.
 
     Args:
@@ -336,14 +355,14 @@ def figure(outcome: Outcome, cfg: Config):
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.6))
     colors = {"lazy": "C0", "out of the lazy regime": "C3"}
     markers = {"mixture": "o", "digits": "s"}
-    allv = []
+    lags: list[np.ndarray] = []
     for (regime, d), e in effects.items():
         meas, pred = np.asarray(e.extra["measured_lag"]), np.asarray(e.extra["predicted_lag"])
-        allv += [meas, pred]
+        lags += [meas, pred]
         width = cfg.lazy_width if regime == "lazy" else cfg.narrow_width
         ax1.scatter(pred, meas, color=colors[regime], marker=markers[d], s=28, alpha=0.8,
                     label=f"{d}, width {width} ({regime})")  # fmt: skip
-    allv = np.concatenate(allv)
+    allv = np.concatenate(lags)
     lo, hi = float(allv.min()) * 0.9, float(allv.max()) * 1.1
     xs = np.array([lo, hi])
     ax1.plot(xs, xs, "-", color="0.3", lw=1, label="y = x")

@@ -42,16 +42,20 @@ training seeds 0–15; the run uses fresh seeds from ``first_seed = 100``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from kdtheory.data import planted_linear
 from kdtheory.eigen import Recipe, Spectrum
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.result import Outcome
-from kdtheory.planted import search_best, select_on_validation
-from kdtheory.stats import Rule, paired_effect, t_interval
+from kdtheory.planted import ValidationSelection, search_best, select_on_validation
+from kdtheory.stats import Effect, Rule, paired_effect, t_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -104,20 +108,44 @@ class Config:
             raise ValueError("noise_levels must contain noise, and val_sizes must contain n_val (the headline cell)")
 
 
-def _seed(cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray):
+class _Grid(TypedDict):
+    """The search grid and recipe shared by the validation selection and the ceiling."""
+
+    teacher_t: np.ndarray
+    student_t: np.ndarray
+    teacher_weight: tuple[float, ...]
+    recipe: Recipe
+
+
+class _Cell(TypedDict):
+    """One cell of the map (σ, n_val): its effect over the seeds and what was selected per seed."""
+
+    noise: float
+    n_val: int
+    effect: Effect
+    teacher_risk_mean: float
+    student_risk_mean: float
+    student_wins: int
+    student_is_teacher: int
+    selections: list[ValidationSelection]
+
+
+def _seed(
+    cfg: Config, sigma: float, seed: int, Ts: np.ndarray, ts: np.ndarray
+) -> tuple[list[ValidationSelection], float]:
     """One training sample: the validation selection for each validation size, and the population-selected ceiling."""
     s = cfg.first_seed + seed
     p = planted_linear(cfg.n, cfg.d, exponent=cfg.exponent, signal_exponent=cfg.signal_exponent, noise=sigma, seed=s)
     spec = Spectrum.from_features(p.X)
-    kw = dict(teacher_t=Ts, student_t=ts, teacher_weight=cfg.teacher_weights, recipe=RECIPE)
+    grid = _Grid(teacher_t=Ts, student_t=ts, teacher_weight=cfg.teacher_weights, recipe=RECIPE)
     sels = []
     for n_val in cfg.val_sizes:
         v = planted_linear(n_val, cfg.d, exponent=cfg.exponent, signal=p.theta_star, noise=sigma, seed=10**6 + s)
-        sels.append(select_on_validation(spec, p.y, v.X, v.y, p.theta_star, p.cov_evals, **kw))
-    return sels, search_best(spec, p.y, p.theta_star, p.cov_evals, **kw).gain
+        sels.append(select_on_validation(spec, p.y, v.X, v.y, p.theta_star, p.cov_evals, **grid))
+    return sels, search_best(spec, p.y, p.theta_star, p.cov_evals, **grid).gain
 
 
-def measure(cfg: Config, say) -> Outcome:
+def measure(cfg: Config, say: Progress) -> Outcome:
     """The validation-selected teacher and student per seed and map cell; the rule of the module docstring.
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -129,9 +157,9 @@ def measure(cfg: Config, say) -> Outcome:
         raise ValueError("noise_levels must contain noise, and val_sizes must contain n_val (the headline cell)")
     Ts = np.geomspace(1e-2, 1e5, cfg.grid)
     ts = np.r_[Ts, np.inf]
-    cells = []
+    cells: list[_Cell] = []
     ceiling = {}
-    headline = None
+    headline: _Cell | None = None
     for sigma in cfg.noise_levels:
         per_seed = [_seed(cfg, sigma, seed, Ts, ts) for seed in range(cfg.seeds)]
         ceiling[sigma] = np.array([gain for _, gain in per_seed])
@@ -147,7 +175,7 @@ def measure(cfg: Config, say) -> Outcome:
                 control=CONTROL,
                 rule=RULE,
             )
-            cell = {
+            cell: _Cell = {
                 "noise": sigma, "n_val": n_val, "effect": eff, "teacher_risk_mean": float(r_t.mean()),
                 "student_risk_mean": float(r_s.mean()), "student_wins": int(np.sum(r_s < r_t)),
                 "student_is_teacher": int(sum(s.student_is_teacher for s in sels)), "selections": sels,
@@ -160,6 +188,8 @@ def measure(cfg: Config, say) -> Outcome:
                 f"({100 * eff.estimate / r_t.mean():.1f}% of the teacher's risk) -> {eff.verdict}"
             )
 
+    if headline is None:  # Config checks that the headline cell is in the map
+        raise ValueError("noise_levels must contain noise, and val_sizes must contain n_val (the headline cell)")
     h = headline["effect"]
     rel = h.estimate / headline["teacher_risk_mean"]
     where = {v: ", ".join(f"σ={c['noise']:g}/n_val={c['n_val']}" for c in cells if c["effect"].verdict == v) for v in
@@ -217,7 +247,7 @@ def measure(cfg: Config, say) -> Outcome:
     )
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Two panels: the headline's paired gains per seed with their interval; the map over σ and n_val.
 
     Args:

@@ -23,15 +23,19 @@ intermediate round) is reported, not required.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdtheory.dynamics import TestPoints, apply_filter
 from kdtheory.eigen import Spectrum
 from kdtheory.experiments.config import param
-from kdtheory.experiments.harness import Experiment, finish, pyplot
-from kdtheory.experiments.result import Outcome
+from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
+from kdtheory.experiments.result import Outcome, Verdict
 from kdtheory.ridge_family import borup_filters, mobahi_rounds
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "Config", "figure", "measure"]
 
@@ -74,7 +78,8 @@ def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
     """``exp(−(a_i − b_j)² / 2ℓ²)`` for 1-D points, by scikit-learn."""
     from sklearn.metrics.pairwise import rbf_kernel
 
-    return rbf_kernel(a[:, None], b[:, None], gamma=1.0 / (2 * ell**2))
+    K: np.ndarray = rbf_kernel(a[:, None], b[:, None], gamma=1.0 / (2 * ell**2))
+    return K
 
 
 def _effective_dimension(B: np.ndarray) -> np.ndarray:
@@ -83,7 +88,7 @@ def _effective_dimension(B: np.ndarray) -> np.ndarray:
     return np.where(top > 0, B.sum(axis=1) / np.where(top > 0, top, 1.0), 0.0)
 
 
-def measure(cfg: Config, say) -> Outcome:
+def measure(cfg: Config, say: Progress) -> Outcome:
     """Mobahi and Borup rounds on one noisy 1-D regression problem; test error and filters per round.
 
     Args: see :class:`~kdtheory.experiments.harness.Measure`.
@@ -99,7 +104,10 @@ def measure(cfg: Config, say) -> Outcome:
     K, Kx = _rbf(x, x, cfg.length_scale) + cfg.nugget * np.eye(cfg.n), _rbf(xt, x, cfg.length_scale)
     spec = Spectrum.from_kernel(K)
 
-    errors, filters, collapse, eff_dim = {}, {}, {}, {}
+    errors: dict[str, np.ndarray] = {}
+    filters: dict[str, np.ndarray] = {}  # family -> the filter's values a per round (rounds, n)
+    collapse: dict[str, int | None] = {}
+    eff_dim: dict[str, np.ndarray] = {}
     mob = mobahi_rounds(spec, y, epsilon=cfg.epsilon_fraction * cfg.noise**2, rounds=cfg.rounds)
     tr = apply_filter(spec, y, mob.filters, test=TestPoints(kernel=Kx))
     name = f"Mobahi (ε = {cfg.epsilon_fraction:g} σ²)"
@@ -116,9 +124,9 @@ def measure(cfg: Config, say) -> Outcome:
         filters[key] = B.a
         collapse[key] = None
         say(f"{key}: test MSE {np.array2string(errors[key], precision=4)}")
-    for key, B in filters.items():
-        live = B.max(axis=1) > 0
-        eff_dim[key] = _effective_dimension(B[live])
+    for key, a in filters.items():
+        live = a.max(axis=1) > 0
+        eff_dim[key] = _effective_dimension(a[live])
 
     c_increasing = bool(np.all(np.diff(mob.ridge[np.isfinite(mob.ridge)]) > 0))
     sparsifies = {k: bool(np.all(np.diff(v) < 0)) for k, v in eff_dim.items()}
@@ -128,7 +136,7 @@ def measure(cfg: Config, say) -> Outcome:
         live = e[: collapse[k]] if collapse[k] is not None else e
         best = int(np.argmin(live))
         u_shape[k] = {"best_round": best, "intermediate": 0 < best < live.size - 1}
-    verdict = "supported" if (c_increasing and all(sparsifies.values()) and collapsed) else "not supported"
+    verdict: Verdict = "supported" if (c_increasing and all(sparsifies.values()) and collapsed) else "not supported"
 
     shapes = "; ".join(f"{k}: best round {v['best_round']}" for k, v in u_shape.items())
     return Outcome(
@@ -152,7 +160,7 @@ def measure(cfg: Config, say) -> Outcome:
     )
 
 
-def figure(outcome: Outcome, cfg: Config):
+def figure(outcome: Outcome, cfg: Config) -> Figure:
     r"""Test error per round, and the cumulative filter per round of the first two families.
 
     Args:

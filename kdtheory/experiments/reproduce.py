@@ -108,7 +108,7 @@ def configure(
 
 
 def reproduce(
-    out_dir: str | os.PathLike = "kdtheory-out",
+    out_dir: str | os.PathLike[str] = "kdtheory-out",
     *,
     quick: bool = False,
     only: Sequence[str] | None = None,
@@ -136,7 +136,7 @@ def reproduce(
         written then.
       KeyboardInterrupt: on Ctrl-C (the output folder is left as it was).
     """
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say: Callable[[str], None] = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     selected = select(only)
     configs = configure(selected, quick=quick, overrides=overrides)
     size = "quick" if quick else "full"
@@ -144,6 +144,7 @@ def reproduce(
     results: list[ExperimentResult] = []
     late = False
     with Interrupts() as intr, StagedFolder(out_dir) as stage:
+        assert stage.path is not None  # the staging folder, set on entering the block
 
         def note(msg: str) -> None:
             say(msg)
@@ -154,10 +155,11 @@ def reproduce(
             cfg, given = configs[name]
             changed = f"; overridden: {_overrides_text(given)}" if given else ""
             note(f"[{i}/{len(selected)}] {name}: running ({size} size{changed})")
-            res = harness.run(
-                load(name), quick=quick, config=cfg, out_dir=stage.path, overrides=given,
-                progress=lambda msg, name=name: note(f"    {name}: {msg}"),
-            )  # fmt: skip
+
+            def relay(msg: str, name: str = name) -> None:
+                note(f"    {name}: {msg}")
+
+            res = harness.run(load(name), quick=quick, config=cfg, out_dir=stage.path, overrides=given, progress=relay)
             results.append(res)
             note(f"[{i}/{len(selected)}] {name}: {res.verdict} ({res.seconds:.1f} s)")
         payload = {
@@ -208,7 +210,7 @@ def _deciding(r: ExperimentResult) -> Effect | None:
     return next((e for e in r.effects if e.verdict == r.rule_verdict and e.reason != JOINT), r.effects[0])
 
 
-def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike | None = None) -> list[str]:
+def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """The terminal summary: one line per experiment, each at most :data:`WIDTH` characters.
 
     Columns: the experiment (``*`` when its configuration was overridden), claim or validation, the
@@ -223,7 +225,7 @@ def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike | No
     Returns:
       The lines.
     """
-    rows = []
+    rows: list[tuple[str, str, str, str, Effect | None, ExperimentResult]] = []
     for r in results:
         e = _deciding(r)
         rows.append((
@@ -235,10 +237,10 @@ def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike | No
             r,
         ))  # fmt: skip
     # column widths from the content, capped so that the effect keeps at least half the line
-    name_w = min(max(len(x[0]) for x in [("experiment",), *rows]), 30)
-    kind_w = max(len(x[1]) for x in [(None, "kind"), *rows])
-    regime_w = min(max(len(x[2]) for x in [(None, None, "regime"), *rows]), 14)
-    verdict_w = min(max(len(x[3]) for x in [(None, None, None, "verdict"), *rows]), 13)
+    name_w = min(max([len("experiment"), *(len(x[0]) for x in rows)]), 30)
+    kind_w = max([len("kind"), *(len(x[1]) for x in rows)])
+    regime_w = min(max([len("regime"), *(len(x[2]) for x in rows)]), 14)
+    verdict_w = min(max([len("verdict"), *(len(x[3]) for x in rows)]), 13)
     head = f"{'experiment':<{name_w}}  {'kind':<{kind_w}}  {'regime':<{regime_w}}  {'verdict':<{verdict_w}}  "
     rest = WIDTH - len(head)
     lines = [head + "deciding effect: estimate [interval]"]
@@ -260,7 +262,7 @@ def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike | No
     return lines
 
 
-def _fmt(v) -> str:
+def _fmt(v: Any) -> str:
     v = jsonable(v)
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -271,7 +273,7 @@ def _fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
-def _cell(text: str) -> str:
+def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -352,7 +354,7 @@ def _validations_table(validations: list[ExperimentResult]) -> list[str]:
     return lines
 
 
-def markdown(results: Sequence[ExperimentResult], payload: dict) -> str:
+def markdown(results: Sequence[ExperimentResult], payload: Mapping[str, Any]) -> str:
     """The text of ``report.md``: claims table, validations table, one section per experiment.
 
     Args:

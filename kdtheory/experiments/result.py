@@ -122,7 +122,7 @@ class ExperimentResult:
           The record; at quick size every effect's verdict is :data:`SMOKE` too.
         """
         smoke = {"verdict": SMOKE} if self.size == "quick" else {}
-        return jsonable(
+        record: dict[str, Any] = jsonable(
             {
                 "name": self.name,
                 "kind": self.kind,
@@ -139,6 +139,7 @@ class ExperimentResult:
                 "seconds": self.seconds,
             }
         )
+        return record
 
 
 def jsonable(obj: Any) -> Any:
