@@ -48,7 +48,7 @@ from kdtheory.experiments.effects import interval_text, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import CONTROLS, Block, blocks
 from kdtheory.experiments.result import Outcome, Verdict
-from kdtheory.stats import Effect
+from kdtheory.stats import Effect, all_hold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -119,12 +119,9 @@ def _plot_data(block: Block) -> dict[str, Any]:
 
 
 def _headline_verdict(effects: list[Effect]) -> Verdict:
-    decisive = [e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
-                and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
-                and "[map" not in e.name]  # fmt: skip
-    if decisive and all(v == "supported" for v in decisive):
-        return "supported"
-    return "not supported" if "not supported" in decisive else "inconclusive"
+    return all_hold(e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
+                    and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
+                    and "[map" not in e.name)  # fmt: skip
 
 
 def _where(effects: list[Effect], claim: str, verdict: str) -> list[str]:

@@ -38,8 +38,8 @@ from kdtheory.experiments.design import QUICK, Suite
 from kdtheory.experiments.effects import interval_text, mean_effect, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
-from kdtheory.experiments.result import Outcome, Verdict
-from kdtheory.stats import Effect, Rule, t_interval
+from kdtheory.experiments.result import Outcome
+from kdtheory.stats import Effect, Rule, all_hold, t_interval
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,11 +111,7 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
             "trace_ratio": _iv([r["trace_ratio_mean"] for r in rows]),
         }
     decisive = [e for e in effects if e.extra["claim"] == "T2-b gradient B=1"]
-    v = [e.verdict for e in decisive]
-    verdict: Verdict = (
-        "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
-        else "inconclusive"
-    )  # fmt: skip
+    verdict = all_hold(e.verdict for e in decisive)
     parts = [f"{e.name.split(':')[0]}: " + ", ".join(
         f"{x.extra['claim'].split()[0]}{'' if 'B=' not in x.extra['claim'] else ' ' + x.extra['claim'][-3:]} "
         f"{interval_text([x.estimate, x.ci_low, x.ci_high])} → {x.verdict}"
