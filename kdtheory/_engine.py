@@ -33,6 +33,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kdtheory.schedules import multiplier
 
+PyTree = Any  # a JAX pytree of arrays (parameters, velocities)
+Hyper = dict[str, Any]  # the traced per-run hyperparameters (arrays; ``schedule`` a pytree of them)
+Records = dict[str, jax.Array]  # ``train``, ``loss`` and optionally ``test``, ``proj``
+
 
 def epoch_keys(key: jax.Array, n: int, batch_size: int, num_steps: int) -> jax.Array:
     """The keys of the per-epoch permutations: ``jax.random.split(key, epochs)``.
@@ -60,8 +64,8 @@ def compiled(
     num_steps: int,
     n: int,
     has_test: bool,
-    project: Callable | None,
-) -> Callable:
+    project: Callable[[PyTree], jax.Array] | None,
+) -> Callable[..., tuple[Records, PyTree]]:
     """Build (and cache) the jitted program that trains a batch of runs of one configuration.
 
     Static: the model (by identity), the objective's kind and normalization (``objective`` is a
@@ -78,15 +82,18 @@ def compiled(
     """
     B = batch_size
 
-    def weight(h, step):
+    def weight(h: Hyper, step: jax.Array) -> jax.Array:
         return jnp.where(step < h["switch_t"], h["weight_before"], h["weight_after"])
 
-    def grads(params, X, Y, T, w, tau, idx):
+    def grads(
+        params: PyTree, X: jax.Array, Y: jax.Array, T: jax.Array, w: jax.Array, tau: jax.Array, idx: jax.Array | None
+    ) -> PyTree:
         if B is not None:
             X, Y, T = X[idx], Y[idx], T[idx]
 
-        def obj(f):
-            return objective(f, Y, T, teacher_weight=w, temperature=tau)
+        def obj(f: jax.Array) -> jax.Array:
+            value: jax.Array = objective(f, Y, T, teacher_weight=w, temperature=tau)
+            return value
 
         if model.functional:
             gf = jax.grad(obj)(model.apply(params, X))
@@ -95,11 +102,20 @@ def compiled(
             return {"alpha": gf}
         return jax.grad(lambda p: obj(model.apply(p, X)))(params)
 
-    def run(params, X, Y, T, Xt, ckpts, keys, hyper):
+    def run(
+        params: PyTree,
+        X: jax.Array,
+        Y: jax.Array,
+        T: jax.Array,
+        Xt: jax.Array,
+        ckpts: jax.Array,
+        keys: jax.Array,
+        hyper: Hyper,
+    ) -> tuple[Records, PyTree]:
         C = ckpts.shape[0]
         S = keys.shape[0]
 
-        def observe(p, t_, h, step):
+        def observe(p: PyTree, t_: jax.Array, h: Hyper, step: jax.Array) -> Records:
             f = model.apply(p, X)
             value = objective(f, Y, t_, teacher_weight=weight(h, step), temperature=h["temperature"])
             out = {"train": f, "loss": value}
@@ -109,16 +125,17 @@ def compiled(
                 out["proj"] = project(p)
             return out
 
-        obs_shape = jax.eval_shape(
-            jax.vmap(observe, in_axes=(0, 0, 0, None)), params, T, hyper, jax.ShapeDtypeStruct((), jnp.int32)
-        )
+        step_shape = jax.ShapeDtypeStruct((), jnp.int32)  # type: ignore[no-untyped-call]  # unannotated in jax
+        obs_shape = jax.eval_shape(jax.vmap(observe, in_axes=(0, 0, 0, None)), params, T, hyper, step_shape)
         rec = {k: jnp.zeros((S, C) + v.shape[1:], v.dtype) for k, v in obs_shape.items()}
 
-        def write(rec, params, idx, step):
+        def write(rec: Records, params: PyTree, idx: jax.Array, step: jax.Array) -> Records:
             new = jax.vmap(observe, in_axes=(0, 0, 0, None))(params, T, hyper, step)
             return {k: rec[k].at[:, idx].set(new[k]) for k in rec}
 
-        def one_update(p, v, t_, h, idx, step):
+        def one_update(
+            p: PyTree, v: PyTree, t_: jax.Array, h: Hyper, idx: jax.Array | None, step: jax.Array
+        ) -> tuple[PyTree, PyTree]:
             lr = h["learning_rate"] * multiplier(jnp, h["schedule"], step)
             g = grads(p, X, Y, t_, weight(h, step), h["temperature"], idx)
             v = jax.tree_util.tree_map(lambda v_, g_: h["momentum"] * v_ - lr * g_, v, g)
@@ -129,17 +146,24 @@ def compiled(
         if B is not None:
             ek = jax.vmap(lambda k: epoch_keys(k, n, B, num_steps))(keys)  # (S, epochs, 2)
 
-        def advance(carry, lo, hi, batches, first):
+        def advance(
+            carry: tuple[PyTree, PyTree],
+            lo: jax.Array | int,
+            hi: jax.Array | int,
+            batches: jax.Array | None,
+            first: jax.Array | int,
+        ) -> tuple[PyTree, PyTree]:
             """Updates ``lo … hi − 1``; ``batches[:, j]`` holds update ``first + j``'s minibatch."""
 
-            def one(s, c):
+            def one(s: jax.Array, c: tuple[PyTree, PyTree]) -> tuple[PyTree, PyTree]:
                 params, vel = c
                 idx = None if batches is None else lax.dynamic_index_in_dim(batches, s - first, 1, keepdims=False)
                 return update(params, vel, T, hyper, idx, s)
 
-            return lax.fori_loop(lo, hi, one, carry)
+            done: tuple[PyTree, PyTree] = lax.fori_loop(lo, hi, one, carry)
+            return done
 
-        def segment(carry, target):
+        def segment(carry: tuple[PyTree, PyTree, jax.Array], target: jax.Array) -> tuple[PyTree, PyTree, jax.Array]:
             """Train from the current step to ``target`` (a checkpoint), epoch by epoch."""
             params, vel, s = carry
             if B is None:
@@ -147,7 +171,7 @@ def compiled(
                 return params, vel, target
             per = n // B
 
-            def piece(c):
+            def piece(c: tuple[PyTree, PyTree, jax.Array]) -> tuple[PyTree, PyTree, jax.Array]:
                 params, vel, s = c
                 e = s // per
                 perm = jax.vmap(lambda k: jax.random.permutation(k[e], n))(ek)
@@ -158,7 +182,9 @@ def compiled(
 
             return lax.while_loop(lambda c: c[2] < target, piece, (params, vel, s))
 
-        def checkpoint(i, c):
+        def checkpoint(
+            i: jax.Array, c: tuple[PyTree, PyTree, jax.Array, Records]
+        ) -> tuple[PyTree, PyTree, jax.Array, Records]:
             params, vel, s, rec = c
             params, vel, s = segment((params, vel, s), ckpts[i])
             return params, vel, s, write(rec, params, i, ckpts[i])
@@ -188,8 +214,8 @@ def placement(size: int) -> tuple[int, Callable[[Any], Any], Callable[[Any], Any
     if D == 1 or size < D:
         return size, jax.device_put, jax.device_put
     mesh = Mesh(np.array(devices), ("runs",))
-    batched = NamedSharding(mesh, PartitionSpec("runs"))
-    shared = NamedSharding(mesh, PartitionSpec())
+    batched = NamedSharding(mesh, PartitionSpec("runs"))  # type: ignore[no-untyped-call]  # unannotated in jax
+    shared = NamedSharding(mesh, PartitionSpec())  # type: ignore[no-untyped-call]  # unannotated in jax
     return (
         -(-size // D) * D,
         functools.partial(jax.device_put, device=batched),

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from kdtheory.structured_ntk import Layer
+from kdtheory.structured_ntk import Layer, Structure
 
 __all__ = ["Plan", "analyze", "network_outputs", "signature"]
 
@@ -53,14 +53,14 @@ class Plan(NamedTuple):
       reason: why nothing (or not everything) was recognized; ``""`` when every leaf is a layer.
     """
 
-    structure: Callable | None
+    structure: Structure | None
     layer_leaves: tuple[int, ...]
     rest: tuple[int, ...]
     names: tuple[str, ...]
     reason: str
 
 
-def network_outputs(apply: Callable, params: Any, x: Any, *, x_name: str) -> jax.ShapeDtypeStruct:
+def network_outputs(apply: Callable[..., Any], params: Any, x: Any, *, x_name: str) -> jax.ShapeDtypeStruct:
     """The output shape of ``apply(params, x)`` (abstract evaluation), or a ValueError naming what does not fit.
 
     Args:
@@ -75,7 +75,7 @@ def network_outputs(apply: Callable, params: Any, x: Any, *, x_name: str) -> jax
     Raises:
       ValueError: ``apply`` fails on these params and inputs, or does not return ``(batch, k)``.
     """
-    spec = jax.ShapeDtypeStruct(np.shape(x), getattr(x, "dtype", np.float64))
+    spec = jax.ShapeDtypeStruct(np.shape(x), getattr(x, "dtype", np.float64))  # type: ignore[no-untyped-call]  # unannotated in jax
     try:
         out = jax.eval_shape(apply, params, spec)
     except Exception as err:  # noqa: BLE001 - any failure of the user's function is reported, named
@@ -172,7 +172,9 @@ def _find_layers(eqns: list[_Eqn], leaf_refs: list[Any], out_refs: list[Any]) ->
     skipped: list[str] = []
     outs = set(r for r in out_refs if r[0] == "v")
     for leaf, start in enumerate(leaf_refs):
-        r, chain, scales = start, [], []
+        r = start
+        chain: list[int] = []
+        scales: list[tuple[int, int, bool]] = []
         why = ""
         while True:
             if r in outs:
@@ -260,7 +262,8 @@ def _fold_biases(
         if cand.scale is None or cand.scale == 0.0:
             continue
         add = eqns[cand.add]
-        a, path = add.ins[1 - cand.pos], []
+        a = add.ins[1 - cand.pos]
+        path: list[int] = []
         while a[0] == "v" and a not in by_out and a in producer and len(uses.get(a, [])) == 1:
             e = eqns[producer[a]]
             if e.eqn.primitive.name not in _STRUCTURAL or len(e.ins) != 1:
@@ -308,17 +311,17 @@ def _aligned(eqns: list[_Eqn], spec: _LayerSpec, path: list[int], cand: _BiasCan
             continue  # the scale, already in cand.scale
         entry = _bind(step.eqn, [entry])
     y_shape = eqns[cand.add].outs[0][2].aval.shape
-    unit = np.asarray(jnp.broadcast_to(unit, y_shape)).ravel()
-    entry = np.asarray(jnp.broadcast_to(entry, y_shape)).ravel()
+    unit_of = np.asarray(jnp.broadcast_to(unit, y_shape)).ravel()
+    entry_of = np.asarray(jnp.broadcast_to(entry, y_shape)).ravel()
     if z.shape[1] != math.prod(leaf_ref[2].aval.shape):
         return False
-    pairs = np.unique(np.stack([unit, entry], axis=1), axis=0)
+    pairs = np.unique(np.stack([unit_of, entry_of], axis=1), axis=0)
     O = z.shape[1]
-    return len(pairs) == O and len(np.unique(pairs[:, 0])) == O and len(np.unique(pairs[:, 1])) == O
+    return bool(len(pairs) == O and len(np.unique(pairs[:, 0])) == O and len(np.unique(pairs[:, 1])) == O)
 
 
 # ---------------------------------------------------------------------- evaluating with taps
-def _canonical_dense(e: Any, vals: list[Any], out: Any, wpos: int, scale: Any) -> tuple[Any, Any, Callable]:
+def _canonical_dense(e: Any, vals: list[Any], out: Any, wpos: int, scale: Any) -> tuple[Any, Any, Callable[..., Any]]:
     """Inputs ``(P, C)``, pre-activation ``(P, O)`` and the map back to ``out``'s layout."""
     (lc, rc), _ = e.params["dimension_numbers"]
     x = vals[1 - wpos]
@@ -333,7 +336,7 @@ def _canonical_dense(e: Any, vals: list[Any], out: Any, wpos: int, scale: Any) -
     return inputs, z, lambda zc: zc.T.reshape(out.shape)
 
 
-def _canonical_conv(e: Any, vals: list[Any], out: Any, scale: Any) -> tuple[Any, Any, Callable]:
+def _canonical_conv(e: Any, vals: list[Any], out: Any, scale: Any) -> tuple[Any, Any, Callable[..., Any]]:
     p = e.params
     dn = p["dimension_numbers"]
     lhs, rhs = vals
@@ -350,7 +353,7 @@ def _canonical_conv(e: Any, vals: list[Any], out: Any, scale: Any) -> tuple[Any,
     perm = [dn.out_spec[0], *dn.out_spec[2:], dn.out_spec[1]]  # (N, spatial…, feature)
     inputs = jnp.transpose(patches, perm).reshape(-1, patches.shape[dn.out_spec[1]]) * scale
     zt = jnp.transpose(out, perm)
-    inv = np.argsort(perm)
+    inv = tuple(int(a) for a in np.argsort(perm))
     return inputs, zt.reshape(inputs.shape[0], -1), lambda zc: jnp.transpose(zc.reshape(zt.shape), inv)
 
 
@@ -399,7 +402,7 @@ def _evaluate(eqns: list[_Eqn], specs: list[_LayerSpec], env: dict[Any, Any], ta
 
 
 # ---------------------------------------------------------------------- the analysis
-def signature(apply: Callable, params: Any, x: Any) -> Any:
+def signature(apply: Callable[..., Any], params: Any, x: Any) -> Any:
     """A hashable key of a network call: ``apply``, the params' tree and leaf shapes and dtypes, the input shape.
 
     Args:
@@ -415,7 +418,7 @@ def signature(apply: Callable, params: Any, x: Any) -> Any:
     return apply, treedef, shapes, tuple(np.shape(x)[1:]), str(jnp.result_type(x))
 
 
-def analyze(apply: Callable, params: Any, x: Any) -> Plan:
+def analyze(apply: Callable[..., Any], params: Any, x: Any) -> Plan:
     """Find the layers of ``apply`` (module docstring); cached per network, parameter and input shapes.
 
     Args:
@@ -437,7 +440,7 @@ def analyze(apply: Callable, params: Any, x: Any) -> Plan:
 _CACHE: dict[Any, Plan] = {}
 
 
-def _cached(key: Any, apply: Callable, params: Any, x: Any) -> Plan:
+def _cached(key: Any, apply: Callable[..., Any], params: Any, x: Any) -> Plan:
     plan = _CACHE.get(key)
     if plan is None:
         plan = _analyze(apply, params, x)
@@ -447,16 +450,19 @@ def _cached(key: Any, apply: Callable, params: Any, x: Any) -> Plan:
     return plan
 
 
-def _analyze(apply: Callable, params: Any, x: Any) -> Plan:
+def _analyze(apply: Callable[..., Any], params: Any, x: Any) -> Plan:
     leaves, treedef = jax.tree_util.tree_flatten(params)
     n_leaves = len(leaves)
     everything = tuple(range(n_leaves))
-    x1 = jax.ShapeDtypeStruct(tuple(np.shape(x)[1:]), jnp.result_type(x))
+    x1 = jax.ShapeDtypeStruct(tuple(np.shape(x)[1:]), jnp.result_type(x))  # type: ignore[no-untyped-call]  # unannotated in jax
 
     def one(lv: list[Any], xi: Any) -> Any:
         return apply(jax.tree_util.tree_unflatten(treedef, lv), xi[None])[0]
 
-    specs_in = [jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves]
+    specs_in = [
+        jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf))  # type: ignore[no-untyped-call]  # unannotated in jax
+        for leaf in leaves
+    ]
     try:
         closed = jax.make_jaxpr(one)(specs_in, x1)
     except Exception as err:  # noqa: BLE001 - a network that cannot be traced on one example

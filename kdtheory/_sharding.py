@@ -21,6 +21,12 @@ from jax.sharding import PartitionSpec as P
 
 __all__ = ["device_mesh"]
 
+PyTree = Any  # a JAX pytree of arrays
+
+# jax's ``PartitionSpec.__new__`` is unannotated, so each spec is built once here
+_SPLIT: P = P("rows")  # type: ignore[no-untyped-call]  # unannotated in jax
+_WHOLE: P = P()  # type: ignore[no-untyped-call]  # unannotated in jax
+
 _ENTRIES_PER_BLOCK = 2**24  # default row block: about 128 MB of float64 kernel entries
 _TILE = 512  # default tile edge: 2 MB of float64 kernel entries, cache-sized
 
@@ -61,8 +67,8 @@ class _Rows:
         self.block = max(1, min(int(want), per))
         self.blocks = -(-per // self.block)
         self.n_pad = self.blocks * self.block * ndev
-        self.sharded = NamedSharding(mesh, P("rows"))
-        self.replicated = NamedSharding(mesh, P())
+        self.sharded = NamedSharding(mesh, _SPLIT)
+        self.replicated = NamedSharding(mesh, _WHOLE)
 
     def pad(self, a: np.ndarray) -> np.ndarray:
         """Zero rows appended up to ``n_pad``."""
@@ -71,36 +77,37 @@ class _Rows:
 
     def put(self, a: np.ndarray, *, split: bool) -> jax.Array:
         """Pad (when split) and place on the mesh, rows split or replicated."""
-        return jax.device_put(self.pad(a) if split else a, self.sharded if split else self.replicated)
+        placed: jax.Array = jax.device_put(self.pad(a) if split else a, self.sharded if split else self.replicated)
+        return placed
 
-    def _blocks(self, tree):
+    def _blocks(self, tree: PyTree) -> PyTree:
         return jax.tree_util.tree_map(lambda x: x.reshape((-1, self.block) + x.shape[1:]), tree)
 
-    def map(self, fn: Callable, n_shared: int) -> Callable:
+    def map(self, fn: Callable[..., jax.Array], n_shared: int) -> Callable[..., jax.Array]:
         """``jit(shard_map)`` of ``rows, *shared -> concat_blocks fn(block, *shared)`` (rows split)."""
 
-        def local(rows, *shared):
-            out = jax.lax.map(lambda r: fn(r, *shared), self._blocks(rows))
+        def local(rows: PyTree, *shared: PyTree) -> jax.Array:
+            out: jax.Array = jax.lax.map(lambda r: fn(r, *shared), self._blocks(rows))
             return out.reshape((-1,) + out.shape[2:])
 
-        specs = (P("rows"),) + (P(),) * n_shared
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("rows")))
+        specs = (_SPLIT,) + (_WHOLE,) * n_shared
+        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=_SPLIT))
 
-    def sum(self, fn: Callable, n_shared: int) -> Callable:
+    def sum(self, fn: Callable[..., PyTree], n_shared: int) -> Callable[..., PyTree]:
         """``jit(shard_map)`` of ``Σ_blocks fn(block, *shared)`` over all rows (``psum``, replicated out)."""
 
-        def local(rows, *shared):
+        def local(rows: PyTree, *shared: PyTree) -> PyTree:
             blocks = self._blocks(rows)
             first = fn(jax.tree_util.tree_map(lambda x: x[0], blocks), *shared)
 
-            def step(acc, r):
+            def step(acc: PyTree, r: PyTree) -> tuple[PyTree, None]:
                 return jax.tree_util.tree_map(jnp.add, acc, fn(r, *shared)), None
 
             total, _ = jax.lax.scan(step, first, jax.tree_util.tree_map(lambda x: x[1:], blocks))
-            return jax.lax.psum(total, "rows")
+            return jax.lax.psum(total, "rows")  # type: ignore[no-untyped-call]  # unannotated in jax
 
-        specs = (P("rows"),) + (P(),) * n_shared
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P()))
+        specs = (_SPLIT,) + (_WHOLE,) * n_shared
+        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=_WHOLE))
 
 
 class _Tiles:
@@ -128,14 +135,14 @@ class _Tiles:
         pairs = np.zeros((total, 3), dtype=np.int32)  # (I, J, weight); padding tiles weigh 0
         pairs[: I.size] = np.stack([I, J, np.ones_like(I)], axis=1)
         self.mesh, self.symmetric = mesh, symmetric
-        self.pairs = jax.device_put(pairs, NamedSharding(mesh, P("rows")))
+        self.pairs = jax.device_put(pairs, NamedSharding(mesh, _SPLIT))
 
-    def matmat(self, kernel: Callable) -> Callable:
+    def matmat(self, kernel: Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]) -> Callable[..., jax.Array]:
         """``jit(shard_map)`` of ``(pairs, A, B, V) -> k(A, B) V`` (``A``, ``B``, ``V`` padded, replicated)."""
         tile, symmetric = self.tile, self.symmetric
 
-        def local(pairs, A, B, V):
-            def step(out, p):
+        def local(pairs: jax.Array, A: jax.Array, B: jax.Array, V: jax.Array) -> jax.Array:
+            def step(out: jax.Array, p: jax.Array) -> tuple[jax.Array, None]:
                 i0, j0 = p[0] * tile, p[1] * tile
                 Ai = jax.lax.dynamic_slice_in_dim(A, i0, tile)
                 Bj = jax.lax.dynamic_slice_in_dim(B, j0, tile)
@@ -153,10 +160,11 @@ class _Tiles:
 
             out0 = jax.lax.pcast(jnp.zeros((A.shape[0], V.shape[1]), V.dtype), "rows", to="varying")
             out, _ = jax.lax.scan(step, out0, pairs)
-            return jax.lax.psum(out, "rows")
+            summed: jax.Array = jax.lax.psum(out, "rows")  # type: ignore[no-untyped-call]  # unannotated in jax
+            return summed
 
-        specs = (P("rows"), P(), P(), P())
-        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P()))
+        specs = (_SPLIT, _WHOLE, _WHOLE, _WHOLE)
+        return jax.jit(jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=_WHOLE))
 
 
 class _Precision:
@@ -168,11 +176,11 @@ class _Precision:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self._ctx = jax.enable_x64(True) if self.dtype == np.float64 else None
         if self._ctx is not None:
             self._ctx.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self._ctx is not None:
             self._ctx.__exit__(*exc)

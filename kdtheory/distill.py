@@ -343,34 +343,6 @@ def _distill_structure(
     return ("distill", (s[0], s[1], axis), (tch[0], tch[1], _scalar_axis(teacher_t, "teacher_t")), w)
 
 
-def _trajectory(
-    spectrum: Source,
-    y: ArrayLike,
-    filt: FilterArg,
-    axis: ArrayLike,
-    recipe: Recipe,
-    *,
-    init: ArrayLike | None = None,
-    init_weights: ArrayLike | None = None,
-    test: TestPoints | None = None,
-    solver: Lanczos | Dense | None = None,
-) -> Trajectory:
-    """``apply_filter`` with the axis stored as ``t`` or ``ridge`` by the recipe's method."""
-    is_ridge = recipe.method == "ridge"
-    return apply_filter(
-        spectrum,
-        y,
-        filt,
-        t=None if is_ridge else axis,
-        ridge=axis if is_ridge else None,
-        init=init,
-        init_weights=init_weights,
-        test=test,
-        recipe=recipe.record(),
-        solver=solver,
-    )
-
-
 def distill(
     spectrum: Source,
     y: ArrayLike,
@@ -436,7 +408,7 @@ def distill(
             filt = _Structured(
                 filter_of, _distill_structure(spectrum, k, t, teacher_t, teacher, student, teacher_weight, truth_weight)
             )
-        return _trajectory(spectrum, y, filt, t, student, **out)
+        return apply_filter(spectrum, y, filt, t=t, recipe=student, **out)
     target = teacher_predictions(
         spectrum,
         y,
@@ -447,7 +419,7 @@ def distill(
         solver=solver,
     )
     filt = _on(spectrum, lambda spec: student.filter(spec, t, outputs=k))
-    return _trajectory(spectrum, target, filt, t, student, init=init, init_weights=init_weights, **out)
+    return apply_filter(spectrum, target, filt, t=t, recipe=student, init=init, init_weights=init_weights, **out)
 
 
 def teacher_predictions(
@@ -529,15 +501,7 @@ def rounds(
         ),
     )
     axis = np.asarray(t, float) if last_round_t is None else last_round_t
-    return _trajectory(
-        spectrum,
-        y,
-        filt,
-        axis,
-        recipe,
-        test=test,
-        solver=solver,
-    )
+    return apply_filter(spectrum, y, filt, t=axis, recipe=recipe, test=test, solver=solver)
 
 
 def late_switch(
@@ -584,15 +548,7 @@ def late_switch(
             outputs=k,
         ),
     )
-    return _trajectory(
-        spectrum,
-        y,
-        filt,
-        t,
-        recipe,
-        test=test,
-        solver=solver,
-    )
+    return apply_filter(spectrum, y, filt, t=t, recipe=recipe, test=test, solver=solver)
 
 
 # ---------------------------------------------------------------------- stopping rules

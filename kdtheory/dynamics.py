@@ -178,8 +178,6 @@ def train(
                 "recipe=Recipe('ridge', normalization=...))"
             )
         recipe = Recipe("ridge", normalization=recipe.normalization)
-    elif recipe.method == "ridge":
-        t, ridge = None, t
     at = t if ridge is None else ridge
     k = _outputs(y)
     if is_operator(spectrum):
@@ -189,16 +187,7 @@ def train(
     else:
         filt = recipe.filter(spectrum, at, outputs=k)
     return apply_filter(
-        spectrum,
-        y,
-        filt,
-        t=t,
-        ridge=ridge,
-        init=init,
-        init_weights=init_weights,
-        test=test,
-        recipe=recipe.record(),
-        solver=solver,
+        spectrum, y, filt, t=at, init=init, init_weights=init_weights, test=test, recipe=recipe, solver=solver
     )
 
 
@@ -212,7 +201,7 @@ def apply_filter(
     init: ArrayLike | None = None,
     init_weights: ArrayLike | None = None,
     test: TestPoints | None = None,
-    recipe: Mapping[str, Any] | None = None,
+    recipe: Recipe | Mapping[str, Any] | None = None,
     solver: Lanczos | Dense | None = None,
 ) -> Trajectory:
     r"""Build a :class:`~kdtheory.trajectory.Trajectory` from any spectral filter.
@@ -234,10 +223,12 @@ def apply_filter(
       init: initial training output ``f_0`` (default 0), shape of ``y``.
       init_weights: initial weights ``w_0`` (features spectrum only).
       test: held-out points, :class:`TestPoints` (cross-kernel or test features, initial output).
-      recipe: metadata stored on the trajectory (``method``, ``learning_rate``, ``momentum``,
-        ``normalization``; :meth:`kdtheory.filters.Recipe.record` gives it); default a
-        ``"custom"`` recipe. Its ``normalization`` (``"sum"``, ``"mean"`` or ``"per_output"``,
-        default ``"sum"``) normalizes the reported loss.
+      recipe: the :class:`~kdtheory.eigen.Recipe` the filter comes from, or metadata stored on
+        the trajectory (``method``, ``learning_rate``, ``momentum``, ``normalization``, as
+        :meth:`kdtheory.filters.Recipe.record` gives it); default a ``"custom"`` recipe. Its
+        ``normalization`` (``"sum"``, ``"mean"`` or ``"per_output"``, default ``"sum"``)
+        normalizes the reported loss. A ridge ``Recipe`` stores an axis given as ``t`` as the
+        trajectory's ``ridge`` (its strengths), as :func:`train` and the distill composites do.
       solver: :class:`Dense` on a Spectrum, :class:`kdtheory.krylov.Lanczos` on an operator.
 
     Returns:
@@ -249,6 +240,10 @@ def apply_filter(
       TypeError: ``spectrum`` is not a Spectrum or operator, or ``filter`` is not a Filter.
       kdtheory.krylov.ConvergenceError: on an operator, the tolerance was not certified.
     """
+    if isinstance(recipe, Recipe):
+        if recipe.method == "ridge" and ridge is None:
+            t, ridge = None, t
+        recipe = recipe.record()
     normalization = choice((recipe or {}).get("normalization", "sum"), "normalization", NORMALIZATIONS)
     if t is not None and ridge is not None:
         raise ValueError("a trajectory is indexed by t or by ridge, not both")
@@ -531,21 +526,19 @@ def _weights0(spectrum: Spectrum, init_weights: ArrayLike | None, k: int, squeez
         if init_weights is not None:
             raise ValueError("init_weights needs a features spectrum (Spectrum.from_features)")
         return None  # pragma: no cover
-    d = spectrum.V.shape[0]
-    if init_weights is None:
-        return np.zeros((d, k))
-    w0 = as_float_array(init_weights, "init_weights", ndim=(1, 2))
-    want = (d,) if squeeze else (d, k)
-    if w0.shape != want:
-        raise ValueError(f"init_weights must have shape {want}, got {w0.shape}")
-    return w0.reshape(d, k)
+    return _start(init_weights, "init_weights", spectrum.V.shape[0], k, squeeze)
 
 
 def _test_init(test_init: ArrayLike | None, nt: int, k: int, squeeze: bool) -> np.ndarray:
-    if test_init is None:
-        return np.zeros((nt, k))
-    f = as_float_array(test_init, "test.init", ndim=(1, 2))
-    want = (nt,) if squeeze else (nt, k)
+    return _start(test_init, "test.init", nt, k, squeeze)
+
+
+def _start(value: ArrayLike | None, name: str, rows: int, k: int, squeeze: bool) -> np.ndarray:
+    """A starting value ``(rows, k)`` given as ``(rows,)`` for 1-D labels or ``(rows, k)``; default zeros."""
+    if value is None:
+        return np.zeros((rows, k))
+    f = as_float_array(value, name, ndim=(1, 2))
+    want = (rows,) if squeeze else (rows, k)
     if f.shape != want:
-        raise ValueError(f"test.init must have shape {want}, got {f.shape}")
-    return f.reshape(nt, k)
+        raise ValueError(f"{name} must have shape {want}, got {f.shape}")
+    return f.reshape(rows, k)

@@ -45,7 +45,8 @@ def _jacobians(apply: Callable[[Any, jax.Array], jax.Array], params: Any, X: jax
     flat, unravel = ravel_pytree(params)
 
     def single(x: jax.Array) -> jax.Array:
-        return jax.jacrev(lambda fl: apply(unravel(fl), x[None])[0])(flat)
+        jac: jax.Array = jax.jacrev(lambda fl: apply(unravel(fl), x[None])[0])(flat)
+        return jac
 
     return jax.vmap(single)(X)
 
@@ -141,9 +142,11 @@ def _gradients(
     flat, unravel = ravel_pytree(params)
 
     def single(fl: jax.Array, x: jax.Array, y: jax.Array, t: jax.Array) -> jax.Array:
-        return loss(apply(unravel(fl), x[None]), y[None], t[None])
+        value: jax.Array = loss(apply(unravel(fl), x[None]), y[None], t[None])
+        return value
 
-    return jax.vmap(jax.grad(single), in_axes=(None, 0, 0, 0))(flat, X, Y, T)
+    grads: jax.Array = jax.vmap(jax.grad(single), in_axes=(None, 0, 0, 0))(flat, X, Y, T)
+    return grads
 
 
 class GradientPair(NamedTuple):

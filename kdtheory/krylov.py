@@ -395,7 +395,8 @@ def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients ``(N, T)`` of the interpolant through values ``(T, N)`` at first-kind nodes."""
     c = scipy.fft.dct(values, type=2, axis=-1) / values.shape[-1]
     c[..., 0] /= 2.0
-    return c.T
+    coeffs: np.ndarray = c.T
+    return coeffs
 
 
 def _cheb_eval(c: np.ndarray, lo: float, hi: float, lam: np.ndarray) -> np.ndarray:
@@ -612,14 +613,16 @@ class _Checkpoint:
         """Round-off floor of the train predictions per time: ``δ (‖c‖/θ_max + ‖s_a ∘ Sᵀc‖)``."""
         scn = np.linalg.norm(self.sc, axis=1)
         rel = self.delta / max(self.top, np.finfo(float).tiny)
-        return rel * self.cnorm + self.delta * np.linalg.norm(self.sens_a * scn, axis=1)
+        floor: np.ndarray = rel * self.cnorm + self.delta * np.linalg.norm(self.sens_a * scn, axis=1)
+        return floor
 
     def floor_norm(self) -> np.ndarray:
         """Round-off floor of the norm: ``δ‖f‖²_H ≈ δ Σ_i s_h,i ‖(Sᵀc)_i‖²``, halved over ‖f‖."""
         scn2 = np.sum(self.sc * self.sc, axis=1)
         rel = self.delta / max(self.top, np.finfo(float).tiny)
         d2 = rel * self.norm**2 + self.delta * (self.sens_h @ scn2)
-        return np.where(self.norm > 0, d2 / (2 * np.where(self.norm > 0, self.norm, 1.0)), np.sqrt(d2))
+        floor: np.ndarray = np.where(self.norm > 0, d2 / (2 * np.where(self.norm > 0, self.norm, 1.0)), np.sqrt(d2))
+        return floor
 
     def floor_test(self, KxV: np.ndarray) -> np.ndarray:
         r"""First-order effect of a perturbation ``‖δT‖ ≤ δ`` on ``K_xX V G(T) c``, per time.
@@ -771,7 +774,7 @@ def _residual_bounds(
 
 def _recipe_filter(method: str, rate: float, at: float, theta: np.ndarray) -> np.ndarray:
     """A plain recipe's ``a`` on the Ritz values (the teacher of a distillation)."""
-    th = np.maximum(theta, 0.0)
+    th: np.ndarray = np.maximum(theta, 0.0)
     if method == "flow":
         return -np.expm1(-rate * at * th) if np.isfinite(at) else (th > 0).astype(float)
     if method == "gd":
@@ -819,7 +822,10 @@ def _sensitivity(theta: np.ndarray, f: np.ndarray, df: np.ndarray) -> np.ndarray
     gap = theta[:-1] - theta[1:]
     adj = np.abs(f[:, :-1] - f[:, 1:]) / np.where(gap > 0, gap, np.inf)
     zero = np.zeros((f.shape[0], 1))
-    return np.maximum(np.abs(df), np.maximum(np.concatenate([adj, zero], 1), np.concatenate([zero, adj], 1)))
+    sens: np.ndarray = np.maximum(
+        np.abs(df), np.maximum(np.concatenate([adj, zero], 1), np.concatenate([zero, adj], 1))
+    )
+    return sens
 
 
 # ---------------------------------------------------------------------- entry point
@@ -859,7 +865,7 @@ def _norm_estimate(Kx: KernelOperator, array: np.ndarray | None) -> float:
             return float(np.linalg.norm(array, 2))
         return float(np.linalg.norm(array))
     Z = np.random.default_rng(0).standard_normal((Kx.shape[1], 8))
-    return 1.5 * float(np.linalg.norm(Kx.matmat(Z))) / np.sqrt(8.0)
+    return 1.5 * float(np.linalg.norm(Kx.matmat(Z))) / float(np.sqrt(8.0))
 
 
 def as_test_operator(test_kernel: KernelOperator | ArrayLike, n: int) -> tuple[KernelOperator, np.ndarray | None]:

@@ -226,7 +226,8 @@ def decompose(onehot: ArrayLike, distill: ArrayLike, teacher: ArrayLike, *, bins
 def _softmax_t(z: np.ndarray, tau: float) -> np.ndarray:
     a = z / tau
     e = np.exp(a - a.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    p: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return p
 
 
 def bayes_excess_second_moment(

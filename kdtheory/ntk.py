@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -59,7 +60,7 @@ from kdtheory.eigen import NORMALIZATIONS, Normalization, Recipe, Spectrum, loss
 from kdtheory.gradients import per_example_jacobians
 from kdtheory.operators import NTKOperator, ntk_vector_product, relu_kernels
 from kdtheory.simulate import Model
-from kdtheory.structured_ntk import structured_ntk
+from kdtheory.structured_ntk import Structure, structured_ntk
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
 ]
 
 Trace = Literal["mean", "sum"] | None
+Network = Model | Callable[..., Any]  # a Model, or any ``apply(params, x) -> (batch, k)``
+Jacobians = Callable[[Any, Any, Any], np.ndarray]  # ``(apply, params, X) -> J`` of shape ``(n, k, P)``
 METHODS = ("auto", "structured", "jacobian", "ntvp", "per_example")
 log = logging.getLogger("kdtheory.ntk")
 
@@ -85,7 +88,7 @@ def _batch(X: ArrayLike, name: str) -> np.ndarray:
 
 
 def empirical_ntk(
-    apply,
+    apply: Network,
     params: Any,
     X1: ArrayLike,
     X2: ArrayLike | None = None,
@@ -137,7 +140,7 @@ def empirical_ntk(
         raise ValueError(f"unknown trace {trace!r}; expected 'mean', 'sum' or None")
     model = apply if isinstance(apply, Model) else None
     structure = model.structure if model is not None else None
-    fn = model.apply if model is not None else apply
+    fn = apply.apply if isinstance(apply, Model) else apply
     if method == "structured" and structure is None:
         raise ValueError(
             "method='structured' needs a Model that declares its layers (Model.structure, e.g. kdtheory.simulate.mlp); "
@@ -151,17 +154,17 @@ def empirical_ntk(
     _check_params(model, fn, params, A, "X1")
     dt = ravel_pytree(params)[0].dtype
     Aj, Bj = jnp.asarray(A, dt), None if X2 is None else jnp.asarray(B, dt)
-    if method in ("auto", "structured") and structure is not None:
-        K = structured_ntk(structure, params, Aj, Bj, trace=trace, block_size=bs)
+    if method in ("auto", "structured") and model is not None and model.structure is not None:
+        K = structured_ntk(model.structure, params, Aj, Bj, trace=trace, block_size=bs)
         if check:
             gap = _gap(fn, params, Aj, Bj, K, trace)
             if gap is not None:
-                raise ValueError(_declared_mismatch(model, params, Aj, gap))
+                raise ValueError(_declared_mismatch(model, model.structure, params, Aj, gap))
         return K
     if method == "auto":
-        K = _auto(fn, params, Aj, Bj, trace, bs, check)
-        if K is not None:
-            return K
+        found = _auto(fn, params, Aj, Bj, trace, bs, check)
+        if found is not None:
+            return found
         method = "jacobian"
     if method == "ntvp":
         return _ntk_ntvp(fn, params, Aj, Bj, trace, bs)
@@ -169,10 +172,18 @@ def empirical_ntk(
     return _generic(fn, params, Aj, Bj, trace, bs, jac)
 
 
-def _generic(fn, params, A, B, trace, bs, jac) -> np.ndarray:
+def _generic(
+    fn: Callable[..., Any] | None,
+    params: Any,
+    A: jax.Array,
+    B: jax.Array | None,
+    trace: Trace,
+    bs: int | None,
+    jac: Jacobians,
+) -> np.ndarray:
     """``J Jᵀ`` from per-block Jacobians ``(n, k, P)`` (at most two row blocks of ``J`` held at once)."""
     same = B is None
-    Bx = A if same else B
+    Bx = A if B is None else B
     blocks1 = [slice(i, i + bs) for i in range(0, A.shape[0], bs)] if bs else [slice(None)]
     blocks2 = [slice(i, i + bs) for i in range(0, Bx.shape[0], bs)] if bs else [slice(None)]
     rows = []
@@ -182,7 +193,9 @@ def _generic(fn, params, A, B, trace, bs, jac) -> np.ndarray:
     return np.block(rows)
 
 
-def _auto(fn, params, A, B, trace, bs, check) -> np.ndarray | None:
+def _auto(
+    fn: Callable[..., Any], params: Any, A: jax.Array, B: jax.Array | None, trace: Trace, bs: int | None, check: bool
+) -> np.ndarray | None:
     """Structured on the layers :func:`kdtheory._layers.analyze` finds + generic on the rest; ``None``: fall back."""
     name = getattr(fn, "__qualname__", type(fn).__name__)
     plan = analyze(fn, params, A)
@@ -212,7 +225,7 @@ def _auto(fn, params, A, B, trace, bs, check) -> np.ndarray | None:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _rest_jacobian(fn, treedef, rest, leaves, x):
+def _rest_jacobian(fn: Callable[..., Any], treedef: Any, rest: tuple[int, ...], leaves: list[Any], x: jax.Array) -> Any:
     """``∂f/∂θ_rest`` ``(n, k, P_rest)`` for the leaves ``rest`` (the others held fixed), one example at a time.
 
     ``vmap`` over examples of the per-example ``jacrev`` (``k`` backward passes per example, as
@@ -221,7 +234,7 @@ def _rest_jacobian(fn, treedef, rest, leaves, x):
     index = {j: i for i, j in enumerate(rest)}
     flat, unravel = ravel_pytree([leaves[j] for j in rest])
 
-    def one(fl, xi):
+    def one(fl: jax.Array, xi: jax.Array) -> Any:
         part = unravel(fl)
         merged = [part[index[j]] if j in index else leaf for j, leaf in enumerate(leaves)]
         return fn(jax.tree_util.tree_unflatten(treedef, merged), xi[None])[0]
@@ -232,7 +245,7 @@ def _rest_jacobian(fn, treedef, rest, leaves, x):
 _CHECK_POINTS, _CHECK_VECTORS = 8, 2
 
 
-def _gap(fn, params, A, B, K, trace) -> float | None:
+def _gap(fn: Callable[..., Any], params: Any, A: jax.Array, B: jax.Array | None, K: Any, trace: Trace) -> float | None:
     r"""Relative gap of ``K V`` from the NTK-vector product on up to 8 inputs per side; ``None``: round-off.
 
     The gap is ``max |K_s V − Θ_s V| / max (|K_s| |V|)`` over a corner ``K_s`` of ``K``; round-off
@@ -257,9 +270,9 @@ def _gap(fn, params, A, B, K, trace) -> float | None:
     return gap if gap > tol else None
 
 
-def _declared_mismatch(model, params, A, gap: float) -> str:
+def _declared_mismatch(model: Model, structure: Structure, params: Any, A: jax.Array, gap: float) -> str:
     """The message for a declared structure that is not the network's: the gap and the parameters it covers."""
-    _, layers = model.structure(params, A[:1], None)  # one example, concretely (bias scales are numbers)
+    _, layers = structure(params, A[:1], None)  # one example, concretely (bias scales are numbers)
     widths = [(lay.inputs.shape[-1], lay.preactivation.shape[-1], float(lay.bias_scale)) for lay in layers]
     covered = sum(d * w + (w if s else 0) for d, w, s in widths)
     total = int(ravel_pytree(params)[0].size)
@@ -271,7 +284,7 @@ def _declared_mismatch(model, params, A, gap: float) -> str:
     )
 
 
-def _check_params(model, fn, params, A, x_name: str) -> None:
+def _check_params(model: Model | None, fn: Callable[..., Any], params: Any, A: Any, x_name: str) -> None:
     """Params finite, of the shapes ``model.init`` makes (a Model), and fitting ``apply`` on ``A[:1]``."""
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
@@ -295,7 +308,7 @@ def _check_params(model, fn, params, A, x_name: str) -> None:
         got_def = jax.tree_util.tree_structure(params)
         shapes = [tuple(np.shape(leaf)) for leaf in leaves]
         want_shapes = [tuple(w.shape) for w in want_leaves]
-        if got_def != want_def or shapes != want_shapes:
+        if got_def != want_def or shapes != want_shapes:  # type: ignore[operator]  # jaxlib has no PyTreeDef stub
             raise ValueError(
                 f"params do not match {model.name}: its init makes {len(want_shapes)} leaves of shapes {want_shapes}, "
                 f"got {len(shapes)} of shapes {shapes}"
@@ -307,25 +320,28 @@ def _check_params(model, fn, params, A, x_name: str) -> None:
         _FITS.add(key)
 
 
-_FITS: set = set()  # network calls whose params and inputs have been checked to fit (shapes only)
+_FITS: set[Any] = set()  # network calls whose params and inputs have been checked to fit (shapes only)
 
 
-def _contract(J1: np.ndarray, J2: np.ndarray, trace) -> np.ndarray:
+def _contract(J1: np.ndarray, J2: np.ndarray, trace: Trace) -> np.ndarray:
     """J1 (n1, k, P), J2 (n2, k, P) -> traced (n1, n2) or full (n1·k, n2·k), as one BLAS product."""
     n1, k, P = J1.shape
     if trace is None:
-        return J1.reshape(n1 * k, P) @ J2.reshape(-1, P).T
-    K = J1.reshape(n1, k * P) @ J2.reshape(J2.shape[0], k * P).T  # Σ_c J1[a,c]·J2[b,c]
+        full: np.ndarray = J1.reshape(n1 * k, P) @ J2.reshape(-1, P).T
+        return full
+    K: np.ndarray = J1.reshape(n1, k * P) @ J2.reshape(J2.shape[0], k * P).T  # Σ_c J1[a,c]·J2[b,c]
     return K / k if trace == "mean" else K
 
 
-def _jacobians_batched(apply, params, A) -> np.ndarray:
+def _jacobians_batched(apply: Callable[..., Any], params: Any, A: Any) -> np.ndarray:
     """``jax.jacrev`` of the batched function: the textbook full Jacobian ``(n, k, P)``."""
     flat, unravel = ravel_pytree(params)
     return np.asarray(jax.jacrev(lambda fl, x: apply(unravel(fl), x))(flat, A))
 
 
-def _ntk_ntvp(apply, params, A, B, trace, block_size) -> np.ndarray:
+def _ntk_ntvp(
+    apply: Callable[..., Any], params: Any, A: jax.Array, B: jax.Array | None, trace: Trace, block_size: int | None
+) -> np.ndarray:
     """Θ(A, B) as the dense form of :class:`~kdtheory.operators.NTKOperator` (its NTK-vector products)."""
     dt = A.dtype
     op = NTKOperator(apply, params, A if B is None else B, trace=trace, block_size=block_size, dtype=dt)
@@ -383,7 +399,7 @@ def relu_ntk(
 
 
 def linearized(
-    apply,
+    apply: Network,
     params: Any,
     X: ArrayLike,
     y: ArrayLike,
@@ -476,7 +492,8 @@ def project_residual(spectrum: Spectrum, outputs: ArrayLike, init: ArrayLike, y:
     z = spectrum.U.T @ (np.asarray(y, float) - f0)
     proj = np.einsum("nm,...nk->...mk", spectrum.U, F - f0)
     den = np.sum(z * z, axis=1)
-    return np.sum(proj * z, axis=-1) / np.where(den > 0, den, 1.0)
+    learned: np.ndarray = np.sum(proj * z, axis=-1) / np.where(den > 0, den, 1.0)
+    return learned
 
 
 def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
@@ -499,7 +516,9 @@ def project_first_layer(W: ArrayLike, X: ArrayLike) -> np.ndarray:
     if Wn.shape[0] != Xn.shape[1]:
         raise ValueError(f"W has {Wn.shape[0]} rows but X has {Xn.shape[1]} features")
     V = Spectrum.from_features(Xn).V
-    return np.sum((V.T @ Wn) ** 2, axis=1)
+    assert V is not None  # from_features always gives the weight-space vectors
+    energies: np.ndarray = np.sum((V.T @ Wn) ** 2, axis=1)
+    return energies
 
 
 def lag_at_matched_progress(reference: ArrayLike, student: ArrayLike, *, directions: int) -> float:

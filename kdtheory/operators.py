@@ -67,6 +67,9 @@ from kdtheory._checks import as_float_array, positive_scalar
 from kdtheory._layers import network_outputs
 from kdtheory._sharding import _ENTRIES_PER_BLOCK, _TILE, _pad_rows, _Precision, _Rows, _Tiles, device_mesh
 
+KernelFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
+"""A kernel function ``kernel(A, B, same) -> (|A|, |B|)`` in ``jax.numpy`` (see :class:`FunctionKernel`)."""
+
 __all__ = [
     "KernelOperator",
     "FeatureKernel",
@@ -217,7 +220,7 @@ class FeatureKernel(KernelOperator):
         self._prec = _Precision(dtype)
         self._mesh = _mesh_arg(devices)
         self._block = _block_arg(block_size)
-        self._diag = np.sum(Phi * Phi, axis=1)
+        self._diag: np.ndarray = np.sum(Phi * Phi, axis=1)
         self._rows = _Rows(Phi.shape[0], self._block, Phi.shape[1], self._mesh)
         with self._prec:
             self._phi = self._rows.put(Phi.astype(self._prec.dtype), split=True)
@@ -226,9 +229,10 @@ class FeatureKernel(KernelOperator):
 
     def _weights(self, V: np.ndarray) -> jax.Array:
         Vd = self._rows.put(V.astype(self._prec.dtype), split=True)
-        return self._reduce((self._phi, Vd))
+        weights: jax.Array = self._reduce((self._phi, Vd))
+        return weights
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         with self._prec:
             return np.asarray(self._apply(self._phi, self._weights(V)))[: self.n]
 
@@ -265,7 +269,7 @@ class _FeatureCross(KernelOperator):
             self._t = self._rows.put(T.astype(train._prec.dtype), split=True)
             self._apply = self._rows.map(lambda r, W: r @ W, 1)
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         with self._train._prec:
             return np.asarray(self._apply(self._t, self._train._weights(V)))[: self.shape[0]]
 
@@ -283,7 +287,7 @@ class RBF:
     lengthscale: float = 1.0
     variance: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """Validate the parameters (a clear ValueError naming the bad one)."""
         positive_scalar(self.lengthscale, "lengthscale")
         positive_scalar(self.variance, "variance")
@@ -386,20 +390,21 @@ class _ReluKernel:
     weight_std: float = 1.0
     bias_std: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """Validate the parameters (a clear ValueError naming the bad one)."""
         if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
         positive_scalar(self.weight_std, "weight_std")
         positive_scalar(self.bias_std, "bias_std", allow_zero=True)
 
-    def _both(self, A, B, same):
+    def _both(self, A: jax.Array, B: jax.Array, same: jax.Array | None) -> tuple[jax.Array, jax.Array]:
         return relu_kernels(A, B, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=same)
 
     def _diag_both(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         A = np.asarray(A, dtype=np.float64)
-        kw = dict(depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std)
-        return relu_kernels(A, A, same=True, pairwise=True, xp=np, **kw)
+        return relu_kernels(
+            A, A, depth=self.depth, weight_std=self.weight_std, bias_std=self.bias_std, same=True, pairwise=True, xp=np
+        )
 
 
 @dataclass(frozen=True)
@@ -416,7 +421,7 @@ class ReluNNGP(_ReluKernel):
       bias_std: σ_b ≥ 0.
     """
 
-    def __call__(self, A, B, same=None):
+    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
         """The block ``Σ(A, B)``.
 
         Args:
@@ -454,7 +459,7 @@ class ReluNTK(_ReluKernel):
       bias_std: σ_b ≥ 0.
     """
 
-    def __call__(self, A, B, same=None):
+    def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
         """The block ``Θ(A, B)``.
 
         Args:
@@ -511,7 +516,7 @@ class FunctionKernel(KernelOperator):
     def __init__(
         self,
         X: ArrayLike,
-        kernel: Callable,
+        kernel: KernelFn,
         *,
         block_size: int | None = None,
         symmetric: bool = True,
@@ -539,7 +544,7 @@ class FunctionKernel(KernelOperator):
             self._xall = self._rows.put(xd, split=False)
             self._iall = self._rows.put(idx, split=False)
 
-            def block(r, X, i, V):
+            def block(r: tuple[jax.Array, jax.Array], X: jax.Array, i: jax.Array, V: jax.Array) -> jax.Array:
                 return kernel(r[0], X, r[1][:, None] == i[None, :]) @ V
 
             self._apply = self._rows.map(block, 3)
@@ -548,9 +553,9 @@ class FunctionKernel(KernelOperator):
             self._xpad = self._rows.put(_pad_rows(xd, self._tiles.cols_pad), split=False)
             self._apply_sym = self._tiles.matmat(kernel) if symmetric else None
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         with self._prec:
-            if self._symmetric:
+            if self._apply_sym is not None:  # symmetric
                 Vd = self._rows.put(_pad_rows(V.astype(self._prec.dtype), self._tiles.cols_pad), split=False)
                 return np.asarray(self._apply_sym(self._tiles.pairs, self._xpad, self._xpad, Vd))[: self.n]
             Vd = self._rows.put(V.astype(self._prec.dtype), split=False)
@@ -589,7 +594,7 @@ class _FunctionCross(KernelOperator):
             self._t = train._rows.put(_pad_rows(T.astype(train._prec.dtype), self._tiles.rows_pad), split=False)
             self._apply = self._tiles.matmat(train.kernel)
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         tr = self._train
         with tr._prec:
             Vd = tr._rows.put(_pad_rows(V.astype(tr._prec.dtype), self._tiles.cols_pad), split=False)
@@ -645,7 +650,7 @@ class StoredKernel(KernelOperator):
                 self._dev = self._rows.put(np.asarray(K), split=True)
                 self._apply = self._rows.map(lambda r, V: r.astype(V.dtype) @ V, 1)
 
-    def _check(self):
+    def _check(self) -> None:
         n, m = self.shape
         for i in range(0, n, self._bs):
             blk = np.asarray(self._K[i : i + self._bs])
@@ -658,7 +663,7 @@ class StoredKernel(KernelOperator):
                 if asym > 1e4 * np.finfo(self._K.dtype).eps * max(scale, np.finfo(float).tiny):
                     raise ValueError(f"K is not symmetric: max|K - K.T| = {asym:.3g} in rows {i}..{j - 1}")
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         if self._on_device:
             with self._prec:
                 return np.asarray(self._apply(self._dev, self._rows.put(V, split=False)))[: self.shape[0]]
@@ -671,7 +676,7 @@ class StoredKernel(KernelOperator):
         """The stored diagonal (square matrices), as float64."""
         return np.asarray(np.diagonal(self._K), dtype=np.float64).copy() if self.shape[0] == self.shape[1] else None
 
-    def cross(self, test: np.ndarray) -> KernelOperator:
+    def cross(self, test: ArrayLike) -> KernelOperator:
         """A stored cross-kernel as an operator (read by row blocks, not checked for symmetry).
 
         Args:
@@ -689,7 +694,7 @@ class StoredKernel(KernelOperator):
 
 
 # ---------------------------------------------------------------------- empirical NTK
-def _pullback(apply: Callable, params: Any, x: Any, Vb: Any, trace: str | None) -> Any:
+def _pullback(apply: Callable[..., Any], params: Any, x: Any, Vb: Any, trace: str | None) -> Any:
     r"""``Jᵀ V`` on a block of inputs: one ``jax.vjp``, pulled back once per cotangent (vmapped).
 
     ``Vb`` is ``(blk, b)`` (traced: column ``j`` is put on every output ``c`` in turn, ``b·k``
@@ -706,7 +711,7 @@ def _pullback(apply: Callable, params: Any, x: Any, Vb: Any, trace: str | None) 
     return jax.vmap(lambda c: pull(c)[0])(cot.astype(out.dtype))
 
 
-def _pushforward(apply: Callable, params: Any, x: Any, U: Any, trace: str | None) -> Any:
+def _pushforward(apply: Callable[..., Any], params: Any, x: Any, U: Any, trace: str | None) -> jax.Array:
     r"""``J u`` on a block of inputs for every tangent of :func:`_pullback`, contracted to ``Θ V``."""
     outs = jax.vmap(lambda u: jax.jvp(lambda p: apply(p, x), (params,), (u,))[1])(U)
     if trace is None:  # (b, blk, k) -> (blk, k, b)
@@ -718,12 +723,12 @@ def _pushforward(apply: Callable, params: Any, x: Any, U: Any, trace: str | None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
-def _ntvp(apply, params, X_rows, X_cols, V, trace):
+def _ntvp(apply: Callable[..., Any], params: Any, X_rows: Any, X_cols: Any, V: Any, trace: str | None) -> jax.Array:
     return _pushforward(apply, params, X_rows, _pullback(apply, params, X_cols, V, trace), trace)
 
 
 def ntk_vector_product(
-    apply: Callable,
+    apply: Callable[..., Any],
     params: Any,
     X_rows: Any,
     X_cols: Any,
@@ -748,7 +753,8 @@ def ntk_vector_product(
     Returns:
       ``(n1, b)`` (traced) or ``(n1, k, b)`` (full), a JAX array in the computation's dtype.
     """
-    return _ntvp(apply, params, X_rows, X_cols, V, trace)
+    product: jax.Array = _ntvp(apply, params, X_rows, X_cols, V, trace)  # a jitted call is typed Any
+    return product
 
 
 class NTKOperator(KernelOperator):
@@ -777,7 +783,7 @@ class NTKOperator(KernelOperator):
 
     def __init__(
         self,
-        apply: Callable,
+        apply: Callable[..., Any],
         params: Any,
         X: ArrayLike,
         *,
@@ -814,21 +820,21 @@ class NTKOperator(KernelOperator):
         """``k``, the network's outputs per input."""
         return self._k
 
-    def _vjp_block(self, rv, params):
+    def _vjp_block(self, rv: tuple[jax.Array, jax.Array], params: Any) -> Any:
         x, Vb = rv
         # Parameters are replicated; marked device-varying here, the vjp is this shard's own sum
         # (otherwise shard_map's transpose would psum it, and the explicit psum would count it twice).
         params = jax.tree_util.tree_map(lambda p: jax.lax.pcast(p, "rows", to="varying"), params)
         return _pullback(self._apply_fn, params, x, Vb, self._trace)
 
-    def _jvp_block(self, x, params, U):
+    def _jvp_block(self, x: jax.Array, params: Any, U: Any) -> jax.Array:
         return _pushforward(self._apply_fn, params, x, U, self._trace)
 
-    def _tangents(self, V):
+    def _tangents(self, V: np.ndarray) -> Any:
         Vr = V.reshape(self._n_in, self._k, -1) if self._trace is None else V
         return self._reduce((self._x, self._rows.put(Vr.astype(self._prec.dtype), split=True)), self._params)
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         with self._prec:
             out = np.asarray(self._map(self._x, self._params, self._tangents(V)))[: self._n_in]
         return out.reshape(self.shape[0], V.shape[1])
@@ -863,7 +869,7 @@ class _NTKCross(KernelOperator):
             self._t = self._rows.put(T.astype(train._prec.dtype), split=True)
             self._map = self._rows.map(train._jvp_block, 2)
 
-    def _matmat(self, V):
+    def _matmat(self, V: np.ndarray) -> np.ndarray:
         tr = self._train
         with tr._prec:
             out = np.asarray(self._map(self._t, tr._params, tr._tangents(V)))[: self._nt_in]

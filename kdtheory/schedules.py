@@ -110,7 +110,8 @@ class Schedule:
         s = np.asarray(steps)
         if not np.issubdtype(s.dtype, np.number) or np.any(s < 0) or np.any(s != np.round(s)):
             raise ValueError(f"steps must be non-negative whole numbers, got {steps!r}")
-        return multiplier(np, self.params(np.float64), s.astype(np.int64))
+        m: np.ndarray = multiplier(np, self.params(np.float64), s.astype(np.int64))
+        return m
 
     def params(self, dtype: Any = np.float64, table: int | None = None) -> dict[str, np.ndarray]:
         """The schedule's numbers as arrays (what the engine traces).

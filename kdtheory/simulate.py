@@ -60,7 +60,7 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.schedules import Schedule
-from kdtheory.structured_ntk import Layer
+from kdtheory.structured_ntk import Layer, Structure, Taps
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
@@ -80,7 +80,9 @@ __all__ = [
     "teacher_student",
 ]
 
-_ACTIVATIONS: dict[str, Callable] = {
+Params = Any  # a pytree of parameter arrays
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
     "gelu": jax.nn.gelu,
@@ -118,7 +120,7 @@ class Model:
     outputs: int
     functional: bool = False
     input_shape: tuple[int, ...] | None = None
-    structure: Callable | None = None
+    structure: Structure | None = None
 
     def __repr__(self) -> str:
         return f"Model({self.name})"
@@ -137,18 +139,18 @@ def linear_model(d: int, k: int, *, init_scale: float = 0.0, bias: bool = False)
       A :class:`Model` with a declared structure (one dense layer).
     """
 
-    def init(key):
+    def init(key: jax.Array) -> Params:
         p = {"w": init_scale * jax.random.normal(key, (d, k)) / np.sqrt(d)}
         if bias:
             p["b"] = jnp.zeros((k,))
         return p
 
-    def structure(p, x, taps):
+    def structure(p: Params, x: jax.Array, taps: Taps) -> tuple[jax.Array, tuple[Layer, ...]]:
         z = x @ p["w"] + (p["b"] if bias else 0.0)
         z = z if taps is None else z + taps[0]
         return z, (Layer(x, z, 1.0 if bias else 0.0),)
 
-    def apply(p, x):
+    def apply(p: Params, x: jax.Array) -> jax.Array:
         return structure(p, x, None)[0]
 
     return Model(f"linear(d={d}, k={k})", init, apply, k, input_shape=(int(d),), structure=structure)
@@ -168,11 +170,12 @@ def kernel_model(n_train: int, k: int) -> Model:
       A functional :class:`Model`.
     """
 
-    def init(key):
+    def init(key: jax.Array) -> Params:
         return {"alpha": jnp.zeros((n_train, k))}
 
-    def apply(p, krows):
-        return krows @ p["alpha"]
+    def apply(p: Params, krows: jax.Array) -> jax.Array:
+        out: jax.Array = krows @ p["alpha"]
+        return out
 
     return Model(f"kernel(n={n_train}, k={k})", init, apply, k, functional=True, input_shape=(int(n_train),))
 
@@ -198,16 +201,16 @@ def random_features_model(
     act = _ACTIVATIONS[choice(activation, "activation", tuple(_ACTIVATIONS))]
     W0 = np.random.default_rng(feature_seed).standard_normal((d, width)) / np.sqrt(d)
 
-    def init(key):
+    def init(key: jax.Array) -> Params:
         return {"w": init_scale * jax.random.normal(key, (width, k)) / np.sqrt(width)}
 
-    def structure(p, x, taps):
+    def structure(p: Params, x: jax.Array, taps: Taps) -> tuple[jax.Array, tuple[Layer, ...]]:
         phi = act(x @ jnp.asarray(W0, dtype=x.dtype)) / np.sqrt(width)
         z = phi @ p["w"]
         z = z if taps is None else z + taps[0]
         return z, (Layer(phi, z, 0.0),)
 
-    def apply(p, x):
+    def apply(p: Params, x: jax.Array) -> jax.Array:
         return structure(p, x, None)[0]
 
     name = f"random_features(d={d}, width={width}, k={k}, {activation})"
@@ -263,7 +266,7 @@ def mlp(
     has_bias = bias and (not ntk or bias_std != 0.0)
     b_scale = (float(bias_std) if ntk else 1.0) if has_bias else 0.0
 
-    def init(key):
+    def init(key: jax.Array) -> Params:
         keys = jax.random.split(key, 2 * (len(sizes) - 1))
         layers = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -275,8 +278,9 @@ def mlp(
             layers.append(layer)
         return layers
 
-    def structure(p, x, taps):
-        h, records = x, []
+    def structure(p: Params, x: jax.Array, taps: Taps) -> tuple[jax.Array, tuple[Layer, ...]]:
+        h = x
+        records: list[Layer] = []
         for i, layer in enumerate(p):
             inp = (weight_std / np.sqrt(h.shape[-1])) * h if ntk else h  # ∂z/∂W = inp (the scale folded in)
             z = inp @ layer["w"] + (b_scale * layer["b"] if has_bias else 0.0)
@@ -286,7 +290,7 @@ def mlp(
             h = act(z) if i < len(p) - 1 else z
         return h, tuple(records)
 
-    def apply(p, x):
+    def apply(p: Params, x: jax.Array) -> jax.Array:
         return structure(p, x, None)[0]
 
     tag = f", ntk σw={weight_std:g} σb={bias_std:g}" if ntk else ""
@@ -343,7 +347,7 @@ class Loss:
         object.__setattr__(self, "truth_weight", None)
         if (self.teacher_weight_after is None) != (self.switch_t is None):
             raise ValueError("teacher_weight_after and switch_t go together")
-        if self.teacher_weight_after is not None:
+        if self.teacher_weight_after is not None and self.switch_t is not None:  # both or neither (above)
             _unit(self.teacher_weight_after, "teacher_weight_after")
             if int(self.switch_t) != self.switch_t or self.switch_t < 0:
                 raise ValueError(f"switch_t must be a non-negative whole number of steps, got {self.switch_t!r}")
@@ -374,6 +378,7 @@ class Loss:
           ValueError: a nonzero teacher weight without a teacher.
         """
         w = self.teacher_weight if teacher_weight is None else teacher_weight
+        assert w is not None  # __post_init__ sets teacher_weight to a number
         if teacher is None:
             if not isinstance(w, (int, float)) or w != 0:
                 raise ValueError("a nonzero teacher weight needs teacher outputs (teacher=...)")
@@ -390,8 +395,9 @@ class Loss:
         return ((1.0 - w) * ce_y + w * ce_q) / div
 
 
-def _unit(x: float, name: str) -> float:
-    if isinstance(x, bool) or not np.isscalar(x) or not np.isfinite(x) or not 0.0 <= x <= 1.0:
+def _unit(x: Any, name: str) -> float:
+    scalar = np.isscalar(x)  # a bool, not a narrowing of x's type
+    if isinstance(x, bool) or not scalar or not np.isfinite(x) or not 0.0 <= x <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {x!r}")
     return float(x)
 
@@ -425,7 +431,8 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         positive_scalar(self.learning_rate, "learning_rate")
-        if isinstance(self.momentum, bool) or not np.isscalar(self.momentum) or not 0.0 <= self.momentum < 1.0:
+        scalar = np.isscalar(self.momentum)  # a bool, not a narrowing of momentum's type
+        if isinstance(self.momentum, bool) or not scalar or not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", positive_integer(self.batch_size, "batch_size"))
@@ -471,7 +478,8 @@ def as_teacher_logits(
                 "and summing to 1; pass teacher_kind='logits' for logits"
             )
         with np.errstate(divide="ignore"):
-            return np.log(T / T.sum(1, keepdims=True))
+            logits: np.ndarray = np.log(T / T.sum(1, keepdims=True))
+            return logits
     if loss_kind == "ce" and looks_prob:
         raise ValueError(
             "teacher looks like probabilities (every row non-negative and summing to 1) but the engine "
@@ -489,7 +497,8 @@ def _check_inputs(model: Model, params: Any, X: np.ndarray, name: str) -> None:
             raise ValueError(f"{name} has width {got} (shape {X.shape}) but {model!r} takes inputs of width {want}")
         return
     try:
-        jax.eval_shape(model.apply, params, jax.ShapeDtypeStruct((1,) + X.shape[1:], jnp.float32))
+        one = jax.ShapeDtypeStruct((1,) + X.shape[1:], jnp.float32)  # type: ignore[no-untyped-call]  # unannotated in jax
+        jax.eval_shape(model.apply, params, one)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} of shape {X.shape} does not fit {model!r}: {exc}") from exc
 
@@ -600,6 +609,7 @@ def train_model(
         model, X, y, [run], t=t, teacher_kind=teacher_kind, X_test=X_test, y_test=y_test, dtype=dtype,
         project=project,
     )  # fmt: skip
+    assert traj.solver is not None  # train_batch reports every run's status
     if traj.solver["status"] != "ok":
         raise FloatingPointError(
             f"training diverged (non-finite outputs from t={traj.solver['first_nonfinite_t']}); lower the learning rate"
@@ -691,7 +701,7 @@ def train_batch(
     if B is not None and not 1 <= B <= n:
         raise ValueError(f"batch_size must lie in [1, n={n}], got {B}")
     has_test = X_test is not None
-    if has_test:
+    if X_test is not None:
         Xt = as_float_array(X_test, "X_test")
         if Xt.shape[1:] != Xn.shape[1:]:
             raise ValueError(f"X_test has per-example shape {Xt.shape[1:]} but X has {Xn.shape[1:]}")
@@ -725,7 +735,7 @@ def train_batch(
     chunk = max(1, min(len(runs), budget // per_run))
     size, put_batched, put_shared = _engine.placement(chunk)
 
-    def cast(a):  # cast on the host: one transfer, no eager device op per array
+    def cast(a: ArrayLike) -> np.ndarray:  # cast on the host: one transfer, no eager device op per array
         return np.asarray(a, dtype)
 
     shared = put_shared((cast(Xn), cast(Yn), cast(Xt), np.asarray(ck, np.int32)))
@@ -772,7 +782,7 @@ def _check_runs(runs: Sequence[Run]) -> list[Run]:
 def _check_params(params: Any, template: Any, name: str, model: Model) -> None:
     """Refuse initial parameters whose tree or leaf shapes differ from ``model.init``'s."""
     got, want = jax.tree_util.tree_structure(params), jax.tree_util.tree_structure(template)
-    if got != want:
+    if got != want:  # type: ignore[operator]  # jaxlib has no PyTreeDef stub
         raise ValueError(f"{name} do not have the structure of {model!r}'s parameters: got {got}, expected {want}")
     paths = jax.tree_util.tree_flatten_with_path(template)[0]
     for (path, leaf), value in zip(paths, jax.tree_util.tree_leaves(params), strict=True):
@@ -787,26 +797,30 @@ def _check_params(params: Any, template: Any, name: str, model: Model) -> None:
             raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or infinite values")
 
 
-def _run_bytes(model: Model, template: Any, project: Callable | None, C: int, n: int, n_test: int, dtype) -> int:
+def _run_bytes(
+    model: Model, template: Any, project: Callable[[Any], jax.Array] | None, C: int, n: int, n_test: int, dtype: Any
+) -> int:
     """Bytes of recorded outputs and state one run holds (the chunking estimate of train_batch)."""
     k = model.outputs
     P = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(template))
     proj = 0
     if project is not None:
         proj = int(np.prod(jax.eval_shape(project, template).shape))
-    return jnp.dtype(dtype).itemsize * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k)
+    return int(jnp.dtype(dtype).itemsize) * (C * (n + n_test) * k + C * (1 + proj) + 3 * P + n * k)
 
 
 _split = jax.jit(jax.random.split)
 
 
 @functools.lru_cache(maxsize=16)
-def _init_many(model: Model) -> Callable:
+def _init_many(model: Model) -> Callable[[Any], Params]:
     """``model.init`` over a batch of keys, compiled once per model."""
     return jax.jit(jax.vmap(model.init))
 
 
-def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
+def _stack(
+    model: Model, runs: list[Run], dtype: Any, num_steps: int, table: int
+) -> tuple[Params, np.ndarray, dict[str, Any]]:
     """The batched inputs of a chunk: parameters, sampling keys and traced hyperparameters."""
     seeds = [(r.init_seed, r.init_seed if r.order_seed is None else r.order_seed) for r in runs]
     init_keys = np.stack([_split(jax.random.PRNGKey(a))[0] for a, _ in seeds])
@@ -822,7 +836,7 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
             leaves.append(r.params)
     params = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x, dtype) for x in a]), *leaves)
 
-    def col(values):
+    def col(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype)
 
     hyper = {
@@ -843,7 +857,16 @@ def _stack(model: Model, runs: list[Run], dtype, num_steps: int, table: int):
     return params, order_keys, hyper
 
 
-def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn, has_test: bool) -> Trajectory:
+def _trajectory(
+    run: Run,
+    j: int,
+    rec: dict[str, np.ndarray],
+    final: Any,
+    ck: np.ndarray,
+    Yn: np.ndarray,
+    Ytn: np.ndarray | None,
+    has_test: bool,
+) -> Trajectory:
     """Run ``j`` of a chunk's records as a Trajectory, with its status."""
     train = rec["train"][j].copy()  # copies: a kept run must not hold its whole chunk alive
     bad = ~np.all(np.isfinite(train.reshape(len(ck), -1)), axis=1)
@@ -870,7 +893,7 @@ def _trajectory(run: Run, j: int, rec: dict, final: Any, ck: np.ndarray, Yn, Ytn
         loss=rec["loss"][j].copy(),
         test=test,
         train_accuracy=_accuracy(train, Yn),
-        test_accuracy=None if Ytn is None else _accuracy(test, Ytn),
+        test_accuracy=None if Ytn is None or test is None else _accuracy(test, Ytn),
         projection=rec["proj"][j].copy() if "proj" in rec else None,
         params=jax.tree_util.tree_map(lambda a: a[j].copy(), final),
         recipe=recipe,
@@ -895,7 +918,8 @@ def _as_steps(t: ArrayLike) -> np.ndarray:
 def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     if labels.shape[1] < 2:
         return None
-    return np.mean(outputs.argmax(-1) == labels.argmax(-1)[None], axis=-1)
+    correct: np.ndarray = np.mean(outputs.argmax(-1) == labels.argmax(-1)[None], axis=-1)
+    return correct
 
 
 class TeacherStudent(NamedTuple):

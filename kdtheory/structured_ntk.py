@@ -28,6 +28,7 @@ to the generic Jacobian methods for any other function.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -54,7 +55,13 @@ class Layer(NamedTuple):
     bias_scale: float
 
 
-def _layer_features(structure, params, X):
+Taps = Sequence[jax.Array | None] | None  # one tap per layer, added to its pre-activation; None: no taps
+Structure = Callable[[Any, jax.Array, Taps], tuple[jax.Array, Sequence[Layer]]]
+"""A declared structure: ``structure(params, x, taps) -> (outputs, layers)`` (module docstring)."""
+Features = list[tuple[jax.Array, jax.Array]]  # per layer: inputs ``(b, P, d)`` and errors ``(b, P, k, w)``
+
+
+def _layer_features(structure: Structure, params: Any, X: jax.Array) -> tuple[Features, tuple[float, ...]]:
     """Per layer: inputs ``(b, P, d)``, errors ``(b, P, k, w)``, and the bias scale."""
     _, layers0 = jax.eval_shape(lambda: structure(params, X, None))
     taps0 = [jnp.zeros(lay.preactivation.shape, lay.preactivation.dtype) for lay in layers0]
@@ -75,7 +82,7 @@ def _layer_features(structure, params, X):
     return feats, tuple(float(lay.bias_scale) for lay in layers)
 
 
-def _layer_jacobian(H, D, s):
+def _layer_jacobian(H: jax.Array, D: jax.Array, s: float) -> jax.Array:
     """The layer's block of J, ``(n, k, d·w [+ w])``: ``Σ_p h̃_p ⊗ δ_{c,p}`` (and ``s Σ_p δ_{c,p}``)."""
     n, _, d = H.shape
     k, w = D.shape[2], D.shape[3]
@@ -84,11 +91,13 @@ def _layer_jacobian(H, D, s):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
-def _block(structure, params, X1X2, trace, form):
+def _block(
+    structure: Structure, params: Any, X1X2: tuple[jax.Array, jax.Array | None], trace: str | None, form: str
+) -> jax.Array | float:
     X1, X2 = X1X2
     f1, scales = _layer_features(structure, params, X1)
     f2 = f1 if X2 is None else _layer_features(structure, params, X2)[0]
-    theta = 0.0
+    theta: jax.Array | float = 0.0  # an array once a layer is added
     for (H1, D1), (H2, D2), s in zip(f1, f2, scales, strict=True):
         n1, P, d = H1.shape
         n2, k, w = H2.shape[0], D1.shape[2], D1.shape[3]
@@ -117,7 +126,7 @@ def _block(structure, params, X1X2, trace, form):
 
 
 def structured_ntk(
-    structure,
+    structure: Structure,
     params: Any,
     X1: Any,
     X2: Any | None = None,
@@ -180,7 +189,9 @@ def structured_ntk(
     return np.block(rows)
 
 
-def structured_flops(structure, params: Any, x: Any, n1: int, n2: int, *, trace: str | None = "mean") -> float:
+def structured_flops(
+    structure: Structure, params: Any, x: Any, n1: int, n2: int, *, trace: str | None = "mean"
+) -> float:
     r"""Floating-point operations of the contractions of :func:`structured_ntk` (``form="auto"``, 2 per multiply-add).
 
     Per layer the cheaper of the Gram form ``2 n1 n2 P_l² (d_l + κ w_l)`` and the layer-Jacobian

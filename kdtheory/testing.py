@@ -154,7 +154,8 @@ def psd_matrices(draw: st.DrawFn, /, *, min_size: int = 1, max_size: int = 12, *
     lam = draw(spectra(min_size=min_size, max_size=max_size, **spectrum_kw))
     Q = random_orthogonal(lam.size, draw(st.integers(0, 2**32 - 1)))
     K = (Q * lam) @ Q.T
-    return 0.5 * (K + K.T)
+    sym: np.ndarray = 0.5 * (K + K.T)
+    return sym
 
 
 @st.composite
@@ -255,12 +256,14 @@ class KernelProblem:
     def K(self) -> np.ndarray:
         """The exactly symmetric training kernel ``X Xᵀ``."""
         K = self.X @ self.X.T
-        return 0.5 * (K + K.T)
+        sym: np.ndarray = 0.5 * (K + K.T)
+        return sym
 
     @property
     def K_test(self) -> np.ndarray:
         """The cross-kernel ``X_test Xᵀ``."""
-        return self.X_test @ self.X.T
+        cross: np.ndarray = self.X_test @ self.X.T
+        return cross
 
     def __repr__(self) -> str:
         """Shapes of ``X`` and ``y`` and the eigenvalues, for Hypothesis' falsifying examples."""
@@ -468,6 +471,19 @@ def near_double_root_rates(draw: st.DrawFn, /, lam: float, momentum: float, *, m
     return float(q / lam)
 
 
+def _norm(x: np.ndarray) -> float:
+    """Frobenius norm of ``x`` scaled by its largest entry, so that it neither underflows nor overflows.
+
+    ``numpy.linalg.norm`` sums squares: below ``~1e-154`` they underflow to 0 (two different arrays
+    then have error 0) and above ``~1e154`` they overflow to ``inf``. NaN stays NaN.
+    """
+    flat = np.abs(np.ravel(x))
+    top = float(np.max(flat, initial=0.0))
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(np.linalg.norm(flat / top))
+
+
 def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     r"""Norm-wise relative error ``‖actual − expected‖ / ‖expected‖`` (Frobenius; 0 if equal).
 
@@ -487,10 +503,10 @@ def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     e = np.asarray(expected, dtype=float)
     if a.shape != e.shape:
         raise AssertionError(f"shape mismatch: {a.shape} vs {e.shape}")
-    diff = float(np.linalg.norm((a - e).ravel()))
+    diff = _norm(a - e)
     if diff == 0.0:
         return 0.0
-    return diff / max(float(np.linalg.norm(e.ravel())), np.finfo(float).tiny)
+    return diff / max(_norm(e), np.finfo(float).tiny)
 
 
 def assert_close(
@@ -522,8 +538,8 @@ def assert_close(
         raise AssertionError(f"{what or 'actual'} has non-finite values")
     if not np.all(np.isfinite(e)):
         raise AssertionError(f"{what or 'expected'}: the reference has non-finite values; compare them apart")
-    diff = float(np.linalg.norm((a - e).ravel()))
-    bound = atol + rtol * float(np.linalg.norm(e.ravel()))
+    diff = _norm(a - e)
+    bound = atol + rtol * _norm(e)
     if not diff <= bound:
         raise AssertionError(
             f"{what or 'values'}: |actual - expected| = {diff:.3e} > atol + rtol|expected| = {bound:.3e}"

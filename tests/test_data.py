@@ -1,7 +1,8 @@
 """Tests of kdtheory.data's classification sets: flip-to-another-class label noise (realised rate
 within binomial error, never to the same class, uniform over the others), the mixture's Bayes
 posterior against scipy densities and Monte Carlo class frequencies, the noisy-label distribution
-by Monte Carlo, and the digits / MNIST-1D loaders (sizes, determinism, no download)."""
+by Monte Carlo, the digits / MNIST-1D loaders (sizes, determinism, no download), and bad seeds
+refused naming the argument."""
 
 import random
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from kdtheory import data
 from kdtheory import data as D
 
 
@@ -231,3 +233,25 @@ def test_mnist1d_bad_input():
         D.mnist1d(10, 10, label_noise=1.0)
     with pytest.raises(ValueError, match="n must be"):
         D.mnist1d(0, 10)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: data.power_law_kernel(5, seed=-1), "seed must be an integer >= 0, got -1"),
+        (lambda: data.gaussian_mixture(10, 5, seed=-2), "seed must be an integer >= 0, got -2"),
+        (lambda: data.planted_linear(10, 5, seed=-3), "seed must be an integer >= 0, got -3"),
+        (lambda: data.one_hot_labels(np.eye(4), 2, seed=-1), "seed must be an integer >= 0"),
+        (lambda: data.digits(seed=-1), "seed must be an integer >= 0"),
+        (lambda: data.mnist1d(10, 10, seed=-4), "seed must be an integer >= 0, got -4"),
+        (lambda: data.mnist1d(10, 10, data_seed=-5), "data_seed must be an integer in [0, 4294967295], got -5"),
+        (lambda: data.mnist1d(10, 10, seed=2**40), "seed must be <= 4294967295 when it seeds the generator"),
+        (lambda: data.mnist1d(10, 10, seed=1.5), "seed must be an integer >= 0, got 1.5"),
+        (lambda: data.flip_labels(np.zeros(5, int), 3, label_noise=0.1, rng=-1), "rng must be an integer >= 0"),
+    ],
+)
+def test_negative_seeds_are_refused_naming_the_argument(call, message):
+    # old: numpy's "expected non-negative integer", naming nothing
+    with pytest.raises(ValueError) as info:
+        call()
+    assert message in str(info.value)

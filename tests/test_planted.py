@@ -1,4 +1,4 @@
-"""Teacher and student chosen on validation data in the planted linear model; informative points of E1–E3.
+"""kdtheory.planted: teacher and student chosen on validation data in the planted linear model.
 
 Oracles: weights from ``scipy.linalg.expm`` of the augmented gradient-flow system in weight space
 (no eigendecomposition), explicit population risks ``(θ − θ*)ᵀ Σ (θ − θ*)`` and validation errors,
@@ -8,14 +8,13 @@ a brute-force argmin over the grid, and Monte Carlo for the link between validat
 import numpy as np
 import pytest
 import scipy.linalg
-from hypothesis import given
-from hypothesis import strategies as st
 
 from kdtheory import planted
 from kdtheory.data import planted_linear
+from kdtheory.dynamics import train
 from kdtheory.eigen import Recipe, Spectrum
-from kdtheory.exaggeration import RESOLUTION, compare, informative, statement_margin, worst_case
 from kdtheory.planted import population_risk, search_best, select_on_validation, validation_mse
+from kdtheory.testing import assert_close
 
 MEAN = Recipe(normalization="mean")
 
@@ -136,51 +135,21 @@ def test_bad_inputs_name_the_argument():
         search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_t=[-1.0], student_t=[1.0], recipe=MEAN)
 
 
-# ---------------------------------------------------------------------- informative grid points
-def _power_spectrum(n=40, exponent=1.5):
-    lam = np.arange(1, n + 1, dtype=float) ** -exponent
-    return Spectrum(evals=lam, U=np.eye(n), V=None, rank_tol=0.0)
-
-
-def test_informative_is_the_round_off_threshold_on_the_top_direction():
-    spec = _power_spectrum()  # λ_1 = 1
-    edge = -np.log(RESOLUTION)  # 52 log 2
-    m = informative(spec, teacher_t=[0.0, edge * (1 - 1e-9), edge * (1 + 1e-9)], student_t=[1.0, np.inf])
-    assert m.tolist() == [[True, False], [True, False], [False, False]]
-    gd = Recipe("gd", learning_rate=0.5)  # remaining (1 − 0.5)^s > 2^-52 iff s < 52
-    assert informative(spec, teacher_t=[51, 52], student_t=[0], recipe=gd)[:, 0].tolist() == [True, False]
-    assert informative(spec, teacher_t=3.0, student_t=4.0).shape == ()
-
-
-@given(st.floats(-2, np.log10(36.0)), st.floats(-2, np.log10(36.0)))
-def test_at_informative_points_every_compared_remaining_fraction_is_resolved(log_T, log_t):
-    spec = _power_spectrum(30)
-    T, t = 10.0**log_T, 10.0**log_t
-    assert informative(spec, teacher_t=T, student_t=t)
-    for match in ("top_progress", "norm", "loss"):
-        c = compare(spec, teacher_t=T, student_t=t, match=match)
-        assert c.student_remaining.min() > RESOLUTION and c.onehot_remaining.min() > RESOLUTION
-    for statement in ("E1", "E2"):  # resolved, so strictly positive (the statements hold)
-        assert statement_margin(spec, statement, teacher_t=T, student_t=t) > 0
-
-
-def test_saturated_points_give_margins_of_exactly_zero_and_are_skipped():
-    """The referee's finding (issue 10): E2's worst margin 0 came from saturated grid points."""
-    spec = _power_spectrum()
-    grid = np.geomspace(1e-2, 1e4, 9)
-    mask = informative(spec, teacher_t=grid, student_t=grid)
-    e2 = np.array([[statement_margin(spec, "E2", teacher_t=T, student_t=t) for t in grid] for T in grid])
-    assert np.all(e2[mask] > 0) and np.any(e2[~mask] == 0)
-    every = worst_case(spec, "E2", teacher_t=grid, student_t=grid)
-    only = worst_case(spec, "E2", teacher_t=grid, student_t=grid, informative_only=True)
-    assert every.margin == 0 and every.checked == 81 and every.informative == mask.sum()
-    assert only.checked == mask.sum() == only.informative and only.margin == e2[mask].min() > 0
-    with pytest.raises(ValueError, match="no informative point"):
-        worst_case(spec, "E2", teacher_t=[1e3], student_t=grid, informative_only=True)
-    osc = Recipe("gd", learning_rate=1.5)  # ηλ_1 > 1: oscillating modes, no criterion
-    assert worst_case(spec, "E1", teacher_t=[1], student_t=[2, 3], recipe=osc).informative is None
-    with pytest.raises(ValueError, match="monotone"):
-        worst_case(spec, "E1", teacher_t=[1], student_t=[2], recipe=osc, informative_only=True)
+def test_planted_population_risk_matches_explicit_weights():
+    p = planted_linear(40, 60, exponent=1.5, signal_exponent=0.5, noise=0.3, seed=1)
+    spec = Spectrum.from_features(p.X)
+    rec = Recipe(normalization="mean")
+    ts = np.array([0.5, 5.0, 50.0, np.inf])
+    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
+    w = train(spec, p.y, ts, recipe=Recipe(normalization="mean")).weights
+    explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
+    assert_close(risk, explicit, rtol=1e-10)
+    res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
+    assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
+    kw = {"teacher_t": ts[:-1], "student_t": ts, "recipe": rec}
+    by_truth = search_best(spec, p.y, p.theta_star, p.cov_evals, truth_weight=[0.0, 0.6], **kw)
+    by_teacher = search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_weight=[1.0, 0.4], **kw)
+    assert by_truth == by_teacher
 
 
 # ---------------------------------------------------------------------- bad input, named

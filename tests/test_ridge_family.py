@@ -6,11 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kdtheory import ridge_family
-from kdtheory.data import planted_linear
 from kdtheory.distill import Recipe, rounds_filter
-from kdtheory.dynamics import TestPoints, train
+from kdtheory.dynamics import TestPoints
 from kdtheory.eigen import Filter, Spectrum, ridge_filter
-from kdtheory.planted import population_risk, search_best
 from kdtheory.ridge_family import (
     borup_filters,
     borup_limit,
@@ -192,23 +190,6 @@ def test_pareek_polynomial_equals_composed_filter(lam, c, xis):
     R = rounds_filter(spec, [c] * (len(xis) + 1), recipe=Recipe("ridge"), teacher_weight=[1.0, *xis])[-1]
     assert_close(R.a, F.a, rtol=1e-12, atol=1e-300)
     assert_close(R.a_over_eval, F.a_over_eval, rtol=1e-12, atol=1e-300)
-
-
-def test_planted_population_risk_matches_explicit_weights():
-    p = planted_linear(40, 60, exponent=1.5, signal_exponent=0.5, noise=0.3, seed=1)
-    spec = Spectrum.from_features(p.X)
-    rec = Recipe(normalization="mean")
-    ts = np.array([0.5, 5.0, 50.0, np.inf])
-    risk = population_risk(spec, p.y, p.theta_star, p.cov_evals, rec.filter(spec, ts))
-    w = train(spec, p.y, ts, recipe=Recipe(normalization="mean")).weights
-    explicit = np.einsum("td,d,td->t", w - p.theta_star, p.cov_evals, w - p.theta_star)
-    assert_close(risk, explicit, rtol=1e-10)
-    res = search_best(spec, p.y, p.theta_star, np.diag(p.cov_evals), teacher_t=ts[:-1], student_t=ts, recipe=rec)
-    assert res.student_risk <= res.teacher_risk * (1 + 1e-12)  # t = ∞ reproduces the teacher
-    kw = {"teacher_t": ts[:-1], "student_t": ts, "recipe": rec}
-    by_truth = search_best(spec, p.y, p.theta_star, p.cov_evals, truth_weight=[0.0, 0.6], **kw)
-    by_teacher = search_best(spec, p.y, p.theta_star, p.cov_evals, teacher_weight=[1.0, 0.4], **kw)
-    assert by_truth == by_teacher
 
 
 def test_over_eval_filters_give_explicit_test_predictions():

@@ -1,5 +1,6 @@
 """kdtheory.structured_ntk: the Gram form of the NTK of declared dense and convolutional layers
-equals the explicit Jacobian product (tests/cnn_oracle.py); bad inputs and parameters are named."""
+equals the explicit Jacobian product (tests/cnn_oracle.py); bad inputs and parameters are named;
+structured_flops counts the cheaper form of each layer from the architecture."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ from cnn_oracle import _cnn_apply, _cnn_init, _cnn_structure, _explicit_ntk, _re
 
 from kdtheory.ntk import empirical_ntk
 from kdtheory.simulate import mlp
-from kdtheory.structured_ntk import structured_ntk
+from kdtheory.structured_ntk import structured_flops, structured_ntk
 
 
 def _f64(tree):
@@ -76,3 +77,25 @@ def test_row6_nan_inputs_and_params_are_named():
         empirical_ntk(model, nan_params, X)
     with pytest.raises(ValueError, match=r"params\[1\]\['w'\]"):
         structured_ntk(model.structure, nan_params, X)
+
+
+# ---------------------------------------------------------------------- the operation count
+def _cheaper(P, d, w, kk):
+    """Per pair of points: the Gram form P²(d + κ w) or the layer-Jacobian form κ(d w + w), multiply-adds."""
+    return min(P * P * (d + kk * w), kk * (d * w + w))
+
+
+@pytest.mark.parametrize("trace, kk", [("mean", 3), ("sum", 3), (None, 9)])
+def test_flops_of_an_mlp_and_a_cnn_follow_from_their_architecture(trace, kk):
+    X = np.zeros((2, 5))
+    m = mlp([5, 7, 3])  # dense 5 → 7 → 3 (k = 3): one position per layer
+    want = 2.0 * 4 * 6 * (_cheaper(1, 5, 7, kk) + _cheaper(1, 7, 3, kk))
+    assert structured_flops(m.structure, m.init(jax.random.PRNGKey(0)), X, 4, 6, trace=trace) == want
+    # the CNN of cnn_oracle on 8 × 8 × 1 images: 3 × 3 SAME convolutions (stride 1 → 64 positions of
+    # 9-entry patches, 3 channels; stride 2 → 16 positions of 9·3 entries, 4 channels), then dense 64 → 3
+    cnn = _cnn_init(jax.random.PRNGKey(0))
+    images = np.zeros((2, 8, 8, 1))
+    want = 2.0 * 5 * 2 * (_cheaper(64, 9, 3, kk) + _cheaper(16, 27, 4, kk) + _cheaper(1, 64, 3, kk))
+    # (the convolutions are cheaper as layer Jacobians, the dense layers as Gram matrices: a count
+    # that always took one form would differ)
+    assert structured_flops(_cnn_structure, cnn, images, 5, 2, trace=trace) == want
