@@ -39,6 +39,6 @@ Vocabulary (one name per concept, in every module):
   ``filter``, ``modes``, ``norm``, ``weights``, …, ``recipe``).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["__version__"]

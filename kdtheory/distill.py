@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -297,8 +298,9 @@ def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
     product) and passed on as a function of the Ritz values.
     """
     if is_operator(source):
-        filter_of(RitzSpectrum(np.zeros(1), None, None, 0.0, points=source.n))
+        filter_of(RitzSpectrum.of_values(np.zeros(1), source.n))
         return filter_of
+    assert isinstance(source, Spectrum)  # apply_filter names any other source in its TypeError
     return filter_of(source)
 
 
@@ -387,7 +389,6 @@ def distill(
       The student's :class:`~kdtheory.trajectory.Trajectory`.
     """
     student = student or teacher
-    out = {"test": test, "solver": solver}
     k = _outputs(y)
     if init is None and init_weights is None:
 
@@ -408,7 +409,7 @@ def distill(
             filt = _Structured(
                 filter_of, _distill_structure(spectrum, k, t, teacher_t, teacher, student, teacher_weight, truth_weight)
             )
-        return apply_filter(spectrum, y, filt, t=t, recipe=student, **out)
+        return apply_filter(spectrum, y, filt, t=t, recipe=student, test=test, solver=solver)
     target = teacher_predictions(
         spectrum,
         y,
@@ -419,7 +420,9 @@ def distill(
         solver=solver,
     )
     filt = _on(spectrum, lambda spec: student.filter(spec, t, outputs=k))
-    return apply_filter(spectrum, target, filt, t=t, recipe=student, init=init, init_weights=init_weights, **out)
+    return apply_filter(
+        spectrum, target, filt, t=t, recipe=student, init=init, init_weights=init_weights, test=test, solver=solver
+    )
 
 
 def teacher_predictions(
@@ -668,7 +671,10 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
         return 0.0
     if value == hi_v and not _crosses(crit, value, increasing, 1e300):
         return float("inf")
-    f = (lambda t: crit(t) - value) if increasing else (lambda t: value - crit(t))
+
+    def f(t: float) -> float:
+        return crit(t) - value if increasing else value - crit(t)
+
     hi = float(max(np.ceil(scale), 1.0)) if integer else max(scale, 1e-300)
     while f(hi) < 0:
         hi *= 2.0
@@ -686,12 +692,12 @@ def solve_time(crit: Callable[[float], float], value: float, *, integer: bool = 
     return float(scipy.optimize.brentq(f, 0.0, hi, xtol=1e-14 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def _crosses(crit, value, increasing, t) -> bool:
+def _crosses(crit: Callable[[float], float], value: float, increasing: bool, t: float) -> bool:
     v = crit(t)
     return v >= value if increasing else v <= value
 
 
-def _finite(x: float, name: str) -> float:
-    if isinstance(x, bool) or not np.isscalar(x) or not np.isfinite(x):
+def _finite(x: object, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(float(x)):
         raise ValueError(f"{name} must be a finite number, got {x!r}")
     return float(x)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -178,14 +178,14 @@ def train(
                 "recipe=Recipe('ridge', normalization=...))"
             )
         recipe = Recipe("ridge", normalization=recipe.normalization)
-    at = t if ridge is None else ridge
+    at = cast(ArrayLike, t if ridge is None else ridge)  # exactly one is given (checked above)
     k = _outputs(y)
     if is_operator(spectrum):
         # validate the recipe and the axis before any kernel product
-        recipe.filter(RitzSpectrum(np.zeros(1), None, None, 0.0, points=spectrum.n), at, outputs=k)
+        recipe.filter(RitzSpectrum.of_values(np.zeros(1), spectrum.n), at, outputs=k)
         filt: FilterArg = _RecipeFilter(recipe, at, k, spectrum.n)
     else:
-        filt = recipe.filter(spectrum, at, outputs=k)
+        filt = recipe.filter(_check_spectrum(spectrum), at, outputs=k)
     return apply_filter(
         spectrum, y, filt, t=at, init=init, init_weights=init_weights, test=test, recipe=recipe, solver=solver
     )
@@ -244,7 +244,9 @@ def apply_filter(
         if recipe.method == "ridge" and ridge is None:
             t, ridge = None, t
         recipe = recipe.record()
-    normalization = choice((recipe or {}).get("normalization", "sum"), "normalization", NORMALIZATIONS)
+    normalization = cast(
+        Normalization, choice((recipe or {}).get("normalization", "sum"), "normalization", NORMALIZATIONS)
+    )
     if t is not None and ridge is not None:
         raise ValueError("a trajectory is indexed by t or by ridge, not both")
     if test is not None and not isinstance(test, TestPoints):
@@ -263,7 +265,7 @@ def apply_filter(
         return _apply_operator(
             spectrum, y, filter, (t, ridge), normalization, (init, test_kernel, test_init), recipe, solver
         )
-    _check_spectrum(spectrum)
+    spectrum = _check_spectrum(spectrum)
     if solver is None:
         solver = Dense()
     if not isinstance(solver, Dense):
@@ -301,26 +303,27 @@ def apply_filter(
     norm = np.sqrt(np.maximum(np.einsum("tm,tm,mk->t", a2, g2, c * c), 0.0))
 
     dual = -g2[:, :, None] * c[None]  # coordinates of α(t) in the eigenbasis, (T, m, k)
-    test = weights = None
+    test_pred: np.ndarray | None = None
+    weights: np.ndarray | None = None
     if test_kernel is not None:
         Kx = as_float_array(test_kernel, "test.kernel", ndim=(2,))
         if Kx.shape[1] != spectrum.n:
             raise ValueError(f"test.kernel has {Kx.shape[1]} columns but the spectrum has n={spectrum.n} points")
         base = _test_init(test_init, Kx.shape[0], k, squeeze)
-        test = base[None] + _cross(Kx, spectrum.U, dual, compress)
+        test_pred = base[None] + _cross(Kx, spectrum.U, dual, compress)
     elif test_features is not None:
         Xt = _features_arg(spectrum, test_features, "test.features")
     if spectrum.V is not None:
-        w0 = _weights0(spectrum, init_weights, k, squeeze)
+        w0 = _start(init_weights, "init_weights", spectrum.V.shape[0], k, squeeze)
         weights = w0[None] + _basis(spectrum.V, spectrum.singular_values[None, :, None] * dual, compress)
         if test_features is not None:
-            test = np.einsum("id,tdk->tik", Xt, weights, optimize=True)
+            test_pred = np.einsum("id,tdk->tik", Xt, weights, optimize=True)
 
     return _close(
         (axis, ridge_axis),
         S,
         squeeze,
-        dict(filter=a, train=train_pred, modes=modes, loss=loss_val, norm=norm, test=test, weights=weights),
+        dict(filter=a, train=train_pred, modes=modes, loss=loss_val, norm=norm, test=test_pred, weights=weights),
         recipe,
         normalization,
     )
@@ -364,7 +367,7 @@ def _close(
     axes: tuple[np.ndarray | None, np.ndarray | None],
     S: tuple[int, ...],
     squeeze: bool,
-    fields: dict[str, np.ndarray | None],
+    fields: Mapping[str, Any],
     recipe: Mapping[str, Any] | None,
     normalization: Normalization,
     solver: Mapping[str, Any] | None = None,
@@ -379,10 +382,11 @@ def _close(
 
     rec = {"method": "custom", "learning_rate": float("nan"), "momentum": 0.0, **(recipe or {})}
     rec["normalization"] = normalization
-    out = {name: (shape(v) if name in ("train", "modes", "test", "weights") else v) for name, v in fields.items()}
-    out["filter"] = fields["filter"].reshape(S + fields["filter"].shape[-1:])
-    out["loss"] = fields["loss"].reshape(S)
-    out["norm"] = fields["norm"].reshape(S)
+    out: dict[str, Any] = {
+        name: (shape(v) if name in ("train", "modes", "test", "weights") else v) for name, v in fields.items()
+    }
+    for name, tail in (("filter", fields["filter"].shape[-1:]), ("loss", ()), ("norm", ())):
+        out[name] = fields[name].reshape(S + tail)
     return Trajectory(t=axes[0], ridge=axes[1], recipe=rec, solver=solver, **out)
 
 
@@ -458,13 +462,15 @@ def _outputs(y: ArrayLike) -> int:
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_spectrum(spectrum: object) -> None:
+def _check_spectrum(spectrum: object) -> Spectrum:
+    """``spectrum`` itself, or a TypeError naming what a source may be."""
     if not isinstance(spectrum, Spectrum):
         raise TypeError(
             "spectrum must be a kdtheory.eigen.Spectrum (use Spectrum.from_kernel(K) or "
             "Spectrum.from_features(X)) or a kdtheory.operators.KernelOperator, "
             f"got {type(spectrum).__name__}"
         )
+    return spectrum
 
 
 def _as_2d(y: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -510,7 +516,9 @@ def _initial_output(
     if init is not None and init_weights is not None:
         raise ValueError("give init or init_weights, not both")
     if init_weights is not None:
-        w0 = _weights0(spectrum, init_weights, y2.shape[1], squeeze)
+        if spectrum.V is None:
+            raise ValueError("init_weights needs a features spectrum (Spectrum.from_features)")
+        w0 = _start(init_weights, "init_weights", spectrum.V.shape[0], y2.shape[1], squeeze)
         # X w0 = U S Vᵀ w0
         return spectrum.U @ (spectrum.singular_values[:, None] * (spectrum.V.T @ w0))
     if init is None:
@@ -519,14 +527,6 @@ def _initial_output(
     if f0.shape != (y2[:, 0].shape if squeeze else y2.shape):
         raise ValueError(f"init must have the shape of y {y2.shape if not squeeze else (y2.shape[0],)}, got {f0.shape}")
     return f0.reshape(y2.shape)
-
-
-def _weights0(spectrum: Spectrum, init_weights: ArrayLike | None, k: int, squeeze: bool) -> np.ndarray:
-    if spectrum.V is None:
-        if init_weights is not None:
-            raise ValueError("init_weights needs a features spectrum (Spectrum.from_features)")
-        return None  # pragma: no cover
-    return _start(init_weights, "init_weights", spectrum.V.shape[0], k, squeeze)
 
 
 def _test_init(test_init: ArrayLike | None, nt: int, k: int, squeeze: bool) -> np.ndarray:

@@ -106,7 +106,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import scipy.fft
@@ -208,6 +208,20 @@ class RitzSpectrum(Spectrum):
         """Number of training points of the kernel (not of Ritz values)."""
         return self.points
 
+    @classmethod
+    def of_values(cls, evals: ArrayLike, n: int, rank_tol: float = 0.0) -> RitzSpectrum:
+        """Ritz values ``evals`` of an ``n``-point kernel, without vectors.
+
+        Args:
+          evals: the Ritz values, ``(m,)``.
+          n: the kernel's number of training points.
+          rank_tol: the rank threshold recorded with the values.
+
+        Returns:
+          A :class:`RitzSpectrum` whose ``U`` and ``V`` are ``None``.
+        """
+        return cls(evals=np.asarray(evals, float), U=None, V=None, rank_tol=rank_tol, points=n)  # type: ignore[arg-type]  # values only: U, V are None by design
+
 
 class ConvergenceError(RuntimeError):
     """The Krylov result could not be certified to its tolerance.
@@ -248,7 +262,7 @@ class KrylovResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def is_operator(source: object) -> bool:
+def is_operator(source: object) -> TypeGuard[KernelOperator]:
     """Whether ``source`` is a kernel operator (the Krylov path) rather than a spectrum.
 
     Args:
@@ -375,7 +389,7 @@ def _filter_shaped(
     order = np.argsort(-lam, kind="stable")
     ev = lam[order]
     ev.setflags(write=False)
-    filt = filter_of(RitzSpectrum(evals=ev, U=None, V=None, rank_tol=rank_tol, points=n))  # type: ignore[arg-type]
+    filt = filter_of(RitzSpectrum.of_values(ev, n, rank_tol))
     if not isinstance(filt, Filter):
         raise TypeError(f"filter must return a kdtheory.filters.Filter, got {type(filt).__name__}")
     a, g = np.asarray(filt.a), np.asarray(filt.a_over_eval)
