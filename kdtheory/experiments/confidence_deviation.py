@@ -44,7 +44,7 @@ import numpy as np
 
 from kdtheory import deviation
 from kdtheory.experiments.design import QUICK, Suite
-from kdtheory.experiments.effects import interval_text, tag
+from kdtheory.experiments.effects import interval_text, mean_interval, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import CONTROLS, Block, blocks
 from kdtheory.experiments.result import Outcome, Verdict
@@ -98,13 +98,6 @@ def o1_cells(block: Block, ref: str = "top1") -> list[Effect]:
             out += [tag(dec["underfit"], claim=f"O1-underfit{claim}", **cell),
                     tag(dec["exaggerate"], claim=f"O1-exaggerate{claim}", **cell)]  # fmt: skip
     return out
-
-
-def _iv(rows: list[dict[str, Any]], key: str) -> list[float]:
-    from kdtheory.stats import t_interval
-
-    iv = t_interval(np.array([r[key] for r in rows], dtype=float))
-    return [iv.estimate, iv.low, iv.high]
 
 
 def _plot_data(block: Block) -> dict[str, Any]:
@@ -162,7 +155,7 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
         name = f"{b.regime} {b.design.dataset} τ={b.design.temperature:g}"
         if b.design.temperature == 1.0:
             plots[name] = _plot_data(b)
-        uncontrolled[name] = {f"{sp}_{k}": _iv(b.rows, f"{sp}_low_{k}_teacher")
+        uncontrolled[name] = {f"{sp}_{k}": mean_interval([r[f"{sp}_low_{k}_teacher"] for r in b.rows])
                               for sp in ("train", "test") for k in ("student", *CONTROLS)}  # fmt: skip
     verdict = _headline_verdict(effects)
     holds = _where(effects, "O1-underfit", "supported")
