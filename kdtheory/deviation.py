@@ -101,7 +101,7 @@ from kdtheory._checks import choice
 from kdtheory.confidence.analyses import confidence_groups, least_squares_slope
 from kdtheory.confidence.inputs import KINDS, class_indices, open_predictions
 from kdtheory.confidence.streaming import logit_confidence, point_confidences
-from kdtheory.stats import Effect, Outcome, Rule, paired_effect
+from kdtheory.stats import Effect, Rule, all_hold, paired_effect
 
 __all__ = [
     "EFFECTS",
@@ -467,14 +467,7 @@ def decide_o1(
 
 def _conjunction(slope: Effect, high: Effect, label: str, level: float) -> Effect:
     """O1-exaggerate: the slope part and the high-group part must both hold (intersection–union)."""
-    verdicts = (slope.verdict, high.verdict)
-    verdict: Outcome
-    if all(v == "supported" for v in verdicts):
-        verdict = "supported"
-    elif "not supported" in verdicts:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = all_hold((slope.verdict, high.verdict))
     reason = f"slope part {slope.verdict} ({slope.reason}); high-group part {high.verdict} ({high.reason})"
     extra = {
         "high_estimate": high.estimate, "high_ci": [high.ci_low, high.ci_high],

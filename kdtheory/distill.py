@@ -281,7 +281,8 @@ def distill_log_remaining(
     le_t = recipe.log_remaining(spectrum, t, outputs=outputs)
     le_T = recipe.log_remaining(spectrum, _scalar_axis(teacher_t, "teacher_t"), outputs=outputs)
     with np.errstate(divide="ignore"):  # log1p(−1) = −inf where the student has learned everything
-        return np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))
+        out: np.ndarray = np.logaddexp(le_t, le_T + np.log1p(-np.exp(le_t)))
+        return out
 
 
 # ---------------------------------------------------------------------- trajectories

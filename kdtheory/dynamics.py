@@ -452,7 +452,8 @@ def _apply_operator(
         normalization,
         solver=stats,
     )
-    return check(traj, opts)
+    checked: Trajectory = check(traj, opts)
+    return checked
 
 
 def _outputs(y: ArrayLike) -> int:
@@ -490,13 +491,16 @@ def _cross(Kx: np.ndarray, U: np.ndarray, dual: np.ndarray, compress: bool | Non
     def apply(R: np.ndarray) -> np.ndarray:
         r = R.shape[0]
         if nt * n * m + nt * m * r <= n * m * r + nt * n * r:
-            return R @ (Kx @ U).T
-        return (Kx @ (U @ R.T)).T
+            out: np.ndarray = R @ (Kx @ U).T
+            return out
+        out = (Kx @ (U @ R.T)).T
+        return out
 
     def weights() -> np.ndarray:
         # ‖Kx u_k‖ estimated from a seeded Gaussian sketch of Kx's rows (16 rows)
         sketch = np.random.default_rng(0).standard_normal((16, nt)) @ Kx
-        return np.linalg.norm(sketch @ U, axis=0) / 4.0
+        norms: np.ndarray = np.linalg.norm(sketch @ U, axis=0) / 4.0
+        return norms
 
     return synthesize(apply, dual, out_dim=nt, weights=weights, compress=compress)
 
@@ -520,7 +524,8 @@ def _initial_output(
             raise ValueError("init_weights needs a features spectrum (Spectrum.from_features)")
         w0 = _start(init_weights, "init_weights", spectrum.V.shape[0], y2.shape[1], squeeze)
         # X w0 = U S Vᵀ w0
-        return spectrum.U @ (spectrum.singular_values[:, None] * (spectrum.V.T @ w0))
+        f0: np.ndarray = spectrum.U @ (spectrum.singular_values[:, None] * (spectrum.V.T @ w0))
+        return f0
     if init is None:
         return np.zeros_like(y2)
     f0 = as_float_array(init, "init", ndim=(1, 2))

@@ -19,7 +19,9 @@ Over the seeds:
   threshold fixed before the run. *Supported*: the whole interval lies strictly on the claim's
   side; *not supported*: the whole interval lies strictly on the other side (evidence against
   the claim); *inconclusive*: the interval contains or touches the threshold. Every outcome
-  comes with a reason that quotes the numbers.
+  comes with a reason that quotes the numbers;
+* :func:`all_hold` — the verdict of a claim whose parts must all hold (the intersection–union
+  rule): supported when every part is, not supported when one part is not.
 
 Degenerate and extreme inputs (issue 19 row 7):
 
@@ -47,6 +49,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +70,7 @@ __all__ = [
     "bootstrap_interval",
     "ratio_interval",
     "decide",
+    "all_hold",
     "paired_effect",
     "ratio_effect",
 ]
@@ -562,6 +566,32 @@ def decide(low: float, high: float, rule: Rule, *, what: str = "the interval", d
     if other:
         return Decision("not supported", f"{span} lies entirely on the other side of {c:g}: evidence against the claim")
     return Decision("inconclusive", f"{span} contains {c:g}")
+
+
+def all_hold(verdicts: Iterable[Outcome]) -> Outcome:
+    """The verdict of a claim made of parts that must all hold (the intersection–union rule).
+
+    *Supported* when there is a part and every part is supported; *not supported* when some part
+    is not supported; *inconclusive* otherwise (some part inconclusive and none refuted, or no
+    parts at all). Each part keeps its own level: the claim is decided at that level, no
+    multiplicity correction is needed.
+
+    Args:
+      verdicts: the parts' verdicts (each ``"supported"``, ``"not supported"`` or ``"inconclusive"``).
+
+    Returns:
+      The claim's verdict.
+
+    Examples:
+      >>> all_hold(["supported", "supported"]), all_hold(["supported", "inconclusive"])
+      ('supported', 'inconclusive')
+      >>> all_hold(["inconclusive", "not supported"]), all_hold([])
+      ('not supported', 'inconclusive')
+    """
+    parts = list(verdicts)
+    if parts and all(v == "supported" for v in parts):
+        return "supported"
+    return "not supported" if "not supported" in parts else "inconclusive"
 
 
 def paired_effect(

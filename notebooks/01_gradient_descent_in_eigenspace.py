@@ -190,10 +190,10 @@ print("Filter a,   t=∞: ", f.a[1])
 # the closed form exactly.
 
 # %%
-from kdtheory.simulate import Loss, Optimizer, linear_model, train_model
+from kdtheory.simulate import Loss, Optimizer, Run, linear_model, train_model
 
-gd = dict(loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta), dtype=jax.numpy.float64)
-sim = train_model(linear_model(40, 1), X, y[:, None], t=t[:30], **gd)
+gd = Run(loss=Loss("mse"), optimizer=Optimizer(learning_rate=eta))
+sim = train_model(linear_model(40, 1), X, y[:, None], t=t[:30], run=gd, dtype=jax.numpy.float64)
 print("max |closed form − simulation| over 30 times:", np.max(np.abs(sim.train[..., 0] - run.train[:30])))
 
 # %% [markdown]

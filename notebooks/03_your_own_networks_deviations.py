@@ -53,14 +53,24 @@ steps = [0, 300]
 optimizer = Optimizer(learning_rate=0.5)
 onehot_loss = Loss("ce", normalization="mean")
 distill_loss = Loss("ce", normalization="mean", teacher_weight=1.0)  # pure distillation, τ = 1
-common = dict(t=steps, optimizer=optimizer, X_test=data.X_test, y_test=data.Y_test)
+common = dict(t=steps, X_test=data.X_test, y_test=data.Y_test)
 
-teacher = train_model(net, data.X, data.Y, run=Run(loss=onehot_loss, params=net.init(jax.random.PRNGKey(0))), **common)
+teacher = train_model(
+    net,
+    data.X,
+    data.Y,
+    run=Run(loss=onehot_loss, optimizer=optimizer, params=net.init(jax.random.PRNGKey(0))),
+    **common,
+)
 student_init = net.init(jax.random.PRNGKey(1))
 student = train_model(
-    net, data.X, data.Y, run=Run(loss=distill_loss, teacher=teacher.train[-1], params=student_init), **common
+    net,
+    data.X,
+    data.Y,
+    run=Run(loss=distill_loss, optimizer=optimizer, teacher=teacher.train[-1], params=student_init),
+    **common,
 )
-twin = train_model(net, data.X, data.Y, run=Run(loss=onehot_loss, params=student_init), **common)
+twin = train_model(net, data.X, data.Y, run=Run(loss=onehot_loss, optimizer=optimizer, params=student_init), **common)
 for name, run in (("teacher", teacher), ("student", student), ("twin", twin)):
     print(f"{name:8s} test accuracy {run.test_accuracy[-1]:.3f}")
 

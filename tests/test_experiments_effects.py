@@ -27,6 +27,17 @@ def test_share_effect_is_the_ratio_of_mean_gains():
     assert e.estimate == pytest.approx(num / den, rel=1e-12)
 
 
+def test_mean_interval_is_the_mean_with_its_student_t_interval():
+    from scipy import stats as sps
+
+    x = np.array([0.31, 0.27, 0.35, 0.30, 0.22, 0.41])
+    half = sps.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)  # oracle: the textbook formula
+    est, lo, hi = effects.mean_interval(list(x))
+    assert est == pytest.approx(x.mean(), rel=1e-12)
+    assert (lo, hi) == pytest.approx((x.mean() - half, x.mean() + half), rel=1e-12)
+    assert effects.interval_text([est, lo, hi]) == f"{est:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
 @pytest.mark.slow  # every regime of a tiny suite, all three claims (shared runs)
 def test_every_claim_effect_names_its_cell():
     outs = [m.measure(SUITE, lambda s: None) for m in (o1, o2, t2)]

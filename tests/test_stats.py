@@ -227,3 +227,22 @@ def test_t_interval_is_shift_equivariant(x, shift):
     a, b = st.t_interval(x), st.t_interval(x + shift)
     tol = 1e-9 * (1 + np.abs(x).max() + abs(shift))
     assert b.low == pytest.approx(a.low + shift, abs=tol) and b.high == pytest.approx(a.high + shift, abs=tol)
+
+
+@given(hs.lists(hs.sampled_from(["supported", "not supported", "inconclusive"]), max_size=6))
+def test_all_hold_is_the_weakest_part(verdicts):
+    # oracle: order the outcomes by strength of evidence for the claim; a conjunction is as strong as its weakest
+    # part, and a claim with no parts has no evidence
+    rank = {"not supported": 0, "inconclusive": 1, "supported": 2}
+    expected = min(verdicts, key=rank.__getitem__) if verdicts else "inconclusive"
+    assert st.all_hold(verdicts) == expected
+    assert st.all_hold(iter(verdicts)) == expected  # any iterable, read once
+    assert st.all_hold(reversed(verdicts)) == expected  # the order of the parts does not matter
+
+
+def test_all_hold_decides_a_conjunction_of_intervals():
+    rule = st.Rule(0.0)
+    above, straddle, below = st.decide(0.1, 0.2, rule), st.decide(-0.1, 0.2, rule), st.decide(-0.2, -0.1, rule)
+    assert st.all_hold([above.verdict, above.verdict]) == "supported"
+    assert st.all_hold([above.verdict, straddle.verdict]) == "inconclusive"
+    assert st.all_hold([straddle.verdict, below.verdict, above.verdict]) == "not supported"

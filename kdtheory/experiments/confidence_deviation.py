@@ -44,11 +44,11 @@ import numpy as np
 
 from kdtheory import deviation
 from kdtheory.experiments.design import QUICK, Suite
-from kdtheory.experiments.effects import interval_text, tag
+from kdtheory.experiments.effects import interval_text, mean_interval, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import CONTROLS, Block, blocks
 from kdtheory.experiments.result import Outcome, Verdict
-from kdtheory.stats import Effect
+from kdtheory.stats import Effect, all_hold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,13 +100,6 @@ def o1_cells(block: Block, ref: str = "top1") -> list[Effect]:
     return out
 
 
-def _iv(rows: list[dict[str, Any]], key: str) -> list[float]:
-    from kdtheory.stats import t_interval
-
-    iv = t_interval(np.array([r[key] for r in rows], dtype=float))
-    return [iv.estimate, iv.low, iv.high]
-
-
 def _plot_data(block: Block) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for split in ("train", "test"):
@@ -119,12 +112,9 @@ def _plot_data(block: Block) -> dict[str, Any]:
 
 
 def _headline_verdict(effects: list[Effect]) -> Verdict:
-    decisive = [e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
-                and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
-                and "[map" not in e.name]  # fmt: skip
-    if decisive and all(v == "supported" for v in decisive):
-        return "supported"
-    return "not supported" if "not supported" in decisive else "inconclusive"
+    return all_hold(e.verdict for e in effects if e.extra.get("regime") == "paper" and e.extra.get("tau") == 1.0
+                    and e.extra.get("claim") == "O1-underfit" and e.extra.get("control_arm") == "replica"
+                    and "[map" not in e.name)  # fmt: skip
 
 
 def _where(effects: list[Effect], claim: str, verdict: str) -> list[str]:
@@ -165,7 +155,7 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
         name = f"{b.regime} {b.design.dataset} τ={b.design.temperature:g}"
         if b.design.temperature == 1.0:
             plots[name] = _plot_data(b)
-        uncontrolled[name] = {f"{sp}_{k}": _iv(b.rows, f"{sp}_low_{k}_teacher")
+        uncontrolled[name] = {f"{sp}_{k}": mean_interval([r[f"{sp}_low_{k}_teacher"] for r in b.rows])
                               for sp in ("train", "test") for k in ("student", *CONTROLS)}  # fmt: skip
     verdict = _headline_verdict(effects)
     holds = _where(effects, "O1-underfit", "supported")

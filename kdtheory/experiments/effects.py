@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kdtheory.stats import Effect, Rule, paired_effect, ratio_effect, t_interval
 
-__all__ = ["tag", "difference_effect", "mean_effect", "share_effect", "bin_intervals", "interval_text", "table",
-           "TABLE_KEYS"]  # fmt: skip
+__all__ = ["tag", "difference_effect", "mean_effect", "share_effect", "bin_intervals", "mean_interval", "interval_text",
+           "table", "TABLE_KEYS"]  # fmt: skip
 
 #: the keys of a table cell, in the order of the evidence table's columns.
 TABLE_KEYS = ("claim", "regime", "dataset", "split", "tau", "control_arm")
@@ -116,6 +117,19 @@ def bin_intervals(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.
     A = np.array([r[key] for r in rows], dtype=float)
     ivs = [t_interval(A[:, j]) for j in range(A.shape[1])]
     return (np.array([i.estimate for i in ivs]), np.array([i.low for i in ivs]), np.array([i.high for i in ivs]))
+
+
+def mean_interval(values: ArrayLike) -> list[float]:
+    """``[estimate, low, high]``: the mean over seeds and its 95% t interval (what :func:`interval_text` writes).
+
+    Args:
+      values: one number per seed.
+
+    Returns:
+      The triple, as ``results.json`` records it.
+    """
+    iv = t_interval(np.asarray(values, dtype=float))
+    return [iv.estimate, iv.low, iv.high]
 
 
 def interval_text(values: Sequence[float | None], scale: float = 1.0, digits: int = 3) -> str:

@@ -32,14 +32,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from kdtheory.experiments.design import QUICK, Suite
-from kdtheory.experiments.effects import interval_text, mean_effect, tag
+from kdtheory.experiments.effects import interval_text, mean_effect, mean_interval, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
-from kdtheory.experiments.result import Outcome, Verdict
-from kdtheory.stats import Effect, Rule, t_interval
+from kdtheory.experiments.result import Outcome
+from kdtheory.stats import Effect, Rule, all_hold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,11 +74,6 @@ def t2_cells(block: Block) -> list[Effect]:
     ]  # fmt: skip
 
 
-def _iv(values: ArrayLike) -> list[float]:
-    iv = t_interval(np.asarray(values, dtype=float))
-    return [iv.estimate, iv.low, iv.high]
-
-
 def measure(cfg: Suite, say: Progress) -> Outcome:
     """Every block of ``cfg`` where T2 is defined; the rule above.
 
@@ -102,20 +96,16 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
         per_set[f"{b.regime} {b.design.dataset}"] = {
             "design": b.design.label,
             "teacher_t": rows[0]["teacher_t"],
-            "target_ratio_along_teacher_t": [_iv(ratio_t[:, j]) for j in range(ratio_t.shape[1])],
+            "target_ratio_along_teacher_t": [mean_interval(ratio_t[:, j]) for j in range(ratio_t.shape[1])],
             "teacher_stop": [r["teacher_stop"] for r in rows],
             "gradient_t": rows[0]["gradient_t"],
             "gradient_arm": rows[0]["gradient_arm"],
-            "gradient_ratio_b1_along_t": [_iv(b1[:, j]) for j in range(b1.shape[1])],
-            "gradient_ratio_bn_along_t": [_iv(bn[:, j]) for j in range(bn.shape[1])],
-            "trace_ratio": _iv([r["trace_ratio_mean"] for r in rows]),
+            "gradient_ratio_b1_along_t": [mean_interval(b1[:, j]) for j in range(b1.shape[1])],
+            "gradient_ratio_bn_along_t": [mean_interval(bn[:, j]) for j in range(bn.shape[1])],
+            "trace_ratio": mean_interval([r["trace_ratio_mean"] for r in rows]),
         }
     decisive = [e for e in effects if e.extra["claim"] == "T2-b gradient B=1"]
-    v = [e.verdict for e in decisive]
-    verdict: Verdict = (
-        "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
-        else "inconclusive"
-    )  # fmt: skip
+    verdict = all_hold(e.verdict for e in decisive)
     parts = [f"{e.name.split(':')[0]}: " + ", ".join(
         f"{x.extra['claim'].split()[0]}{'' if 'B=' not in x.extra['claim'] else ' ' + x.extra['claim'][-3:]} "
         f"{interval_text([x.estimate, x.ci_low, x.ci_high])} → {x.verdict}"

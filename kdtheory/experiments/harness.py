@@ -84,7 +84,7 @@ class Experiment:
     full: Any
     quick: Any
     measure: Measure
-    figure: Callable[[Outcome, Any], Any] | None = None
+    figure: Callable[[Outcome, Any], Figure] | None = None
 
     def __post_init__(self) -> None:
         """Refuse an unknown kind."""

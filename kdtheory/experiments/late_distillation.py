@@ -43,9 +43,9 @@ from kdtheory.experiments.design import QUICK, Suite
 from kdtheory.experiments.effects import difference_effect, interval_text, share_effect, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
-from kdtheory.experiments.result import Outcome, Verdict
+from kdtheory.experiments.result import Outcome
 from kdtheory.planted import population_risk
-from kdtheory.stats import Effect, Rule
+from kdtheory.stats import Effect, Rule, all_hold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -157,11 +157,7 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
         means[name] = _means(b)
     decisive = [e for e in effects if e.extra["claim"] == "O2-b share"
                 and (e.extra["regime"], e.extra["dataset"]) in DECISIVE]  # fmt: skip
-    v = [e.verdict for e in decisive]
-    verdict: Verdict = (
-        "supported" if v and all(x == "supported" for x in v) else "not supported" if "not supported" in v
-        else "inconclusive"
-    )  # fmt: skip
+    verdict = all_hold(e.verdict for e in decisive)
 
     def line(e: Effect, scale: float = 1.0) -> str:
         return (

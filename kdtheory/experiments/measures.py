@@ -35,7 +35,7 @@ from kdtheory import data as _data
 from kdtheory import deviation
 from kdtheory.confidence import confidence_groups, least_squares_slope
 from kdtheory.experiments.arms import Arm, OneHotRun, _model, arm_run, fetch, fetch_many
-from kdtheory.experiments.design import Design, load
+from kdtheory.experiments.design import Design, Suite, load
 
 if TYPE_CHECKING:
     import jax
@@ -338,7 +338,7 @@ def _t2_defined(design: Design) -> bool:
     return design.temperature == 1.0 and (design.label_noise > 0 or design.dataset == "mixture")
 
 
-def blocks(suite: Any, say: Callable[[str], None] | None = None, *, map_cells: bool = True) -> list[Block]:
+def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells: bool = True) -> list[Block]:
     """Every block of the suite: ``paper`` (each τ), ``compression`` (each τ), ``noisy-labels``, the map.
 
     The runs are cached, so O1, O2 and T2 calling this with one suite train each run once.
@@ -377,15 +377,17 @@ def blocks(suite: Any, say: Callable[[str], None] | None = None, *, map_cells: b
                          bool(d.switch_fractions), True))  # fmt: skip
     if not map_cells:
         return out
-    values = dict(zip(MAP_AXES, (suite.map_stop, suite.map_temperature, suite.map_noise, suite.map_budget),
-                      strict=True))  # fmt: skip
+    # axis -> its values: stop rules (str | int), temperatures, noise rates, budget fractions (float)
+    values: dict[str, tuple[Any, ...]] = dict(zip(
+        MAP_AXES, (suite.map_stop, suite.map_temperature, suite.map_noise, suite.map_budget), strict=True
+    ))  # fmt: skip
     for base in suite.designs:
         if base.dataset not in suite.map_datasets:
             continue
         base = dataclasses.replace(base, regime="noisy-labels", switch_fractions=(0.5,), reverse=False)
         for axis, vals in values.items():
-            for v in vals:
-                v = max(1, int(round(v * base.student_t))) if axis == "student_t" else v
+            for value in vals:
+                v: Any = max(1, int(round(value * base.student_t))) if axis == "student_t" else value
                 d = dataclasses.replace(base, **{axis: v})
                 rows = collect(d, range(s0, s0 + suite.map_seeds), say)
                 out.append(Block("noisy-labels", d, rows, True, False, axis, v))

@@ -60,9 +60,9 @@ import numpy as np
 from kdtheory.data import Classification, digits, gaussian_mixture
 from kdtheory.experiments.config import param
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
-from kdtheory.experiments.result import Outcome, Verdict
+from kdtheory.experiments.result import Outcome
 from kdtheory.simulate import Run
-from kdtheory.stats import Effect, Rule, decide, t_interval
+from kdtheory.stats import Effect, Rule, all_hold, decide, t_interval
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -271,13 +271,7 @@ def measure(cfg: Config, say: Progress) -> Outcome:
 
     lazy = [effects["lazy", d] for d in DATASETS]
     narrow = [effects["out of the lazy regime", d] for d in DATASETS]
-    verdict: Verdict
-    if all(e.verdict == "supported" for e in lazy):
-        verdict = "supported"
-    elif any(e.verdict == "not supported" for e in lazy):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = all_hold(e.verdict for e in lazy)
     pairs = list(zip(DATASETS, narrow, strict=True))
     rejected = [d for d, e in pairs if e.verdict == "not supported"]
     missed = [f"{d} ({e.verdict}: its interval does not exclude agreement)" for d, e in pairs if d not in rejected]
