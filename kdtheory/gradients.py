@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, positive_scalar
@@ -84,7 +85,7 @@ def per_example_gradients(
     loss: Loss = Loss("ce"),
     teacher: ArrayLike | None = None,
     teacher_kind: Literal["logits", "probabilities"] = "logits",
-    dtype: Any = None,
+    dtype: DTypeLike | None = None,
 ) -> np.ndarray:
     r"""Per-example gradients of ``ℓ_i`` w.r.t. the flattened parameters, shape ``(n, P)``.
 

@@ -55,6 +55,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
@@ -561,7 +562,7 @@ def train_model(
     teacher_kind: Literal["logits", "probabilities"] = "logits",
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     project: Callable[[Any], jax.Array] | None = None,
 ) -> Trajectory:
     r"""Train ``model`` by (minibatch, momentum) gradient descent and record it along ``t``.
@@ -627,7 +628,7 @@ def train_batch(
     teacher_kind: Literal["logits", "probabilities"] = "logits",
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     project: Callable[[Any], jax.Array] | None = None,
     memory_bytes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -798,7 +799,13 @@ def _check_params(params: Any, template: Any, name: str, model: Model) -> None:
 
 
 def _run_bytes(
-    model: Model, template: Any, project: Callable[[Any], jax.Array] | None, C: int, n: int, n_test: int, dtype: Any
+    model: Model,
+    template: Any,
+    project: Callable[[Any], jax.Array] | None,
+    C: int,
+    n: int,
+    n_test: int,
+    dtype: DTypeLike,
 ) -> int:
     """Bytes of recorded outputs and state one run holds (the chunking estimate of train_batch)."""
     k = model.outputs
@@ -819,7 +826,7 @@ def _init_many(model: Model) -> Callable[[Any], Params]:
 
 
 def _stack(
-    model: Model, runs: list[Run], dtype: Any, num_steps: int, table: int
+    model: Model, runs: list[Run], dtype: DTypeLike, num_steps: int, table: int
 ) -> tuple[Params, np.ndarray, dict[str, Any]]:
     """The batched inputs of a chunk: parameters, sampling keys and traced hyperparameters."""
     seeds = [(r.init_seed, r.init_seed if r.order_seed is None else r.order_seed) for r in runs]
@@ -942,7 +949,7 @@ def teacher_student(
     points: int = 20,
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> TeacherStudent:
     r"""Train a teacher on the labels, then a student on the teacher's training outputs.
 
