@@ -58,7 +58,7 @@ from kdtheory._layers import analyze, network_outputs, signature
 from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import NORMALIZATIONS, Normalization, Recipe, Spectrum, loss_divisor
 from kdtheory.gradients import per_example_jacobians
-from kdtheory.operators import NTKOperator, ntk_vector_product, relu_kernels
+from kdtheory.operators import NTKOperator, check_relu_parameters, ntk_vector_product, relu_kernels
 from kdtheory.simulate import Model
 from kdtheory.structured_ntk import Structure, structured_ntk
 from kdtheory.trajectory import Trajectory
@@ -383,18 +383,15 @@ def relu_ntk(
       :class:`ReluKernels` ``(nngp, ntk)`` = ``(Σ, Θ)``, each ``(n1, n2)``.
 
     Raises:
-      ValueError: widths differ, a negative or fractional depth, bad standard deviations.
+      ValueError: widths differ, a negative, fractional or bool depth, bad standard deviations.
     """
     A = as_float_array(X1, "X1", ndim=(2,))
     B = A if X2 is None else as_float_array(X2, "X2", ndim=(2,))
     if B.shape[1] != A.shape[1]:
         raise ValueError(f"X1 has {A.shape[1]} features but X2 has {B.shape[1]}")
-    if int(depth) != depth or depth < 0:
-        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-    positive_scalar(weight_std, "weight_std")
-    positive_scalar(bias_std, "bias_std", allow_zero=True)
+    depth = check_relu_parameters(depth, weight_std, bias_std)
     same = np.eye(A.shape[0], dtype=bool) if X2 is None else None  # a point with itself: θ = 0 exactly
-    nngp, theta = relu_kernels(A, B, depth=int(depth), weight_std=weight_std, bias_std=bias_std, same=same, xp=np)
+    nngp, theta = relu_kernels(A, B, depth=depth, weight_std=weight_std, bias_std=bias_std, same=same, xp=np)
     return ReluKernels(nngp, theta)
 
 

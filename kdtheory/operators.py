@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -327,6 +328,28 @@ class RBF:
         return np.full(A.shape[0], float(self.variance))
 
 
+def check_relu_parameters(depth: object, weight_std: float, bias_std: float) -> int:
+    """Validate the parameters of the ReLU kernels (one check for :func:`kdtheory.ntk.relu_ntk` and the operators).
+
+    Args:
+      depth: hidden layers, a whole number ``≥ 0`` (not a bool).
+      weight_std: σ_w > 0.
+      bias_std: σ_b ≥ 0.
+
+    Returns:
+      ``depth`` as an ``int``.
+
+    Raises:
+      ValueError: a bool, fractional or negative depth, or bad standard deviations (each named).
+    """
+    d = float("nan") if isinstance(depth, bool) or not isinstance(depth, numbers.Real) else float(depth)
+    if not (0 <= d < np.inf and d == int(d)):  # NaN (a bool, a non-number) and inf fail too
+        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+    positive_scalar(weight_std, "weight_std")
+    positive_scalar(bias_std, "bias_std", allow_zero=True)
+    return int(d)
+
+
 def relu_kernels(
     A: Any,
     B: Any,
@@ -400,10 +423,7 @@ class _ReluKernel:
 
     def __post_init__(self) -> None:
         """Validate the parameters (a clear ValueError naming the bad one)."""
-        if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
-        positive_scalar(self.weight_std, "weight_std")
-        positive_scalar(self.bias_std, "bias_std", allow_zero=True)
+        check_relu_parameters(self.depth, self.weight_std, self.bias_std)
 
     def __call__(self, A: jax.Array, B: jax.Array, same: jax.Array | None = None) -> jax.Array:
         """The ``(a, b)`` block ``Σ(A, B)`` (:class:`ReluNNGP`) or ``Θ(A, B)`` (:class:`ReluNTK`), in ``jax.numpy``.

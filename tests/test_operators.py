@@ -17,6 +17,7 @@ from kdtheory.operators import (
     ReluNNGP,
     ReluNTK,
     StoredKernel,
+    check_relu_parameters,
 )
 from kdtheory.simulate import mlp
 from kdtheory.testing import assert_close
@@ -180,3 +181,13 @@ def test_ntk_vector_product_equals_the_dense_kernel(trace):
     Vj = V if trace is not None else V.reshape(6, 3, 2)
     got = np.asarray(ntk_vector_product(model.apply, params, T, X, Vj, trace=trace)).reshape(K.shape[0], 2)
     assert_close(got, K @ V, rtol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [True, False, 1.5, -1, np.inf, np.nan, "2"])
+def test_relu_depth_is_refused_the_same_way_by_the_operators_and_relu_ntk(depth):
+    """One parameter check for both ReLU kernel front ends: relu_ntk took depth=True as 1 before."""
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    for make in (lambda: ReluNNGP(depth=depth), lambda: ReluNTK(depth=depth), lambda: relu_ntk(X, depth=depth)):
+        with pytest.raises(ValueError, match="depth must be a non-negative integer"):
+            make()
+    assert check_relu_parameters(np.int64(3), 1.0, 0.0) == 3 and check_relu_parameters(2.0, 1.0, 0.0) == 2
