@@ -6,6 +6,8 @@ blocked kernel products. Every comparison also checks that the reported error es
 observed error (up to the oracle's own round-off, stated per test).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -230,25 +232,25 @@ def rbf_problem():
 @pytest.mark.parametrize(
     "recipe",
     [
-        dict(recipe=Recipe("flow")),
-        dict(recipe=Recipe("gd", learning_rate=1.0)),
-        dict(recipe=Recipe("momentum", learning_rate=0.5, momentum=0.9)),
-        dict(recipe=Recipe("flow", normalization="per_output")),
+        Recipe("flow"),
+        Recipe("gd", learning_rate=1.0),
+        Recipe("momentum", learning_rate=0.5, momentum=0.9),
+        Recipe("flow", normalization="per_output"),
     ],
 )
 def test_rbf_without_exhaustion_equals_dense(rbf_problem, recipe):
     op, cross, K, Kt, spec, y = rbf_problem
     lam1 = spec.evals[0]
-    scale = 400 * 4 if recipe.get("normalization") == "per_output" else 1.0
-    if recipe["method"] == "flow":
+    scale = 400 * 4 if recipe.normalization == "per_output" else 1.0
+    if recipe.method == "flow":
         t = np.geomspace(0.1, 1e3, 30) / lam1 * scale
     else:
         t = np.unique(np.geomspace(1, 1e3, 20).round())
-        recipe = {**recipe, "learning_rate": recipe["learning_rate"] / lam1}
-    kr = train(op, y, t, test=TestPoints(kernel=cross), **recipe)
-    if recipe["method"] != "momentum":  # flow and gd have residual bounds; momentum only the pair bound
+        recipe = dataclasses.replace(recipe, learning_rate=recipe.learning_rate / lam1)
+    kr = train(op, y, t, test=TestPoints(kernel=cross), recipe=recipe)
+    if recipe.method != "momentum":  # flow and gd have residual bounds; momentum only the pair bound
         assert not kr.solver["exhausted"] and kr.solver["basis_size"] < 400
-    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt), **recipe)
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt), recipe=recipe)
     _check(kr, de, y, spec, tol=1e-6)
 
 
