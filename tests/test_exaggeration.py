@@ -4,6 +4,7 @@ remaining fractions are resolved in float64), and bad input named."""
 
 import numpy as np
 import pytest
+from bad_input import KERNEL3, RAGGED, one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,14 +118,6 @@ def test_saturated_points_give_margins_of_exactly_zero_and_are_skipped():
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
-
-
-KERNEL3 = Spectrum.from_kernel(np.eye(3))
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -138,4 +131,4 @@ def _one_line(excinfo) -> None:
 def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)

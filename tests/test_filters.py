@@ -6,6 +6,7 @@ normalization, and bad input named. The scalar numerics below the algebra
 
 import numpy as np
 import pytest
+from bad_input import RAGGED, one_line
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -287,14 +288,9 @@ def test_bad_eigenvalues():
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
 
 
 F2 = Filter(np.ones(2), np.ones(2))
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -337,7 +333,7 @@ def _one_line(excinfo) -> None:
 def test_bad_input_names_the_argument_in_one_line(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)
 
 
 def test_whole_numbers_of_every_kind_are_accepted_where_counts_are_asked():
@@ -351,7 +347,7 @@ def test_whole_numbers_of_every_kind_are_accepted_where_counts_are_asked():
 def test_as_array_keeps_other_conversion_errors_typed():
     with pytest.raises(ValueError, match=r"^w must be a rectangular array") as info:
         _checks.as_float_array([[1.0], [2.0, 3.0]], "w")
-    _one_line(info)
+    one_line(info)
     with pytest.raises(TypeError, match="w must hold real numbers"):
         _checks.as_float_array([object()], "w")
     assert _checks.below_one(0.0, "beta") == 0.0

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from bad_input import RAGGED, one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import softmax
@@ -127,11 +128,6 @@ def test_noise_module_imports_numpy_only():
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -146,4 +142,4 @@ def _one_line(excinfo) -> None:
 def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)

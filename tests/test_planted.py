@@ -8,6 +8,7 @@ a brute-force argmin over the grid, and Monte Carlo for the link between validat
 import numpy as np
 import pytest
 import scipy.linalg
+from bad_input import RAGGED, one_line
 
 from kdtheory import planted
 from kdtheory.data import planted_linear
@@ -153,14 +154,9 @@ def test_planted_population_risk_matches_explicit_weights():
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
 
 
 FEATURES = Spectrum.from_features(np.random.default_rng(0).standard_normal((4, 3)))
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -176,4 +172,4 @@ def _one_line(excinfo) -> None:
 def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)

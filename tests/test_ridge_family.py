@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from bad_input import KERNEL3, RAGGED, one_line
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -223,14 +224,6 @@ def test_over_eval_filters_give_explicit_test_predictions():
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
-
-
-KERNEL3 = Spectrum.from_kernel(np.eye(3))
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +241,7 @@ def _one_line(excinfo) -> None:
 def test_bad_input_is_named_in_the_modules_built_on_the_core(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)
 
 
 def test_pareek_weights_as_any_real_sequence_give_the_same_filter():

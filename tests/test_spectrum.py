@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+from bad_input import RAGGED, one_line
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -141,14 +142,9 @@ def test_out_of_range_tolerances_are_refused(name, value):
 
 
 # ---------------------------------------------------------------------- bad input, named
-RAGGED = [[1.0, 0.0], [0.0]]
 
 
 SPEC = Spectrum.from_kernel(np.array([[2.0, 1.0], [1.0, 2.0]]))
-
-
-def _one_line(excinfo) -> None:
-    assert "\n" not in str(excinfo.value), str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -172,4 +168,4 @@ def _one_line(excinfo) -> None:
 def test_bad_input_names_the_argument_in_one_line(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
-    _one_line(info)
+    one_line(info)
