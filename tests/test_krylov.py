@@ -438,23 +438,12 @@ def test_bad_input_names_the_argument():
 @pytest.mark.slow
 def test_empirical_ntk_operator_trajectory_equals_dense():
     """End to end: NTK-vector products (never forming J) drive the same trajectory as the dense NTK."""
-    import jax
+    from ntk_problem import ntk_problem
 
-    from kdtheory.ntk import empirical_ntk
-    from kdtheory.operators import NTKOperator
-    from kdtheory.simulate import mlp
-
-    model = mlp([4, 32, 2], parameterization="ntk")
-    params = model.init(jax.random.PRNGKey(1))
-    rng = np.random.default_rng(2)
-    X, Xt = rng.standard_normal((60, 4)), rng.standard_normal((5, 4))
-    y = rng.standard_normal((60, 2))
-    op = NTKOperator(model.apply, params, X, block_size=16)
-    K = empirical_ntk(model.apply, params, X)
-    spec = Spectrum.from_kernel(K)
+    op, spec, y, Xt, Kt = ntk_problem()
     t = np.array([0.0, 0.5, 5.0, 50.0]) / spec.evals[0]
     kr = train(op, y, t, test=TestPoints(kernel=op.cross(Xt)))
-    de = dynamics.train(spec, y, t, test=TestPoints(kernel=empirical_ntk(model.apply, params, Xt, X)))
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt))
     _check(kr, de, y, spec, tol=1e-6)
 
 

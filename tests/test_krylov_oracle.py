@@ -318,20 +318,10 @@ def test_larger_n(family):
 
 @pytest.mark.slow
 def test_ntk_vector_products():
-    import jax
+    from ntk_problem import ntk_problem
 
-    from kdtheory.ntk import empirical_ntk
-    from kdtheory.operators import NTKOperator
-    from kdtheory.simulate import mlp
-
-    model = mlp([4, 32, 2], parameterization="ntk")
-    params = model.init(jax.random.PRNGKey(1))
-    rng = np.random.default_rng(2)
-    X, Xt = rng.standard_normal((60, 4)), rng.standard_normal((5, 4))
-    y = rng.standard_normal((60, 2))
-    op = NTKOperator(model.apply, params, X, block_size=16)
-    spec = Spectrum.from_kernel(empirical_ntk(model.apply, params, X))
+    op, spec, y, Xt, Kt = ntk_problem()
     t = _times(spec.evals[0])
     kr = dynamics.train(op, y, t, test=TestPoints(kernel=op.cross(Xt)), solver=Lanczos(tolerance=1e-6, strict=False))
-    de = dynamics.train(spec, y, t, test=TestPoints(kernel=empirical_ntk(model.apply, params, Xt, X)))
+    de = dynamics.train(spec, y, t, test=TestPoints(kernel=Kt))
     _judge(kr, de, y, spec, 1e-6, "ntk_vp", test=True)
