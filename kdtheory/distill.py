@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_times, choice
 from kdtheory.dynamics import Dense, FilterArg, Source, TestPoints, apply_filter
 from kdtheory.eigen import GRADIENT_FLOW, Filter, Recipe, Spectrum, loss_divisor
-from kdtheory.krylov import Lanczos, RitzSpectrum, is_operator
+from kdtheory.krylov import Lanczos, RitzSpectrum, Structure, StructuredFilter, is_operator, recipe_structure
 from kdtheory.trajectory import Trajectory
 
 __all__ = [
@@ -305,28 +305,6 @@ def _on(source: Source, filter_of: Callable[[Spectrum], Filter]) -> FilterArg:
     return filter_of(source)
 
 
-class _Structured:
-    """A ``Spectrum -> Filter`` callable carrying what the Krylov residual bounds need."""
-
-    def __init__(self, filter_of: Callable[[Spectrum], Filter], structure: object):
-        """Bind the filter function and its :data:`kdtheory.krylov.Structure`-like description."""
-        self.filter_of, self.structure = filter_of, structure
-
-    def __call__(self, spec: Spectrum) -> Filter:
-        """The filter on ``spec``."""
-        return self.filter_of(spec)
-
-
-def _plain(recipe: Recipe, n: int, k: int) -> tuple[str, float] | None:
-    """``(method, rate)`` of a flow / gd / ridge recipe for the residual bounds (else ``None``)."""
-    scale = recipe.eigenvalue_scale(n, k)
-    if recipe.method in ("flow", "gd"):
-        return recipe.method, recipe.learning_rate * scale
-    if recipe.method == "ridge":
-        return "ridge", scale
-    return None
-
-
 def _distill_structure(
     source: Source,
     k: int,
@@ -336,14 +314,14 @@ def _distill_structure(
     student: Recipe,
     teacher_weight: float | None,
     truth_weight: float | None,
-) -> object:
+) -> Structure | None:
     """``("distill", student, teacher, w)`` for the Krylov residual bounds, or ``None``."""
-    s, tch = _plain(student, source.n, k), _plain(teacher, source.n, k)
+    T = _scalar_axis(teacher_t, "teacher_t")
+    s, tch = recipe_structure(student, t, source.n, k), recipe_structure(teacher, T, source.n, k)
     if s is None or tch is None or s[0] == "ridge":
         return None
     w = float(mixing_weights(teacher_weight=teacher_weight, truth_weight=truth_weight))
-    axis = np.ravel(as_times(t, "t"))
-    return ("distill", (s[0], s[1], axis), (tch[0], tch[1], _scalar_axis(teacher_t, "teacher_t")), w)
+    return ("distill", s, (tch[0], tch[1], T), w)
 
 
 def distill(
@@ -407,7 +385,7 @@ def distill(
 
         filt = _on(spectrum, filter_of)
         if is_operator(spectrum):
-            filt = _Structured(
+            filt = StructuredFilter(
                 filter_of, _distill_structure(spectrum, k, t, teacher_t, teacher, student, teacher_weight, truth_weight)
             )
         return apply_filter(spectrum, y, filt, t=t, recipe=student, test=test, solver=solver)

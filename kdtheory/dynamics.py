@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 from kdtheory._checks import as_float_array, as_times, choice
 from kdtheory._synthesis import synthesize
 from kdtheory.eigen import GRADIENT_FLOW, NORMALIZATIONS, Filter, Normalization, Recipe, Spectrum, loss_divisor
-from kdtheory.krylov import Lanczos, RitzSpectrum, check, is_operator, solve
+from kdtheory.krylov import Lanczos, RitzSpectrum, StructuredFilter, check, is_operator, recipe_structure, solve
 from kdtheory.trajectory import Trajectory
 
 if TYPE_CHECKING:  # the operators need JAX; the closed forms on a Spectrum do not
@@ -183,7 +183,9 @@ def train(
     if is_operator(spectrum):
         # validate the recipe and the axis before any kernel product
         recipe.filter(RitzSpectrum.of_values(np.zeros(1), spectrum.n), at, outputs=k)
-        filt: FilterArg = _RecipeFilter(recipe, at, k, spectrum.n)
+        filt: FilterArg = StructuredFilter(
+            lambda spec: recipe.filter(spec, at, outputs=k), recipe_structure(recipe, at, spectrum.n, k)
+        )
     else:
         filt = recipe.filter(_check_spectrum(spectrum), at, outputs=k)
     return apply_filter(
@@ -327,26 +329,6 @@ def apply_filter(
         recipe,
         normalization,
     )
-
-
-class _RecipeFilter:
-    """``Spectrum -> Filter`` of a recipe at an axis, carrying what the Krylov residual bounds need."""
-
-    def __init__(self, recipe: Recipe, at: ArrayLike, k: int, n: int):
-        """Bind the recipe, axis and outputs; derive the :data:`kdtheory.krylov.Structure`."""
-        self.recipe, self.at, self.k = recipe, at, k
-        scale = recipe.eigenvalue_scale(n, k)
-        axis = np.ravel(as_times(at, "ridge" if recipe.method == "ridge" else "t"))
-        if recipe.method in ("flow", "gd"):
-            self.structure: tuple[str, float, np.ndarray] | None = (recipe.method, recipe.learning_rate * scale, axis)
-        elif recipe.method == "ridge":
-            self.structure = ("ridge", scale, axis)
-        else:
-            self.structure = None
-
-    def __call__(self, spec: Spectrum) -> Filter:
-        """The recipe's filter on ``spec``."""
-        return self.recipe.filter(spec, self.at, outputs=self.k)
 
 
 def _axes(

@@ -113,8 +113,8 @@ import scipy.fft
 import scipy.linalg
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, positive_scalar
-from kdtheory.filters import Filter
+from kdtheory._checks import as_float_array, as_times, positive_scalar
+from kdtheory.filters import Filter, Recipe
 from kdtheory.spectrum import Spectrum
 from kdtheory.trajectory import Trajectory
 
@@ -141,6 +141,45 @@ FilterOf = Callable[[Spectrum], Filter]
 #: A distillation is ``("distill", student, teacher, w)`` with the student's structure, the
 #: teacher's ``(method, rate, teacher_t)`` and the weight ``w`` on the teacher.
 Structure = tuple[Any, ...]
+
+
+def recipe_structure(recipe: Recipe, axis: ArrayLike, n: int, k: int) -> Structure | None:
+    """The :data:`Structure` ``(method, rate, axis)`` of a plain flow / gd / ridge recipe, else ``None``.
+
+    Args:
+      recipe: the recipe.
+      axis: its times, whole steps or ridge strengths, any shape (flattened).
+      n: the kernel's number of training points (for the normalization's eigenvalue scale).
+      k: the number of outputs.
+
+    Returns:
+      ``(method, learning_rate · scale, flat axis)`` for flow and gd, ``("ridge", scale, flat
+      axis)`` for ridge, ``None`` for momentum (no residual bound).
+    """
+    scale = recipe.eigenvalue_scale(n, k)
+    flat = np.ravel(as_times(axis, "ridge" if recipe.method == "ridge" else "t"))
+    if recipe.method in ("flow", "gd"):
+        return recipe.method, recipe.learning_rate * scale, flat
+    if recipe.method == "ridge":
+        return "ridge", scale, flat
+    return None
+
+
+class StructuredFilter:
+    """A ``Spectrum -> Filter`` function that carries its :data:`Structure` for the residual bounds.
+
+    Args:
+      filter_of: the filter as a function of a spectrum (called with the Ritz values).
+      structure: its :data:`Structure`, or ``None`` (then only the pair bound applies).
+    """
+
+    def __init__(self, filter_of: FilterOf, structure: Structure | None):
+        """Bind the function and its structure."""
+        self.filter_of, self.structure = filter_of, structure
+
+    def __call__(self, spec: Spectrum) -> Filter:
+        """The filter on ``spec``."""
+        return self.filter_of(spec)
 
 
 @dataclass(frozen=True)
