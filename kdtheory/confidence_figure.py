@@ -88,9 +88,9 @@ def confidence_figure(
         else:
             ax2.text(0.02, 0.02, "no control: not corrected for regression to the mean", transform=ax2.transAxes,
                      fontsize=8, color="0.35")  # fmt: skip
-        ax2.legend(fontsize=8, loc="upper right")
         if r.tol > 0:
             ax2.axhspan(-r.tol, r.tol, color="0.85", label=f"|Δφ| ≤ tol = {r.tol:g}")
+        ax2.legend(fontsize=8, loc="upper right")  # after every labelled artist, the tolerance band included
         ax2.axhline(0.0, color="0.3", ls="--", lw=1)
         ax2.set_xlabel("teacher logit confidence φ_teacher (bin mean)")
         ax2.set_ylabel("mean Δφ = φ_student − φ_teacher")

@@ -118,3 +118,14 @@ def test_saved_only_with_a_path_and_then_closed(tmp_path):
 def test_nothing_to_draw_is_refused():
     with pytest.raises(ValueError, match="reports: nothing to draw"):
         confidence_figure({})
+
+
+def test_the_tolerance_band_is_in_the_legend():
+    teacher, student, _ = _logits(60)
+    r = analyze(teacher, student, kind="logits", bootstrap=0, tol=0.25)
+    fig = confidence_figure(r)
+    try:
+        texts = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        assert sorted(texts) == sorted(["student − teacher", "|Δφ| ≤ tol = 0.25"])
+    finally:
+        pyplot().close(fig)
