@@ -18,6 +18,7 @@ from kdtheory.confidence import (
     class_indices,
     expected_calibration_error,
     logit_confidence,
+    point_confidences,
     validate_predictions,
 )
 
@@ -247,6 +248,32 @@ def test_row2_few_clipped_points_proceed_and_are_reported():
     r = analyze(p, p, kind="probabilities", bootstrap=0)
     assert r.clipped == 1 and r.clipped_teacher == 1 and r.summary()["clipped_points"] == 1
     assert np.isfinite(r.teacher_logit).all()
+
+
+def _teacher_misses_the_controls_top_class(n=200, missed=30, seed=2):
+    """Probabilities where the teacher gives exactly 0 to the control's top-1 class on ``missed`` points.
+
+    The teacher's own top class is class 0 everywhere, the control's is class 2 on the first
+    ``missed`` points: only the cross-selected φ (the control's class) is clipped there.
+    """
+    rng = np.random.default_rng(seed)
+    t = softmax(rng.standard_normal((n, 3)) * 0.3 + [2.0, 0.0, 0.0], 1)
+    s = softmax(rng.standard_normal((n, 3)) * 0.3 + [2.0, 0.0, 0.0], 1)
+    c = softmax(rng.standard_normal((n, 3)) * 0.3 + [2.0, 0.0, 0.0], 1)
+    t[:missed] = [0.7, 0.3, 0.0]
+    c[:missed] = [0.2, 0.2, 0.6]
+    return t, s, c
+
+
+def test_row2_clipping_of_the_cross_selected_phi_is_counted_and_refused():
+    t, s, c = _teacher_misses_the_controls_top_class()
+    assert (c.argmax(1)[:30] == 2).all() and (t[:30, 2] == 0).all()
+    pts = point_confidences(t, s, c, kind="probabilities")
+    assert not pts.teacher.clipped.any() and not pts.student.clipped.any() and not pts.control.clipped.any()
+    with pytest.raises(ValueError, match=r"30 of 200 points"):
+        analyze(t, s, kind="probabilities", control=c)  # old: clipped = 0, no refusal, o1_cross from φ = -27.6
+    r = analyze(t, s, kind="probabilities", control=c, accept_clipping=True, bootstrap=0)
+    assert r.clipped == 30 and r.clipped_teacher == r.clipped_student == r.clipped_control == 0
 
 
 # ---------------------------------------------------------------- row 4: float16 softmax outputs

@@ -161,7 +161,9 @@ class ConfidenceReport:
       kl: mean ``KL(p_t ‖ p_s)`` in nats; ``inf`` when some point has ``p_s = 0 < p_t``.
       kl_infinite: points with infinite KL.
       ece_teacher, ece_student: calibration errors against the labels (``None`` without labels).
-      clipped: points whose ``φ_teacher`` or ``φ_student`` was clipped (probabilities only).
+      clipped: points where any φ the report uses was clipped — the teacher's, the student's, the
+        control's, or (with a control) a cross-selected φ of the control's top-1 class
+        (probabilities only).
       clipped_teacher, clipped_student: the same, per model.
       bootstrap: resamples used for ``slope_ci``.
       control_prob, control_logit: the control's ``p_c`` and ``φ`` (``None`` without a control).
@@ -350,9 +352,13 @@ def analyze(
         srcs[0], srcs[1], ctl, kind=kind, labels=labels, reference=opts.reference, eps=opts.eps, threads=opts.threads
     )
     clip_t, clip_s = pts.teacher.clipped, pts.student.clipped
-    clip_any = clip_t | clip_s
-    if pts.control is not None:
-        clip_any = clip_any | pts.control.clipped
+    sources = [(srcs[0].name, clip_t), (srcs[1].name, clip_s)]
+    if ctl is not None and pts.control is not None:
+        sources.append((ctl.name, pts.control.clipped))
+    if ctl is not None and pts.cross_clipped is not None:  # the φ of the control's top-1 class (o1_cross)
+        cross_any = pts.cross_clipped[0] | pts.cross_clipped[1] | pts.cross_clipped[2]
+        sources.append((f"any model at {ctl.name}'s top-1 class", cross_any))
+    clip_any = np.logical_or.reduce([mask for _, mask in sources])
     clipped = int(np.count_nonzero(clip_any))
     if clipped > MAX_CLIPPED_SHARE * n and not opts.accept_clipping:
         raise ValueError(

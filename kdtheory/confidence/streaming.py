@@ -95,6 +95,8 @@ class PointConfidences(NamedTuple):
       cross: with a control, the φ of the **control's** top-1 class for the teacher, the student
         and the control (the cross-selected check of :mod:`kdtheory.deviation`); ``None``
         without a control.
+      cross_clipped: the three ``(n,)`` bool masks of where those cross-selected φ were clipped
+        (as :attr:`LogitConfidence.clipped`); ``None`` without a control.
     """
 
     classes: np.ndarray
@@ -107,6 +109,7 @@ class PointConfidences(NamedTuple):
     pmax_teacher: np.ndarray
     pmax_student: np.ndarray
     cross: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    cross_clipped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class _Block(NamedTuple):
@@ -343,6 +346,7 @@ def point_confidences(
     kl, pmax_t, pmax_s = (np.empty(n) for _ in range(3))
     conf = [(np.empty(n), np.empty(n), np.zeros(n, bool)) for _ in srcs]
     cross = [np.empty(n) for _ in srcs] if len(srcs) == 3 else []
+    cross_clip = [np.zeros(n, bool) for _ in cross]
     rows = min(src.rows_per_block for src in srcs)  # rows computed at once (cache-sized)
     span = rows * max(1, READ_ROWS_FACTOR)  # rows read at once per file (one preadv each)
 
@@ -382,12 +386,11 @@ def point_confidences(
         cls[sl], kl[sl] = c, _kl_block(t, s, kind, scratch.get("d", shape, work)[: stop - start])
         top_t[sl], top_s[sl], pmax_t[sl], pmax_s[sl] = t.top, s.top, t.pmax, s.pmax
         if cross:
-            if reference == "control_top1":
-                for dest, r in zip(cross, out, strict=True):
-                    dest[sl] = r.phi
-            else:
-                for dest, r in zip(cross, out, strict=True):
-                    dest[sl] = _class_confidence(r, out[2].top, kind, eps)[0]
+            for dest, dclip, r in zip(cross, cross_clip, out, strict=True):
+                if reference == "control_top1":
+                    dest[sl], dclip[sl] = r.phi, r.clipped
+                else:
+                    dest[sl], _, dclip[sl] = _class_confidence(r, out[2].top, kind, eps)
         for (prob, phi, clip), r in zip(conf, out, strict=True):
             prob[sl], phi[sl], clip[sl] = r.prob, r.phi, r.clipped
 
@@ -408,4 +411,5 @@ def point_confidences(
     return PointConfidences(
         cls, lc[0], lc[1], lc[2] if len(lc) == 3 else None, kl, top_t, top_s, pmax_t, pmax_s,
         (cross[0], cross[1], cross[2]) if cross else None,
+        (cross_clip[0], cross_clip[1], cross_clip[2]) if cross else None,
     )  # fmt: skip
