@@ -270,10 +270,20 @@ def test_row2_clipping_of_the_cross_selected_phi_is_counted_and_refused():
     assert (c.argmax(1)[:30] == 2).all() and (t[:30, 2] == 0).all()
     pts = point_confidences(t, s, c, kind="probabilities")
     assert not pts.teacher.clipped.any() and not pts.student.clipped.any() and not pts.control.clipped.any()
-    with pytest.raises(ValueError, match=r"30 of 200 points"):
+    with pytest.raises(ValueError, match=r"30 of 200 points .*any model at control's top-1 class \(30\)"):
         analyze(t, s, kind="probabilities", control=c)  # old: clipped = 0, no refusal, o1_cross from φ = -27.6
     r = analyze(t, s, kind="probabilities", control=c, accept_clipping=True, bootstrap=0)
     assert r.clipped == 30 and r.clipped_teacher == r.clipped_student == r.clipped_control == 0
+
+
+def test_row2_the_refusal_names_every_clipped_source_and_its_count():
+    rng = np.random.default_rng(3)
+    t = softmax(rng.standard_normal((200, 3)), 1)
+    c = t.copy()
+    c[:20] = [1.0, 0.0, 0.0]  # only the control is saturated: 20 of 200 = 10% > 1%
+    with pytest.raises(ValueError, match=r"20 of 200 points .*the_control\.npy \(20\)") as err:
+        analyze(t, t, kind="probabilities", control=c, names=("t.npy", "s.npy", "the_control.npy"))
+    assert "t.npy (0)" in str(err.value) and "s.npy (0)" in str(err.value)
 
 
 # ---------------------------------------------------------------- row 4: float16 softmax outputs

@@ -361,10 +361,10 @@ def analyze(
     clip_any = np.logical_or.reduce([mask for _, mask in sources])
     clipped = int(np.count_nonzero(clip_any))
     if clipped > MAX_CLIPPED_SHARE * n and not opts.accept_clipping:
+        counts = ", ".join(f"{name} ({int(np.count_nonzero(mask))})" for name, mask in sources)
         raise ValueError(
             f"{clipped} of {n} points ({100 * clipped / n:.2g}%) have a probability of exactly 0 or 1 (within "
-            f"eps = {opts.eps:g}) for the reference class in {srcs[0].name} ({int(clip_t.sum())}) or {srcs[1].name} "
-            f"({int(clip_s.sum())}); their "
+            f"eps = {opts.eps:g}) for the reference class in {counts}; their "
             f"logit confidence is clipped at ±{-np.log(opts.eps):.3g}, which can reverse the conclusion. Above "
             f"{100 * MAX_CLIPPED_SHARE:g}% this is refused: pass logits (kind='logits', --logits), or accept the "
             "clipping (accept_clipping=True, --accept-clipping)"
