@@ -475,8 +475,6 @@ def _confidence(args: argparse.Namespace) -> int:
             accept_clipping=args.accept_clipping,
             threads=args.threads,
         )
-        if args.tolerance is not None and not (args.tolerance >= 0 and np.isfinite(args.tolerance)):
-            raise ValueError(f"tolerance must be a finite number >= 0, got {args.tolerance}")
         roles = ("teacher predictions", "student predictions", "control predictions")
         inputs = [[_prediction_input(f, what=r) for f, r in zip(run, roles, strict=False)] for run in runs]
         y = mapping = None

@@ -90,7 +90,6 @@ This module imports numpy and scipy only.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -99,7 +98,7 @@ from numpy.typing import ArrayLike
 
 from kdtheory._checks import choice
 from kdtheory.confidence.analyses import confidence_groups, least_squares_slope
-from kdtheory.confidence.inputs import KINDS, class_indices, open_predictions
+from kdtheory.confidence.inputs import KINDS, class_indices, open_predictions, real
 from kdtheory.confidence.streaming import logit_confidence, point_confidences
 from kdtheory.stats import Effect, Rule, all_hold, paired_effect
 
@@ -419,14 +418,7 @@ def decide_o1(
     kinds = {(e.selection, e.reference, e.controlled) for e in seeds}
     if len(kinds) > 1:
         raise ValueError(f"per_seed mixes selections/references/controls {sorted(kinds)}; decide each apart")
-    if (
-        isinstance(tolerance, bool)
-        or not isinstance(tolerance, (int, float))
-        or not (math.isfinite(tolerance) and tolerance >= 0)
-    ):
-        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    tolerance = real(tolerance, "tolerance", minimum=0)  # level is checked by stats.Rule below
     selection, reference, controlled = seeds[0].selection, seeds[0].reference, seeds[0].controlled
     arm = control if controlled else NO_CONTROL
     if selection == "control":
@@ -445,7 +437,7 @@ def decide_o1(
         }
     fields = {"underfit": "low", "exaggerate_slope": "slope", "exaggerate_high": "high"}
     rules = {
-        "underfit": Rule(-float(tolerance), "less", level),
+        "underfit": Rule(-tolerance, "less", level),
         "exaggerate_slope": Rule(0.0, "greater", level),
         "exaggerate_high": Rule(0.0, "greater", level),
     }

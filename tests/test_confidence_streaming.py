@@ -193,6 +193,14 @@ def test_analyze_seeds_without_control_says_so_and_decides_against_the_teacher_i
         analyze_seeds([], kind="logits")
 
 
+def test_analyze_seeds_checks_tolerance_before_reading(tmp_path):
+    missing = (str(tmp_path / "teacher_0.npy"), str(tmp_path / "student_0.npy"))  # reading them would fail
+    with pytest.raises(ValueError, match="tolerance must be a finite number >= 0, got -5"):
+        analyze_seeds([missing], kind="logits", tolerance=-5)
+    with pytest.raises(ValueError, match="tolerance must be"):  # old: one seed never reached decide_o1's check
+        analyze_seeds([_logits(50, 3)[:2]], kind="logits", tolerance=-5.0, bootstrap=0)
+
+
 def test_block_size_follows_the_number_of_classes():
     assert open_predictions(np.zeros((10, 3)) + [0, 1, 2], "x").rows_per_block == inputs.BLOCK_ELEMENTS // 3
     assert open_predictions(np.zeros((10, 10**6)), "x").rows_per_block == 1

@@ -270,6 +270,13 @@ def test_decide_o1_refuses_bad_input(per_seed, kw, match):
         decide_o1(per_seed, **kw)
 
 
+def test_decide_o1_takes_a_numpy_tolerance():
+    seeds = [_fake(v) for v in (-0.3, -0.5, -0.2)]
+    got = decide_o1(seeds, tolerance=np.float32(0.1))["underfit"]  # old: refused as not a number
+    want = decide_o1(seeds, tolerance=float(np.float32(0.1)))["underfit"]
+    assert got == want
+
+
 @pytest.mark.parametrize(
     ("args", "kw", "match"),
     [

@@ -473,11 +473,14 @@ def analyze_seeds(
     Raises:
       ValueError: no runs, runs of the wrong length, a mix of runs with and without a control,
         a seed whose teacher gives every point the same φ (O1's slopes are undefined) when
-        there are several seeds, or anything :func:`analyze` refuses (naming the seed's array).
+        there are several seeds, a ``tolerance`` that is not a finite number ``≥ 0`` (checked
+        before any predictions are read), or anything :func:`analyze` refuses (naming the seed's
+        array).
     """
     from kdtheory import deviation
 
     opts = _options(options, settings)
+    tol = deviation.TOLERANCE if tolerance is None else real(tolerance, "tolerance", minimum=0)  # before any read
     if isinstance(runs, (str, bytes)) or not isinstance(runs, Sequence) or not runs:
         raise ValueError("runs must be a non-empty sequence of (teacher, student[, control]) predictions")
     sizes = set()
@@ -489,7 +492,6 @@ def analyze_seeds(
         raise ValueError("runs mix seeds with and without a control: give a control for every seed or for none")
     if names is not None and len(names) != len(runs):
         raise ValueError(f"names must give one entry per run ({len(runs)}), got {len(names)}")
-    tol = deviation.TOLERANCE if tolerance is None else tolerance
     reports: list[ConfidenceReport] = []
     for i, r in enumerate(runs):
         nm = list(names[i]) if names is not None else [f"teacher[{i}]", f"student[{i}]", f"control[{i}]"]
