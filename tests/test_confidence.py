@@ -423,6 +423,33 @@ def test_row14_labels_are_checked_after_the_teacher():
         analyze(t, t, kind="logits", y=np.array([0, 1, 2, 3]))
 
 
+_X = np.linspace(-2.0, 2.0, 10)
+_SLOPE = {"bootstrap": 0, "robust_points": 100, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: analyses.binned(_X, np.ones(12), 3), r"phi_teacher and phi_student must be non-empty 1-D of one"),
+        (lambda: analyses.binned(np.empty(0), np.empty(0), 3), r"non-empty 1-D of one length, got shapes \(0,\)"),
+        (lambda: analyses.binned(_X, np.full(10, np.inf), 3), "phi_teacher and phi_student must be finite"),
+        (lambda: analyses.tail_shares(_X, np.ones(12), 0.2, 0.0), "phi_teacher and delta must be non-empty 1-D"),
+        (lambda: analyses.tail_shares(_X, np.ones((10, 1)), 0.2, 0.0), "phi_teacher and delta must be"),
+        (lambda: analyses.tail_shares(_X, _X, 0.2, -1.0), "tol must be a finite number >= 0, got -1.0"),
+        (lambda: analyses.slope_analysis(_X, _X, **{**_SLOPE, "bootstrap": -3}), "bootstrap must be an integer >= 0"),
+        (lambda: analyses.slope_analysis(_X, _X, **{**_SLOPE, "robust_points": 0}), "robust_points must be an int"),
+        (lambda: analyses.slope_analysis(_X, _X, **{**_SLOPE, "seed": 1.5}), "seed must be an integer >= 0"),
+        (lambda: analyses.slope_analysis(_X, _X[:9], **_SLOPE), "phi_teacher and phi_student must be 1-D of one"),
+        (lambda: analyses.slope_analysis(_X, _X * np.nan, **_SLOPE), "phi_teacher and phi_student must be finite"),
+        (lambda: analyses.least_squares_slope(_X, _X[:9]), r"x and y must be 1-D of one length"),
+    ],
+)
+def test_analyses_refuse_bad_input_naming_it(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()  # old: binned and tail_shares read a longer second array's first n entries or counted all of
+        # them, bootstrap=-3 passed, robust_points=0 and empty bins failed inside numpy or with ZeroDivisionError
+
+
 def test_shapes_must_match():
     with pytest.raises(ValueError, match=r"teacher has shape \(4, 3\) but student has shape \(5, 3\)"):
         analyze(np.zeros((4, 3)), np.ones((5, 3)), kind="logits")

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import theilslopes
 
-from kdtheory.confidence.inputs import count, open_interval
+from kdtheory.confidence.inputs import count, open_interval, real
 
 __all__ = [
     "BOOTSTRAP_GROUPS",
@@ -55,6 +55,21 @@ BOOTSTRAP_GROUPS = 1 << 12
 _BOOT_BLOCK = 1 << 20  # resampled indices drawn at once by the bootstrap
 
 
+def _paired(
+    x: ArrayLike, y: ArrayLike, names: tuple[str, str], *, nonempty: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x``, ``y`` as finite float64 vectors of one length (non-empty if asked), else a ``ValueError`` naming them."""
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 1 or ya.shape != xa.shape or (nonempty and xa.size == 0):
+        what = "non-empty 1-D" if nonempty else "1-D"
+        raise ValueError(
+            f"{names[0]} and {names[1]} must be {what} of one length, got shapes {xa.shape} and {ya.shape}"
+        )
+    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
+        raise ValueError(f"{names[0]} and {names[1]} must be finite")
+    return xa, ya
+
+
 def least_squares_slope(x: ArrayLike, y: ArrayLike) -> tuple[float, float] | None:
     r"""Ordinary least squares ``y ≈ slope · x + intercept``, on centred data.
 
@@ -73,11 +88,11 @@ def least_squares_slope(x: ArrayLike, y: ArrayLike) -> tuple[float, float] | Non
     Raises:
       ValueError: ``x`` and ``y`` not 1-D of one length, or not finite.
     """
-    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if xa.ndim != 1 or ya.shape != xa.shape:
-        raise ValueError(f"x and y must be 1-D of one length, got shapes {xa.shape} and {ya.shape}")
-    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        raise ValueError("x and y must be finite")
+    return _ols(*_paired(x, y, ("x", "y")))
+
+
+def _ols(xa: np.ndarray, ya: np.ndarray) -> tuple[float, float] | None:
+    """:func:`least_squares_slope` on checked float64 vectors."""
     if xa.size < 2 or np.ptp(xa) == 0:
         return None
     xm, ym = xa.mean(), ya.mean()
@@ -157,15 +172,23 @@ def slope_analysis(
       phi_student: ``(n,)`` float64.
       bootstrap: resamples, ``≥ 0`` (0: no interval).
       robust_points: subsample size for Theil–Sen, ``≥ 2``.
-      seed: seed of the bootstrap (stream ``[seed, 0]``) and the subsample (``[seed, 1]``).
+      seed: seed of the bootstrap (stream ``[seed, 0]``) and the subsample (``[seed, 1]``), ``≥ 0``.
 
     Returns:
       :class:`SlopeAnalysis`.
+
+    Raises:
+      ValueError: the φ not finite 1-D of one length, or ``bootstrap``, ``robust_points`` or
+        ``seed`` not an integer in range.
     """
+    phi_teacher, phi_student = _paired(phi_teacher, phi_student, ("phi_teacher", "phi_student"))
+    bootstrap = count(bootstrap, "bootstrap", minimum=0)
+    robust_points = count(robust_points, "robust_points", minimum=2)
+    seed = count(seed, "seed", minimum=0)
     n = phi_teacher.size
     m = min(n, robust_points)
     slope = intercept = ci = robust = robust_ci = None
-    fit = least_squares_slope(phi_teacher, phi_student)
+    fit = _ols(phi_teacher, phi_student)
     if fit is not None:
         slope, intercept = fit
         if bootstrap:
@@ -253,7 +276,11 @@ def binned(phi_teacher: np.ndarray, phi_student: np.ndarray, bins: int, *, order
 
     Returns:
       :class:`Bins`.
+
+    Raises:
+      ValueError: the φ not finite, non-empty 1-D of one length, or ``bins < 1``.
     """
+    phi_teacher, phi_student = _paired(phi_teacher, phi_student, ("phi_teacher", "phi_student"), nonempty=True)
     bins = count(bins, "bins", minimum=1)
     n = phi_teacher.size
     if order is None:
@@ -308,7 +335,13 @@ def tail_shares(
 
     Returns:
       :class:`Tails`.
+
+    Raises:
+      ValueError: ``phi_teacher`` and ``delta`` not finite, non-empty 1-D of one length,
+        ``quantile`` outside ``(0, 0.5]`` or ``tol`` not a finite number ``≥ 0``.
     """
+    phi_teacher, delta = _paired(phi_teacher, delta, ("phi_teacher", "delta"), nonempty=True)
+    tol = real(tol, "tol", minimum=0)
     low, high = confidence_groups(phi_teacher, quantile, order=order)
     return Tails(
         float(np.mean(delta[low] < -tol)),
