@@ -27,6 +27,20 @@ def test_design_refuses_bad_values(field, value):
         dataclasses.replace(TINY, **{field: value})
 
 
+@pytest.mark.parametrize(
+    "field, value", [("label_noise", 1.5), ("learning_rate", -1.0), ("hidden", (0,)), ("n", -5), ("momentum", 1.0)]
+)
+def test_design_refuses_every_declared_bound(field, value):
+    # every param declaration is enforced at construction, as config.check enforces it
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_design_admits_no_switch():
+    # the paper blocks at a temperature without O2 train no late switch
+    assert dataclasses.replace(TINY, switch_fractions=()).switch_fractions == ()
+
+
 def test_registered_suite_has_the_issue_design():
     s = design.Suite()
     assert s.paper_seeds >= 20 and set(s.o2_temperatures) >= {1.0, 4.0} and set(s.temperatures) == {1.0, 2.0, 4.0}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdtheory import data as _data
+from kdtheory.experiments import config as _config
 from kdtheory.experiments.config import param
 
 __all__ = [
@@ -93,7 +94,7 @@ class Design:
     )  # fmt: skip
     temperature: float = param(1.0, "τ of the distillation term", above=0)
     switch_fractions: tuple[float, ...] = param(
-        (0.25, 0.5, 0.75), "late / reverse switch fractions f", above=0, below=1
+        (0.25, 0.5, 0.75), "late / reverse switch fractions f (empty: no switch)", above=0, below=1, min_items=0
     )
     gradient_points: int = param(1000, "training points for the T2 gradient statistics", low=1)
     points: int = param(40, "recorded checkpoints per run (geometric, with 0 and the budget)", low=1)
@@ -106,19 +107,8 @@ class Design:
                           choices=("constant", "cosine"))  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.regime not in REGIMES:
-            raise ValueError(f"regime must be one of {REGIMES}, got {self.regime!r}")
-        if not (
-            self.teacher_stop in ("val", "last") or (isinstance(self.teacher_stop, int) and self.teacher_stop >= 0)
-        ):
-            raise ValueError(f"teacher_stop must be 'val', 'last' or a step >= 0, got {self.teacher_stop!r}")
-        if any(not 0 < f < 1 for f in self.switch_fractions):
-            raise ValueError(f"switch_fractions must lie strictly between 0 and 1, got {self.switch_fractions}")
-        for name in ("teacher_t", "student_t", "validation", "gradient_points", "points"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        # every field against its param declaration (ConfigError is a ValueError naming the field)
+        _config.check(self)
 
     @property
     def teacher_widths(self) -> tuple[int, ...]:
