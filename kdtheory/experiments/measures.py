@@ -35,7 +35,7 @@ from kdtheory import data as _data
 from kdtheory import deviation
 from kdtheory.confidence import confidence_groups, least_squares_slope
 from kdtheory.experiments.arms import Arm, OneHotRun, _model, arm_run, fetch, fetch_many
-from kdtheory.experiments.design import Design, Suite, load
+from kdtheory.experiments.design import O2_FRACTION, Design, Suite, load
 
 if TYPE_CHECKING:
     import jax
@@ -361,7 +361,7 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
     ):
         for base in bases:
             ds = [dataclasses.replace(base, regime=regime, temperature=tau, reverse=False,
-                                      switch_fractions=(0.5,) if tau in suite.o2_temperatures else ())
+                                      switch_fractions=(O2_FRACTION,) if tau in suite.o2_temperatures else ())
                   for tau in temps]  # fmt: skip
             for s in range(s0, s0 + n):  # every τ's runs of a seed in one batch per phase
                 if say is not None:
@@ -384,7 +384,7 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
     for base in suite.designs:
         if base.dataset not in suite.map_datasets:
             continue
-        base = dataclasses.replace(base, regime="noisy-labels", switch_fractions=(0.5,), reverse=False)
+        base = dataclasses.replace(base, regime="noisy-labels", switch_fractions=(O2_FRACTION,), reverse=False)
         for axis, vals in values.items():
             for value in vals:
                 v: Any = max(1, int(round(value * base.student_t))) if axis == "student_t" else value
