@@ -373,8 +373,9 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
                                  t2))  # fmt: skip
     for d in suite.designs:
         d = dataclasses.replace(d, regime="noisy-labels")
-        out.append(Block("noisy-labels", d, collect(d, range(s0, s0 + suite.seeds), say, gradients=True),
-                         bool(d.switch_fractions), True))  # fmt: skip
+        t2 = _t2_defined(d)  # η = 0 off the mixture: q − Y = 0, no ratio to take
+        out.append(Block("noisy-labels", d, collect(d, range(s0, s0 + suite.seeds), say, gradients=t2),
+                         bool(d.switch_fractions), t2))  # fmt: skip
     if not map_cells:
         return out
     # axis -> its values: stop rules (str | int), temperatures, noise rates, budget fractions (float)
