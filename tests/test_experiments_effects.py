@@ -61,3 +61,16 @@ def test_every_claim_effect_names_its_cell():
     # defined on the mixture in every regime (posterior labels); never at τ = 2
     assert t2_cells == {("paper", "mixture"), ("compression", "mixture"), ("noisy-labels", "mixture")}
     assert all(e.extra["tau"] == 1.0 for e in outs[2].effects)
+
+
+def test_t2_builds_no_map_block(monkeypatch):
+    # T2 skips the confounder map's cells, so it does not ask for them (their runs are O1's and O2's)
+    asked = []
+
+    def blocks(cfg, say=None, *, map_cells=True):
+        asked.append(map_cells)
+        return []
+
+    monkeypatch.setattr(t2, "blocks", blocks)
+    t2.measure(SUITE, lambda _: None)
+    assert asked == [False]
