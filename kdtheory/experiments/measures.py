@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 #: a jitted function of the flat parameters (:func:`_moments_fn`).
 _Jitted = Callable[..., Any]
 
-__all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "REFERENCES", "MAP_AXES"]
+__all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "MAP_AXES"]
 
 #: teacher-confidence quantile bins of the paper's plot.
 BINS = 10
@@ -53,9 +53,6 @@ FRACTION = deviation.FRACTION
 
 #: the controls of every student-vs-teacher comparison (the first decides).
 CONTROLS = ("replica", "twin")
-
-#: the reference classes of φ: the teacher's top-1 (decides) and the label (reported).
-REFERENCES = ("top1", "label")
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
