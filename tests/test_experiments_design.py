@@ -8,6 +8,7 @@ import pytest
 from paired_designs import TINY, TINY_PAPER
 
 from kdtheory.experiments import design
+from kdtheory.experiments.config import ConfigError, override
 
 
 def test_validation_is_noisy_only_with_label_noise():
@@ -25,6 +26,33 @@ def test_validation_is_noisy_only_with_label_noise():
 def test_design_refuses_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(TINY, **{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value", [("label_noise", 1.5), ("learning_rate", -1.0), ("hidden", (0,)), ("n", -5), ("momentum", 1.0)]
+)
+def test_design_refuses_every_declared_bound(field, value):
+    # every param declaration is enforced at construction, as config.check enforces it
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_design_admits_no_switch():
+    # the paper blocks at a temperature without O2 train no late switch
+    assert dataclasses.replace(TINY, switch_fractions=()).switch_fractions == ()
+
+
+@pytest.mark.parametrize("suite", [design.QUICK, design.Suite()], ids=["quick", "full"])
+def test_suite_refuses_o2_settings_that_cannot_be_decided(suite):
+    # O2's share is read at f = O2_FRACTION: a noisy-labels design switching elsewhere is refused up front
+    with pytest.raises(ConfigError, match="designs.mixture.switch_fractions must contain the O2 fraction 0.5"):
+        override(suite, {"designs.mixture.switch_fractions": "0.25"})
+    # O2 is decided in the paper blocks: an O2 temperature that no paper student trains is refused
+    with pytest.raises(ConfigError, match="o2_temperatures must be among temperatures"):
+        override(suite, {"temperatures": "1", "o2_temperatures": "2"})
+    # both still admit what decides O2
+    assert override(suite, {"designs.mixture.switch_fractions": "0.25,0.5"}).designs[0].switch_fractions == (0.25, 0.5)
+    assert override(suite, {"designs.mixture.switch_fractions": ""}).designs[0].switch_fractions == ()
 
 
 def test_registered_suite_has_the_issue_design():

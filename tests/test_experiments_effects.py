@@ -61,3 +61,23 @@ def test_every_claim_effect_names_its_cell():
     # defined on the mixture in every regime (posterior labels); never at τ = 2
     assert t2_cells == {("paper", "mixture"), ("compression", "mixture"), ("noisy-labels", "mixture")}
     assert all(e.extra["tau"] == 1.0 for e in outs[2].effects)
+
+
+def test_t2_builds_no_map_block(monkeypatch):
+    # T2 skips the confounder map's cells, so it does not ask for them (their runs are O1's and O2's)
+    asked = []
+
+    def blocks(cfg, say=None, *, map_cells=True):
+        asked.append(map_cells)
+        return []
+
+    monkeypatch.setattr(t2, "blocks", blocks)
+    t2.measure(SUITE, lambda _: None)
+    assert asked == [False]
+
+
+def test_difference_effect_reads_keys_with_a_dot():
+    # a per-seed key is read as a whole, "acc_late_0.5" included (no "key.field" split)
+    rows = [{"acc_late_0.5": 0.7 + d, "acc_twin": 0.6} for d in (0.0, 0.01, 0.02)]
+    e = effects.difference_effect("late − twin", rows, "acc_late_0.5", "acc_twin", Rule(0.0), "twin")
+    assert e.estimate == pytest.approx(0.11, rel=1e-12)

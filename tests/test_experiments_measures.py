@@ -1,13 +1,14 @@
 """kdtheory.experiments.measures: gradient moments and batch distances against explicit oracles, and the O1
 numbers of a split against an explicit loop."""
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from paired_designs import TINY
+from paired_designs import SUITE, TINY
 
 from kdtheory.experiments import arms, design, measures
 
@@ -90,3 +91,36 @@ def test_o1_effects_of_a_level_shift(n, shift, seed, ties):
     assert r["train_top1_replica"].underfit_low == pytest.approx(shift, abs=1e-9)
     assert r["train_top1_replica"].exaggerate_high == pytest.approx(shift, abs=1e-9)
     assert r["train_top1_replica"].slope == pytest.approx(0.0, abs=1e-9)
+
+
+def _stub_blocks(monkeypatch, suite, **kw):
+    """``measures.blocks(suite)`` with training stubbed out: (blocks, the ``gradients=`` of each collect)."""
+    asked: list[tuple[str, str, bool]] = []
+
+    def collect(d, seeds, say=None, *, gradients=False):
+        asked.append((d.regime, d.dataset, gradients))
+        return [{}]
+
+    monkeypatch.setattr(measures, "collect", collect)
+    monkeypatch.setattr(measures, "fetch_many", lambda *a, **k: None)
+    return measures.blocks(suite, **kw), asked
+
+
+def test_noisy_labels_block_without_noise_skips_t2(monkeypatch):
+    # digits with η = 0: q − Y = 0, the T2 ratio is undefined — the block is kept (O2) without T2
+    clean = dataclasses.replace(TINY, dataset="digits", n=None, n_test=0, label_noise=0.0)
+    suite = dataclasses.replace(SUITE, designs=(TINY, clean), map_datasets=())
+    out, asked = _stub_blocks(monkeypatch, suite)
+    noisy = {b.design.dataset: b for b in out if b.regime == "noisy-labels"}
+    assert noisy["mixture"].t2 and not noisy["digits"].t2 and noisy["digits"].o2
+    assert ("noisy-labels", "digits", False) in asked and ("noisy-labels", "mixture", True) in asked
+
+
+@pytest.mark.parametrize("suite", [design.QUICK, design.Suite()], ids=["quick", "full"])
+def test_registered_suites_keep_their_t2_blocks(monkeypatch, suite):
+    out, _ = _stub_blocks(monkeypatch, suite, map_cells=False)
+    t2 = {(b.regime, b.design.dataset, b.design.temperature) for b in out if b.t2}
+    expected = {("noisy-labels", d.dataset, 1.0) for d in suite.designs}
+    expected |= {(r, b.dataset, 1.0) for r, bases in (("paper", suite.paper), ("compression", suite.compression))
+                 for b in bases if b.dataset == "mixture"}  # fmt: skip
+    assert t2 == expected

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from kdtheory.simulate import Loss, Model, Optimizer
 
 __all__ = ["RunSpec", "OneHotRun", "Arm", "teacher_spec", "replica_spec", "arm_spec", "teacher_run",
-           "replica_run", "arm_run", "fetch", "fetch_many", "clear_cache", "stop_index", "ARMS", "gradient_checkpoints",
+           "replica_run", "arm_run", "fetch", "fetch_many", "clear_cache", "stop_index", "gradient_checkpoints",
            "CACHE_RUNS"]  # fmt: skip
 
 #: the seed offsets of the runs (per seed ``s``): teacher, student-side initialization, the
@@ -130,9 +130,6 @@ class Arm(NamedTuple):
     test_accuracy: np.ndarray
     params: np.ndarray
     params_t: np.ndarray
-
-
-ARMS = ("student", "twin", "replica", "late:f", "reverse:f")
 
 
 def gradient_checkpoints(C: int) -> list[int]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdtheory import data as _data
+from kdtheory.experiments import config as _config
 from kdtheory.experiments.config import param
 
 __all__ = [
@@ -37,9 +38,13 @@ __all__ = [
     "PAPER",
     "COMPRESSION",
     "QUICK",
+    "O2_FRACTION",
 ]
 
 DATASETS = ("mixture", "digits", "mnist1d")
+
+#: the late-switch fraction ``f`` at which O2 is measured (the share recovered by switching at ``f``).
+O2_FRACTION = 0.5
 
 #: the regimes, in the order of the report.
 REGIMES = ("paper", "compression", "noisy-labels")
@@ -93,7 +98,7 @@ class Design:
     )  # fmt: skip
     temperature: float = param(1.0, "τ of the distillation term", above=0)
     switch_fractions: tuple[float, ...] = param(
-        (0.25, 0.5, 0.75), "late / reverse switch fractions f", above=0, below=1
+        (0.25, 0.5, 0.75), "late / reverse switch fractions f (empty: no switch)", above=0, below=1, min_items=0
     )
     gradient_points: int = param(1000, "training points for the T2 gradient statistics", low=1)
     points: int = param(40, "recorded checkpoints per run (geometric, with 0 and the budget)", low=1)
@@ -106,19 +111,8 @@ class Design:
                           choices=("constant", "cosine"))  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.regime not in REGIMES:
-            raise ValueError(f"regime must be one of {REGIMES}, got {self.regime!r}")
-        if not (
-            self.teacher_stop in ("val", "last") or (isinstance(self.teacher_stop, int) and self.teacher_stop >= 0)
-        ):
-            raise ValueError(f"teacher_stop must be 'val', 'last' or a step >= 0, got {self.teacher_stop!r}")
-        if any(not 0 < f < 1 for f in self.switch_fractions):
-            raise ValueError(f"switch_fractions must lie strictly between 0 and 1, got {self.switch_fractions}")
-        for name in ("teacher_t", "student_t", "validation", "gradient_points", "points"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        # every field against its param declaration (ConfigError is a ValueError naming the field)
+        _config.check(self)
 
     @property
     def teacher_widths(self) -> tuple[int, ...]:
@@ -180,7 +174,7 @@ MNIST1D = Design(
     learning_rate=0.01, momentum=0.9, batch_size=100, teacher_t=6000, student_t=6000, gradient_points=4000,
 )  # fmt: skip
 
-_PAPER: dict[str, Any] = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(0.5,),
+_PAPER: dict[str, Any] = dict(regime="paper", label_noise=0.0, teacher_stop="last", switch_fractions=(O2_FRACTION,),
                               reverse=False, schedule="cosine")  # fmt: skip
 
 #: the ``paper`` regime: the three data sets with clean labels, teachers trained to the end of their
@@ -238,7 +232,9 @@ class Suite:
     compression_temperatures: tuple[float, ...] = param((1.0, 4.0), "τ of the compression students", above=0)
     seeds: int = param(10, "seeds of the noisy-labels designs", low=2)
     designs: tuple[Design, ...] = param(
-        tuple(dataclasses.replace(d, switch_fractions=(0.5,), reverse=False) for d in (MIXTURE, DIGITS, MNIST1D)),
+        tuple(
+            dataclasses.replace(d, switch_fractions=(O2_FRACTION,), reverse=False) for d in (MIXTURE, DIGITS, MNIST1D)
+        ),
         "the noisy-labels designs (the bases of the map)",
     )
     map_datasets: tuple[str, ...] = param(
@@ -254,14 +250,28 @@ class Suite:
         (0.1,), "student budgets of the map (fractions of the base budget)", above=0, high=1
     )
 
+    def __post_init__(self) -> None:
+        # O2 is decided in the paper blocks at each o2 temperature, and at f = O2_FRACTION in every block
+        if missing := [t for t in self.o2_temperatures if t not in self.temperatures]:
+            raise _config.ConfigError(
+                f"o2_temperatures must be among temperatures {self.temperatures} (O2 is decided in the paper "
+                f"regime), got {self.o2_temperatures} ({', '.join(f'{t:g}' for t in missing)} not trained)"
+            )
+        for d in self.designs:
+            if d.switch_fractions and O2_FRACTION not in d.switch_fractions:
+                raise _config.ConfigError(
+                    f"designs.{d.dataset}.switch_fractions must contain the O2 fraction {O2_FRACTION:g} "
+                    f"(or be empty: no late switch), got {d.switch_fractions}"
+                )
+
 
 #: the quick (smoke) suite: tiny sizes, 2 seeds, paper and compression on the mixture (compression:
 #: 20-64-3 → 20-16-3), noisy-labels on the mixture and MNIST-1D, τ = 1, no map — few compiled programs.
 _TINY_MIX = Design(n=200, n_test=1000, validation=100, teacher_t=200, student_t=200, gradient_points=200,
-                   switch_fractions=(0.5,), points=16, reverse=False)  # fmt: skip
+                   switch_fractions=(O2_FRACTION,), points=16, reverse=False)  # fmt: skip
 _TINY_M1D = Design(dataset="mnist1d", n=300, n_test=500, validation=100, label_noise=0.2, hidden=(32,),
                    learning_rate=0.01, momentum=0.9, batch_size=50, teacher_t=200, student_t=200,
-                   gradient_points=100, switch_fractions=(0.5,), points=16, reverse=False)  # fmt: skip
+                   gradient_points=100, switch_fractions=(O2_FRACTION,), points=16, reverse=False)  # fmt: skip
 QUICK = Suite(
     first_seed=0,
     paper=(Design(**{**_TINY_MIX.__dict__, **_PAPER}),),

@@ -18,8 +18,8 @@ from numpy.typing import ArrayLike
 
 from kdtheory.stats import Effect, Rule, paired_effect, ratio_effect, t_interval
 
-__all__ = ["tag", "difference_effect", "mean_effect", "share_effect", "bin_intervals", "mean_interval", "interval_text",
-           "table", "TABLE_KEYS"]  # fmt: skip
+__all__ = ["tag", "difference_effect", "mean_effect", "share_effect", "mean_interval", "interval_text", "table",
+           "TABLE_KEYS"]  # fmt: skip
 
 #: the keys of a table cell, in the order of the evidence table's columns.
 TABLE_KEYS = ("claim", "regime", "dataset", "split", "tau", "control_arm")
@@ -44,8 +44,8 @@ def tag(effect: Effect, **cell: Any) -> Effect:
     return dataclasses.replace(effect, extra={**cell, **effect.extra})
 
 
-def _col(rows: list[dict[str, Any]], key: str, field: str | None = None) -> np.ndarray:
-    return np.array([r[key] if field is None else getattr(r[key], field) for r in rows], dtype=float)
+def _col(rows: list[dict[str, Any]], key: str) -> np.ndarray:
+    return np.array([r[key] for r in rows], dtype=float)
 
 
 def difference_effect(name: str, rows: list[dict[str, Any]], a: str, b: str | None, rule: Rule, control: str) -> Effect:
@@ -54,7 +54,7 @@ def difference_effect(name: str, rows: list[dict[str, Any]], a: str, b: str | No
     Args:
       name: what is measured.
       rows: per-seed dicts.
-      a: treatment key (``"key.field"`` reads a field of a per-seed record).
+      a: treatment key.
       b: control key, or ``None`` when ``a`` is already a paired contrast.
       rule: the rule fixed before the run.
       control: the control arm in words.
@@ -62,7 +62,7 @@ def difference_effect(name: str, rows: list[dict[str, Any]], a: str, b: str | No
     Returns:
       The :class:`~kdtheory.stats.Effect`.
     """
-    va = _col(rows, *a.split(".", 1)) if "." in a else _col(rows, a)
+    va = _col(rows, a)
     vb = np.zeros_like(va) if b is None else _col(rows, b)
     return paired_effect(name, va, vb, control=control, rule=rule)
 
@@ -102,21 +102,6 @@ def share_effect(
     num = _col(rows, f"acc_late_{f:g}{suffix}") - _col(rows, f"acc_twin{suffix}")
     den = _col(rows, f"acc_student{suffix}") - _col(rows, f"acc_twin{suffix}")
     return ratio_effect(name, num, den, control=control, rule=rule)
-
-
-def bin_intervals(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and paired 95% t interval over seeds of a per-seed list (e.g. a binned curve).
-
-    Args:
-      rows: per-seed dicts.
-      key: a key whose value is a list of equal length in every row.
-
-    Returns:
-      ``(mean, low, high)`` arrays.
-    """
-    A = np.array([r[key] for r in rows], dtype=float)
-    ivs = [t_interval(A[:, j]) for j in range(A.shape[1])]
-    return (np.array([i.estimate for i in ivs]), np.array([i.low for i in ivs]), np.array([i.high for i in ivs]))
 
 
 def mean_interval(values: ArrayLike) -> list[float]:

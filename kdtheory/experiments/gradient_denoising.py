@@ -84,8 +84,8 @@ def measure(cfg: Suite, say: Progress) -> Outcome:
     """
     effects: list[Effect] = []
     per_set: dict[str, dict[str, Any]] = {}
-    for b in blocks(cfg, say):
-        if not b.t2 or b.axis is not None:
+    for b in blocks(cfg, say, map_cells=False):  # the map's cells take no gradient statistics
+        if not b.t2:
             continue
         eff = t2_cells(b)
         effects += eff

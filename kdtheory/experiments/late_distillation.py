@@ -39,7 +39,7 @@ import numpy as np
 from kdtheory.data import PlantedLinear, planted_linear
 from kdtheory.distill import distill_filter, late_switch_filter
 from kdtheory.eigen import Filter, Recipe, Spectrum
-from kdtheory.experiments.design import QUICK, Suite
+from kdtheory.experiments.design import O2_FRACTION, QUICK, Suite
 from kdtheory.experiments.effects import difference_effect, interval_text, share_effect, tag
 from kdtheory.experiments.harness import Experiment, Progress, finish, pyplot
 from kdtheory.experiments.measures import Block, blocks
@@ -115,13 +115,13 @@ def o2_cells(block: Block) -> list[Effect]:
     return [
         tag(difference_effect(f"{where}: O2-a test accuracy gain, student − twin", rows, "acc_student", "acc_twin",
                               GAIN, CONTROL), claim="O2-a gain", **cell),
-        tag(share_effect(f"{where}: O2-b share of the gain recovered by switching at f = 0.5", rows, 0.5, SHARE,
-                         CONTROL), claim="O2-b share", **cell),
+        tag(share_effect(f"{where}: O2-b share of the gain recovered by switching at f = {O2_FRACTION:g}", rows,
+                         O2_FRACTION, SHARE, CONTROL), claim="O2-b share", **cell),
         tag(difference_effect(f"{where}: O2-c gain, every arm early-stopped on the validation split", rows,
                               "acc_student_es", "acc_twin_es", GAIN, CONTROL_ES), claim="O2-c gain (early-stopped)",
             **cell),
-        tag(share_effect(f"{where}: O2-d share at f = 0.5, every arm early-stopped", rows, 0.5, SHARE, CONTROL_ES,
-                         suffix="_es"), claim="O2-d share (early-stopped)", **cell),
+        tag(share_effect(f"{where}: O2-d share at f = {O2_FRACTION:g}, every arm early-stopped", rows, O2_FRACTION,
+                         SHARE, CONTROL_ES, suffix="_es"), claim="O2-d share (early-stopped)", **cell),
     ]  # fmt: skip
 
 

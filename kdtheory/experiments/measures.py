@@ -35,7 +35,7 @@ from kdtheory import data as _data
 from kdtheory import deviation
 from kdtheory.confidence import confidence_groups, least_squares_slope
 from kdtheory.experiments.arms import Arm, OneHotRun, _model, arm_run, fetch, fetch_many
-from kdtheory.experiments.design import Design, Suite, load
+from kdtheory.experiments.design import O2_FRACTION, Design, Suite, load
 
 if TYPE_CHECKING:
     import jax
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 #: a jitted function of the flat parameters (:func:`_moments_fn`).
 _Jitted = Callable[..., Any]
 
-__all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "REFERENCES", "MAP_AXES"]
+__all__ = ["seed_metrics", "collect", "blocks", "Block", "BINS", "FRACTION", "CONTROLS", "MAP_AXES"]
 
 #: teacher-confidence quantile bins of the paper's plot.
 BINS = 10
@@ -53,9 +53,6 @@ FRACTION = deviation.FRACTION
 
 #: the controls of every student-vs-teacher comparison (the first decides).
 CONTROLS = ("replica", "twin")
-
-#: the reference classes of φ: the teacher's top-1 (decides) and the label (reported).
-REFERENCES = ("top1", "label")
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -361,7 +358,7 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
     ):
         for base in bases:
             ds = [dataclasses.replace(base, regime=regime, temperature=tau, reverse=False,
-                                      switch_fractions=(0.5,) if tau in suite.o2_temperatures else ())
+                                      switch_fractions=(O2_FRACTION,) if tau in suite.o2_temperatures else ())
                   for tau in temps]  # fmt: skip
             for s in range(s0, s0 + n):  # every τ's runs of a seed in one batch per phase
                 if say is not None:
@@ -373,8 +370,9 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
                                  t2))  # fmt: skip
     for d in suite.designs:
         d = dataclasses.replace(d, regime="noisy-labels")
-        out.append(Block("noisy-labels", d, collect(d, range(s0, s0 + suite.seeds), say, gradients=True),
-                         bool(d.switch_fractions), True))  # fmt: skip
+        t2 = _t2_defined(d)  # η = 0 off the mixture: q − Y = 0, no ratio to take
+        out.append(Block("noisy-labels", d, collect(d, range(s0, s0 + suite.seeds), say, gradients=t2),
+                         bool(d.switch_fractions), t2))  # fmt: skip
     if not map_cells:
         return out
     # axis -> its values: stop rules (str | int), temperatures, noise rates, budget fractions (float)
@@ -384,7 +382,7 @@ def blocks(suite: Suite, say: Callable[[str], None] | None = None, *, map_cells:
     for base in suite.designs:
         if base.dataset not in suite.map_datasets:
             continue
-        base = dataclasses.replace(base, regime="noisy-labels", switch_fractions=(0.5,), reverse=False)
+        base = dataclasses.replace(base, regime="noisy-labels", switch_fractions=(O2_FRACTION,), reverse=False)
         for axis, vals in values.items():
             for value in vals:
                 v: Any = max(1, int(round(value * base.student_t))) if axis == "student_t" else value

@@ -231,7 +231,7 @@ def summary(results: Sequence[ExperimentResult], out_dir: str | os.PathLike[str]
         rows.append((
             r.name + ("" if r.registered else "*"),
             r.kind,
-            "—" if e is None else _one_line(getattr(e, "regime", None) or e.extra.get("regime") or "—"),
+            "—" if e is None else _one_line(e.extra.get("regime") or "—"),
             "smoke run" if r.verdict == SMOKE else _one_line(r.verdict),
             e,
             r,
