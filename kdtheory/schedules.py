@@ -105,10 +105,11 @@ class Schedule:
           ``m(steps)``, float64, the shape of ``steps``.
 
         Raises:
-          ValueError: steps that are negative or not whole.
+          ValueError: steps that are negative, not whole, or not finite.
         """
         s = np.asarray(steps)
-        if not np.issubdtype(s.dtype, np.number) or np.any(s < 0) or np.any(s != np.round(s)):
+        bad = not np.issubdtype(s.dtype, np.number) or not np.all(np.isfinite(s))
+        if bad or np.any(s < 0) or np.any(s != np.round(s)):
             raise ValueError(f"steps must be non-negative whole numbers, got {steps!r}")
         m: np.ndarray = multiplier(np, self.params(np.float64), s.astype(np.int64))
         return m
