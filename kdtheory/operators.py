@@ -65,7 +65,7 @@ from jax.sharding import Mesh
 from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, positive_scalar
+from kdtheory._checks import as_float_array, positive_integer, positive_scalar
 from kdtheory._layers import network_outputs
 from kdtheory._sharding import _ENTRIES_PER_BLOCK, _TILE, _pad_rows, _Precision, _Rows, _Tiles, device_mesh
 
@@ -161,7 +161,7 @@ class KernelOperator(abc.ABC):
         Returns:
           The dense matrix.
         """
-        bs = int(positive_scalar(block_size, "block_size"))
+        bs = positive_integer(block_size, "block_size")
         cols = [self.matmat(np.eye(self.shape[1])[:, j : j + bs]) for j in range(0, self.shape[1], bs)]
         return np.concatenate(cols, axis=1)
 
@@ -186,7 +186,7 @@ def _mesh_arg(devices: Sequence[Any] | None) -> Mesh:
 
 
 def _block_arg(block_size: int | None) -> int | None:
-    return None if block_size is None else int(positive_scalar(block_size, "block_size"))
+    return None if block_size is None else positive_integer(block_size, "block_size")
 
 
 def _test_points(test: ArrayLike, width: int, have: str) -> np.ndarray:
