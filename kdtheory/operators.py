@@ -643,13 +643,13 @@ class StoredKernel(KernelOperator):
                 self._dev = self._rows.put(np.asarray(K), split=True)
                 self._apply = self._rows.map(lambda r, V: r.astype(V.dtype) @ V, 1)
 
-    def _check(self) -> None:
+    def _check(self, symmetric: bool = True, name: str = "K") -> None:
         n, m = self.shape
         for i in range(0, n, self._bs):
             blk = np.asarray(self._K[i : i + self._bs])
             if not np.all(np.isfinite(blk)):
-                raise ValueError(f"K contains non-finite values in rows {i}..{i + blk.shape[0] - 1}")
-            if n == m:
+                raise ValueError(f"{name} contains non-finite values in rows {i}..{i + blk.shape[0] - 1}")
+            if symmetric and n == m:
                 j = min(i + self._bs, n)
                 asym = np.max(np.abs(blk[:, :j].astype(np.float64) - np.asarray(self._K[:j, i:j]).T))
                 scale = float(np.max(np.abs(blk))) if blk.size else 0.0
@@ -670,7 +670,7 @@ class StoredKernel(KernelOperator):
         return np.asarray(np.diagonal(self._K), dtype=np.float64).copy() if self.shape[0] == self.shape[1] else None
 
     def cross(self, test: ArrayLike) -> KernelOperator:
-        """A stored cross-kernel as an operator (read by row blocks, not checked for symmetry).
+        """A stored cross-kernel as an operator (read by row blocks; checked finite, not symmetric).
 
         Args:
           test: the stored matrix ``k(X_test, X)``, shape ``(n_test, n)`` (array or memory map).
@@ -679,11 +679,13 @@ class StoredKernel(KernelOperator):
           A :class:`StoredKernel` of shape ``(n_test, n)``.
 
         Raises:
-          ValueError: ``test`` is not a 2-D array with ``n`` columns.
+          ValueError: ``test`` is not a 2-D float array with ``n`` columns, or has NaN or inf entries.
         """
         if not isinstance(test, np.ndarray) or test.ndim != 2 or test.shape[1] != self.shape[1]:
             raise ValueError(f"test must be a stored (n_test, {self.shape[1]}) matrix, got shape {np.shape(test)}")
-        return StoredKernel(test, block_size=self._block, check=False)
+        op = StoredKernel(test, block_size=self._block, check=False)
+        op._check(symmetric=False, name="test")
+        return op
 
 
 # ---------------------------------------------------------------------- empirical NTK

@@ -204,3 +204,17 @@ def test_fractional_block_size_is_refused_by_name(bad):
         FeatureKernel(X, block_size=bad)
     with pytest.raises(ValueError, match="block_size must be a positive integer"):
         StoredKernel(K).dense(block_size=bad)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_stored_cross_refuses_non_finite_entries(bad):
+    """A NaN/inf cross matrix is refused naming ``test`` (it gave NaN predictions silently); a square one
+    is not required to be symmetric."""
+    X, _, _ = _data(6, 3)
+    op = StoredKernel(X @ X.T)
+    Kt = X[:4] @ X.T
+    Kt[1, 2] = bad
+    with pytest.raises(ValueError, match="test contains non-finite values"):
+        op.cross(Kt)
+    asym = np.arange(36.0).reshape(6, 6)
+    assert_close(op.cross(asym).matmat(np.eye(6)), asym, rtol=0)
