@@ -58,7 +58,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
+from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar, whole_steps
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.schedules import Schedule
 from kdtheory.structured_ntk import Layer, Structure, Taps
@@ -350,8 +350,7 @@ class Loss:
             raise ValueError("teacher_weight_after and switch_t go together")
         if self.teacher_weight_after is not None and self.switch_t is not None:  # both or neither (above)
             _unit(self.teacher_weight_after, "teacher_weight_after")
-            if int(self.switch_t) != self.switch_t or self.switch_t < 0:
-                raise ValueError(f"switch_t must be a non-negative whole number of steps, got {self.switch_t!r}")
+            whole_steps(self.switch_t, "switch_t")
 
     @property
     def uses_teacher(self) -> bool:
@@ -908,6 +907,9 @@ def _trajectory(
     )
 
 
+_MAX_STEP = 2**31 - 1
+
+
 def _as_steps(t: ArrayLike) -> np.ndarray:
     ck = np.asarray(t)
     if (
@@ -919,6 +921,10 @@ def _as_steps(t: ArrayLike) -> np.ndarray:
         or np.any(ck != np.round(ck))
     ):
         raise ValueError(f"t must be a non-empty 1-D array of non-negative whole numbers of steps, got {t!r}")
+    if np.max(ck) >= _MAX_STEP:  # the engine counts steps in int32
+        raise ValueError(
+            f"t must be below 2**31 - 1 = {_MAX_STEP} steps (the engine counts in int32), got max {np.max(ck)!r}"
+        )
     return np.unique(ck.astype(np.int64))
 
 
@@ -1002,6 +1008,5 @@ def teacher_student(
 
 
 def _log_steps(steps: int, count: int, name: str) -> np.ndarray:
-    if int(steps) != steps or steps < 0:
-        raise ValueError(f"{name} must be a non-negative whole number of steps, got {steps!r}")
+    steps = whole_steps(steps, name)
     return np.unique(np.r_[0, np.geomspace(1, max(steps, 1), max(count - 1, 1)).round().astype(int), steps])

@@ -415,3 +415,23 @@ def test_float64_without_x64_is_a_clear_error():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "ERR" in out.stdout and "x64" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan, -1, 2.5, "3"])
+def test_step_counts_that_are_not_finite_whole_numbers_are_named(bad):
+    """``switch_t`` and ``teacher_t`` are refused by name (inf overflowed and NaN failed to convert, unnamed)."""
+    with pytest.raises(ValueError, match="switch_t must be a non-negative whole number of steps"):
+        Loss(teacher_weight_after=1.0, switch_t=bad)
+    X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="teacher_t must be a non-negative whole number of steps"):
+        teacher_student(linear_model(2, 2), X, Y, teacher_t=bad, student_t=1)
+
+
+def test_steps_beyond_int32_are_refused_naming_t():
+    """A step the engine's int32 counter cannot hold is refused (t=[0, 3e9] wrapped and returned an untrained
+    trajectory labelled 3e9)."""
+    X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="t must be below 2"):
+        train_model(linear_model(2, 2), X, Y, t=[0, 3e9])
+    with pytest.raises(ValueError, match="t must be below 2"):
+        train_model(linear_model(2, 2), X, Y, t=[0, 2**31 - 1])
