@@ -58,7 +58,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar, whole_steps
+from kdtheory._checks import as_float_array, below_one, choice, positive_integer, positive_scalar, whole_steps
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.schedules import Schedule
 from kdtheory.structured_ntk import Layer, Structure, Taps
@@ -419,6 +419,7 @@ class Optimizer:
       schedule: a :class:`kdtheory.schedules.Schedule` (default :func:`~kdtheory.schedules.constant`).
 
     Raises:
+      TypeError: a momentum β that is not a real number.
       ValueError: η ≤ 0, β outside [0, 1), a batch size that is not a positive whole number, or a
         schedule that is not a :class:`~kdtheory.schedules.Schedule`.
     """
@@ -431,9 +432,7 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         positive_scalar(self.learning_rate, "learning_rate")
-        scalar = np.isscalar(self.momentum)  # a bool, not a narrowing of momentum's type
-        if isinstance(self.momentum, bool) or not scalar or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        below_one(self.momentum, "momentum")
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", positive_integer(self.batch_size, "batch_size"))
         if not isinstance(self.schedule, Schedule):

@@ -435,3 +435,12 @@ def test_steps_beyond_int32_are_refused_naming_t():
         train_model(linear_model(2, 2), X, Y, t=[0, 3e9])
     with pytest.raises(ValueError, match="t must be below 2"):
         train_model(linear_model(2, 2), X, Y, t=[0, 2**31 - 1])
+
+
+def test_optimizer_momentum_that_is_not_a_number_is_named():
+    """A string momentum is refused naming ``momentum`` (it raised an unnamed '<=' TypeError)."""
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        Optimizer(momentum="0.5")
+    for bad in (1.0, -0.1, np.nan):
+        with pytest.raises(ValueError, match="momentum must"):
+            Optimizer(momentum=bad)
