@@ -79,6 +79,7 @@ __all__ = [
     "MEMORY_BYTES",
     "TeacherStudent",
     "teacher_student",
+    "log_steps",
 ]
 
 Params = Any  # a pytree of parameter arrays
@@ -984,9 +985,10 @@ def teacher_student(
       :class:`TeacherStudent` ``(teacher, student)`` trajectories.
 
     Raises:
-      ValueError: as :func:`train_model`, a budget that is not a non-negative whole number, or a
-        run that already holds a teacher.
+      ValueError: as :func:`train_model`, a budget that is not a non-negative whole number, a
+        ``points`` that is not a positive integer, or a run that already holds a teacher.
     """
+    positive_integer(points, "points")
     for r, name in ((teacher, "teacher"), (student, "student")):
         if r is not None and not isinstance(r, Run):
             raise TypeError(f"{name} must be a kdtheory.simulate.Run, got {type(r).__name__}")
@@ -996,16 +998,37 @@ def teacher_student(
         loss = dataclasses.replace(teacher.loss, teacher_weight=1.0, teacher_weight_after=None, switch_t=None)
         student = dataclasses.replace(teacher, loss=loss, init_seed=teacher.init_seed + 1, order_seed=None, params=None)
     taught = train_model(
-        teacher_model, X, y, t=_log_steps(teacher_t, points, "teacher_t"), run=teacher,
+        teacher_model, X, y, t=log_steps(teacher_t, points, "teacher_t"), run=teacher,
         X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
     learner = train_model(
-        student_model or teacher_model, X, y, t=_log_steps(student_t, points, "student_t"),
+        student_model or teacher_model, X, y, t=log_steps(student_t, points, "student_t"),
         run=dataclasses.replace(student, teacher=taught.train[-1]), X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
     return TeacherStudent(taught, learner)
 
 
-def _log_steps(steps: int, count: int, name: str) -> np.ndarray:
+def log_steps(steps: int, count: int, name: str = "steps") -> np.ndarray:
+    """Log-spaced checkpoints of a budget: ``{0} ∪ round(geomspace(1, steps, count - 1)) ∪ {steps}``.
+
+    The ``count - 1`` geometric points run from step 1 to the budget (one point, step 1, when
+    ``count ≤ 2``); step 0 and the budget itself are always included, so the last checkpoint is the
+    whole budget for every ``count``. Rounded points that coincide are kept once.
+
+    Args:
+      steps: the budget, a non-negative whole number of updates.
+      count: how many checkpoints to aim for, a positive integer (fewer when rounding merges some).
+      name: the budget's argument name in error messages.
+
+    Returns:
+      Sorted unique int steps, starting at 0 and ending at ``steps`` (just ``[0]`` for ``steps = 0``).
+
+    Raises:
+      ValueError: ``steps`` is not a non-negative whole number (naming ``name``) or ``count`` is
+        not a positive integer.
+    """
     steps = whole_steps(steps, name)
-    return np.unique(np.r_[0, np.geomspace(1, max(steps, 1), max(count - 1, 1)).round().astype(int), steps])
+    count = positive_integer(count, "count")
+    if steps == 0:  # a budget of no updates records the start only (geomspace from 1 would add step 1)
+        return np.zeros(1, dtype=int)
+    return np.unique(np.r_[0, np.geomspace(1, steps, max(count - 1, 1)).round().astype(int), steps])

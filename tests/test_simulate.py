@@ -444,3 +444,17 @@ def test_optimizer_momentum_that_is_not_a_number_is_named():
     for bad in (1.0, -0.1, np.nan):
         with pytest.raises(ValueError, match="momentum must"):
             Optimizer(momentum=bad)
+
+
+def test_log_steps_against_an_explicit_set():
+    """log_steps = {0} ∪ round(geomspace(1, steps, count - 1)) ∪ {steps}, sorted; bad arguments named."""
+    from kdtheory.simulate import log_steps
+
+    for steps, count in [(1, 1), (200, 2), (200, 6), (10, 30)]:
+        want = {0, steps} | {int(round(steps ** (i / max(count - 2, 1)))) for i in range(max(count - 1, 1))}
+        assert log_steps(steps, count).tolist() == sorted(want), (steps, count)
+    assert log_steps(0, 5).tolist() == [0]  # no updates: nothing past the start (was [0, 1])
+    with pytest.raises(ValueError, match="budget must be a non-negative whole number"):
+        log_steps(np.inf, 3, "budget")
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        log_steps(10, 0)
