@@ -544,7 +544,6 @@ class FunctionKernel(KernelOperator):
                 return kernel(r[0], X, r[1][:, None] == i[None, :]) @ V
 
             self._apply = self._rows.map(block, 3)
-            self._symmetric = bool(symmetric)
             self._tiles = _Tiles(self.n, self.n, self._block or _TILE, self._mesh, symmetric=True)
             self._xpad = self._rows.put(_pad_rows(xd, self._tiles.cols_pad), split=False)
             self._apply_sym = self._tiles.matmat(kernel) if symmetric else None
