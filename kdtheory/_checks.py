@@ -166,6 +166,26 @@ def positive_integer(x: object, name: str) -> int:
     return value
 
 
+def whole_steps(x: object, name: str) -> int:
+    """Return ``x`` as a non-negative int number of steps (whole floats accepted), or raise naming ``name``.
+
+    Args:
+      x: a whole number ``≥ 0``.
+      name: argument name for messages.
+
+    Returns:
+      ``int(x)``.
+
+    Raises:
+      ValueError: ``x`` is not a finite whole number ``≥ 0`` (bools, strings, ``None``, NaN and inf are not).
+    """
+    if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a non-negative whole number of steps, got {x!r}")
+    if not np.isfinite(float(x)) or float(x) < 0 or float(x) != int(x):
+        raise ValueError(f"{name} must be a non-negative whole number of steps, got {x!r}")
+    return int(x)
+
+
 def choice(value: str, name: str, options: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``options``, else raise listing them.
 

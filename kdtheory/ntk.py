@@ -53,7 +53,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice, positive_scalar
+from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
 from kdtheory._layers import analyze, network_outputs, signature
 from kdtheory.dynamics import TestPoints, train
 from kdtheory.eigen import NORMALIZATIONS, Normalization, Recipe, Spectrum, loss_divisor
@@ -150,7 +150,7 @@ def empirical_ntk(
     B = A if X2 is None else _batch(X2, "X2")
     if B.shape[1:] != A.shape[1:]:
         raise ValueError(f"X1 has per-example shape {A.shape[1:]} but X2 has {B.shape[1:]}")
-    bs = None if block_size is None else int(positive_scalar(block_size, "block_size"))
+    bs = None if block_size is None else positive_integer(block_size, "block_size")
     _check_params(model, fn, params, A, "X1")
     dt = ravel_pytree(params)[0].dtype
     Aj, Bj = jnp.asarray(A, dt), None if X2 is None else jnp.asarray(B, dt)

@@ -65,7 +65,7 @@ from jax.sharding import Mesh
 from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, positive_scalar
+from kdtheory._checks import as_float_array, positive_integer, positive_scalar
 from kdtheory._layers import network_outputs
 from kdtheory._sharding import _ENTRIES_PER_BLOCK, _TILE, _pad_rows, _Precision, _Rows, _Tiles, device_mesh
 
@@ -161,7 +161,7 @@ class KernelOperator(abc.ABC):
         Returns:
           The dense matrix.
         """
-        bs = int(positive_scalar(block_size, "block_size"))
+        bs = positive_integer(block_size, "block_size")
         cols = [self.matmat(np.eye(self.shape[1])[:, j : j + bs]) for j in range(0, self.shape[1], bs)]
         return np.concatenate(cols, axis=1)
 
@@ -186,7 +186,7 @@ def _mesh_arg(devices: Sequence[Any] | None) -> Mesh:
 
 
 def _block_arg(block_size: int | None) -> int | None:
-    return None if block_size is None else int(positive_scalar(block_size, "block_size"))
+    return None if block_size is None else positive_integer(block_size, "block_size")
 
 
 def _test_points(test: ArrayLike, width: int, have: str) -> np.ndarray:
@@ -544,7 +544,6 @@ class FunctionKernel(KernelOperator):
                 return kernel(r[0], X, r[1][:, None] == i[None, :]) @ V
 
             self._apply = self._rows.map(block, 3)
-            self._symmetric = bool(symmetric)
             self._tiles = _Tiles(self.n, self.n, self._block or _TILE, self._mesh, symmetric=True)
             self._xpad = self._rows.put(_pad_rows(xd, self._tiles.cols_pad), split=False)
             self._apply_sym = self._tiles.matmat(kernel) if symmetric else None
@@ -643,13 +642,13 @@ class StoredKernel(KernelOperator):
                 self._dev = self._rows.put(np.asarray(K), split=True)
                 self._apply = self._rows.map(lambda r, V: r.astype(V.dtype) @ V, 1)
 
-    def _check(self) -> None:
+    def _check(self, symmetric: bool = True, name: str = "K") -> None:
         n, m = self.shape
         for i in range(0, n, self._bs):
             blk = np.asarray(self._K[i : i + self._bs])
             if not np.all(np.isfinite(blk)):
-                raise ValueError(f"K contains non-finite values in rows {i}..{i + blk.shape[0] - 1}")
-            if n == m:
+                raise ValueError(f"{name} contains non-finite values in rows {i}..{i + blk.shape[0] - 1}")
+            if symmetric and n == m:
                 j = min(i + self._bs, n)
                 asym = np.max(np.abs(blk[:, :j].astype(np.float64) - np.asarray(self._K[:j, i:j]).T))
                 scale = float(np.max(np.abs(blk))) if blk.size else 0.0
@@ -670,7 +669,7 @@ class StoredKernel(KernelOperator):
         return np.asarray(np.diagonal(self._K), dtype=np.float64).copy() if self.shape[0] == self.shape[1] else None
 
     def cross(self, test: ArrayLike) -> KernelOperator:
-        """A stored cross-kernel as an operator (read by row blocks, not checked for symmetry).
+        """A stored cross-kernel as an operator (read by row blocks; checked finite, not symmetric).
 
         Args:
           test: the stored matrix ``k(X_test, X)``, shape ``(n_test, n)`` (array or memory map).
@@ -679,11 +678,13 @@ class StoredKernel(KernelOperator):
           A :class:`StoredKernel` of shape ``(n_test, n)``.
 
         Raises:
-          ValueError: ``test`` is not a 2-D array with ``n`` columns.
+          ValueError: ``test`` is not a 2-D float array with ``n`` columns, or has NaN or inf entries.
         """
         if not isinstance(test, np.ndarray) or test.ndim != 2 or test.shape[1] != self.shape[1]:
             raise ValueError(f"test must be a stored (n_test, {self.shape[1]}) matrix, got shape {np.shape(test)}")
-        return StoredKernel(test, block_size=self._block, check=False)
+        op = StoredKernel(test, block_size=self._block, check=False)
+        op._check(symmetric=False, name="test")
+        return op
 
 
 # ---------------------------------------------------------------------- empirical NTK

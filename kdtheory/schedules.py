@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import positive_scalar
+from kdtheory._checks import positive_scalar, whole_steps
 
 __all__ = ["Schedule", "constant", "step", "cosine", "warmup_cosine", "multiplier"]
 
@@ -81,10 +81,10 @@ class Schedule:
 
     def __post_init__(self) -> None:
         for name in ("warmup_steps", "decay_steps"):
-            object.__setattr__(self, name, _whole(getattr(self, name), name))
+            object.__setattr__(self, name, whole_steps(getattr(self, name), name))
         for name in ("initial", "final"):
             object.__setattr__(self, name, positive_scalar(getattr(self, name), name, allow_zero=True))
-        b = tuple(_whole(v, f"boundaries[{i}]") for i, v in enumerate(self.boundaries))
+        b = tuple(whole_steps(v, f"boundaries[{i}]") for i, v in enumerate(self.boundaries))
         if any(x >= y for x, y in zip(b[:-1], b[1:], strict=True)):
             raise ValueError(f"boundaries must be strictly increasing, got {self.boundaries!r}")
         if b and b[-1] >= _PAD:
@@ -105,10 +105,11 @@ class Schedule:
           ``m(steps)``, float64, the shape of ``steps``.
 
         Raises:
-          ValueError: steps that are negative or not whole.
+          ValueError: steps that are negative, not whole, or not finite.
         """
         s = np.asarray(steps)
-        if not np.issubdtype(s.dtype, np.number) or np.any(s < 0) or np.any(s != np.round(s)):
+        bad = not np.issubdtype(s.dtype, np.number) or not np.all(np.isfinite(s))
+        if bad or np.any(s < 0) or np.any(s != np.round(s)):
             raise ValueError(f"steps must be non-negative whole numbers, got {steps!r}")
         m: np.ndarray = multiplier(np, self.params(np.float64), s.astype(np.int64))
         return m
@@ -227,7 +228,7 @@ def cosine(decay_steps: int, *, final: float = 0.0) -> Schedule:
     Raises:
       ValueError: ``decay_steps < 1`` or a negative ``final``.
     """
-    if _whole(decay_steps, "decay_steps") < 1:
+    if whole_steps(decay_steps, "decay_steps") < 1:
         raise ValueError(f"decay_steps must be at least 1, got {decay_steps!r}")
     return Schedule("cosine", decay_steps=decay_steps, final=final)
 
@@ -251,16 +252,7 @@ def warmup_cosine(warmup_steps: int, decay_steps: int, *, final: float = 0.0, in
     Raises:
       ValueError: ``decay_steps < warmup_steps``, or a bad number (see :class:`Schedule`).
     """
-    W, D = _whole(warmup_steps, "warmup_steps"), _whole(decay_steps, "decay_steps")
+    W, D = whole_steps(warmup_steps, "warmup_steps"), whole_steps(decay_steps, "decay_steps")
     if D < W:
         raise ValueError(f"decay_steps ({D}) includes the warm-up and must be >= warmup_steps ({W})")
     return Schedule("warmup_cosine", warmup_steps=W, initial=initial, decay_steps=D - W, final=final)
-
-
-def _whole(x: object, name: str) -> int:
-    """A non-negative whole number of steps, or raise naming ``name``."""
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a non-negative whole number of steps, got {x!r}")
-    if not math.isfinite(float(x)) or float(x) < 0 or float(x) != int(x):
-        raise ValueError(f"{name} must be a non-negative whole number of steps, got {x!r}")
-    return int(x)

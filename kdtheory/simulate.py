@@ -58,7 +58,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
-from kdtheory._checks import as_float_array, choice, positive_integer, positive_scalar
+from kdtheory._checks import as_float_array, below_one, choice, positive_integer, positive_scalar, whole_steps
 from kdtheory.eigen import NORMALIZATIONS, Normalization, loss_divisor
 from kdtheory.schedules import Schedule
 from kdtheory.structured_ntk import Layer, Structure, Taps
@@ -79,6 +79,7 @@ __all__ = [
     "MEMORY_BYTES",
     "TeacherStudent",
     "teacher_student",
+    "log_steps",
 ]
 
 Params = Any  # a pytree of parameter arrays
@@ -350,8 +351,7 @@ class Loss:
             raise ValueError("teacher_weight_after and switch_t go together")
         if self.teacher_weight_after is not None and self.switch_t is not None:  # both or neither (above)
             _unit(self.teacher_weight_after, "teacher_weight_after")
-            if int(self.switch_t) != self.switch_t or self.switch_t < 0:
-                raise ValueError(f"switch_t must be a non-negative whole number of steps, got {self.switch_t!r}")
+            whole_steps(self.switch_t, "switch_t")
 
     @property
     def uses_teacher(self) -> bool:
@@ -420,6 +420,7 @@ class Optimizer:
       schedule: a :class:`kdtheory.schedules.Schedule` (default :func:`~kdtheory.schedules.constant`).
 
     Raises:
+      TypeError: a momentum β that is not a real number.
       ValueError: η ≤ 0, β outside [0, 1), a batch size that is not a positive whole number, or a
         schedule that is not a :class:`~kdtheory.schedules.Schedule`.
     """
@@ -432,9 +433,7 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         positive_scalar(self.learning_rate, "learning_rate")
-        scalar = np.isscalar(self.momentum)  # a bool, not a narrowing of momentum's type
-        if isinstance(self.momentum, bool) or not scalar or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        below_one(self.momentum, "momentum")
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", positive_integer(self.batch_size, "batch_size"))
         if not isinstance(self.schedule, Schedule):
@@ -908,6 +907,9 @@ def _trajectory(
     )
 
 
+_MAX_STEP = 2**31 - 1
+
+
 def _as_steps(t: ArrayLike) -> np.ndarray:
     ck = np.asarray(t)
     if (
@@ -919,6 +921,10 @@ def _as_steps(t: ArrayLike) -> np.ndarray:
         or np.any(ck != np.round(ck))
     ):
         raise ValueError(f"t must be a non-empty 1-D array of non-negative whole numbers of steps, got {t!r}")
+    if np.max(ck) >= _MAX_STEP:  # the engine counts steps in int32
+        raise ValueError(
+            f"t must be below 2**31 - 1 = {_MAX_STEP} steps (the engine counts in int32), got max {np.max(ck)!r}"
+        )
     return np.unique(ck.astype(np.int64))
 
 
@@ -979,9 +985,10 @@ def teacher_student(
       :class:`TeacherStudent` ``(teacher, student)`` trajectories.
 
     Raises:
-      ValueError: as :func:`train_model`, a budget that is not a non-negative whole number, or a
-        run that already holds a teacher.
+      ValueError: as :func:`train_model`, a budget that is not a non-negative whole number, a
+        ``points`` that is not a positive integer, or a run that already holds a teacher.
     """
+    positive_integer(points, "points")
     for r, name in ((teacher, "teacher"), (student, "student")):
         if r is not None and not isinstance(r, Run):
             raise TypeError(f"{name} must be a kdtheory.simulate.Run, got {type(r).__name__}")
@@ -991,17 +998,37 @@ def teacher_student(
         loss = dataclasses.replace(teacher.loss, teacher_weight=1.0, teacher_weight_after=None, switch_t=None)
         student = dataclasses.replace(teacher, loss=loss, init_seed=teacher.init_seed + 1, order_seed=None, params=None)
     taught = train_model(
-        teacher_model, X, y, t=_log_steps(teacher_t, points, "teacher_t"), run=teacher,
+        teacher_model, X, y, t=log_steps(teacher_t, points, "teacher_t"), run=teacher,
         X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
     learner = train_model(
-        student_model or teacher_model, X, y, t=_log_steps(student_t, points, "student_t"),
+        student_model or teacher_model, X, y, t=log_steps(student_t, points, "student_t"),
         run=dataclasses.replace(student, teacher=taught.train[-1]), X_test=X_test, y_test=y_test, dtype=dtype,
     )  # fmt: skip
     return TeacherStudent(taught, learner)
 
 
-def _log_steps(steps: int, count: int, name: str) -> np.ndarray:
-    if int(steps) != steps or steps < 0:
-        raise ValueError(f"{name} must be a non-negative whole number of steps, got {steps!r}")
-    return np.unique(np.r_[0, np.geomspace(1, max(steps, 1), max(count - 1, 1)).round().astype(int), steps])
+def log_steps(steps: int, count: int, name: str = "steps") -> np.ndarray:
+    """Log-spaced checkpoints of a budget: ``{0} ∪ round(geomspace(1, steps, count - 1)) ∪ {steps}``.
+
+    The ``count - 1`` geometric points run from step 1 to the budget (one point, step 1, when
+    ``count ≤ 2``); step 0 and the budget itself are always included, so the last checkpoint is the
+    whole budget for every ``count``. Rounded points that coincide are kept once.
+
+    Args:
+      steps: the budget, a non-negative whole number of updates.
+      count: how many checkpoints to aim for, a positive integer (fewer when rounding merges some).
+      name: the budget's argument name in error messages.
+
+    Returns:
+      Sorted unique int steps, starting at 0 and ending at ``steps`` (just ``[0]`` for ``steps = 0``).
+
+    Raises:
+      ValueError: ``steps`` is not a non-negative whole number (naming ``name``) or ``count`` is
+        not a positive integer.
+    """
+    steps = whole_steps(steps, name)
+    count = positive_integer(count, "count")
+    if steps == 0:  # a budget of no updates records the start only (geomspace from 1 would add step 1)
+        return np.zeros(1, dtype=int)
+    return np.unique(np.r_[0, np.geomspace(1, steps, max(count - 1, 1)).round().astype(int), steps])

@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from kdtheory._checks import positive_integer
+
 __all__ = ["Layer", "structured_ntk", "structured_flops"]
 
 
@@ -178,7 +180,7 @@ def structured_ntk(
             raise ValueError(f"params{jax.tree_util.keystr(path)} (shape {jnp.shape(leaf)}) contains NaN or inf")
     if block_size is None:
         return np.asarray(_block(structure, params, (A, B), trace, form))
-    bs = int(block_size)
+    bs = positive_integer(block_size, "block_size")
     Bx = A if B is None else B
     rows = []
     for i in range(0, A.shape[0], bs):

@@ -82,3 +82,18 @@ def test_stop_rule_picks_the_earliest_validation_argmax_the_last_or_a_step():
 def test_unknown_arm_is_refused():
     with pytest.raises(ValueError, match="arm"):
         arms.arm_run(TINY, "teacher", 0)
+
+
+@pytest.mark.parametrize("budget", [1, 7, 200, 20_000])
+@pytest.mark.parametrize("points", [1, 2])
+def test_arm_steps_reach_the_budget_for_few_points(budget, points):
+    """With fewer than 3 points the checkpoints stopped at step 1 (_steps(200, 2) = [0, 1] trained 1 step)."""
+    steps = arms._steps(budget, points)
+    assert steps[0] == 0 and steps[-1] == budget
+
+
+@pytest.mark.parametrize("budget, points", [(1, 3), (10, 20), (200, 3), (200, 9), (5000, 40), (123_457, 61)])
+def test_arm_steps_are_unchanged_for_three_or_more_points(budget, points):
+    """The registered checkpoint sets stay the same: the former formula, as the train loop saw it (unique)."""
+    former = np.unique(np.r_[0, np.geomspace(1, budget, points - 1)].round().astype(np.int64))
+    assert np.array_equal(arms._steps(budget, points), former)

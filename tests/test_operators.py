@@ -191,3 +191,30 @@ def test_relu_depth_is_refused_the_same_way_by_the_operators_and_relu_ntk(depth)
         with pytest.raises(ValueError, match="depth must be a non-negative integer"):
             make()
     assert check_relu_parameters(np.int64(3), 1.0, 0.0) == 3 and check_relu_parameters(2.0, 1.0, 0.0) == 2
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.5])
+def test_fractional_block_size_is_refused_by_name(bad):
+    """``block_size`` is validated as a positive integer, not truncated (2.5 ran as 2, 0.5 crashed in range)."""
+    X, _, _ = _data(6, 3)
+    K = X @ X.T
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        StoredKernel(K, block_size=bad)
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        FeatureKernel(X, block_size=bad)
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        StoredKernel(K).dense(block_size=bad)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_stored_cross_refuses_non_finite_entries(bad):
+    """A NaN/inf cross matrix is refused naming ``test`` (it gave NaN predictions silently); a square one
+    is not required to be symmetric."""
+    X, _, _ = _data(6, 3)
+    op = StoredKernel(X @ X.T)
+    Kt = X[:4] @ X.T
+    Kt[1, 2] = bad
+    with pytest.raises(ValueError, match="test contains non-finite values"):
+        op.cross(Kt)
+    asym = np.arange(36.0).reshape(6, 6)
+    assert_close(op.cross(asym).matmat(np.eye(6)), asym, rtol=0)

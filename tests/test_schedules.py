@@ -153,3 +153,10 @@ def test_bad_schedules_are_named():
     with pytest.raises(ValueError, match="table=0 is shorter"):
         step([1], [1, 2]).params(table=0)
     assert Schedule().describe()["kind"] == "constant"
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_schedule_call_refuses_non_finite_steps(bad):
+    """A non-finite step is refused naming ``steps`` (inf passed the whole-number test and cast to garbage)."""
+    with pytest.raises(ValueError, match="steps must be non-negative whole numbers"):
+        step([10], [1.0, 0.1])(np.array([bad]))

@@ -415,3 +415,46 @@ def test_float64_without_x64_is_a_clear_error():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "ERR" in out.stdout and "x64" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan, -1, 2.5, "3"])
+def test_step_counts_that_are_not_finite_whole_numbers_are_named(bad):
+    """``switch_t`` and ``teacher_t`` are refused by name (inf overflowed and NaN failed to convert, unnamed)."""
+    with pytest.raises(ValueError, match="switch_t must be a non-negative whole number of steps"):
+        Loss(teacher_weight_after=1.0, switch_t=bad)
+    X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="teacher_t must be a non-negative whole number of steps"):
+        teacher_student(linear_model(2, 2), X, Y, teacher_t=bad, student_t=1)
+
+
+def test_steps_beyond_int32_are_refused_naming_t():
+    """A step the engine's int32 counter cannot hold is refused (t=[0, 3e9] wrapped and returned an untrained
+    trajectory labelled 3e9)."""
+    X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="t must be below 2"):
+        train_model(linear_model(2, 2), X, Y, t=[0, 3e9])
+    with pytest.raises(ValueError, match="t must be below 2"):
+        train_model(linear_model(2, 2), X, Y, t=[0, 2**31 - 1])
+
+
+def test_optimizer_momentum_that_is_not_a_number_is_named():
+    """A string momentum is refused naming ``momentum`` (it raised an unnamed '<=' TypeError)."""
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        Optimizer(momentum="0.5")
+    for bad in (1.0, -0.1, np.nan):
+        with pytest.raises(ValueError, match="momentum must"):
+            Optimizer(momentum=bad)
+
+
+def test_log_steps_against_an_explicit_set():
+    """log_steps = {0} ∪ round(geomspace(1, steps, count - 1)) ∪ {steps}, sorted; bad arguments named."""
+    from kdtheory.simulate import log_steps
+
+    for steps, count in [(1, 1), (200, 2), (200, 6), (10, 30)]:
+        want = {0, steps} | {int(round(steps ** (i / max(count - 2, 1)))) for i in range(max(count - 1, 1))}
+        assert log_steps(steps, count).tolist() == sorted(want), (steps, count)
+    assert log_steps(0, 5).tolist() == [0]  # no updates: nothing past the start (was [0, 1])
+    with pytest.raises(ValueError, match="budget must be a non-negative whole number"):
+        log_steps(np.inf, 3, "budget")
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        log_steps(10, 0)

@@ -99,3 +99,15 @@ def test_flops_of_an_mlp_and_a_cnn_follow_from_their_architecture(trace, kk):
     # (the convolutions are cheaper as layer Jacobians, the dense layers as Gram matrices: a count
     # that always took one form would differ)
     assert structured_flops(_cnn_structure, cnn, images, 5, 2, trace=trace) == want
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.5])
+def test_fractional_block_size_is_refused_by_name(bad):
+    """``block_size`` is validated as a positive integer, not truncated (2.5 ran as 2, 0.5 crashed in range)."""
+    X = np.random.default_rng(3).standard_normal((4, 8, 8, 1))
+    p = _f64(_cnn_init(jax.random.PRNGKey(1)))
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        structured_ntk(_cnn_structure, p, X, trace="mean", block_size=bad)
+    m = mlp([3, 5, 2])
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        empirical_ntk(m, m.init(jax.random.PRNGKey(0)), np.ones((4, 3)), block_size=bad)

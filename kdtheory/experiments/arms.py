@@ -229,10 +229,10 @@ def _flat(params: Any) -> jax.Array:
 
 
 def _steps(budget: int, points: int) -> np.ndarray:
-    # the same number of checkpoints for every budget keeps one compiled loop per budget
-    g = np.geomspace(1, budget, points - 1)
-    steps: np.ndarray = np.r_[0, g].round().astype(np.int64)
-    return steps
+    # simulate.log_steps: the same checkpoints as before for points >= 3, and the whole budget for any points
+    from kdtheory.simulate import log_steps
+
+    return log_steps(budget, points, "budget")
 
 
 def stop_index(stop: str | int, t: np.ndarray, val_accuracy: np.ndarray) -> int:

@@ -71,7 +71,9 @@ def measure(cfg: Config, say: Progress) -> Outcome:
     Y, _ = one_hot_labels(kern.basis, cfg.num_classes, seed=cfg.seed + 1)
     spec = Spectrum.from_kernel(kern.K)
     eta = cfg.lr_fraction * max_learning_rate(spec, monotone=True)
-    records = np.unique(np.concatenate([[0], np.geomspace(1, cfg.steps, cfg.num_records).round()]).astype(int))
+    from kdtheory.simulate import log_steps
+
+    records = log_steps(cfg.steps, cfg.num_records + 1)  # 0 and num_records log-spaced steps up to cfg.steps
 
     closed = train(spec, Y, records, recipe=Recipe("gd", learning_rate=eta))
     if closed.filter is None:  # the closed form on a spectrum records its filter
