@@ -8,7 +8,6 @@ cached and only seed 2 trains.
 import contextlib
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import fake_experiments
@@ -142,18 +141,11 @@ def test_config_file_and_set_with_fake_experiments(fakes, tmp_path):
 # ---------------------------------------------------------------- the terminal summary
 
 
-@dataclass(frozen=True)
-class RegimeEffect(Effect):
-    """An effect that carries the ``regime`` field the evidence branch adds to Effect."""
-
-    regime: str = "lazy (width 512) in a very long description of the regime"
-
-
 def _long(cfg, say):
     reason = "because " + "an interval of a map cell, " * 80
-    effect = RegimeEffect(
+    effect = Effect(
         "mnist1d (η=0.2): " + "a very long effect name " * 20, -1.234567e-5, -2.5e-4, 3.1e-6, 10, "twin", "rule",
-        "t", "inconclusive", reason,
+        "t", "inconclusive", reason, extra={"regime": "lazy (width 512) in a very long description of the regime"},
     )  # fmt: skip
     return Outcome("inconclusive", reason, effects=(effect,))
 
